@@ -1,0 +1,20 @@
+//! The shared model of a Miroir cluster.
+//!
+//! One definition, used by the filter (compiled to wasm32) and by the control plane (native): the
+//! JSON form of [`Topology`] is the filter's plugin configuration, and the placement functions must
+//! give the same answers on every target, so they only use integer hashing (XXH3-64, seed 0).
+
+mod model;
+mod placement;
+
+pub use model::{Node, NodeState, PluginConfig, Topology, TopologyError};
+pub use placement::{canonical_key, shard_for_key, CoveringSet};
+
+/// The field Miroir stamps on every stored document: the shard it was hashed to.
+pub const SHARD_FIELD: &str = "_miroir_shard";
+
+/// Name of the Envoy cluster that reaches a node. Clusters are named by stable node id, never by
+/// address, so an address change is not a routing change.
+pub fn cluster_name(node_id: &str) -> String {
+    format!("miroir-node-{node_id}")
+}
