@@ -1,0 +1,637 @@
+//! The request state machine driven natively: a scripted fleet of nodes answers the calls the
+//! exchange makes, in an order the test chooses.
+
+use std::collections::BTreeMap;
+
+use miroir_topology::{Node, NodeState, Topology};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::mock::{json_reply, MockHost};
+
+fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<PluginConfig> {
+    Rc::new(PluginConfig::new(Topology {
+        epoch: 7,
+        shards,
+        replication_factor: rf,
+        nodes: nodes
+            .iter()
+            .map(|(id, group)| Node {
+                id: id.to_string(),
+                address: "127.0.0.1:1".into(),
+                group: group.to_string(),
+                state: NodeState::Active,
+            })
+            .collect(),
+    }))
+}
+
+fn three_nodes() -> Rc<PluginConfig> {
+    config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 16, 1)
+}
+
+/// One fake Meilisearch node: enough of the API to answer the filter's calls.
+#[derive(Default)]
+struct FakeNode {
+    index: Option<Option<String>>,
+    docs: Vec<Value>,
+    next_task: u64,
+    log: Vec<String>,
+    down: bool,
+}
+
+impl FakeNode {
+    fn handle(&mut self, call: &Call) -> Reply {
+        if self.down {
+            return Reply::Failed;
+        }
+        self.log.push(format!("{} {}", call.method, call.path));
+        let body: Value = call
+            .body
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or(Value::Null);
+        let path = call.path.split('?').next().unwrap_or("");
+        let mut task = |kind: &str| {
+            self.next_task += 1;
+            json_reply(
+                202,
+                json!({"taskUid": self.next_task - 1, "indexUid": "movies", "status": "enqueued", "type": kind, "enqueuedAt": "2026-11-22T00:00:00Z"}),
+            )
+        };
+        match (call.method, path) {
+            ("GET", "/indexes/movies") => match &self.index {
+                Some(pk) => json_reply(200, json!({"uid": "movies", "primaryKey": pk})),
+                None => json_reply(
+                    404,
+                    json!({"message": "Index `movies` not found.", "code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"}),
+                ),
+            },
+            ("POST", "/indexes") => {
+                self.index = Some(
+                    body.get("primaryKey")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                );
+                task("indexCreation")
+            }
+            ("PATCH", "/indexes/movies/settings") => task("settingsUpdate"),
+            ("POST", "/indexes/movies/documents") => {
+                if self.index.is_none() {
+                    self.index = Some(None);
+                }
+                self.docs
+                    .extend(body.as_array().cloned().unwrap_or_default());
+                task("documentAdditionOrUpdate")
+            }
+            ("POST", "/indexes/movies/search") => self.search(&body),
+            ("GET", p) if p.starts_with("/tasks/") => json_reply(
+                200,
+                json!({"uid": 0, "status": "succeeded", "type": "documentAdditionOrUpdate", "details": {"receivedDocuments": 2, "indexedDocuments": 2}, "enqueuedAt": "2026-11-22T00:00:00Z", "startedAt": "2026-11-22T00:00:01Z", "finishedAt": "2026-11-22T00:00:02Z", "duration": "PT1.5S", "error": null}),
+            ),
+            _ => json_reply(
+                404,
+                json!({"message": "no route", "code": "not_found", "type": "invalid_request", "link": ""}),
+            ),
+        }
+    }
+
+    /// Hits scored by their `score` field; the shard restriction is the last filter element.
+    fn search(&self, body: &Value) -> Reply {
+        let filter = body.get("filter").cloned().unwrap_or(Value::Null);
+        let restriction = match &filter {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items
+                .last()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            _ => String::new(),
+        };
+        let allowed: Vec<u64> = restriction
+            .split(['[', ']'])
+            .nth(1)
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        let mut hits: Vec<Value> = self
+            .docs
+            .iter()
+            .filter(|d| {
+                d.get("_miroir_shard")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|s| allowed.contains(&s))
+            })
+            .cloned()
+            .collect();
+        hits.sort_by(|a, b| {
+            let score = |d: &Value| d.get("score").and_then(Value::as_f64).unwrap_or(0.0);
+            score(b)
+                .partial_cmp(&score(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let total = hits.len();
+        let mut genres: BTreeMap<String, u64> = BTreeMap::new();
+        for hit in &hits {
+            if let Some(g) = hit.get("genre").and_then(Value::as_str) {
+                *genres.entry(g.to_string()).or_default() += 1;
+            }
+        }
+        let limit = body.get("limit").and_then(Value::as_u64).unwrap_or(20) as usize;
+        let hits: Vec<Value> = hits
+            .into_iter()
+            .take(limit)
+            .map(|mut h| {
+                let score = h.get("score").cloned().unwrap_or(json!(0.0));
+                h.as_object_mut()
+                    .map(|o| o.insert("_rankingScore".into(), score));
+                h
+            })
+            .collect();
+        json_reply(
+            200,
+            json!({"hits": hits, "query": body.get("q").cloned().unwrap_or(json!("")), "processingTimeMs": total as u64, "limit": limit, "offset": 0, "estimatedTotalHits": total, "facetDistribution": {"genre": genres}, "requestUid": "r"}),
+        )
+    }
+}
+
+struct Fleet {
+    host: MockHost,
+    nodes: BTreeMap<String, FakeNode>,
+}
+
+impl Fleet {
+    fn new(config: &PluginConfig) -> Self {
+        Fleet {
+            host: MockHost::default(),
+            nodes: config
+                .topology
+                .nodes
+                .iter()
+                .map(|n| (cluster_name(&n.id), FakeNode::default()))
+                .collect(),
+        }
+    }
+
+    fn node(&mut self, id: &str) -> &mut FakeNode {
+        self.nodes.entry(cluster_name(id)).or_default()
+    }
+
+    /// Runs one request to its answer, replying to calls newest first (out of order).
+    fn run(
+        &mut self,
+        config: &Rc<PluginConfig>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> (u16, Value) {
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).unwrap()
+        };
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let request = Request::new(method, path, headers, bytes);
+        self.host.response = None;
+        let mut exchange = Exchange::start(config.clone(), request, 0, &mut self.host);
+        while let Some((token, call)) = self.host.in_flight.pop() {
+            let reply = self
+                .nodes
+                .get_mut(&call.cluster)
+                .map(|n| n.handle(&call))
+                .unwrap_or(Reply::Failed);
+            exchange.on_reply(token, reply, &mut self.host);
+        }
+        assert!(
+            exchange.is_answered(),
+            "no answer once every call was answered"
+        );
+        self.host.answer().unwrap()
+    }
+
+    fn add_documents(&mut self, config: &Rc<PluginConfig>, docs: Value) -> (u16, Value) {
+        self.run(
+            config,
+            "POST",
+            "/indexes/movies/documents",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer k"),
+            ],
+            docs,
+        )
+    }
+}
+
+fn movies(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"id": i, "title": format!("movie {i}"), "score": 1.0 - (i as f64) / 1000.0, "genre": if i % 3 == 0 { "drama" } else { "comedy" }}))
+            .collect(),
+    )
+}
+
+#[test]
+fn health_is_answered_by_the_filter() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    assert_eq!(
+        fleet.run(&config, "GET", "/health", &[], Value::Null),
+        (200, json!({"status": "available"}))
+    );
+    assert!(fleet.host.sent.is_empty());
+    assert_eq!(fleet.host.header("x-miroir-topology-epoch"), Some("7"));
+}
+
+#[test]
+fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let (status, body) = fleet.run(&config, "DELETE", "/indexes/movies", &[], Value::Null);
+    assert_eq!(status, 501);
+    assert_eq!(body["code"], "miroir_not_supported");
+    assert_eq!(body["type"], "invalid_request");
+    assert_eq!(
+        body["link"],
+        "https://docs.meilisearch.com/errors#miroir_not_supported"
+    );
+    assert!(fleet.host.sent.is_empty());
+}
+
+#[test]
+fn documents_go_to_their_owner_only_with_the_shard_stamped() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let (status, body) = fleet.add_documents(&config, movies(60));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["taskUid"], 0);
+    assert_eq!(body["type"], "documentAdditionOrUpdate");
+    let mut seen = 0;
+    for node in &config.topology.nodes {
+        for doc in &fleet.node(&node.id).docs {
+            let id = canonical_key_of(doc);
+            let shard = config.topology.shard_for_key(&id);
+            assert_eq!(doc["_miroir_shard"], shard);
+            let owners: Vec<String> = config
+                .topology
+                .write_targets(shard)
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
+            assert_eq!(owners, vec![node.id.clone()]);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 60);
+    // The client's credentials reach the nodes unchanged.
+    assert!(fleet.host.sent.iter().all(|c| c
+        .headers
+        .contains(&("authorization".into(), "Bearer k".into()))));
+    let (_, second) = fleet.add_documents(&config, movies(1));
+    assert_eq!(second["taskUid"], 1, "task uids increase");
+}
+
+fn canonical_key_of(doc: &Value) -> String {
+    miroir_topology::canonical_key(&doc["id"]).unwrap()
+}
+
+#[test]
+fn a_batch_with_one_bad_document_reaches_no_node() {
+    let config = three_nodes();
+    for (bad, code) in [
+        (json!({"title": "no id"}), "miroir_primary_key_required"),
+        (json!({"id": "a b"}), "invalid_document_id"),
+        (json!({"id": 1.5}), "invalid_document_id"),
+        (
+            json!({"id": 9, "_miroir_shard": 3}),
+            "miroir_reserved_field",
+        ),
+    ] {
+        let mut fleet = Fleet::new(&config);
+        for id in ["n0", "n1", "n2"] {
+            fleet.node(id).index = Some(Some("id".into()));
+        }
+        let mut docs = movies(10);
+        docs.as_array_mut().unwrap().insert(5, bad);
+        let (status, body) = fleet.add_documents(&config, docs);
+        assert_eq!(
+            (status, body["code"].as_str().unwrap()),
+            (400, code),
+            "{body}"
+        );
+        assert!(
+            fleet.host.sent.iter().all(|c| c.method == "GET"),
+            "only lookups were sent"
+        );
+        assert!(fleet.nodes.values().all(|n| n.docs.is_empty()));
+    }
+}
+
+#[test]
+fn a_missing_index_is_created_with_the_shard_field_filterable_before_documents() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let (status, _) = fleet.add_documents(&config, movies(90));
+    assert_eq!(status, 202);
+    for id in ["n0", "n1", "n2"] {
+        assert!(!fleet.node(id).docs.is_empty());
+        let log = &fleet.node(id).log;
+        let order: Vec<&str> = log
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("GET"))
+            .collect();
+        assert_eq!(order[0], "POST /indexes");
+        assert_eq!(order[1], "PATCH /indexes/movies/settings");
+        assert!(
+            order[2].starts_with("POST /indexes/movies/documents?primaryKey=id"),
+            "{order:?}"
+        );
+    }
+    let settings = fleet
+        .host
+        .sent
+        .iter()
+        .find(|c| c.method == "PATCH")
+        .unwrap();
+    let body: Value = serde_json::from_slice(settings.body.as_ref().unwrap()).unwrap();
+    assert_eq!(body, json!({"filterableAttributes": ["_miroir_shard"]}));
+}
+
+#[test]
+fn payload_errors_are_meilisearch_errors() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &[("content-type", "text/plain")],
+        json!([]),
+    );
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (415, "invalid_content_type")
+    );
+    let (status, body) = fleet.run(&config, "POST", "/indexes/movies/documents", &[], json!([]));
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (415, "missing_content_type")
+    );
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &[("content-type", "application/json")],
+        Value::Null,
+    );
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (400, "missing_payload")
+    );
+    assert!(fleet.host.sent.is_empty());
+}
+
+#[test]
+fn writes_need_a_majority_of_each_shards_owners() {
+    // RF 3 in one group of 3: every node owns every shard.
+    let config = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 3);
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    fleet.node("n2").down = true;
+    // The lookup also goes to n2: a dead node fails the lookup phase, so only take it down after.
+    fleet.node("n2").down = false;
+    let request = Request::new(
+        "POST",
+        "/indexes/movies/documents",
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&movies(5)).unwrap(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    // Answer the lookups, then fail one document write.
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let reply = if call.method == "POST" && call.cluster == cluster_name("n2") {
+            Reply::Response {
+                status: 503,
+                body: b"upstream connect error".to_vec(),
+            }
+        } else {
+            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
+        };
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    assert_eq!(
+        fleet.host.answer().unwrap().0,
+        202,
+        "2 of 3 owners is a majority"
+    );
+
+    let request = Request::new(
+        "POST",
+        "/indexes/movies/documents",
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&movies(5)).unwrap(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let reply = if call.method == "POST" && call.cluster != cluster_name("n0") {
+            Reply::Failed
+        } else {
+            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
+        };
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    let (status, body) = fleet.host.answer().unwrap();
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (503, "miroir_write_quorum_not_met")
+    );
+}
+
+#[test]
+fn search_restricts_each_node_to_its_shards_and_merges_by_score() {
+    // RF 2: every node also holds shards it is not asked for; without the restriction hits would
+    // come back twice.
+    let config = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2);
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    assert_eq!(fleet.add_documents(&config, movies(90)).0, 202);
+    fleet.host.sent.clear();
+
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/search",
+        &[],
+        json!({"q": "movie", "offset": 10, "limit": 15, "facets": ["genre"]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<u64> = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (10..25).collect::<Vec<_>>(),
+        "global score order, offset applied once"
+    );
+    assert_eq!(body["estimatedTotalHits"], 90);
+    assert_eq!(
+        body["facetDistribution"]["genre"],
+        json!({"comedy": 60, "drama": 30})
+    );
+    assert_eq!(
+        (body["offset"].clone(), body["limit"].clone()),
+        (json!(10), json!(15))
+    );
+    let hit = body["hits"][0].as_object().unwrap();
+    assert!(!hit.contains_key("_miroir_shard") && !hit.contains_key("_rankingScore"));
+
+    let mut asked: Vec<u32> = Vec::new();
+    for call in &fleet.host.sent {
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            (
+                sent["offset"].clone(),
+                sent["limit"].clone(),
+                sent["showRankingScore"].clone()
+            ),
+            (json!(0), json!(25), json!(true))
+        );
+        let filter = sent["filter"].as_str().unwrap();
+        asked.extend(
+            filter
+                .trim_start_matches("_miroir_shard IN [")
+                .trim_end_matches(']')
+                .split(", ")
+                .map(|s| s.parse::<u32>().unwrap()),
+        );
+    }
+    asked.sort_unstable();
+    assert_eq!(
+        asked,
+        (0..8).collect::<Vec<_>>(),
+        "every shard asked exactly once"
+    );
+}
+
+#[test]
+fn the_clients_filter_is_kept_and_anded() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/search",
+        &[],
+        json!({"filter": "genre = drama", "showRankingScore": true}),
+    );
+    for call in &fleet.host.sent {
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["filter"][0], "genre = drama");
+        assert!(sent["filter"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("_miroir_shard IN ["));
+    }
+}
+
+#[test]
+fn node_errors_reach_the_client_unchanged() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let error = json!({"message": "Index `movies` not found.", "code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"});
+    let request = Request::new("POST", "/indexes/movies/search", vec![], b"{}".to_vec());
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, _)) = fleet.host.in_flight.pop() {
+        exchange.on_reply(token, json_reply(404, error.clone()), &mut fleet.host);
+    }
+    assert_eq!(fleet.host.answer(), Some((404, error)));
+}
+
+#[test]
+fn an_unreachable_node_is_a_503_not_a_crash() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    // The owner of shard 0 is unknown to this Envoy (e.g. its cluster is not warmed yet).
+    let owner = config.topology.owners(0, "g")[0].id.clone();
+    fleet.host.unknown_clusters.push(cluster_name(&owner));
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/search",
+        &[],
+        json!({"q": "x"}),
+    );
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (503, "miroir_node_unavailable")
+    );
+    assert!(body["message"].as_str().unwrap().contains(&owner));
+}
+
+#[test]
+fn settings_keep_the_shard_field_filterable() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let (status, body) = fleet.run(
+        &config,
+        "PATCH",
+        "/indexes/movies/settings",
+        &[],
+        json!({"filterableAttributes": ["genre"], "sortableAttributes": ["year"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["type"], "settingsUpdate");
+    assert_eq!(fleet.host.sent.len(), 3, "sent to every node");
+    for call in &fleet.host.sent {
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            json!({"filterableAttributes": ["genre", "_miroir_shard"], "sortableAttributes": ["year"]})
+        );
+    }
+}
+
+#[test]
+fn tasks_stand_for_every_node_task() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let (_, enqueued) = fleet.add_documents(&config, movies(90));
+    assert!(
+        fleet.nodes.values().all(|n| !n.docs.is_empty()),
+        "every node got a node task"
+    );
+    let uid = enqueued["taskUid"].as_u64().unwrap();
+    let (status, task) = fleet.run(&config, "GET", &format!("/tasks/{uid}"), &[], Value::Null);
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["uid"], uid);
+    assert_eq!(task["status"], "succeeded");
+    assert_eq!(
+        task["details"]["receivedDocuments"], 6,
+        "summed over the 3 node tasks"
+    );
+    assert_eq!(task["duration"], "PT1.5S");
+    let (status, missing) = fleet.run(&config, "GET", "/tasks/999", &[], Value::Null);
+    assert_eq!(
+        (status, missing["code"].as_str().unwrap()),
+        (404, "task_not_found")
+    );
+}

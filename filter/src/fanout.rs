@@ -1,0 +1,148 @@
+//! Calls in flight for one phase of a request, and what their replies mean.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::MeiliError;
+use crate::host::{Call, Host, Reply};
+
+/// One phase: calls sent together, each tagged (usually with the node it went to).
+pub struct Fanout<T> {
+    pending: BTreeMap<u32, T>,
+    /// Replies in arrival order; a call that could not even start is recorded as `Failed`.
+    pub replies: Vec<(T, Reply)>,
+}
+
+impl<T> Default for Fanout<T> {
+    fn default() -> Self {
+        Fanout {
+            pending: BTreeMap::new(),
+            replies: Vec::new(),
+        }
+    }
+}
+
+impl<T: Clone> Fanout<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn send(&mut self, host: &mut dyn Host, call: &Call, tag: T) {
+        match host.dispatch(call) {
+            Ok(token) => {
+                self.pending.insert(token, tag);
+            }
+            Err(reason) => {
+                // An unknown or not yet warmed cluster: the node is unreachable from this Envoy.
+                host.log_warn(&format!("dispatch to {} failed: {reason}", call.cluster));
+                host.count("miroir_node_call_failures", 1);
+                self.replies.push((tag, Reply::Failed));
+            }
+        }
+    }
+
+    /// Records a reply; false if the token is not one of this phase's.
+    pub fn accept(&mut self, token: u32, reply: Reply) -> bool {
+        match self.pending.remove(&token) {
+            Some(tag) => {
+                self.replies.push((tag, reply));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// How a node's reply reads.
+pub enum Outcome<'a> {
+    /// 2xx with its body.
+    Success(&'a [u8]),
+    /// The node refused the request with a Meilisearch error: relayed to the client unchanged.
+    Refused { status: u16, body: &'a [u8] },
+    /// No usable answer: reset, timeout (Envoy's 504), connect failure (Envoy's 503) or a 5xx
+    /// without a Meilisearch error body.
+    Unavailable(String),
+}
+
+pub fn outcome(reply: &Reply) -> Outcome<'_> {
+    match reply {
+        Reply::Failed => Outcome::Unavailable("connection reset or response too large".into()),
+        Reply::Response { status, body } if (200..300).contains(status) => Outcome::Success(body),
+        Reply::Response { status, body } => {
+            let meili_error = serde_json::from_slice::<Value>(body)
+                .map(|v| v.get("code").is_some_and(Value::is_string))
+                .unwrap_or(false);
+            if meili_error && *status < 500 {
+                Outcome::Refused {
+                    status: *status,
+                    body,
+                }
+            } else {
+                let text = String::from_utf8_lossy(body);
+                Outcome::Unavailable(format!(
+                    "HTTP {status}: {}",
+                    text.chars().take(120).collect::<String>()
+                ))
+            }
+        }
+    }
+}
+
+/// What the client gets back.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Json {
+        status: u16,
+        body: Value,
+    },
+    /// A node's own error, byte for byte.
+    Relay {
+        status: u16,
+        body: Vec<u8>,
+    },
+}
+
+impl From<MeiliError> for Answer {
+    fn from(e: MeiliError) -> Self {
+        Answer::Json {
+            status: e.status,
+            body: e.to_json(),
+        }
+    }
+}
+
+/// The first refusal (in tag order, so the answer does not depend on arrival order) or, failing
+/// that, an error naming every unavailable node. `None` when every reply succeeded.
+pub fn first_problem(replies: &[(String, Reply)]) -> Option<Answer> {
+    let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut unavailable = Vec::new();
+    for (node, reply) in &sorted {
+        match outcome(reply) {
+            Outcome::Success(_) => {}
+            Outcome::Refused { status, body } => {
+                return Some(Answer::Relay {
+                    status,
+                    body: body.to_vec(),
+                })
+            }
+            Outcome::Unavailable(why) => unavailable.push(format!("`{node}` ({why})")),
+        }
+    }
+    if unavailable.is_empty() {
+        None
+    } else {
+        Some(
+            MeiliError::unavailable(
+                "miroir_node_unavailable",
+                format!("Node(s) {} did not answer.", unavailable.join(", ")),
+            )
+            .into(),
+        )
+    }
+}

@@ -1,0 +1,228 @@
+//! proxy-wasm glue: moves bytes between Envoy and [`Exchange`]. No decisions here.
+//!
+//! Rules that keep a worker's VM alive (a panic traps it): no unwrap/expect; when a call reply has
+//! no headers (`num_headers == 0`, a reset) never read single response headers — the SDK panics
+//! there — only the whole map, which is safe.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use miroir_topology::PluginConfig;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+
+use crate::exchange::Exchange;
+use crate::host::{Call, Host, Reply};
+use crate::request::Request;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// Stat ids of this VM, defined on first use (every VM defines the same names; Envoy aggregates).
+#[derive(Default)]
+struct Metrics {
+    ids: RefCell<HashMap<&'static str, u32>>,
+}
+
+impl Metrics {
+    fn id(&self, name: &'static str, kind: MetricType) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(name) {
+            return Some(*id);
+        }
+        let id = hostcalls::define_metric(kind, name).ok()?;
+        self.ids.borrow_mut().insert(name, id);
+        Some(id)
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<PluginConfig>>,
+    seq: Rc<Cell<u64>>,
+    metrics: Rc<Metrics>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(
+            proxy_wasm::types::BufferType::PluginConfiguration,
+            0,
+            usize::MAX,
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        match PluginConfig::from_json(&bytes) {
+            Ok(config) => {
+                if let Some(id) = self.metrics.id("miroir_topology_epoch", MetricType::Gauge) {
+                    let _ = hostcalls::record_metric(id, config.topology.epoch);
+                }
+                log::info!("miroir: topology epoch {} accepted", config.topology.epoch);
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                // Returning false makes Envoy reject this config and keep serving the previous one.
+                log::error!("miroir: rejected plugin configuration: {e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            config: self.config.clone(),
+            seq: self.seq.clone(),
+            metrics: self.metrics.clone(),
+            exchange: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    config: Option<Rc<PluginConfig>>,
+    seq: Rc<Cell<u64>>,
+    metrics: Rc<Metrics>,
+    exchange: Option<Exchange>,
+}
+
+impl Http {
+    fn start(&mut self, body: Vec<u8>) {
+        let method = self.get_http_request_header(":method").unwrap_or_default();
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        let headers = self.get_http_request_headers();
+        let request = Request::new(&method, &path, headers, body);
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        let Some(config) = self.config.clone() else {
+            let body = br#"{"message":"Miroir has no topology yet.","code":"miroir_not_configured","type":"system","link":"https://docs.meilisearch.com/errors#miroir_not_configured"}"#;
+            host.respond(503, &[("content-type", "application/json")], body);
+            return;
+        };
+        let seq = self.seq.get();
+        self.seq.set(seq.wrapping_add(1));
+        self.exchange = Some(Exchange::start(config, request, seq, &mut host));
+    }
+}
+
+impl Context for Http {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let reply = if num_headers == 0 {
+            Reply::Failed
+        } else {
+            let status = self
+                .get_http_call_response_headers()
+                .into_iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| v.parse::<u16>().ok());
+            match status {
+                Some(status) => Reply::Response {
+                    status,
+                    body: self
+                        .get_http_call_response_body(0, body_size)
+                        .unwrap_or_default(),
+                },
+                None => Reply::Failed,
+            }
+        };
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.on_reply(token, reply, &mut host);
+        }
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            self.start(Vec::new());
+        }
+        // The filter answers every request itself; the route behind it is only a guard.
+        Action::Pause
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream && self.exchange.is_none() {
+            let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+            self.start(body);
+        }
+        Action::Pause
+    }
+}
+
+struct WasmHost<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Host for WasmHost<'_> {
+    fn dispatch(&mut self, call: &Call) -> Result<u32, String> {
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", call.method),
+            (":path", call.path.as_str()),
+            (":authority", "miroir"),
+        ];
+        headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        hostcalls::dispatch_http_call(
+            &call.cluster,
+            headers,
+            call.body.as_deref(),
+            vec![],
+            Duration::from_millis(call.timeout_ms),
+        )
+        .map_err(|status: Status| format!("{status:?}"))
+    }
+
+    fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        let _ = hostcalls::send_http_response(u32::from(status), headers.to_vec(), Some(body));
+    }
+
+    fn now_ms(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn count(&mut self, name: &'static str, delta: u64) {
+        if let Some(id) = self.metrics.id(name, MetricType::Counter) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn log_warn(&mut self, message: &str) {
+        log::warn!("miroir: {message}");
+    }
+
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        match hostcalls::get_shared_data(key) {
+            Ok((value, cas)) => (value, cas.unwrap_or(0)),
+            Err(_) => (None, 0),
+        }
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> bool {
+        let cas = if cas == 0 { None } else { Some(cas) };
+        hostcalls::set_shared_data(key, Some(value), cas).is_ok()
+    }
+}

@@ -1,0 +1,22 @@
+//! Miroir's Envoy HTTP filter.
+//!
+//! Everything the filter decides lives in host-agnostic modules tested natively through
+//! [`host::Host`] and [`mock::MockHost`]; `glue` (wasm32 only) moves bytes between Envoy's
+//! proxy-wasm ABI and [`exchange::Exchange`].
+
+pub mod documents;
+pub mod error;
+pub mod exchange;
+pub mod fanout;
+pub mod host;
+pub mod request;
+pub mod route;
+pub mod search;
+pub mod sequence;
+pub mod tasks;
+
+#[cfg(any(test, feature = "mock"))]
+pub mod mock;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

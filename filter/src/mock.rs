@@ -1,0 +1,104 @@
+//! A scripted [`Host`] for native tests of the filter's decisions.
+
+use std::collections::BTreeMap;
+
+use crate::host::{Call, Host, Reply};
+
+/// Status, headers and body of the answer.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
+#[derive(Default)]
+pub struct MockHost {
+    next_token: u32,
+    /// Calls dispatched and not yet answered, in dispatch order.
+    pub in_flight: Vec<(u32, Call)>,
+    /// Every call ever dispatched, in order.
+    pub sent: Vec<Call>,
+    /// Clusters this "Envoy" does not know: dispatching to them fails synchronously.
+    pub unknown_clusters: Vec<String>,
+    pub response: Option<Response>,
+    pub responses: usize,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub shared: BTreeMap<String, (Vec<u8>, u32)>,
+    pub warnings: Vec<String>,
+}
+
+impl MockHost {
+    /// The answer's status and JSON body.
+    pub fn answer(&self) -> Option<(u16, serde_json::Value)> {
+        let (status, _, body) = self.response.as_ref()?;
+        Some((
+            *status,
+            serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let (_, headers, _) = self.response.as_ref()?;
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Host for MockHost {
+    fn dispatch(&mut self, call: &Call) -> Result<u32, String> {
+        if self.unknown_clusters.contains(&call.cluster) {
+            return Err("BadArgument".into());
+        }
+        self.next_token += 1;
+        self.in_flight.push((self.next_token, call.clone()));
+        self.sent.push(call.clone());
+        Ok(self.next_token)
+    }
+
+    fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        self.responses += 1;
+        self.response = Some((
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body.to_vec(),
+        ));
+    }
+
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+
+    fn count(&mut self, name: &'static str, delta: u64) {
+        *self.counters.entry(name).or_default() += delta;
+    }
+
+    fn log_warn(&mut self, message: &str) {
+        self.warnings.push(message.to_string());
+    }
+
+    fn shared_get(&self, key: &str) -> (Option<Vec<u8>>, u32) {
+        match self.shared.get(key) {
+            Some((value, cas)) => (Some(value.clone()), *cas),
+            None => (None, 0),
+        }
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> bool {
+        let current = self.shared.get(key).map(|(_, c)| *c).unwrap_or(0);
+        if cas != 0 && cas != current {
+            return false;
+        }
+        self.shared
+            .insert(key.to_string(), (value.to_vec(), current + 1));
+        true
+    }
+}
+
+/// Convenience for scripted node replies.
+pub fn json_reply(status: u16, body: serde_json::Value) -> Reply {
+    Reply::Response {
+        status,
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}

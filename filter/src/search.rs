@@ -1,0 +1,289 @@
+//! Scatter a search over one owner of every shard, then merge the pages the way one node holding
+//! every document would order them.
+
+use std::cmp::Ordering;
+
+use miroir_topology::SHARD_FIELD;
+use serde_json::{json, Map, Value};
+
+use crate::error::MeiliError;
+
+/// The client's pagination: offset/limit (estimated totals) or page/hitsPerPage (exhaustive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pagination {
+    Offset { offset: u64, limit: u64 },
+    Pages { page: u64, hits_per_page: u64 },
+}
+
+impl Pagination {
+    /// How many merged hits to skip, then keep.
+    fn window(self) -> (u64, u64) {
+        match self {
+            Pagination::Offset { offset, limit } => (offset, limit),
+            Pagination::Pages {
+                page,
+                hits_per_page,
+            } => (
+                page.saturating_sub(1).saturating_mul(hits_per_page),
+                if page == 0 { 0 } else { hits_per_page },
+            ),
+        }
+    }
+}
+
+fn positive_integer(
+    body: &Map<String, Value>,
+    field: &str,
+    code: &'static str,
+) -> Result<Option<u64>, MeiliError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.is_u64() => Ok(n.as_u64()),
+        Some(other) => Err(MeiliError::bad_request(
+            code,
+            format!("Invalid value type at `.{field}`: expected a positive integer, but found {}: `{other}`", describe(other)),
+        )),
+    }
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() => "a negative integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn parse_pagination(body: &Map<String, Value>) -> Result<Pagination, MeiliError> {
+    let offset = positive_integer(body, "offset", "invalid_search_offset")?;
+    let limit = positive_integer(body, "limit", "invalid_search_limit")?;
+    let page = positive_integer(body, "page", "invalid_search_page")?;
+    let hits_per_page = positive_integer(body, "hitsPerPage", "invalid_search_hits_per_page")?;
+    if page.is_some() || hits_per_page.is_some() {
+        return Ok(Pagination::Pages {
+            page: page.unwrap_or(1),
+            hits_per_page: hits_per_page.unwrap_or(20),
+        });
+    }
+    Ok(Pagination::Offset {
+        offset: offset.unwrap_or(0),
+        limit: limit.unwrap_or(20),
+    })
+}
+
+/// The filter that keeps a node to the shards it was picked for. Without it a node holding other
+/// shards too (replicas, migrations) would count their hits, facets and totals a second time.
+pub fn shard_filter(shards: &[u32]) -> String {
+    let list: Vec<String> = shards.iter().map(u32::to_string).collect();
+    format!("{SHARD_FIELD} IN [{}]", list.join(", "))
+}
+
+/// ANDs the shard restriction with the client's filter (a string, or an array whose outer level
+/// is AND).
+pub fn restrict_filter(client: Option<&Value>, shards: &[u32]) -> Value {
+    let own = Value::String(shard_filter(shards));
+    match client {
+        None | Some(Value::Null) => own,
+        Some(Value::Array(items)) => {
+            let mut all = items.clone();
+            all.push(own);
+            Value::Array(all)
+        }
+        Some(other) => Value::Array(vec![other.clone(), own]),
+    }
+}
+
+/// The body sent to one node: the first `offset+limit` hits from offset 0 with their scores, so
+/// the merge can pick the global page.
+pub fn node_body(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    shards: &[u32],
+) -> Map<String, Value> {
+    let mut body = client.clone();
+    let (skip, keep) = pagination.window();
+    let wanted = skip.saturating_add(keep);
+    match pagination {
+        Pagination::Offset { .. } => {
+            body.insert("offset".into(), json!(0));
+            body.insert("limit".into(), json!(wanted));
+        }
+        Pagination::Pages { .. } => {
+            body.insert("page".into(), json!(1));
+            body.insert("hitsPerPage".into(), json!(wanted));
+        }
+    }
+    body.insert("showRankingScore".into(), json!(true));
+    let filter = restrict_filter(client.get("filter"), shards);
+    body.insert("filter".into(), filter);
+    body
+}
+
+struct Candidate {
+    score: f64,
+    position: usize,
+    node: usize,
+    hit: Value,
+}
+
+/// Merges the nodes' responses (in a fixed node order) into the client's page.
+///
+/// Hits are ordered by `_rankingScore` descending. Equal scores keep each node's own order and
+/// interleave nodes by position: this order restricted to one node is that node's order, so every
+/// node's first `offset+limit` hits contain the global page and successive pages neither repeat
+/// nor skip a hit.
+pub fn merge(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    responses: Vec<Map<String, Value>>,
+) -> Value {
+    let show_score = client
+        .get("showRankingScore")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut candidates = Vec::new();
+    let mut processing_time = 0u64;
+    let mut estimated_total = 0u64;
+    let mut total_hits = 0u64;
+    let mut facets: Map<String, Value> = Map::new();
+    let mut facet_stats: Map<String, Value> = Map::new();
+    let mut has_facets = false;
+    let mut has_facet_stats = false;
+
+    let mut template = responses.first().cloned().unwrap_or_default();
+    for (node, mut response) in responses.into_iter().enumerate() {
+        if let Some(Value::Array(hits)) = response.remove("hits") {
+            for (position, hit) in hits.into_iter().enumerate() {
+                let score = hit
+                    .get("_rankingScore")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(0.0);
+                candidates.push(Candidate {
+                    score,
+                    position,
+                    node,
+                    hit,
+                });
+            }
+        }
+        let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
+        processing_time = processing_time.max(number("processingTimeMs"));
+        estimated_total += number("estimatedTotalHits");
+        total_hits += number("totalHits");
+        if let Some(Value::Object(distribution)) = response.get("facetDistribution") {
+            has_facets = true;
+            sum_facets(&mut facets, distribution);
+        }
+        if let Some(Value::Object(stats)) = response.get("facetStats") {
+            has_facet_stats = true;
+            merge_facet_stats(&mut facet_stats, stats);
+        }
+    }
+
+    candidates.sort_by(|a, b| {
+        b.score
+            .partial_cmp(&a.score)
+            .unwrap_or(Ordering::Equal)
+            .then(a.position.cmp(&b.position))
+            .then(a.node.cmp(&b.node))
+    });
+    let (skip, keep) = pagination.window();
+    let hits: Vec<Value> = candidates
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(usize::try_from(keep).unwrap_or(usize::MAX))
+        .map(|c| strip_internal(c.hit, show_score))
+        .collect();
+
+    template.insert("hits".into(), Value::Array(hits));
+    template.insert("processingTimeMs".into(), json!(processing_time));
+    match pagination {
+        Pagination::Offset { offset, limit } => {
+            template.insert("limit".into(), json!(limit));
+            template.insert("offset".into(), json!(offset));
+            template.insert("estimatedTotalHits".into(), json!(estimated_total));
+        }
+        Pagination::Pages {
+            page,
+            hits_per_page,
+        } => {
+            let total_pages = if hits_per_page == 0 {
+                0
+            } else {
+                total_hits.div_ceil(hits_per_page)
+            };
+            template.insert("hitsPerPage".into(), json!(hits_per_page));
+            template.insert("page".into(), json!(page));
+            template.insert("totalPages".into(), json!(total_pages));
+            template.insert("totalHits".into(), json!(total_hits));
+        }
+    }
+    if has_facets {
+        template.insert("facetDistribution".into(), Value::Object(facets));
+    }
+    if has_facet_stats {
+        template.insert("facetStats".into(), Value::Object(facet_stats));
+    }
+    Value::Object(template)
+}
+
+fn strip_internal(mut hit: Value, show_score: bool) -> Value {
+    if let Value::Object(fields) = &mut hit {
+        fields.shift_remove(SHARD_FIELD);
+        if !show_score {
+            fields.shift_remove("_rankingScore");
+        }
+        for nested in ["_formatted", "_matchesPosition"] {
+            if let Some(Value::Object(inner)) = fields.get_mut(nested) {
+                inner.shift_remove(SHARD_FIELD);
+            }
+        }
+    }
+    hit
+}
+
+/// Adds one node's facet counts; values keep Meilisearch's default alphabetical order.
+fn sum_facets(total: &mut Map<String, Value>, distribution: &Map<String, Value>) {
+    for (attribute, values) in distribution {
+        let Value::Object(values) = values else {
+            continue;
+        };
+        let entry = total
+            .entry(attribute.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(counts) = entry {
+            for (value, count) in values {
+                let previous = counts.get(value).and_then(Value::as_u64).unwrap_or(0);
+                counts.insert(value.clone(), json!(previous + count.as_u64().unwrap_or(0)));
+            }
+            counts.sort_keys();
+        }
+    }
+}
+
+fn merge_facet_stats(total: &mut Map<String, Value>, stats: &Map<String, Value>) {
+    for (attribute, range) in stats {
+        let (Some(min), Some(max)) = (
+            range.get("min").and_then(Value::as_f64),
+            range.get("max").and_then(Value::as_f64),
+        ) else {
+            continue;
+        };
+        let merged = match total.get(attribute) {
+            Some(existing) => {
+                let old_min = existing.get("min").and_then(Value::as_f64).unwrap_or(min);
+                let old_max = existing.get("max").and_then(Value::as_f64).unwrap_or(max);
+                json!({"min": old_min.min(min), "max": old_max.max(max)})
+            }
+            None => json!({"min": min, "max": max}),
+        };
+        total.insert(attribute.clone(), merged);
+    }
+}
+
+#[cfg(test)]
+mod tests;
