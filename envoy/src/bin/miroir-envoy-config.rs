@@ -1,0 +1,183 @@
+//! `miroir-envoy-config render|push`: writes Envoy's bootstrap and the filter's ECDS file from a
+//! topology file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use miroir_envoy::{filter_config, filter_config_raw, render, write_filter_config, RenderOptions};
+use miroir_topology::Topology;
+use serde_json::{json, Value};
+
+const USAGE: &str = "\
+usage:
+  miroir-envoy-config render --topology FILE --wasm PATH --listen ADDR --admin ADDR --out DIR [--node-timeout-ms N]
+  miroir-envoy-config push   --topology FILE --wasm PATH --out DIR [--node-timeout-ms N] [--force]
+
+render  writes DIR/envoy.json and DIR/ecds/miroir-filter.json
+push    rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it
+--force push even an invalid topology (to check that the filter rejects it)";
+
+const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
+
+#[derive(Default)]
+struct Args {
+    topology: Option<PathBuf>,
+    wasm: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    out: Option<PathBuf>,
+    node_timeout_ms: Option<u64>,
+    force: bool,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut iter = args.iter();
+    while let Some(flag) = iter.next() {
+        if flag == "--force" {
+            parsed.force = true;
+            continue;
+        }
+        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let addr = |v: &str| {
+            v.parse::<SocketAddr>()
+                .map_err(|e| format!("{flag} `{v}`: {e} (expected IP:PORT)"))
+        };
+        match flag.as_str() {
+            "--topology" => parsed.topology = Some(PathBuf::from(value)),
+            "--wasm" => parsed.wasm = Some(PathBuf::from(value)),
+            "--out" => parsed.out = Some(PathBuf::from(value)),
+            "--listen" => parsed.listen = Some(addr(value)?),
+            "--admin" => parsed.admin = Some(addr(value)?),
+            "--node-timeout-ms" => {
+                let ms = value
+                    .parse::<u64>()
+                    .map_err(|e| format!("--node-timeout-ms `{value}`: {e}"))?;
+                parsed.node_timeout_ms = Some(ms);
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(parsed)
+}
+
+fn required<T>(value: Option<T>, flag: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing {flag}"))
+}
+
+/// Envoy resolves relative paths against its own working directory, not ours.
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_topology(path: &Path, force: bool) -> Result<Result<Topology, Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read topology {}: {e}", path.display()))?;
+    let invalid = |why: String| {
+        if force {
+            eprintln!("warning: pushing an invalid topology ({why})");
+            Ok(())
+        } else {
+            Err(format!("invalid topology {}: {why}", path.display()))
+        }
+    };
+    match serde_json::from_str::<Topology>(&text) {
+        Ok(topology) => {
+            if let Err(e) = topology.validate() {
+                invalid(e.to_string())?;
+            }
+            Ok(Ok(topology))
+        }
+        Err(e) => {
+            invalid(e.to_string())?;
+            // Keep what we can so the filter sees the malformed topology itself.
+            let raw = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+            Ok(Err(raw))
+        }
+    }
+}
+
+fn run(argv: &[String]) -> Result<(), String> {
+    let (command, rest) = argv.split_first().ok_or("missing command")?;
+    let args = parse(rest)?;
+    let out = absolute(&required(args.out, "--out")?)?;
+    let wasm_path = absolute(&required(args.wasm, "--wasm")?)?;
+    let node_timeout_ms = args.node_timeout_ms.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
+    let topology_path = required(args.topology, "--topology")?;
+    match command.as_str() {
+        "render" => {
+            if args.force {
+                return Err("--force is only accepted by push".into());
+            }
+            let topology = read_topology(&topology_path, false)?
+                .map_err(|_| "invalid topology".to_string())?;
+            let admin = required(args.admin, "--admin")?;
+            if !admin.ip().is_loopback() {
+                return Err(format!(
+                    "--admin {admin}: the admin interface serves secrets; bind it to a loopback address"
+                ));
+            }
+            let opts = RenderOptions {
+                listen: required(args.listen, "--listen")?,
+                admin,
+                wasm_path,
+                config_dir: out.clone(),
+                node_timeout_ms,
+            };
+            let bootstrap = render(&topology, &opts)
+                .write(&out)
+                .map_err(|e| format!("cannot write to {}: {e}", out.display()))?;
+            println!("{}", bootstrap.display());
+            println!("{}", opts.ecds_path().display());
+            Ok(())
+        }
+        "push" => {
+            if args.listen.is_some() || args.admin.is_some() {
+                return Err("push only rewrites the filter config: drop --listen/--admin".into());
+            }
+            let opts = RenderOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+                wasm_path,
+                config_dir: out.clone(),
+                node_timeout_ms,
+            };
+            let config = match read_topology(&topology_path, args.force)? {
+                Ok(topology) => filter_config(&topology, &opts),
+                Err(raw) => {
+                    let version = raw
+                        .get("epoch")
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "invalid".into());
+                    let plugin = json!({"topology": raw, "nodeTimeoutMs": node_timeout_ms});
+                    filter_config_raw(&version, &plugin.to_string(), &opts.wasm_path)
+                }
+            };
+            let path = write_filter_config(&opts.ecds_dir(), &config)
+                .map_err(|e| format!("cannot write to {}: {e}", opts.ecds_dir().display()))?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match run(&argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("miroir-envoy-config: {e}\n(run with --help for usage)");
+            ExitCode::from(2)
+        }
+    }
+}

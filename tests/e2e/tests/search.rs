@@ -1,0 +1,191 @@
+//! Searches through a real Envoy compared with the nodes themselves and with one node holding
+//! every document.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miroir_e2e::{Client, Cluster, Spec};
+use serde_json::{json, Value};
+use support::{add_in_batches, corpus, create_movies, write};
+
+fn ids(hits: &Value) -> Vec<u64> {
+    hits.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// Scenario 2: with two copies of every shard in the group, each node also holds shards it is
+/// not asked for; a keyword unique to a document still finds it exactly once.
+#[test]
+fn a_unique_keyword_finds_its_document_exactly_once() {
+    let cluster = Cluster::start(
+        "search_exactly_once",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+    let docs = corpus(1000);
+    add_in_batches(&client, &docs, 500);
+
+    for i in 0..docs.len() {
+        let (status, page) = client
+            .post("/indexes/movies/search", &json!({"q": format!("kw{i:04}")}))
+            .pair();
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            ids(&page["hits"]),
+            vec![i as u64],
+            "search for kw{i:04}: {page}"
+        );
+        assert_eq!(page["estimatedTotalHits"], 1);
+        assert!(
+            page["hits"][0].get("_miroir_shard").is_none(),
+            "internal field leaked"
+        );
+    }
+    // Every document once over a placeholder search too.
+    let (_, page) = client
+        .post("/indexes/movies/search", &json!({"limit": 1000}))
+        .pair();
+    let all: BTreeSet<u64> = ids(&page["hits"]).into_iter().collect();
+    assert_eq!(all.len(), 1000);
+    assert_eq!(page["estimatedTotalHits"], 1000);
+}
+
+/// Scenario 3: facet counts through Envoy are the sum over the nodes and equal one node's.
+#[test]
+fn facet_counts_add_up_across_nodes_and_match_one_node() {
+    let cluster = Cluster::start(
+        "search_facets",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let single = Cluster::single_node("search_facets_single");
+    let docs = corpus(600);
+    for target in [cluster.client(), single.client()] {
+        // The index is created implicitly by the first batch, as Meilisearch allows.
+        add_in_batches(&target, &docs, 200);
+        write(
+            &target,
+            "PATCH",
+            "/indexes/movies/settings",
+            &json!({"filterableAttributes": ["genre", "year"]}),
+        );
+    }
+    let query = json!({"q": "mirror", "facets": ["genre", "year"], "filter": "year >= 1970"});
+    let (status, through_envoy) = cluster
+        .client()
+        .post("/indexes/movies/search", &query)
+        .pair();
+    assert_eq!(status, 200, "{through_envoy}");
+
+    let mut summed: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for node in cluster.node_ids() {
+        let (status, page) = cluster
+            .node_client(&node)
+            .post("/indexes/movies/search", &query)
+            .pair();
+        assert_eq!(status, 200, "{page}");
+        for (facet, counts) in page["facetDistribution"].as_object().unwrap() {
+            for (value, count) in counts.as_object().unwrap() {
+                *summed
+                    .entry(facet.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_default() += count.as_u64().unwrap();
+            }
+        }
+    }
+    assert_eq!(through_envoy["facetDistribution"], json!(summed));
+    let (_, reference) = single
+        .client()
+        .post("/indexes/movies/search", &query)
+        .pair();
+    assert_eq!(
+        through_envoy["facetDistribution"],
+        reference["facetDistribution"]
+    );
+    assert_eq!(through_envoy["facetStats"], reference["facetStats"]);
+    assert_eq!(
+        through_envoy["estimatedTotalHits"],
+        reference["estimatedTotalHits"]
+    );
+}
+
+/// Scenario 4: walking the results page by page through Envoy gives one node's global order.
+/// Hits of equal score are ordered by internal document id on one node, which a sharded cluster
+/// cannot know; within such a tie the order may differ (docs/architecture.md), never the scores
+/// or the set of hits.
+#[test]
+fn paging_follows_one_nodes_global_order() {
+    let cluster = Cluster::start(
+        "search_paging",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let single = Cluster::single_node("search_paging_single");
+    let docs = corpus(400);
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        add_in_batches(&target, &docs, 400);
+    }
+    for q in ["mirror road", "river", "night storm garden"] {
+        let reference = walk(&single.client(), q, 1000);
+        let sharded = walk(&cluster.client(), q, 7);
+        assert!(!reference.is_empty(), "query {q} matches nothing");
+        let scores = |hits: &[(u64, f64)]| hits.iter().map(|h| h.1).collect::<Vec<_>>();
+        assert_eq!(
+            scores(&sharded),
+            scores(&reference),
+            "query {q}: score order differs"
+        );
+        let by_score = |hits: &[(u64, f64)]| {
+            let mut groups: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+            for (id, score) in hits {
+                groups
+                    .entry(format!("{score:.12}"))
+                    .or_default()
+                    .insert(*id);
+            }
+            groups
+        };
+        assert_eq!(
+            by_score(&sharded),
+            by_score(&reference),
+            "query {q}: different hits per score"
+        );
+        let unique: BTreeSet<u64> = sharded.iter().map(|h| h.0).collect();
+        assert_eq!(
+            unique.len(),
+            sharded.len(),
+            "query {q}: a hit repeated across pages"
+        );
+    }
+}
+
+/// Every hit of `q`, `page_size` at a time, with its score.
+fn walk(client: &Client, q: &str, page_size: u64) -> Vec<(u64, f64)> {
+    let mut hits = Vec::new();
+    let mut offset = 0;
+    loop {
+        let body = json!({"q": q, "offset": offset, "limit": page_size, "showRankingScore": true});
+        let (status, page) = client.post("/indexes/movies/search", &body).pair();
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            (page["offset"].as_u64(), page["limit"].as_u64()),
+            (Some(offset), Some(page_size))
+        );
+        let batch = page["hits"].as_array().unwrap();
+        hits.extend(batch.iter().map(|h| {
+            (
+                h["id"].as_u64().unwrap(),
+                h["_rankingScore"].as_f64().unwrap(),
+            )
+        }));
+        if (batch.len() as u64) < page_size {
+            return hits;
+        }
+        offset += page_size;
+    }
+}

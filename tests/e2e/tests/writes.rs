@@ -1,0 +1,121 @@
+//! Writes through a real Envoy: documents land on their owners only, and a bad batch lands nowhere.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use miroir_e2e::{Cluster, Spec};
+use miroir_topology::canonical_key;
+use serde_json::{json, Value};
+use support::{add_in_batches, corpus, create_movies, stored};
+
+/// Scenario 1, with two replicas in one group and a second group: every document is on exactly
+/// its write targets (the RF owners in every group) and nowhere else.
+#[test]
+fn documents_are_stored_exactly_on_their_owners() {
+    let cluster = Cluster::start(
+        "writes_on_owners",
+        Spec::new(
+            &[
+                ("a0", "a"),
+                ("a1", "a"),
+                ("a2", "a"),
+                ("b0", "b"),
+                ("b1", "b"),
+            ],
+            12,
+            2,
+        ),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+    add_in_batches(&client, &corpus(1000), 250);
+
+    let topology = cluster.topology();
+    let mut copies: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in cluster.node_ids() {
+        for doc in stored(&cluster.node_client(&node)) {
+            let id = canonical_key(&doc["id"]).unwrap();
+            let shard = topology.shard_for_key(&id);
+            assert_eq!(doc["_miroir_shard"], json!(shard), "{doc}");
+            copies.entry(id).or_default().push(node.clone());
+        }
+    }
+    assert_eq!(copies.len(), 1000, "every document is stored somewhere");
+    for (id, mut holders) in copies {
+        holders.sort();
+        let mut owners: Vec<String> = topology
+            .write_targets(topology.shard_for_key(&id))
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        owners.sort();
+        assert_eq!(holders, owners, "document {id}");
+    }
+}
+
+/// Scenario 5: one document without the primary key rejects the whole batch before any node
+/// sees it.
+#[test]
+fn a_batch_with_a_bad_document_is_rejected_whole() {
+    let cluster = Cluster::start(
+        "writes_rejected_whole",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+    let tasks_before = node_task_counts(&cluster);
+
+    let mut docs = corpus(50);
+    docs[37] = json!({"title": "no id here", "genre": "drama"});
+    let (status, error) = client
+        .post("/indexes/movies/documents", &Value::Array(docs))
+        .pair();
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], "miroir_primary_key_required");
+    assert_eq!(error["type"], "invalid_request");
+    assert_eq!(
+        error["link"],
+        "https://docs.meilisearch.com/errors#miroir_primary_key_required"
+    );
+    assert!(
+        error["message"].as_str().unwrap().contains("position 37"),
+        "{error}"
+    );
+
+    let (status, error) = client
+        .post(
+            "/indexes/movies/documents",
+            &json!([{"id": 1, "_miroir_shard": 0}]),
+        )
+        .pair();
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("miroir_reserved_field"))
+    );
+
+    cluster.wait_all_nodes_idle();
+    assert_eq!(
+        node_task_counts(&cluster),
+        tasks_before,
+        "no node got a task"
+    );
+    for node in cluster.node_ids() {
+        assert!(
+            stored(&cluster.node_client(&node)).is_empty(),
+            "{node} holds documents"
+        );
+    }
+}
+
+fn node_task_counts(cluster: &Cluster) -> Vec<u64> {
+    cluster
+        .node_ids()
+        .iter()
+        .map(|id| {
+            let (status, tasks) = cluster.node_client(id).get("/tasks?limit=1").pair();
+            assert_eq!(status, 200, "{tasks}");
+            tasks["total"].as_u64().unwrap()
+        })
+        .collect()
+}
