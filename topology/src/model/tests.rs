@@ -34,22 +34,51 @@ fn rejects(json: &str, needle: &str) {
 fn rejects_invalid_topologies() {
     let t = |body: &str| format!(r#"{{"topology":{{"epoch":1,{body}}}}}"#);
     let n0 = r#"{"id":"n0","address":"h:1","group":"g"}"#;
-    rejects(&t(&format!(r#""shards":0,"replicationFactor":1,"nodes":[{n0}]"#)), "shards");
-    rejects(&t(&format!(r#""shards":4,"replicationFactor":0,"nodes":[{n0}]"#)), "replicationFactor");
-    rejects(&t(&format!(r#""shards":4,"replicationFactor":2,"nodes":[{n0}]"#)), "fewer than");
-    rejects(&t(r#""shards":4,"replicationFactor":1,"nodes":[]"#), "at least one node");
-    rejects(&t(&format!(r#""shards":4,"replicationFactor":1,"nodes":[{n0},{n0}]"#)), "twice");
     rejects(
-        &t(r#""shards":4,"replicationFactor":1,"nodes":[{"id":"n 0","address":"h:1","group":"g"}]"#),
+        &t(&format!(
+            r#""shards":0,"replicationFactor":1,"nodes":[{n0}]"#
+        )),
+        "shards",
+    );
+    rejects(
+        &t(&format!(
+            r#""shards":4,"replicationFactor":0,"nodes":[{n0}]"#
+        )),
+        "replicationFactor",
+    );
+    rejects(
+        &t(&format!(
+            r#""shards":4,"replicationFactor":2,"nodes":[{n0}]"#
+        )),
+        "fewer than",
+    );
+    rejects(
+        &t(r#""shards":4,"replicationFactor":1,"nodes":[]"#),
+        "at least one node",
+    );
+    rejects(
+        &t(&format!(
+            r#""shards":4,"replicationFactor":1,"nodes":[{n0},{n0}]"#
+        )),
+        "twice",
+    );
+    rejects(
+        &t(
+            r#""shards":4,"replicationFactor":1,"nodes":[{"id":"n 0","address":"h:1","group":"g"}]"#,
+        ),
         "node id",
     );
     rejects(
-        &t(r#""shards":4,"replicationFactor":1,"nodes":[{"id":"n0","address":"nohost","group":"g"}]"#),
+        &t(
+            r#""shards":4,"replicationFactor":1,"nodes":[{"id":"n0","address":"nohost","group":"g"}]"#,
+        ),
         "host:port",
     );
     rejects(r#"{"topology":{}}"#, "invalid JSON");
     rejects(
-        &t(&format!(r#""shards":4,"replicationFactor":1,"nodes":[{n0}],"extra":1"#)),
+        &t(&format!(
+            r#""shards":4,"replicationFactor":1,"nodes":[{n0}],"extra":1"#
+        )),
         "unknown field",
     );
 }

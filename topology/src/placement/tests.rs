@@ -21,7 +21,10 @@ fn topo(shards: u32, rf: u32, nodes: &[(&str, &str)]) -> Topology {
 }
 
 fn owner_ids(t: &Topology, shard: u32, group: &str) -> Vec<String> {
-    t.owners(shard, group).iter().map(|n| n.id.clone()).collect()
+    t.owners(shard, group)
+        .iter()
+        .map(|n| n.id.clone())
+        .collect()
 }
 
 /// Pinned values: the wasm32 build runs this same test (`make test-wasm`), so a target-dependent
@@ -48,7 +51,10 @@ fn pinned_vectors() {
         ["n2", "n1"],
         ["n2", "n0"],
     ];
-    assert_eq!(owners, expected.map(|p| p.map(String::from).to_vec()).to_vec());
+    assert_eq!(
+        owners,
+        expected.map(|p| p.map(String::from).to_vec()).to_vec()
+    );
 }
 
 #[test]
@@ -56,7 +62,10 @@ fn integer_and_string_ids_are_the_same_document() {
     assert_eq!(canonical_key(&json!(1)).as_deref(), Some("1"));
     assert_eq!(canonical_key(&json!("1")).as_deref(), Some("1"));
     assert_eq!(canonical_key(&json!(-7)).as_deref(), Some("-7"));
-    assert_eq!(canonical_key(&json!(u64::MAX)).as_deref(), Some("18446744073709551615"));
+    assert_eq!(
+        canonical_key(&json!(u64::MAX)).as_deref(),
+        Some("18446744073709551615")
+    );
     assert_eq!(canonical_key(&json!(1.5)), None);
     assert_eq!(canonical_key(&json!(null)), None);
     assert_eq!(canonical_key(&json!({"a": 1})), None);
@@ -74,7 +83,10 @@ fn shards_spread_uniformly_over_nodes() {
     let mean = 64.0 / 3.0;
     for (node, count) in &counts {
         let deviation = (f64::from(*count) - mean).abs() / mean;
-        assert!(deviation <= 0.30, "{node} owns {count} of 64 shards (mean {mean:.1})");
+        assert!(
+            deviation <= 0.30,
+            "{node} owns {count} of 64 shards (mean {mean:.1})"
+        );
     }
     assert_eq!(counts.len(), 3);
 }
@@ -89,13 +101,20 @@ fn keys_spread_uniformly_over_shards() {
         }
     }
     for (shard, count) in counts.iter().enumerate() {
-        assert!((800..=1200).contains(count), "shard {shard} got {count} of 16000 keys");
+        assert!(
+            (800..=1200).contains(count),
+            "shard {shard} got {count} of 16000 keys"
+        );
     }
 }
 
 fn pairs(t: &Topology) -> std::collections::BTreeSet<(u32, String)> {
     (0..t.shards)
-        .flat_map(|s| t.write_targets(s).into_iter().map(move |n| (s, n.id.clone())))
+        .flat_map(|s| {
+            t.write_targets(s)
+                .into_iter()
+                .map(move |n| (s, n.id.clone()))
+        })
         .collect()
 }
 
@@ -103,7 +122,11 @@ fn pairs(t: &Topology) -> std::collections::BTreeSet<(u32, String)> {
 fn adding_a_node_moves_few_shards() {
     for rf in [1, 2] {
         let before = topo(64, rf, &[("n0", "g"), ("n1", "g"), ("n2", "g")]);
-        let after = topo(64, rf, &[("n0", "g"), ("n1", "g"), ("n2", "g"), ("n3", "g")]);
+        let after = topo(
+            64,
+            rf,
+            &[("n0", "g"), ("n1", "g"), ("n2", "g"), ("n3", "g")],
+        );
         let (b, a) = (pairs(&before), pairs(&after));
         let moved = b.difference(&a).count();
         let total = b.len();
@@ -121,7 +144,11 @@ fn adding_a_node_moves_few_shards() {
 #[test]
 fn removing_a_node_moves_only_its_shards() {
     for rf in [1, 2] {
-        let before = topo(64, rf, &[("n0", "g"), ("n1", "g"), ("n2", "g"), ("n3", "g")]);
+        let before = topo(
+            64,
+            rf,
+            &[("n0", "g"), ("n1", "g"), ("n2", "g"), ("n3", "g")],
+        );
         let after = topo(64, rf, &[("n0", "g"), ("n1", "g"), ("n3", "g")]);
         for (shard, node) in pairs(&before).difference(&pairs(&after)) {
             assert_eq!(node, "n2", "shard {shard} left {node}, which stayed");
@@ -131,9 +158,17 @@ fn removing_a_node_moves_only_its_shards() {
 
 #[test]
 fn write_targets_cover_every_group() {
-    let t = topo(8, 1, &[("a0", "ga"), ("a1", "ga"), ("b0", "gb"), ("b1", "gb")]);
+    let t = topo(
+        8,
+        1,
+        &[("a0", "ga"), ("a1", "ga"), ("b0", "gb"), ("b1", "gb")],
+    );
     for shard in 0..8 {
-        let groups: Vec<String> = t.write_targets(shard).iter().map(|n| n.group.clone()).collect();
+        let groups: Vec<String> = t
+            .write_targets(shard)
+            .iter()
+            .map(|n| n.group.clone())
+            .collect();
         assert_eq!(groups, ["ga", "gb"]);
     }
 }
@@ -149,7 +184,10 @@ fn covering_set_picks_one_active_owner_per_shard_and_rotates() {
         assert_eq!(shards, (0..16).collect::<Vec<_>>());
         assert!(set.unavailable.is_empty());
     }
-    assert_ne!(first, second, "successive searches should rotate over replicas");
+    assert_ne!(
+        first, second,
+        "successive searches should rotate over replicas"
+    );
 
     t.nodes[1].state = NodeState::Failed;
     let set = t.covering_set("g", 0);

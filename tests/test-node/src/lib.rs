@@ -1,0 +1,29 @@
+//! A Meilisearch-compatible, in-memory test node: Meilisearch's HTTP API shapes, status codes,
+//! error codes and task life cycle, with its own simple deterministic ranking.
+
+pub mod auth;
+pub mod cli;
+pub mod documents;
+pub mod error;
+pub mod filter;
+pub mod params;
+pub mod ranking;
+mod routes;
+pub mod search;
+pub mod settings;
+pub mod state;
+pub mod tasks;
+pub mod time;
+
+use tokio::net::TcpListener;
+
+pub use routes::router;
+pub use state::{AppState, SharedState};
+
+/// Serves the API on an already-bound listener until the process ends, with the task worker
+/// running alongside.
+pub async fn serve(listener: TcpListener, master_key: Option<String>) -> std::io::Result<()> {
+    let state = AppState::new(master_key);
+    tokio::spawn(tasks::worker(state.clone()));
+    axum::serve(listener, router(state)).await
+}

@@ -1,0 +1,160 @@
+//! HTTP routes, grouped by resource, and the request helpers they share.
+
+mod documents;
+mod indexes;
+mod search;
+mod settings;
+mod stats;
+mod tasks;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+
+use crate::error::MeiliError;
+use crate::state::SharedState;
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .route("/health", get(stats::health))
+        .route("/version", get(stats::version))
+        .route("/stats", get(stats::global_stats))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/cancel", post(tasks::cancel))
+        .route("/tasks/{task_uid}", get(tasks::get_one))
+        .route("/multi-search", post(search::multi_search))
+        .route("/indexes", get(indexes::list).post(indexes::create))
+        .route(
+            "/indexes/{uid}",
+            get(indexes::get_one)
+                .patch(indexes::update)
+                .delete(indexes::delete),
+        )
+        .route("/indexes/{uid}/stats", get(stats::index_stats))
+        .route(
+            "/indexes/{uid}/documents",
+            get(documents::list)
+                .post(documents::replace)
+                .put(documents::update)
+                .delete(documents::clear),
+        )
+        .route("/indexes/{uid}/documents/fetch", post(documents::fetch))
+        .route(
+            "/indexes/{uid}/documents/delete-batch",
+            post(documents::delete_batch),
+        )
+        .route(
+            "/indexes/{uid}/documents/delete",
+            post(documents::delete_by_filter),
+        )
+        .route(
+            "/indexes/{uid}/documents/{id}",
+            get(documents::get_one).delete(documents::delete_one),
+        )
+        .route(
+            "/indexes/{uid}/search",
+            get(search::search_get).post(search::search_post),
+        )
+        .route(
+            "/indexes/{uid}/settings",
+            get(settings::get_all)
+                .patch(settings::update_all)
+                .delete(settings::reset_all),
+        )
+        .route(
+            "/indexes/{uid}/settings/{name}",
+            get(settings::get_one)
+                .put(settings::put_one)
+                .patch(settings::patch_one)
+                .delete(settings::reset_one),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_master_key,
+        ))
+        .with_state(state)
+}
+
+pub fn ok(value: Value) -> Response {
+    (StatusCode::OK, Json(value)).into_response()
+}
+
+pub fn accepted(value: Value) -> Response {
+    (StatusCode::ACCEPTED, Json(value)).into_response()
+}
+
+pub fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// A JSON request body, with Meilisearch's content-type and payload errors.
+pub fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, MeiliError> {
+    match content_type(headers) {
+        None => {
+            return Err(MeiliError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "missing_content_type",
+                "A Content-Type header is missing. Accepted values for the Content-Type header are: `application/json`",
+            ))
+        }
+        Some(ct) if !ct.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json") => {
+            return Err(MeiliError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_content_type",
+                format!("The Content-Type `{ct}` is invalid. Accepted values for the Content-Type header are: `application/json`"),
+            ))
+        }
+        Some(_) => {}
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(MeiliError::invalid(
+            "missing_payload",
+            "A json payload is missing.",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        MeiliError::invalid(
+            "malformed_payload",
+            format!("The json payload provided is malformed. `{e}`."),
+        )
+    })
+}
+
+pub fn validate_index_uid(uid: &str) -> Result<(), MeiliError> {
+    if !uid.is_empty()
+        && uid.len() <= 400
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(MeiliError::invalid(
+            "invalid_index_uid",
+            format!("`{uid}` is not a valid index uid. Index uid can be an integer or a string containing only alphanumeric characters, hyphens (-) and underscores (_), and can not be more than 512 bytes."),
+        ))
+    }
+}
+
+/// Splits out `customMetadata`, accepted on every write route.
+pub fn custom_metadata(pairs: &[(String, String)]) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == "customMetadata")
+        .map(|(_, v)| v.clone())
+}
+
+pub fn reject_unknown_params(
+    pairs: &[(String, String)],
+    allowed: &[&str],
+) -> Result<(), MeiliError> {
+    match pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(crate::params::unknown_parameter(k, allowed)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,706 @@
+//! Search: parameters (POST body and GET query string), candidate selection, bucket-sort
+//! ordering, pagination, facets and the response shape.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::documents::{lookup, project, values_at};
+use crate::error::MeiliError;
+use crate::filter::{self, Filter};
+use crate::params::{self, type_error};
+use crate::ranking::{self, is_relevancy_rule, MatchingStrategy, Query, Rank};
+use crate::state::{Document, Index};
+use crate::time::uuid_v7;
+
+pub const FIELDS: &[&str] = &[
+    "q",
+    "offset",
+    "limit",
+    "page",
+    "hitsPerPage",
+    "attributesToRetrieve",
+    "attributesToCrop",
+    "cropLength",
+    "cropMarker",
+    "attributesToHighlight",
+    "highlightPreTag",
+    "highlightPostTag",
+    "showMatchesPosition",
+    "filter",
+    "sort",
+    "distinct",
+    "facets",
+    "matchingStrategy",
+    "attributesToSearchOn",
+    "rankingScoreThreshold",
+    "locales",
+    "hybrid",
+    "vector",
+    "retrieveVectors",
+    "media",
+    "personalize",
+    "useNetwork",
+    "showRankingScore",
+    "showRankingScoreDetails",
+    "showPerformanceDetails",
+];
+
+const GET_PARAMS: &[&str] = &[
+    "q",
+    "offset",
+    "limit",
+    "page",
+    "hitsPerPage",
+    "attributesToRetrieve",
+    "retrieveVectors",
+    "attributesToCrop",
+    "cropLength",
+    "cropMarker",
+    "attributesToHighlight",
+    "highlightPreTag",
+    "highlightPostTag",
+    "showMatchesPosition",
+    "showRankingScore",
+    "showRankingScoreDetails",
+    "showPerformanceDetails",
+    "filter",
+    "sort",
+    "distinct",
+    "facets",
+    "matchingStrategy",
+    "attributesToSearchOn",
+    "hybridEmbedder",
+    "hybridSemanticRatio",
+    "vector",
+    "rankingScoreThreshold",
+    "locales",
+    "personalize",
+    "useNetwork",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub q: Option<String>,
+    pub offset: Option<usize>,
+    pub limit: Option<usize>,
+    pub page: Option<usize>,
+    pub hits_per_page: Option<usize>,
+    pub attributes_to_retrieve: Option<Vec<String>>,
+    pub filter: Option<Value>,
+    pub sort: Option<Vec<String>>,
+    pub facets: Option<Vec<String>>,
+    pub distinct: Option<String>,
+    pub matching_strategy: MatchingStrategy,
+    pub attributes_to_search_on: Option<Vec<String>>,
+    pub show_ranking_score: bool,
+    pub show_ranking_score_details: bool,
+    pub ranking_score_threshold: Option<f64>,
+}
+
+fn strategy(value: &str, location: &str) -> Result<MatchingStrategy, MeiliError> {
+    match value {
+        "last" => Ok(MatchingStrategy::Last),
+        "all" => Ok(MatchingStrategy::All),
+        "frequency" => Ok(MatchingStrategy::Frequency),
+        other => Err(MeiliError::invalid(
+            "invalid_search_matching_strategy",
+            format!("Unknown value `{other}` at `{location}`: expected one of `last`, `all`, `frequency`"),
+        )),
+    }
+}
+
+fn threshold_error() -> MeiliError {
+    MeiliError::invalid(
+        "invalid_search_ranking_score_threshold",
+        "Invalid value at `.rankingScoreThreshold`: the value of `rankingScoreThreshold` is invalid, expected a float between `0.0` and `1.0`.",
+    )
+}
+
+impl SearchQuery {
+    pub fn from_body(body: &Value) -> Result<Self, MeiliError> {
+        let map = params::object(body, FIELDS)?;
+        let mut q = SearchQuery {
+            q: params::opt_string(map, "q", "invalid_search_q")?,
+            offset: params::opt_usize(map, "offset", "invalid_search_offset")?,
+            limit: params::opt_usize(map, "limit", "invalid_search_limit")?,
+            page: params::opt_usize(map, "page", "invalid_search_page")?,
+            hits_per_page: params::opt_usize(map, "hitsPerPage", "invalid_search_hits_per_page")?,
+            attributes_to_retrieve: params::opt_string_list(
+                map,
+                "attributesToRetrieve",
+                "invalid_search_attributes_to_retrieve",
+            )?,
+            filter: map.get("filter").filter(|v| !v.is_null()).cloned(),
+            sort: params::opt_string_list(map, "sort", "invalid_search_sort")?,
+            facets: params::opt_string_list(map, "facets", "invalid_search_facets")?,
+            distinct: params::opt_string(map, "distinct", "invalid_search_distinct")?,
+            attributes_to_search_on: params::opt_string_list(
+                map,
+                "attributesToSearchOn",
+                "invalid_search_attributes_to_search_on",
+            )?,
+            show_ranking_score: params::opt_bool(
+                map,
+                "showRankingScore",
+                "invalid_search_show_ranking_score",
+            )?
+            .unwrap_or(false),
+            show_ranking_score_details: params::opt_bool(
+                map,
+                "showRankingScoreDetails",
+                "invalid_search_show_ranking_score_details",
+            )?
+            .unwrap_or(false),
+            ..Default::default()
+        };
+        // Accepted for compatibility; highlighting and cropping are not implemented.
+        params::opt_string_list(
+            map,
+            "attributesToHighlight",
+            "invalid_search_attributes_to_highlight",
+        )?;
+        params::opt_string_list(map, "attributesToCrop", "invalid_search_attributes_to_crop")?;
+        params::opt_bool(
+            map,
+            "showMatchesPosition",
+            "invalid_search_show_matches_position",
+        )?;
+        if let Some(s) =
+            params::opt_string(map, "matchingStrategy", "invalid_search_matching_strategy")?
+        {
+            q.matching_strategy = strategy(&s, ".matchingStrategy")?;
+        }
+        match map.get("rankingScoreThreshold") {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) => {
+                let t = n.as_f64().unwrap_or(-1.0);
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(threshold_error());
+                }
+                q.ranking_score_threshold = Some(t);
+            }
+            Some(other) => {
+                return Err(type_error(
+                    "invalid_search_ranking_score_threshold",
+                    ".rankingScoreThreshold",
+                    "a number",
+                    other,
+                ))
+            }
+        }
+        if map.get("hybrid").is_some_and(|h| !h.is_null())
+            || map.get("vector").is_some_and(|v| !v.is_null())
+        {
+            return Err(MeiliError::invalid(
+                "invalid_search_hybrid_query",
+                "Vector and hybrid search are not supported by the miroir test node.",
+            ));
+        }
+        Ok(q)
+    }
+
+    /// The GET form: comma-separated lists, a string filter, everything else parsed from text.
+    pub fn from_query(pairs: &[(String, String)]) -> Result<Self, MeiliError> {
+        let mut body = Map::new();
+        for (key, raw) in pairs {
+            let value = match key.as_str() {
+                "q" | "filter" | "distinct" | "matchingStrategy" | "cropMarker"
+                | "highlightPreTag" | "highlightPostTag" | "hybridEmbedder" => json!(raw),
+                "offset" | "limit" | "page" | "hitsPerPage" | "cropLength" => {
+                    let code = match key.as_str() {
+                        "offset" => "invalid_search_offset",
+                        "limit" => "invalid_search_limit",
+                        "page" => "invalid_search_page",
+                        "hitsPerPage" => "invalid_search_hits_per_page",
+                        _ => "invalid_search_crop_length",
+                    };
+                    json!(params::query_usize(key, raw, code)?)
+                }
+                "showRankingScore"
+                | "showRankingScoreDetails"
+                | "showMatchesPosition"
+                | "retrieveVectors"
+                | "showPerformanceDetails" => {
+                    json!(params::query_bool(key, raw, "bad_request")?)
+                }
+                "attributesToRetrieve"
+                | "attributesToCrop"
+                | "attributesToHighlight"
+                | "sort"
+                | "facets"
+                | "attributesToSearchOn"
+                | "locales" => json!(params::comma_list(raw)),
+                "rankingScoreThreshold" => match raw.parse::<f64>() {
+                    Ok(t) => json!(t),
+                    Err(_) => return Err(threshold_error()),
+                },
+                "hybridSemanticRatio" | "vector" | "personalize" | "useNetwork" => continue,
+                other => return Err(params::unknown_parameter(other, GET_PARAMS)),
+            };
+            body.insert(key.clone(), value);
+        }
+        Self::from_body(&Value::Object(body))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SortValue {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl SortValue {
+    fn of(doc: &Document, attr: &str) -> Self {
+        let mut values = Vec::new();
+        values_at(doc, attr, &mut values);
+        match values.first() {
+            Some(Value::Number(n)) => n.as_f64().map_or(SortValue::Missing, SortValue::Number),
+            Some(Value::String(s)) => SortValue::Text(s.to_lowercase()),
+            Some(Value::Bool(b)) => SortValue::Text(b.to_string()),
+            _ => SortValue::Missing,
+        }
+    }
+
+    /// Numbers before strings in both directions, documents without a value last.
+    fn cmp(&self, other: &Self, desc: bool) -> Ordering {
+        let class = |v: &SortValue| match v {
+            SortValue::Number(_) => 0,
+            SortValue::Text(_) => 1,
+            SortValue::Missing => 2,
+        };
+        let by_value = match (self, other) {
+            (SortValue::Number(a), SortValue::Number(b)) => {
+                a.partial_cmp(b).unwrap_or(Ordering::Equal)
+            }
+            (SortValue::Text(a), SortValue::Text(b)) => a.cmp(b),
+            _ => return class(self).cmp(&class(other)),
+        };
+        if desc {
+            by_value.reverse()
+        } else {
+            by_value
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    Rank(Rank),
+    Sort(SortValue, bool),
+}
+
+struct Candidate<'a> {
+    docid: u32,
+    doc: &'a Document,
+    keys: Vec<Key>,
+    details: Map<String, Value>,
+    score: f64,
+}
+
+fn compare(a: &Candidate, b: &Candidate) -> Ordering {
+    for (x, y) in a.keys.iter().zip(&b.keys) {
+        let o = match (x, y) {
+            (Key::Rank(x), Key::Rank(y)) => x.cmp_desc(*y),
+            (Key::Sort(x, desc), Key::Sort(y, _)) => x.cmp(y, *desc),
+            _ => Ordering::Equal,
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.docid.cmp(&b.docid)
+}
+
+fn parse_sort(index: &Index, sort: &[String]) -> Result<Vec<(String, bool)>, MeiliError> {
+    let mut out = Vec::new();
+    for s in sort {
+        let parsed = match s.rsplit_once(':') {
+            Some((attr, "asc")) if !attr.is_empty() => (attr.to_string(), false),
+            Some((attr, "desc")) if !attr.is_empty() => (attr.to_string(), true),
+            _ => {
+                return Err(MeiliError::invalid(
+                    "invalid_search_sort",
+                    format!("Invalid value at `.sort[{}]`: Invalid syntax for the sort parameter: expected expression ending by `:asc` or `:desc`, found `{s}`.", out.len()),
+                ))
+            }
+        };
+        if parsed.0.starts_with("_geo") {
+            return Err(MeiliError::invalid(
+                "invalid_search_sort",
+                "Geo sorting is not supported by the miroir test node.",
+            ));
+        }
+        if !index.settings.is_sortable(&parsed.0) {
+            let sortable = index.settings.sortable();
+            let detail = if sortable.is_empty() {
+                "This index does not have configured sortable attributes.".to_string()
+            } else {
+                format!(
+                    "Available sortable attributes are: `{}`.",
+                    sortable.join(", ")
+                )
+            };
+            return Err(MeiliError::invalid(
+                "invalid_search_sort",
+                format!(
+                    "Index `{}`: Attribute `{}` is not sortable. {detail}",
+                    index.uid, parsed.0
+                ),
+            ));
+        }
+        out.push(parsed);
+    }
+    if !out.is_empty() && !index.settings.ranking_rules().iter().any(|r| r == "sort") {
+        return Err(MeiliError::invalid(
+            "invalid_search_sort",
+            format!("Index `{}`: You must specify where `sort` is listed in the rankingRules setting to use the sort parameter at search time.", index.uid),
+        ));
+    }
+    Ok(out)
+}
+
+pub fn parse_filter(
+    index: &Index,
+    value: Option<&Value>,
+    code: &'static str,
+) -> Result<Option<Filter>, MeiliError> {
+    let Some(value) = value else { return Ok(None) };
+    let parsed = filter::from_json(value).map_err(|m| MeiliError::invalid(code, m))?;
+    if let Some(f) = &parsed {
+        f.check_filterable(&index.uid, &index.settings)
+            .map_err(|m| MeiliError::invalid(code, m))?;
+    }
+    Ok(parsed)
+}
+
+fn facet_names(
+    index: &Index,
+    facets: &[String],
+    docs: &[&Document],
+) -> Result<Vec<String>, MeiliError> {
+    let mut names = Vec::new();
+    let mut invalid = Vec::new();
+    for facet in facets {
+        if facet.contains('*') {
+            let mut fields: Vec<String> = Vec::new();
+            for doc in docs {
+                for key in doc.keys() {
+                    if crate::settings::pattern_covers(facet, key)
+                        && index.settings.is_filterable(key)
+                        && !fields.contains(key)
+                    {
+                        fields.push(key.clone());
+                    }
+                }
+            }
+            fields.sort();
+            names.extend(fields);
+        } else if index.settings.is_filterable(facet) {
+            names.push(facet.clone());
+        } else {
+            invalid.push(facet.clone());
+        }
+    }
+    if invalid.is_empty() {
+        return Ok(names);
+    }
+    invalid.sort();
+    let mut patterns = index.settings.filterable_patterns();
+    patterns.sort();
+    patterns.dedup();
+    let available = if patterns.is_empty() {
+        "This index does not have configured filterable attributes.".to_string()
+    } else {
+        format!(
+            "Available filterable attributes patterns are: `{}`.",
+            patterns.join(", ")
+        )
+    };
+    let message = match invalid.as_slice() {
+        [one] => format!("Attribute `{one}` is not filterable. {available}"),
+        many => format!(
+            "Attributes `{}` are not filterable. {available}",
+            many.join(", ")
+        ),
+    };
+    Err(MeiliError::invalid(
+        "invalid_search_facets",
+        format!(
+            "Index `{}`: Invalid facet distribution: {message}",
+            index.uid
+        ),
+    ))
+}
+
+fn facet_number_text(n: f64) -> String {
+    format!("{n}")
+}
+
+fn facets(
+    index: &Index,
+    names: &[String],
+    docs: &[&Document],
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut distribution = Map::new();
+    let mut stats = Map::new();
+    let max_values = index.settings.max_values_per_facet();
+    for name in names {
+        // Numbers first (numeric order), then strings (case-insensitive), as Meilisearch's
+        // facet databases are laid out; a string keeps the spelling first seen.
+        let mut numbers: BTreeMap<OrderedF64, u64> = BTreeMap::new();
+        let mut strings: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for doc in docs {
+            let mut values = Vec::new();
+            values_at(doc, name, &mut values);
+            let mut seen = HashSet::new();
+            for v in values {
+                match v {
+                    Value::Number(n) => {
+                        let Some(f) = n.as_f64() else { continue };
+                        min = min.min(f);
+                        max = max.max(f);
+                        if seen.insert(format!("n{f}")) {
+                            *numbers.entry(OrderedF64(f)).or_default() += 1;
+                        }
+                    }
+                    Value::String(_) | Value::Bool(_) => {
+                        let text = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let key = text.trim().to_lowercase();
+                        if seen.insert(format!("s{key}")) {
+                            strings.entry(key).or_insert((text, 0)).1 += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut entries: Vec<(String, u64)> = numbers
+            .into_iter()
+            .map(|(k, c)| (facet_number_text(k.0), c))
+            .chain(strings.into_values())
+            .collect();
+        if index.settings.facet_sorted_by_count(name) {
+            entries.sort_by_key(|e| std::cmp::Reverse(e.1));
+        }
+        entries.truncate(max_values);
+        distribution.insert(
+            name.clone(),
+            Value::Object(entries.into_iter().map(|(k, c)| (k, json!(c))).collect()),
+        );
+        if min.is_finite() {
+            stats.insert(name.clone(), json!({"min": min, "max": max}));
+        }
+    }
+    (distribution, stats)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrderedF64(f64);
+impl Eq for OrderedF64 {}
+impl PartialOrd for OrderedF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrderedF64 {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+fn sort_detail(doc: &Document, attr: &str, displayed: Option<&[String]>, order: usize) -> Value {
+    let visible = displayed.is_none_or(|d| {
+        d.iter()
+            .any(|f| f == attr || attr.starts_with(&format!("{f}.")))
+    });
+    let value = if !visible {
+        json!("<hidden>")
+    } else {
+        let mut values = Vec::new();
+        values_at(doc, attr, &mut values);
+        match values.first() {
+            Some(Value::Number(n)) => json!(n.as_f64()),
+            Some(v) => (*v).clone(),
+            None => Value::Null,
+        }
+    };
+    json!({"order": order, "value": value})
+}
+
+pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
+    let started = std::time::Instant::now();
+    let filter = parse_filter(index, query.filter.as_ref(), "invalid_search_filter")?;
+    let sort = parse_sort(index, query.sort.as_deref().unwrap_or_default())?;
+    if let Some(d) = &query.distinct {
+        if !index.settings.is_filterable(d) {
+            return Err(MeiliError::invalid(
+                "invalid_search_distinct",
+                format!("Index `{}`: Attribute `{d}` is not filterable and thus, cannot be used as distinct attribute. Available filterable attributes patterns are: `{}`.", index.uid, index.settings.filterable_patterns().join(", ")),
+            ));
+        }
+    }
+    let q_text = query.q.clone().unwrap_or_default();
+    let parsed = Query::parse(&q_text);
+    let searchable = match (&query.attributes_to_search_on, index.settings.searchable()) {
+        (Some(on), Some(all)) => Some(
+            all.into_iter()
+                .filter(|a| on.contains(a))
+                .collect::<Vec<_>>(),
+        ),
+        (Some(on), None) if !on.iter().any(|a| a == "*") => Some(on.clone()),
+        (_, s) => s,
+    };
+    let weights = searchable.as_ref().map_or(1, Vec::len);
+    let displayed = index.settings.displayed();
+    let rules = index.settings.ranking_rules();
+
+    let mut candidates = Vec::new();
+    for (docid, doc) in &index.docs {
+        if filter.as_ref().is_some_and(|f| !f.matches(doc)) {
+            continue;
+        }
+        let matched = if parsed.is_placeholder() {
+            None
+        } else {
+            let attrs = ranking::searchable_text(doc, searchable.as_deref());
+            match ranking::match_document(&parsed, &attrs, weights, query.matching_strategy) {
+                Some(m) => Some(m),
+                None => continue,
+            }
+        };
+        let mut keys = Vec::new();
+        let mut details = Map::new();
+        let mut ranks = Vec::new();
+        for rule in &rules {
+            let order = details.len();
+            if is_relevancy_rule(rule) {
+                if let Some((rank, detail)) = matched.as_ref().and_then(|m| m.rule(rule, order)) {
+                    keys.push(Key::Rank(rank));
+                    ranks.push(rank);
+                    details.insert(rule.clone(), detail);
+                }
+            } else if rule == "sort" {
+                for (attr, desc) in &sort {
+                    let order = details.len();
+                    keys.push(Key::Sort(SortValue::of(doc, attr), *desc));
+                    let name = format!("{attr}:{}", if *desc { "desc" } else { "asc" });
+                    details.insert(name, sort_detail(doc, attr, displayed.as_deref(), order));
+                }
+            } else if let Some((attr, dir)) = rule.rsplit_once(':') {
+                let desc = dir == "desc";
+                keys.push(Key::Sort(SortValue::of(doc, attr), desc));
+                details.insert(
+                    rule.clone(),
+                    sort_detail(doc, attr, displayed.as_deref(), order),
+                );
+            }
+        }
+        let score = Rank::global_score(ranks);
+        if query.ranking_score_threshold.is_some_and(|t| score < t) {
+            continue;
+        }
+        candidates.push(Candidate {
+            docid: *docid,
+            doc,
+            keys,
+            details,
+            score,
+        });
+    }
+    candidates.sort_by(compare);
+
+    if let Some(distinct) = query
+        .distinct
+        .clone()
+        .or_else(|| index.settings.distinct_attribute())
+    {
+        let mut seen = HashSet::new();
+        candidates.retain(|c| match lookup(c.doc, &distinct) {
+            Some(v) if !v.is_null() => seen.insert(v.to_string()),
+            _ => true,
+        });
+    }
+
+    let total = candidates.len();
+    let max_total_hits = index.settings.max_total_hits();
+    let exhaustive = query.page.is_some() || query.hits_per_page.is_some();
+    let (from, count) = if exhaustive {
+        let page = query.page.unwrap_or(1);
+        let per_page = query.hits_per_page.unwrap_or(20);
+        if page == 0 {
+            (0, 0)
+        } else {
+            ((page - 1).saturating_mul(per_page), per_page)
+        }
+    } else {
+        (query.offset.unwrap_or(0), query.limit.unwrap_or(20))
+    };
+    // Only the first `maxTotalHits` hits can be retrieved; the totals stay uncapped.
+    let end = from.saturating_add(count).min(max_total_hits).min(total);
+    let window = if from < end {
+        &candidates[from..end]
+    } else {
+        &[]
+    };
+
+    let hits: Vec<Value> = window
+        .iter()
+        .map(|c| {
+            let mut hit = project(
+                c.doc,
+                query.attributes_to_retrieve.as_deref(),
+                displayed.as_deref(),
+            );
+            if query.show_ranking_score {
+                hit.insert("_rankingScore".into(), json!(c.score));
+            }
+            if query.show_ranking_score_details {
+                hit.insert(
+                    "_rankingScoreDetails".into(),
+                    Value::Object(c.details.clone()),
+                );
+            }
+            Value::Object(hit)
+        })
+        .collect();
+
+    let mut out = Map::new();
+    out.insert("hits".into(), Value::Array(hits));
+    out.insert("query".into(), json!(q_text));
+    out.insert(
+        "processingTimeMs".into(),
+        json!(started.elapsed().as_millis() as u64),
+    );
+    if exhaustive {
+        let per_page = query.hits_per_page.unwrap_or(20);
+        out.insert("hitsPerPage".into(), json!(per_page));
+        out.insert("page".into(), json!(query.page.unwrap_or(1)));
+        out.insert(
+            "totalPages".into(),
+            json!(total
+                .checked_div(per_page)
+                .map_or(0, |p| p + usize::from(total % per_page != 0))),
+        );
+        out.insert("totalHits".into(), json!(total));
+    } else {
+        out.insert("limit".into(), json!(query.limit.unwrap_or(20)));
+        out.insert("offset".into(), json!(query.offset.unwrap_or(0)));
+        out.insert("estimatedTotalHits".into(), json!(total));
+    }
+    if let Some(requested) = &query.facets {
+        let docs: Vec<&Document> = candidates.iter().map(|c| c.doc).collect();
+        let names = facet_names(index, requested, &docs)?;
+        let (distribution, stats) = facets(index, &names, &docs);
+        out.insert("facetDistribution".into(), Value::Object(distribution));
+        out.insert("facetStats".into(), Value::Object(stats));
+    }
+    out.insert("requestUid".into(), json!(uuid_v7()));
+    Ok(Value::Object(out))
+}

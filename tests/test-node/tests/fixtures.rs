@@ -1,0 +1,480 @@
+//! Replays the requests recorded from Meilisearch 1.50 (`/work/shared/fixtures/meilisearch-1.50`)
+//! against an in-process test node, in recorded order, and compares status codes and bodies.
+//! Run-dependent values (dates, durations, request uids, sizes) are ignored; responses whose
+//! content depends on Meilisearch's own relevance numbers are compared on hit order and shape.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const MASTER_KEY: &str = "test-node-master-key-0123456789";
+
+fn fixtures_dir() -> PathBuf {
+    std::env::var_os("MEILISEARCH_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/fixtures/meilisearch-1.50"))
+}
+
+fn fixture(name: &str) -> Value {
+    let path = fixtures_dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+struct Node {
+    addr: std::net::SocketAddr,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Node {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(miroir_test_node::serve(
+            listener,
+            Some(MASTER_KEY.to_string()),
+        ));
+        Node { addr }
+    }
+
+    /// A minimal HTTP/1.1 client: one request per connection, read until close.
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
+        let mut stream = TcpStream::connect(self.addr).await.unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(req.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{head}"
+        );
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap()
+        };
+        Reply { status, body }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut headers = vec![("Authorization".to_string(), format!("Bearer {MASTER_KEY}"))];
+        let bytes = match body {
+            Some(b) => {
+                headers.push(("Content-Type".into(), "application/json".into()));
+                serde_json::to_vec(&b).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.raw(method, path, &headers, &bytes).await
+    }
+
+    /// Sends a recorded request as the recording client did.
+    async fn replay(&self, name: &str) -> (Reply, Value) {
+        let f = fixture(name);
+        let req = &f["request"];
+        let mut headers: Vec<(String, String)> = req["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str().unwrap().replace("<master key>", MASTER_KEY);
+                (k.clone(), v)
+            })
+            .collect();
+        if name == "auth-invalid-key" {
+            headers = vec![("Authorization".into(), "Bearer not-the-master-key".into())];
+        }
+        let body = match &req["body"] {
+            Value::Null => Vec::new(),
+            Value::String(s) => {
+                // The recording client sent form-encoded when no type was given.
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.push((
+                        "Content-Type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ));
+                }
+                s.as_bytes().to_vec()
+            }
+            other => {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.push(("Content-Type".into(), "application/json".into()));
+                }
+                serde_json::to_vec(other).unwrap()
+            }
+        };
+        let reply = self
+            .raw(
+                req["method"].as_str().unwrap(),
+                req["path"].as_str().unwrap(),
+                &headers,
+                &body,
+            )
+            .await;
+        (reply, f["response"].clone())
+    }
+
+    async fn wait_task(&self, uid: u64) -> Value {
+        for _ in 0..500 {
+            let r = self.call("GET", &format!("/tasks/{uid}"), None).await;
+            if matches!(
+                r.body["status"].as_str(),
+                Some("succeeded" | "failed" | "canceled")
+            ) {
+                return r.body;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("task {uid} did not finish");
+    }
+}
+
+const VOLATILE: &[&str] = &[
+    "enqueuedAt",
+    "startedAt",
+    "finishedAt",
+    "duration",
+    "createdAt",
+    "updatedAt",
+    "requestUid",
+    "processingTimeMs",
+    "rawDocumentDbSize",
+    "avgDocumentSize",
+    "databaseSize",
+    "usedDatabaseSize",
+    "lastUpdate",
+];
+
+/// Replaces run-dependent values so two bodies can be compared with `==`.
+fn scrub(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        if VOLATILE.contains(&k.as_str()) {
+                            json!("<volatile>")
+                        } else {
+                            scrub(v)
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(scrub).collect()),
+        other => other.clone(),
+    }
+}
+
+fn assert_same(name: &str, reply: &Reply, expected: &Value) {
+    assert_eq!(
+        reply.status as u64,
+        expected["status"].as_u64().unwrap(),
+        "{name}: status, body {}",
+        reply.body
+    );
+    assert_eq!(scrub(&reply.body), scrub(&expected["body"]), "{name}: body");
+}
+
+/// Same key order as Meilisearch, at every level of objects (arrays compared element-wise).
+fn assert_same_shape(name: &str, actual: &Value, expected: &Value) {
+    match (actual, expected) {
+        (Value::Object(a), Value::Object(e)) => {
+            let ak: Vec<&String> = a.keys().collect();
+            let ek: Vec<&String> = e.keys().collect();
+            assert_eq!(ak, ek, "{name}: keys");
+            for (k, ev) in e {
+                assert_same_shape(&format!("{name}.{k}"), &a[k], ev);
+            }
+        }
+        (Value::Array(a), Value::Array(e)) => {
+            assert_eq!(a.len(), e.len(), "{name}: array length");
+            for (i, (x, y)) in a.iter().zip(e).enumerate() {
+                assert_same_shape(&format!("{name}[{i}]"), x, y);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn hit_ids(body: &Value) -> Vec<Value> {
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].clone())
+        .collect()
+}
+
+async fn replay_exact(node: &Node, name: &str) {
+    let (reply, expected) = node.replay(name).await;
+    assert_same(name, &reply, &expected);
+}
+
+async fn replay_write(node: &Node, name: &str) -> u64 {
+    let (reply, expected) = node.replay(name).await;
+    assert_same(name, &reply, &expected);
+    let uid = reply.body["taskUid"].as_u64().unwrap();
+    node.wait_task(uid).await;
+    uid
+}
+
+/// Compares a recorded `GET /tasks/{uid}` with ours.
+async fn check_task(node: &Node, name: &str) {
+    let (reply, expected) = node.replay(name).await;
+    assert_same(name, &reply, &expected);
+}
+
+#[tokio::test]
+async fn replays_recorded_meilisearch_session() {
+    let node = Node::start().await;
+
+    replay_exact(&node, "health").await;
+    replay_exact(&node, "auth-missing-header").await;
+    replay_exact(&node, "auth-invalid-key").await;
+    replay_exact(&node, "index-create-invalid-uid").await;
+
+    replay_write(&node, "index-create").await;
+    replay_write(&node, "index-create-duplicate").await;
+    check_task(&node, "task-failed-index-already-exists").await;
+    replay_write(&node, "settings-update").await;
+    check_task(&node, "task-succeeded-settings").await;
+    replay_write(&node, "documents-add-json").await;
+    check_task(&node, "task-succeeded-documents").await;
+    replay_write(&node, "documents-add-ndjson").await;
+    replay_write(&node, "documents-add-csv-typed").await;
+    replay_write(&node, "documents-update-put").await;
+    replay_write(&node, "documents-add-missing-pk").await;
+    check_task(&node, "task-failed-missing-document-id").await;
+    replay_write(&node, "documents-add-invalid-pk").await;
+    check_task(&node, "task-failed-invalid-document-id").await;
+
+    for name in [
+        "documents-add-empty",
+        "documents-add-malformed",
+        "documents-add-wrong-content-type",
+        "documents-add-missing-content-type",
+        "index-get",
+        "index-get-not-found",
+        "indexes-list",
+        "index-stats",
+        "stats",
+        "settings-get",
+        "document-get",
+        "document-get-fields",
+        "document-get-not-found",
+        "documents-list",
+        "documents-fetch-filter",
+        "documents-fetch-sort",
+        "search-basic",
+        "search-get",
+        "search-filter",
+        "search-filter-array",
+        "search-facets",
+        "search-offset-limit",
+        "search-page",
+        "search-filter-not-filterable",
+        "search-invalid-filter",
+        "search-sort-not-sortable",
+        "search-unknown-param",
+        "search-index-not-found",
+        "multi-search",
+        "multi-search-index-not-found",
+        "task-not-found",
+        "tasks-cancel-no-filter",
+    ] {
+        replay_exact(&node, name).await;
+    }
+
+    // Relevance numbers are the test node's own: compare hit order and the details' shape.
+    for name in [
+        "search-ranking-score",
+        "search-ranking-score-details",
+        "search-sort-details",
+        "search-placeholder-sort",
+    ] {
+        let (reply, expected) = node.replay(name).await;
+        assert_eq!(reply.status, 200, "{name}");
+        assert_eq!(
+            hit_ids(&reply.body),
+            hit_ids(&expected["body"]),
+            "{name}: hit order"
+        );
+        assert_same_shape(name, &reply.body, &expected["body"]);
+        for hit in reply.body["hits"].as_array().unwrap() {
+            if let Some(score) = hit.get("_rankingScore") {
+                let s = score.as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&s), "{name}: score {s}");
+            }
+        }
+    }
+    // Placeholder sort details carry the real sort values.
+    let (reply, expected) = node.replay("search-placeholder-sort").await;
+    assert_same("search-placeholder-sort", &reply, &expected);
+
+    replay_write(&node, "settings-ranking-rules-put").await;
+    let (reply, expected) = node.replay("search-custom-rule-details").await;
+    assert_eq!(
+        hit_ids(&reply.body),
+        hit_ids(&expected["body"]),
+        "custom rule order"
+    );
+    assert_same_shape("search-custom-rule-details", &reply.body, &expected["body"]);
+    // Sort values are not part of the score and must be the documents' own.
+    for (a, e) in reply.body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(expected["body"]["hits"].as_array().unwrap())
+    {
+        assert_eq!(
+            a["_rankingScoreDetails"]["rating:desc"],
+            e["_rankingScoreDetails"]["rating:desc"]
+        );
+        assert_eq!(
+            a["_rankingScoreDetails"]["exactness"]["matchType"],
+            e["_rankingScoreDetails"]["exactness"]["matchType"]
+        );
+    }
+
+    replay_write(&node, "settings-faceting-patch").await;
+    replay_exact(&node, "search-facets-truncated").await;
+
+    replay_write(&node, "documents-delete-one").await;
+    replay_write(&node, "documents-delete-batch").await;
+    replay_write(&node, "documents-delete-filter").await;
+    check_task(&node, "task-succeeded-delete-filter").await;
+    replay_exact(&node, "tasks-list").await;
+    replay_exact(&node, "tasks-list-filtered").await;
+
+    replay_write(&node, "documents-clear").await;
+    let clear = node.wait_task(14).await;
+    assert_eq!(clear["type"], "documentDeletion");
+    assert_eq!(clear["details"], json!({"deletedDocuments": 5}));
+    replay_write(&node, "index-delete").await;
+    let r = node.call("GET", "/indexes/movies", None).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn tasks_run_in_order_and_unknown_routes_are_empty_404s() {
+    let node = Node::start().await;
+    let r = node
+        .call(
+            "POST",
+            "/indexes/books/documents",
+            Some(json!([{"book_id": "a"}, {"book_id": 2}])),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    assert_eq!(r.body["status"], "enqueued");
+    let r = node
+        .call(
+            "PUT",
+            "/indexes/books/documents",
+            Some(json!({"book_id": "a", "title": "Dune"})),
+        )
+        .await;
+    assert_eq!(r.body["taskUid"], 1);
+    let t = node.wait_task(1).await;
+    assert_eq!(t["status"], "succeeded");
+    let t0 = node.wait_task(0).await;
+    assert!(t0["finishedAt"].as_str().unwrap() <= t["startedAt"].as_str().unwrap());
+    let doc = node.call("GET", "/indexes/books/documents/a", None).await;
+    assert_eq!(doc.body, json!({"book_id": "a", "title": "Dune"}));
+    let idx = node.call("GET", "/indexes/books", None).await;
+    assert_eq!(idx.body["primaryKey"], "book_id");
+
+    // An empty array is a valid payload.
+    let r = node
+        .call("POST", "/indexes/empty/documents", Some(json!([])))
+        .await;
+    let t = node.wait_task(r.body["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(t["status"], "succeeded");
+    assert_eq!(
+        t["details"],
+        json!({"receivedDocuments": 0, "indexedDocuments": 0})
+    );
+
+    let r = node
+        .call(
+            "POST",
+            "/indexes/x/documents",
+            Some(json!([{"id": 1, "uid": 2}])),
+        )
+        .await;
+    let t = node.wait_task(r.body["taskUid"].as_u64().unwrap()).await;
+    assert_eq!(
+        t["error"]["code"],
+        "index_primary_key_multiple_candidates_found"
+    );
+
+    let r = node.call("GET", "/nope", None).await;
+    assert_eq!((r.status, r.body), (404, Value::Null));
+
+    // Totals are not capped by maxTotalHits; retrievable hits are.
+    let docs: Vec<Value> = (0..30).map(|i| json!({"id": i})).collect();
+    node.call(
+        "PATCH",
+        "/indexes/many/settings",
+        Some(json!({"pagination": {"maxTotalHits": 10}})),
+    )
+    .await;
+    let r = node
+        .call("POST", "/indexes/many/documents", Some(Value::Array(docs)))
+        .await;
+    node.wait_task(r.body["taskUid"].as_u64().unwrap()).await;
+    let r = node
+        .call(
+            "POST",
+            "/indexes/many/search",
+            Some(json!({"offset": 8, "limit": 5})),
+        )
+        .await;
+    assert_eq!(r.body["estimatedTotalHits"], 30);
+    assert_eq!(hit_ids(&r.body), vec![json!(8), json!(9)]);
+    let r = node
+        .call(
+            "POST",
+            "/indexes/many/search",
+            Some(json!({"page": 1, "hitsPerPage": 7})),
+        )
+        .await;
+    assert_eq!(
+        (r.body["totalHits"].clone(), r.body["totalPages"].clone()),
+        (json!(30), json!(5))
+    );
+}
