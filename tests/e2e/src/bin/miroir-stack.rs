@@ -1,6 +1,7 @@
 //! `make start`: a local Miroir stack (3 nodes in one replica group + Envoy with the filter) for
-//! trying Miroir with any Meilisearch SDK. Runs until interrupted; everything it started dies
-//! with it.
+//! trying Miroir with any Meilisearch SDK. Runs until SIGINT or SIGTERM; everything it started
+//! is killed on the way out (a signal's default action would skip the cluster's Drop and leave
+//! the nodes and Envoy running).
 
 use std::net::SocketAddr;
 
@@ -34,7 +35,13 @@ fn main() {
         cluster.dir().display()
     );
     println!("Ctrl-C stops the stack.");
-    loop {
-        std::thread::park();
+    let (stop, stopped) = std::sync::mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = stop.send(());
+    }) {
+        eprintln!("cannot handle signals ({e}); stop the stack with Ctrl-C in this terminal");
     }
+    let _ = stopped.recv();
+    drop(cluster);
+    println!("Miroir stopped.");
 }
