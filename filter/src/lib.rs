@@ -4,11 +4,13 @@
 //! [`host::Host`] and [`mock::MockHost`]; `glue` (wasm32 only) moves bytes between Envoy's
 //! proxy-wasm ABI and [`exchange::Exchange`].
 
+mod ctx;
 pub mod documents;
 pub mod error;
 pub mod exchange;
 pub mod fanout;
 pub mod host;
+mod ops;
 pub mod request;
 pub mod route;
 pub mod search;

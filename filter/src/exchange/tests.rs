@@ -7,7 +7,9 @@ use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::host::Call;
 use crate::mock::{json_reply, MockHost};
+use miroir_topology::cluster_name;
 
 fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<PluginConfig> {
     Rc::new(PluginConfig::new(Topology {

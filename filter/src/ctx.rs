@@ -1,0 +1,96 @@
+//! What every step of a request needs to know, and how calls to nodes are built.
+
+use std::rc::Rc;
+
+use miroir_topology::{cluster_name, Node, PluginConfig};
+use serde_json::{Map, Value};
+
+use crate::error::MeiliError;
+use crate::host::Call;
+use crate::request::Request;
+
+/// What every step of a request needs to know.
+pub(crate) struct Ctx {
+    pub(crate) config: Rc<PluginConfig>,
+    pub(crate) request: Request,
+    /// Per-worker request counter: rotates replica groups and replicas.
+    pub(crate) seq: u64,
+}
+
+impl Ctx {
+    pub(crate) fn timeout_ms(&self) -> u64 {
+        self.config.node_timeout_ms
+    }
+
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.config.topology.nodes.iter()
+    }
+
+    pub(crate) fn call(
+        &self,
+        node: &Node,
+        method: &'static str,
+        path: String,
+        body: Option<Vec<u8>>,
+    ) -> Call {
+        let mut headers = self.request.forwarded_headers();
+        if body.is_some() {
+            headers.push(("content-type".into(), "application/json".into()));
+        }
+        Call {
+            cluster: cluster_name(&node.id),
+            method,
+            path,
+            headers,
+            body,
+            timeout_ms: self.timeout_ms(),
+        }
+    }
+
+    pub(crate) fn json_call(
+        &self,
+        node: &Node,
+        method: &'static str,
+        path: String,
+        body: &Value,
+    ) -> Call {
+        self.call(
+            node,
+            method,
+            path,
+            Some(serde_json::to_vec(body).unwrap_or_default()),
+        )
+    }
+
+    pub(crate) fn body_object(&self) -> Result<Map<String, Value>, MeiliError> {
+        match serde_json::from_slice::<Value>(&self.request.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(MeiliError::bad_request(
+                "bad_request",
+                format!(
+                    "Invalid value type: expected an object, but found {}",
+                    kind_of(&other)
+                ),
+            )),
+            Err(e) if self.request.body.is_empty() => Err(MeiliError::bad_request(
+                "missing_payload",
+                format!("A json payload is missing. {e}"),
+            )),
+            Err(e) => Err(MeiliError::bad_request(
+                "malformed_payload",
+                format!("The json payload provided is malformed. `{e}`."),
+            )),
+        }
+    }
+}
+
+pub(crate) fn kind_of(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("a boolean: `{b}`"),
+        Value::Number(n) => format!("a number: `{n}`"),
+        Value::String(s) => format!("a string: `\"{s}\"`"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}

@@ -1,0 +1,71 @@
+//! The operations a request can be: each a small state machine fed by call replies.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::MeiliError;
+use crate::fanout::{outcome, Answer, Outcome};
+use crate::host::{Host, Reply};
+use crate::tasks::{self, TaskRecord};
+
+pub(crate) mod broadcast;
+pub(crate) mod scatter;
+pub(crate) mod task_read;
+pub(crate) mod write;
+
+/// The node's summarized task, or `None` if the body is not one.
+pub(crate) fn node_task_uid(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("taskUid")?
+        .as_u64()
+}
+
+/// Collects node task uids from successful replies into a task record.
+pub(crate) fn record_tasks(record: &mut TaskRecord, replies: &[(String, Reply)]) {
+    for (node, reply) in replies {
+        if let Outcome::Success(body) = outcome(reply) {
+            if let Some(uid) = node_task_uid(body) {
+                record.nodes.entry(node.clone()).or_default().push(uid);
+            }
+        }
+    }
+}
+
+/// The client's 202: the summarized task of the first node in id order, carrying the uid that
+/// stands for every node task of the write.
+pub(crate) fn enqueued_answer(
+    host: &mut dyn Host,
+    record: &TaskRecord,
+    replies: &[(String, Reply)],
+) -> Answer {
+    let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let summary = sorted.iter().find_map(|(_, reply)| match outcome(reply) {
+        Outcome::Success(body) => serde_json::from_slice::<Map<String, Value>>(body).ok(),
+        _ => None,
+    });
+    let Some(mut summary) = summary else {
+        return MeiliError::internal("No node returned a task.").into();
+    };
+    match tasks::register(host, record) {
+        Some(uid) => {
+            summary.insert("taskUid".into(), json!(uid));
+            Answer::Json {
+                status: 202,
+                body: Value::Object(summary),
+            }
+        }
+        None => MeiliError::internal("The task could not be registered.").into(),
+    }
+}
+
+pub(crate) fn is_index_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("code")
+                .and_then(Value::as_str)
+                .map(|c| c == "index_not_found")
+        })
+        .unwrap_or(false)
+}

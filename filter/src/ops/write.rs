@@ -1,0 +1,305 @@
+use std::collections::BTreeMap;
+
+use miroir_topology::Node;
+use serde_json::{json, Value};
+
+use crate::ctx::Ctx;
+use crate::documents::{self, Document};
+use crate::error::MeiliError;
+use crate::exchange::Step;
+use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::host::{Host, Reply};
+use crate::request::encode_query;
+use crate::sequence::{Phase, Progress, Sequence};
+use crate::tasks::TaskRecord;
+
+use super::broadcast::shard_field_filterable;
+use super::*;
+
+/// A document batch: learn the index's primary key, create the index where it is missing, then
+/// send each node its documents.
+pub(crate) struct Write {
+    index: String,
+    merge: bool,
+    batch: Vec<Document>,
+    phase: WritePhase,
+    /// Documents split per node once the primary key is known.
+    pending: Option<Routed>,
+    record: TaskRecord,
+}
+
+pub(crate) struct Routed {
+    primary_key: String,
+    per_node: BTreeMap<String, Vec<Document>>,
+    shards_of: Vec<u32>,
+}
+
+pub(crate) enum WritePhase {
+    Lookup(Fanout<String>),
+    Setup(Sequence),
+    Documents {
+        fanout: Fanout<String>,
+        /// Node → shards it was sent documents of, for the quorum check.
+        shards: BTreeMap<u32, Vec<String>>,
+    },
+}
+
+impl Write {
+    pub(crate) fn start(
+        ctx: &Ctx,
+        index: String,
+        merge: bool,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
+        let batch = documents::parse_batch(ctx.request.header("content-type"), &ctx.request.body)?;
+        let mut lookup = Fanout::new();
+        for node in ctx.nodes() {
+            lookup.send(
+                host,
+                &ctx.call(node, "GET", format!("/indexes/{index}"), None),
+                node.id.clone(),
+            );
+        }
+        let mut write = Write {
+            index: index.clone(),
+            merge,
+            batch,
+            phase: WritePhase::Lookup(lookup),
+            pending: None,
+            record: TaskRecord {
+                index_uid: Some(index),
+                kind: "documentAdditionOrUpdate".into(),
+                nodes: BTreeMap::new(),
+            },
+        };
+        let step = write.after_lookup_if_complete(ctx, host);
+        Ok((write, step))
+    }
+
+    pub(crate) fn on_reply(
+        &mut self,
+        ctx: &Ctx,
+        token: u32,
+        reply: Reply,
+        host: &mut dyn Host,
+    ) -> Step {
+        match &mut self.phase {
+            WritePhase::Lookup(fanout) => {
+                if !fanout.accept(token, reply) {
+                    return Step::Wait;
+                }
+                self.after_lookup_if_complete(ctx, host)
+            }
+            WritePhase::Setup(sequence) => match sequence.on_reply(token, reply, host) {
+                Progress::Finished => {
+                    for phase in &sequence.finished {
+                        record_tasks(&mut self.record, phase);
+                    }
+                    self.send_documents(ctx, host)
+                }
+                other => other.into(),
+            },
+            WritePhase::Documents { fanout, shards } => {
+                if !fanout.accept(token, reply) || !fanout.is_complete() {
+                    return Step::Wait;
+                }
+                let replies = std::mem::take(&mut fanout.replies);
+                let shards = std::mem::take(shards);
+                self.conclude(host, &replies, &shards)
+            }
+        }
+    }
+
+    pub(crate) fn after_lookup_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let WritePhase::Lookup(fanout) = &mut self.phase else {
+            return Step::Wait;
+        };
+        if !fanout.is_complete() {
+            return Step::Wait;
+        }
+        let replies = std::mem::take(&mut fanout.replies);
+        let mut missing = Vec::new();
+        let mut index_pk: Option<String> = None;
+        let mut others = Vec::new();
+        for (node, reply) in replies {
+            match &reply {
+                Reply::Response { status: 404, body } if is_index_not_found(body) => {
+                    missing.push(node)
+                }
+                Reply::Response { status: 200, body } => {
+                    let pk = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+                        v.get("primaryKey")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
+                    if index_pk.is_none() {
+                        index_pk = pk;
+                    }
+                }
+                _ => others.push((node, reply)),
+            }
+        }
+        if let Some(problem) = first_problem(&others) {
+            return Step::Answer(problem);
+        }
+        let primary_key = match index_pk.or_else(|| ctx.request.query_param("primaryKey")) {
+            Some(pk) => pk,
+            None => match documents::infer_primary_key(&self.batch) {
+                Ok(pk) => pk,
+                Err(e) => return Step::Answer(e.into()),
+            },
+        };
+        let ids = match documents::validate(&self.batch, &primary_key) {
+            Ok(ids) => ids,
+            Err(e) => {
+                host.count("miroir_batches_rejected", 1);
+                return Step::Answer(e.into());
+            }
+        };
+        self.route_documents(ctx, primary_key.clone(), ids);
+        if missing.is_empty() {
+            return self.send_documents(ctx, host);
+        }
+        // Meilisearch would create the index implicitly, without `_miroir_shard` filterable.
+        let missing_nodes: Vec<&Node> = ctx.nodes().filter(|n| missing.contains(&n.id)).collect();
+        let create = json!({"uid": self.index, "primaryKey": primary_key});
+        let creation: Phase = missing_nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    ctx.json_call(n, "POST", "/indexes".into(), &create),
+                )
+            })
+            .collect();
+        let settings = shard_field_filterable(ctx, missing_nodes.into_iter(), &self.index);
+        let (sequence, progress) = Sequence::start(vec![creation, settings], host);
+        let finished = matches!(progress, Progress::Finished);
+        self.phase = WritePhase::Setup(sequence);
+        if finished {
+            return self.send_documents(ctx, host);
+        }
+        progress.into()
+    }
+
+    pub(crate) fn route_documents(&mut self, ctx: &Ctx, primary_key: String, ids: Vec<String>) {
+        self.pending = Some(Routed {
+            primary_key,
+            per_node: documents::partition(
+                &ctx.config.topology,
+                std::mem::take(&mut self.batch),
+                &ids,
+            ),
+            shards_of: ids
+                .iter()
+                .map(|id| ctx.config.topology.shard_for_key(id))
+                .collect(),
+        });
+    }
+
+    pub(crate) fn send_documents(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let Some(routed) = self.pending.take() else {
+            return Step::Answer(MeiliError::internal("documents were not routed").into());
+        };
+        let mut query: Vec<(String, String)> = ctx
+            .request
+            .query_pairs()
+            .into_iter()
+            .filter(|(k, _)| k != "primaryKey")
+            .collect();
+        query.push(("primaryKey".into(), routed.primary_key));
+        let path = format!("/indexes/{}/documents?{}", self.index, encode_query(&query));
+        let method = if self.merge { "PUT" } else { "POST" };
+
+        let mut per_node = routed.per_node;
+        if per_node.is_empty() {
+            // An empty batch still makes a task on one node, as on Meilisearch.
+            if let Some(first) = ctx.nodes().next() {
+                per_node.insert(first.id.clone(), Vec::new());
+            }
+        }
+        let mut shards: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for shard in routed.shards_of {
+            shards.entry(shard).or_insert_with(|| {
+                ctx.config
+                    .topology
+                    .write_targets(shard)
+                    .iter()
+                    .map(|n| n.id.clone())
+                    .collect()
+            });
+        }
+        let mut fanout = Fanout::new();
+        for (node_id, docs) in per_node {
+            let Some(node) = ctx.config.topology.node(&node_id) else {
+                continue;
+            };
+            let body = serde_json::to_vec(&docs).unwrap_or_default();
+            fanout.send(
+                host,
+                &ctx.call(node, method, path.clone(), Some(body)),
+                node_id,
+            );
+        }
+        if fanout.is_complete() {
+            let replies = std::mem::take(&mut fanout.replies);
+            return self.conclude(host, &replies, &shards);
+        }
+        self.phase = WritePhase::Documents { fanout, shards };
+        Step::Wait
+    }
+
+    /// Accepts the write if a majority of every written shard's targets took it.
+    pub(crate) fn conclude(
+        &mut self,
+        host: &mut dyn Host,
+        replies: &[(String, Reply)],
+        shards: &BTreeMap<u32, Vec<String>>,
+    ) -> Step {
+        let mut accepted = Vec::new();
+        let mut unavailable = Vec::new();
+        let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (node, reply) in sorted {
+            match outcome(reply) {
+                Outcome::Success(_) => accepted.push(node.clone()),
+                Outcome::Refused { status, body } => {
+                    return Step::Answer(Answer::Relay {
+                        status,
+                        body: body.to_vec(),
+                    })
+                }
+                Outcome::Unavailable(why) => unavailable.push(format!("`{node}` ({why})")),
+            }
+        }
+        let short: Vec<u32> = shards
+            .iter()
+            .filter(|(_, targets)| {
+                let acks = targets.iter().filter(|t| accepted.contains(t)).count();
+                acks * 2 <= targets.len()
+            })
+            .map(|(shard, _)| *shard)
+            .collect();
+        if !short.is_empty() || accepted.is_empty() {
+            host.count("miroir_write_quorum_failures", 1);
+            return Step::Answer(
+                MeiliError::unavailable(
+                    "miroir_write_quorum_not_met",
+                    format!(
+                        "The write did not reach a majority of the owners of shard(s) {short:?}: {}. Documents may have been written to the nodes that answered; retrying the same request is safe.",
+                        unavailable.join(", ")
+                    ),
+                )
+                .into(),
+            );
+        }
+        if !unavailable.is_empty() {
+            host.log_warn(&format!(
+                "write accepted by quorum; missed {}",
+                unavailable.join(", ")
+            ));
+        }
+        record_tasks(&mut self.record, replies);
+        Step::Answer(enqueued_answer(host, &self.record, replies))
+    }
+}
