@@ -62,6 +62,41 @@ impl Ctx {
         )
     }
 
+    /// The client's method, as the static string a call takes.
+    pub(crate) fn request_method(&self) -> &'static str {
+        match self.request.method.as_str() {
+            "POST" => "POST",
+            "PUT" => "PUT",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            _ => "GET",
+        }
+    }
+
+    /// The client's path with its query string, as nodes must see it.
+    pub(crate) fn path_and_query(&self) -> String {
+        if self.request.query.is_empty() {
+            self.request.path.clone()
+        } else {
+            format!("{}?{}", self.request.path, self.request.query)
+        }
+    }
+
+    /// The client's body as is, if it sent one.
+    pub(crate) fn raw_body(&self) -> Option<Vec<u8>> {
+        (!self.request.body.is_empty()).then(|| self.request.body.clone())
+    }
+
+    /// The body as any JSON value.
+    pub(crate) fn body_json(&self) -> Result<Value, MeiliError> {
+        serde_json::from_slice(&self.request.body).map_err(|e| {
+            MeiliError::bad_request(
+                "malformed_payload",
+                format!("The json payload provided is malformed. `{e}`."),
+            )
+        })
+    }
+
     pub(crate) fn body_object(&self) -> Result<Map<String, Value>, MeiliError> {
         match serde_json::from_slice::<Value>(&self.request.body) {
             Ok(Value::Object(map)) => Ok(map),

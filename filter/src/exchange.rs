@@ -3,14 +3,18 @@
 
 use std::rc::Rc;
 
-use miroir_topology::PluginConfig;
+use miroir_topology::{Node, NodeState, PluginConfig};
 use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::fanout::Answer;
+use crate::host::Call;
 use crate::host::{Host, Reply};
 use crate::ops::broadcast::Broadcast;
+use crate::ops::delete;
+use crate::ops::read::{FirstAnswer, ReadAll};
+use crate::ops::routed::RoutedWrite;
 use crate::ops::scatter::Scatter;
 use crate::ops::task_read::TaskRead;
 use crate::ops::write::Write;
@@ -25,9 +29,12 @@ pub struct Exchange {
 
 enum State {
     Answered,
-    Broadcast(Broadcast),
+    Broadcast(Box<Broadcast>),
     Write(Box<Write>),
+    Routed(RoutedWrite),
     Search(Box<Scatter>),
+    ReadAll(ReadAll),
+    FirstAnswer(FirstAnswer),
     TaskRead(TaskRead),
 }
 
@@ -57,6 +64,9 @@ impl Exchange {
             State::Answered => return,
             State::Broadcast(op) => op.on_reply(&self.ctx, token, reply, host),
             State::Write(op) => op.on_reply(&self.ctx, token, reply, host),
+            State::Routed(op) => op.on_reply(token, reply, host),
+            State::ReadAll(op) => op.on_reply(token, reply, host),
+            State::FirstAnswer(op) => op.on_reply(token, reply, host),
             State::Search(op) => op.on_reply(&self.ctx, token, reply, host),
             State::TaskRead(op) => op.on_reply(token, reply),
         };
@@ -68,84 +78,81 @@ impl Exchange {
     }
 
     fn begin(&mut self, host: &mut dyn Host) -> Step {
-        let request = &self.ctx.request;
-        match route(&request.method, &request.path) {
-            Route::Health => {
-                host.count("miroir_requests_health", 1);
-                Step::Answer(Answer::Json {
-                    status: 200,
-                    body: json!({"status": "available"}),
-                })
+        let ctx = &self.ctx;
+        let route = route(&ctx.request.method, &ctx.request.path);
+        host.count(route_metric(&route), 1);
+        let (state, step) = match route {
+            Route::Health => (
+                State::Answered,
+                Step::Answer(Answer::json(200, &json!({"status": "available"}))),
+            ),
+            Route::AnyNode => {
+                let candidates = any_node_candidates(ctx);
+                wrap(
+                    FirstAnswer::start(candidates, false, host),
+                    State::FirstAnswer,
+                )
             }
-            Route::Search { index } => {
-                host.count("miroir_requests_search", 1);
-                self.enter(Scatter::start(&self.ctx, &index, host), |s| {
-                    State::Search(Box::new(s))
-                })
-            }
+            Route::Search { index } => started(Scatter::start(ctx, &index, host), |s| {
+                State::Search(Box::new(s))
+            }),
             Route::AddDocuments { index, merge } => {
-                host.count("miroir_requests_documents", 1);
-                self.enter(Write::start(&self.ctx, index, merge, host), |w| {
+                started(Write::start(ctx, index, merge, host), |w| {
                     State::Write(Box::new(w))
                 })
             }
-            Route::CreateIndex => {
-                host.count("miroir_requests_indexes", 1);
-                self.enter(Broadcast::create_index(&self.ctx, host), State::Broadcast)
-            }
-            Route::UpdateSettings { index } => {
-                host.count("miroir_requests_settings", 1);
-                self.enter(
-                    Broadcast::settings(&self.ctx, index, host),
-                    State::Broadcast,
+            Route::GetDocument { index: _, id } => {
+                let candidates = document_candidates(ctx, &id);
+                wrap(
+                    FirstAnswer::start(candidates, true, host),
+                    State::FirstAnswer,
                 )
             }
-            Route::GetTask { uid } => {
-                host.count("miroir_requests_tasks", 1);
-                self.enter(TaskRead::start(&self.ctx, &uid, host), State::TaskRead)
+            Route::DeleteDocument { index, id } => {
+                wrap(delete::delete_one(ctx, &index, &id, host), State::Routed)
             }
-            Route::Unsupported => {
-                host.count("miroir_requests_unsupported", 1);
-                Step::Answer(MeiliError::not_supported(&request.method, &request.path).into())
+            Route::DeleteDocuments { index } => {
+                started(delete::delete_batch(ctx, &index, host), State::Routed)
             }
-        }
-    }
-
-    fn enter<T>(
-        &mut self,
-        started: Result<(T, Step), MeiliError>,
-        wrap: impl FnOnce(T) -> State,
-    ) -> Step {
-        match started {
-            Ok((op, step)) => {
-                self.state = wrap(op);
-                step
+            Route::CreateIndex => started(Broadcast::create_index(ctx, host), |b| {
+                State::Broadcast(Box::new(b))
+            }),
+            Route::Broadcast { kind, index } => {
+                wrap(Broadcast::change(ctx, kind, index, host), |b| {
+                    State::Broadcast(Box::new(b))
+                })
             }
-            Err(e) => Step::Answer(e.into()),
-        }
+            Route::Settings { index, sub } => {
+                started(Broadcast::settings(ctx, index, sub.as_deref(), host), |b| {
+                    State::Broadcast(Box::new(b))
+                })
+            }
+            Route::ReadAll(kind) => wrap(ReadAll::start(ctx, kind, host), State::ReadAll),
+            Route::GetTask { uid } => started(TaskRead::start(ctx, &uid, host), State::TaskRead),
+            Route::Unsupported => (
+                State::Answered,
+                Step::Answer(
+                    MeiliError::not_supported(&ctx.request.method, &ctx.request.path).into(),
+                ),
+            ),
+        };
+        self.state = state;
+        step
     }
 
     fn settle(&mut self, step: Step, host: &mut dyn Host) {
         let Step::Answer(answer) = step else { return };
         self.state = State::Answered;
         let epoch = self.ctx.config.topology.epoch.to_string();
-        let headers = [
+        let mut headers = vec![
             ("content-type", "application/json"),
             ("x-miroir-topology-epoch", epoch.as_str()),
         ];
-        match answer {
-            Answer::Json { status, body } => {
-                if status >= 400 {
-                    host.count("miroir_responses_error", 1);
-                }
-                let bytes = serde_json::to_vec(&body).unwrap_or_default();
-                host.respond(status, &headers, &bytes);
-            }
-            Answer::Relay { status, body } => {
-                host.count("miroir_responses_error", 1);
-                host.respond(status, &headers, &body);
-            }
+        headers.extend(answer.headers.iter().map(|(k, v)| (*k, v.as_str())));
+        if answer.status >= 400 {
+            host.count("miroir_responses_error", 1);
         }
+        host.respond(answer.status, &headers, &answer.body);
     }
 }
 
@@ -165,3 +172,73 @@ impl From<Progress> for Step {
 
 #[cfg(test)]
 mod tests;
+
+fn wrap<T>((op, step): (T, Step), state: impl FnOnce(T) -> State) -> (State, Step) {
+    (state(op), step)
+}
+
+fn started<T>(
+    result: Result<(T, Step), MeiliError>,
+    state: impl FnOnce(T) -> State,
+) -> (State, Step) {
+    match result {
+        Ok(started) => wrap(started, state),
+        Err(e) => (State::Answered, Step::Answer(e.into())),
+    }
+}
+
+/// Envoy stat counting requests of a route's family.
+fn route_metric(route: &Route) -> &'static str {
+    match route {
+        Route::Health => "miroir_requests_health",
+        Route::Search { .. } => "miroir_requests_search",
+        Route::AddDocuments { .. }
+        | Route::DeleteDocument { .. }
+        | Route::DeleteDocuments { .. } => "miroir_requests_document_writes",
+        Route::GetDocument { .. } => "miroir_requests_document_reads",
+        Route::CreateIndex | Route::Broadcast { .. } | Route::Settings { .. } => {
+            "miroir_requests_changes"
+        }
+        Route::ReadAll(_) | Route::AnyNode => "miroir_requests_reads",
+        Route::GetTask { .. } => "miroir_requests_tasks",
+        Route::Unsupported => "miroir_requests_unsupported",
+    }
+}
+
+/// Every node, active ones first, rotated so that reads spread.
+fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
+    let nodes: Vec<&Node> = ctx.nodes().collect();
+    let offset = (ctx.seq % nodes.len().max(1) as u64) as usize;
+    let mut ordered: Vec<&Node> = nodes
+        .iter()
+        .cycle()
+        .skip(offset)
+        .take(nodes.len())
+        .copied()
+        .collect();
+    ordered.sort_by_key(|n| n.state != NodeState::Active);
+    ordered
+        .into_iter()
+        .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
+        .collect()
+}
+
+/// The owners of a document's shard: first in one replica group (rotating), then in the others,
+/// active owners first, so a read fails over to another replica.
+fn document_candidates(ctx: &Ctx, id: &str) -> Vec<(String, Call)> {
+    let topology = &ctx.config.topology;
+    let shard = topology.shard_for_key(id);
+    let groups = topology.group_names();
+    let offset = (ctx.seq % groups.len().max(1) as u64) as usize;
+    let mut owners: Vec<&Node> = Vec::new();
+    for group in groups.iter().cycle().skip(offset).take(groups.len()) {
+        let in_group = topology.owners(shard, group);
+        let rotate = (ctx.seq % in_group.len().max(1) as u64) as usize;
+        owners.extend(in_group.iter().cycle().skip(rotate).take(in_group.len()));
+    }
+    owners.sort_by_key(|n| n.state != NodeState::Active);
+    owners
+        .into_iter()
+        .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
+        .collect()
+}

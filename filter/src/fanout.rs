@@ -62,10 +62,9 @@ impl<T: Clone> Fanout<T> {
 pub enum Outcome<'a> {
     /// 2xx with its body.
     Success(&'a [u8]),
-    /// The node refused the request with a Meilisearch error: relayed to the client unchanged.
+    /// The node refused the request (4xx): relayed to the client unchanged.
     Refused { status: u16, body: &'a [u8] },
-    /// No usable answer: reset, timeout (Envoy's 504), connect failure (Envoy's 503) or a 5xx
-    /// without a Meilisearch error body.
+    /// No usable answer: reset, timeout (Envoy's 504), connect failure (Envoy's 503), or a 5xx.
     Unavailable(String),
 }
 
@@ -73,46 +72,54 @@ pub fn outcome(reply: &Reply) -> Outcome<'_> {
     match reply {
         Reply::Failed => Outcome::Unavailable("connection reset or response too large".into()),
         Reply::Response { status, body } if (200..300).contains(status) => Outcome::Success(body),
+        // A 4xx is the node's verdict on the request (Meilisearch's errors, or its bodiless 405
+        // for a wrong verb): the client gets it as is.
+        Reply::Response { status, body } if *status < 500 => Outcome::Refused {
+            status: *status,
+            body,
+        },
         Reply::Response { status, body } => {
-            let meili_error = serde_json::from_slice::<Value>(body)
-                .map(|v| v.get("code").is_some_and(Value::is_string))
-                .unwrap_or(false);
-            if meili_error && *status < 500 {
-                Outcome::Refused {
-                    status: *status,
-                    body,
-                }
-            } else {
-                let text = String::from_utf8_lossy(body);
-                Outcome::Unavailable(format!(
-                    "HTTP {status}: {}",
-                    text.chars().take(120).collect::<String>()
-                ))
-            }
+            let text = String::from_utf8_lossy(body);
+            Outcome::Unavailable(format!(
+                "HTTP {status}: {}",
+                text.chars().take(120).collect::<String>()
+            ))
         }
     }
 }
 
 /// What the client gets back.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Answer {
-    Json {
-        status: u16,
-        body: Value,
-    },
-    /// A node's own error, byte for byte.
-    Relay {
-        status: u16,
-        body: Vec<u8>,
-    },
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// Beyond `content-type` and the topology epoch, which every answer carries.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: &Value) -> Self {
+        Answer::relay(status, serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    /// A node's own answer, byte for byte.
+    pub fn relay(status: u16, body: Vec<u8>) -> Self {
+        Answer {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
 }
 
 impl From<MeiliError> for Answer {
     fn from(e: MeiliError) -> Self {
-        Answer::Json {
-            status: e.status,
-            body: e.to_json(),
-        }
+        Answer::json(e.status, &e.to_json())
     }
 }
 
@@ -125,12 +132,7 @@ pub fn first_problem(replies: &[(String, Reply)]) -> Option<Answer> {
     for (node, reply) in &sorted {
         match outcome(reply) {
             Outcome::Success(_) => {}
-            Outcome::Refused { status, body } => {
-                return Some(Answer::Relay {
-                    status,
-                    body: body.to_vec(),
-                })
-            }
+            Outcome::Refused { status, body } => return Some(Answer::relay(status, body.to_vec())),
             Outcome::Unavailable(why) => unavailable.push(format!("`{node}` ({why})")),
         }
     }

@@ -1,34 +1,119 @@
 //! Which operation a client request is. Paths follow Meilisearch's REST API.
 
+/// How an answer that every node gives alike is combined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// `GET /indexes/{uid}`.
+    Index,
+    /// `GET /indexes`.
+    IndexList,
+    /// `GET /indexes/{uid}/settings[/...]`.
+    Settings,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Health,
+    /// Any node's answer will do (`GET /version`).
+    AnyNode,
     CreateIndex,
-    UpdateSettings { index: String },
-    AddDocuments { index: String, merge: bool },
-    Search { index: String },
-    GetTask { uid: String },
+    /// The same change on every node, answered with one task of type `kind`.
+    Broadcast {
+        kind: &'static str,
+        index: Option<String>,
+    },
+    /// A settings change; `sub` is the settings sub-route (`filterable-attributes`, ...).
+    Settings {
+        index: String,
+        sub: Option<String>,
+    },
+    /// A read every node answers; the answer is their agreement.
+    ReadAll(Agreement),
+    AddDocuments {
+        index: String,
+        merge: bool,
+    },
+    GetDocument {
+        index: String,
+        id: String,
+    },
+    DeleteDocument {
+        index: String,
+        id: String,
+    },
+    DeleteDocuments {
+        index: String,
+    },
+    Search {
+        index: String,
+    },
+    GetTask {
+        uid: String,
+    },
     Unsupported,
 }
 
 pub fn route(method: &str, path: &str) -> Route {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let index = |uid: &&str| Some(uid.to_string());
     match (method, segments.as_slice()) {
         ("GET", ["health"]) => Route::Health,
+        ("GET", ["version"]) => Route::AnyNode,
+        ("GET", ["indexes"]) => Route::ReadAll(Agreement::IndexList),
         ("POST", ["indexes"]) => Route::CreateIndex,
-        ("PATCH", ["indexes", index, "settings"]) => Route::UpdateSettings {
-            index: index.to_string(),
+        ("GET", ["indexes", _]) => Route::ReadAll(Agreement::Index),
+        ("PATCH", ["indexes", uid]) => Route::Broadcast {
+            kind: "indexUpdate",
+            index: index(uid),
         },
-        ("POST", ["indexes", index, "documents"]) => Route::AddDocuments {
-            index: index.to_string(),
+        ("DELETE", ["indexes", uid]) => Route::Broadcast {
+            kind: "indexDeletion",
+            index: index(uid),
+        },
+        ("POST", ["swap-indexes"]) => Route::Broadcast {
+            kind: "indexSwap",
+            index: None,
+        },
+        ("GET", ["indexes", _, "settings", ..]) => Route::ReadAll(Agreement::Settings),
+        ("PATCH" | "PUT" | "DELETE", ["indexes", uid, "settings"]) => Route::Settings {
+            index: uid.to_string(),
+            sub: None,
+        },
+        ("PATCH" | "PUT" | "DELETE", ["indexes", uid, "settings", sub]) => Route::Settings {
+            index: uid.to_string(),
+            sub: Some(sub.to_string()),
+        },
+        ("POST", ["indexes", uid, "documents"]) => Route::AddDocuments {
+            index: uid.to_string(),
             merge: false,
         },
-        ("PUT", ["indexes", index, "documents"]) => Route::AddDocuments {
-            index: index.to_string(),
+        ("PUT", ["indexes", uid, "documents"]) => Route::AddDocuments {
+            index: uid.to_string(),
             merge: true,
         },
-        ("POST", ["indexes", index, "search"]) => Route::Search {
-            index: index.to_string(),
+        // Deletions by filter and clearing touch every shard; Meilisearch evaluates the filter.
+        ("POST", ["indexes", uid, "documents", "delete"])
+        | ("DELETE", ["indexes", uid, "documents"]) => Route::Broadcast {
+            kind: "documentDeletion",
+            index: index(uid),
+        },
+        ("POST", ["indexes", uid, "documents", "edit"]) => Route::Broadcast {
+            kind: "documentEdition",
+            index: index(uid),
+        },
+        ("POST", ["indexes", uid, "documents", "delete-batch"]) => Route::DeleteDocuments {
+            index: uid.to_string(),
+        },
+        ("GET", ["indexes", uid, "documents", id]) => Route::GetDocument {
+            index: uid.to_string(),
+            id: id.to_string(),
+        },
+        ("DELETE", ["indexes", uid, "documents", id]) => Route::DeleteDocument {
+            index: uid.to_string(),
+            id: id.to_string(),
+        },
+        ("POST", ["indexes", uid, "search"]) => Route::Search {
+            index: uid.to_string(),
         },
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
@@ -58,11 +143,43 @@ mod tests {
                 index: "movies".into()
             }
         );
-        assert_eq!(route("GET", "/indexes/movies/search"), Route::Unsupported);
-        assert_eq!(route("DELETE", "/indexes/movies"), Route::Unsupported);
+        assert_eq!(
+            route("DELETE", "/indexes/movies"),
+            Route::Broadcast {
+                kind: "indexDeletion",
+                index: Some("movies".into())
+            }
+        );
+        assert_eq!(
+            route("DELETE", "/indexes/movies/documents"),
+            Route::Broadcast {
+                kind: "documentDeletion",
+                index: Some("movies".into())
+            }
+        );
+        assert_eq!(
+            route("PUT", "/indexes/movies/settings/filterable-attributes"),
+            Route::Settings {
+                index: "movies".into(),
+                sub: Some("filterable-attributes".into())
+            }
+        );
+        assert_eq!(
+            route("GET", "/indexes/movies/settings/faceting"),
+            Route::ReadAll(Agreement::Settings)
+        );
+        assert_eq!(
+            route("GET", "/indexes/movies/documents/42"),
+            Route::GetDocument {
+                index: "movies".into(),
+                id: "42".into()
+            }
+        );
         assert_eq!(
             route("GET", "/tasks/12"),
             Route::GetTask { uid: "12".into() }
         );
+        assert_eq!(route("GET", "/indexes/movies/search"), Route::Unsupported);
+        assert_eq!(route("POST", "/multi-search"), Route::Unsupported);
     }
 }

@@ -40,6 +40,8 @@ struct FakeNode {
     next_task: u64,
     log: Vec<String>,
     down: bool,
+    settings: Value,
+    deleted: Vec<Value>,
 }
 
 impl FakeNode {
@@ -78,6 +80,32 @@ impl FakeNode {
                 task("indexCreation")
             }
             ("PATCH", "/indexes/movies/settings") => task("settingsUpdate"),
+            ("DELETE", "/indexes/movies/settings") => task("settingsUpdate"),
+            ("PUT", p) if p.starts_with("/indexes/movies/settings/") => task("settingsUpdate"),
+            ("GET", "/indexes/movies/settings") => json_reply(200, self.settings.clone()),
+            ("POST", "/indexes/movies/documents/delete-batch") => {
+                self.deleted
+                    .extend(body.as_array().cloned().unwrap_or_default());
+                task("documentDeletion")
+            }
+            ("DELETE", p) if p.starts_with("/indexes/movies/documents/") => {
+                self.deleted.push(json!(p.rsplit('/').next().unwrap_or("")));
+                task("documentDeletion")
+            }
+            ("GET", p) if p.starts_with("/indexes/movies/documents/") => {
+                let id = p.rsplit('/').next().unwrap_or("");
+                match self
+                    .docs
+                    .iter()
+                    .find(|d| miroir_topology::canonical_key(&d["id"]).as_deref() == Some(id))
+                {
+                    Some(doc) => json_reply(200, doc.clone()),
+                    None => json_reply(
+                        404,
+                        json!({"message": format!("Document `{id}` not found."), "code": "document_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#document_not_found"}),
+                    ),
+                }
+            }
             ("POST", "/indexes/movies/documents") => {
                 if self.index.is_none() {
                     self.index = Some(None);
@@ -254,7 +282,13 @@ fn health_is_answered_by_the_filter() {
 fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let config = three_nodes();
     let mut fleet = Fleet::new(&config);
-    let (status, body) = fleet.run(&config, "DELETE", "/indexes/movies", &[], Value::Null);
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/multi-search",
+        &[],
+        json!({"queries": []}),
+    );
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_supported");
     assert_eq!(body["type"], "invalid_request");
@@ -635,5 +669,224 @@ fn tasks_stand_for_every_node_task() {
     assert_eq!(
         (status, missing["code"].as_str().unwrap()),
         (404, "task_not_found")
+    );
+}
+
+fn ready_fleet(config: &PluginConfig) -> Fleet {
+    let mut fleet = Fleet::new(config);
+    for node in &config.topology.nodes {
+        fleet.node(&node.id).index = Some(Some("id".into()));
+    }
+    fleet
+}
+
+#[test]
+fn creating_an_existing_index_leaves_its_settings_alone() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    fleet.node("n1").index = None;
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes",
+        &[],
+        json!({"uid": "movies", "primaryKey": "id"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["type"], "indexCreation");
+    let patched: Vec<String> = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.method == "PATCH")
+        .map(|c| c.cluster.clone())
+        .collect();
+    assert_eq!(
+        patched,
+        vec![cluster_name("n1")],
+        "only where the index is new"
+    );
+    assert_eq!(
+        fleet
+            .host
+            .sent
+            .iter()
+            .filter(|c| c.method == "POST")
+            .count(),
+        3,
+        "creation goes everywhere"
+    );
+}
+
+#[test]
+fn resetting_settings_keeps_the_shard_field_filterable() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    let (status, _) = fleet.run(
+        &config,
+        "DELETE",
+        "/indexes/movies/settings",
+        &[],
+        Value::Null,
+    );
+    assert_eq!(status, 202);
+    for id in ["n0", "n1", "n2"] {
+        let log: Vec<&str> = fleet.node(id).log.iter().map(String::as_str).collect();
+        assert_eq!(
+            log,
+            [
+                "DELETE /indexes/movies/settings",
+                "PATCH /indexes/movies/settings"
+            ]
+        );
+    }
+    fleet.host.sent.clear();
+    let (status, _) = fleet.run(
+        &config,
+        "DELETE",
+        "/indexes/movies/settings/filterable-attributes",
+        &[],
+        Value::Null,
+    );
+    assert_eq!(status, 202);
+    for call in &fleet.host.sent {
+        assert_eq!(
+            (call.method, call.path.as_str()),
+            ("PUT", "/indexes/movies/settings/filterable-attributes")
+        );
+        assert_eq!(
+            call.body.as_deref(),
+            Some(br#"["_miroir_shard"]"#.as_slice())
+        );
+    }
+}
+
+#[test]
+fn settings_reads_hide_the_shard_field_and_flag_disagreement() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).settings =
+            json!({"filterableAttributes": ["genre", "_miroir_shard"], "rankingRules": ["words"]});
+    }
+    let (status, body) = fleet.run(&config, "GET", "/indexes/movies/settings", &[], Value::Null);
+    assert_eq!(
+        (status, body.clone()),
+        (
+            200,
+            json!({"filterableAttributes": ["genre"], "rankingRules": ["words"]})
+        )
+    );
+    assert_eq!(
+        fleet.host.header(crate::ops::read::DISAGREEMENT_HEADER),
+        None
+    );
+
+    fleet.node("n2").settings =
+        json!({"filterableAttributes": ["_miroir_shard"], "rankingRules": ["words"]});
+    let (_, body) = fleet.run(&config, "GET", "/indexes/movies/settings", &[], Value::Null);
+    assert_eq!(body["filterableAttributes"], json!(["genre"]));
+    assert_eq!(
+        fleet.host.header(crate::ops::read::DISAGREEMENT_HEADER),
+        Some("n2")
+    );
+    assert_eq!(
+        fleet.host.counters.get("miroir_node_disagreements"),
+        Some(&1)
+    );
+}
+
+#[test]
+fn deletions_by_id_go_to_the_owners_only() {
+    let config = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 16, 2);
+    let mut fleet = ready_fleet(&config);
+    let ids: Vec<Value> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!(i)
+            } else {
+                json!(format!("{i}"))
+            }
+        })
+        .collect();
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents/delete-batch",
+        &[],
+        Value::Array(ids.clone()),
+    );
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (202, Some("documentDeletion"))
+    );
+    for node in &config.topology.nodes {
+        for id in &fleet.node(&node.id).deleted.clone() {
+            let shard = config
+                .topology
+                .shard_for_key(&miroir_topology::canonical_key(id).unwrap());
+            assert!(config
+                .topology
+                .write_targets(shard)
+                .iter()
+                .any(|n| n.id == node.id));
+        }
+    }
+    let total: usize = fleet.nodes.values().map(|n| n.deleted.len()).sum();
+    assert_eq!(total, 80, "each id to both of its owners");
+
+    fleet.host.sent.clear();
+    let (status, _) = fleet.run(
+        &config,
+        "DELETE",
+        "/indexes/movies/documents/7",
+        &[],
+        Value::Null,
+    );
+    assert_eq!(status, 202);
+    let shard = config.topology.shard_for_key("7");
+    let mut targets: Vec<String> = config
+        .topology
+        .write_targets(shard)
+        .iter()
+        .map(|n| cluster_name(&n.id))
+        .collect();
+    let mut sent: Vec<String> = fleet.host.sent.iter().map(|c| c.cluster.clone()).collect();
+    targets.sort();
+    sent.sort();
+    assert_eq!(sent, targets);
+}
+
+#[test]
+fn a_document_read_fails_over_to_another_replica() {
+    let config = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 16, 2);
+    let mut fleet = ready_fleet(&config);
+    assert_eq!(fleet.add_documents(&config, movies(30)).0, 202);
+    let shard = config.topology.shard_for_key("12");
+    let owners = config.topology.owners(shard, "g");
+    fleet.node(&owners[0].id).down = true;
+    fleet.node(&owners[1].id).down = false;
+    for _ in 0..2 {
+        let (status, doc) = fleet.run(
+            &config,
+            "GET",
+            "/indexes/movies/documents/12",
+            &[],
+            Value::Null,
+        );
+        assert_eq!(status, 200, "{doc}");
+        assert_eq!(doc["id"], 12);
+        assert!(doc.get("_miroir_shard").is_none());
+    }
+    let (status, missing) = fleet.run(
+        &config,
+        "GET",
+        "/indexes/movies/documents/999",
+        &[],
+        Value::Null,
+    );
+    assert_eq!(
+        (status, missing["code"].as_str()),
+        (404, Some("document_not_found"))
     );
 }

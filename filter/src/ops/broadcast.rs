@@ -1,3 +1,6 @@
+//! Changes every node applies (index and settings changes, deletion by filter, clearing): the
+//! same request to every node, phase after phase, answered with one task.
+
 use std::collections::BTreeMap;
 
 use miroir_topology::{Node, SHARD_FIELD};
@@ -6,92 +9,220 @@ use serde_json::{json, Value};
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
+use crate::fanout::{first_problem, Fanout};
 use crate::host::{Host, Reply};
 use crate::sequence::{Phase, Progress, Sequence};
 use crate::tasks::TaskRecord;
 
 use super::*;
 
-/// Index creation and settings: the same change on every node, phase after phase.
 pub(crate) struct Broadcast {
-    sequence: Sequence,
-    /// Phases whose node tasks the client's task stands for.
+    stage: Stage,
     kind: &'static str,
     index_uid: Option<String>,
 }
 
+enum Stage {
+    /// `POST /indexes` first learns where the index exists already: `_miroir_shard` is made
+    /// filterable only where the index is new, never over a client's existing settings.
+    Lookup {
+        fanout: Fanout<String>,
+        body: Value,
+        uid: String,
+    },
+    Running(Sequence),
+}
+
 impl Broadcast {
-    pub(crate) fn create_index(ctx: &Ctx, host: &mut dyn Host) -> Result<(Self, Step), MeiliError> {
-        let body = ctx.body_object()?;
-        let uid = body.get("uid").and_then(Value::as_str).map(str::to_string);
-        let mut phases: Vec<Phase> = vec![ctx
-            .nodes()
-            .map(|n| {
-                (
-                    n.id.clone(),
-                    ctx.json_call(n, "POST", "/indexes".into(), &Value::Object(body.clone())),
-                )
-            })
-            .collect()];
-        if let Some(uid) = &uid {
-            phases.push(shard_field_filterable(ctx, ctx.nodes(), uid));
-        }
-        let (sequence, progress) = Sequence::start(phases, host);
-        let op = Broadcast {
-            sequence,
-            kind: "indexCreation",
-            index_uid: uid,
-        };
-        Ok((op, progress.into()))
+    /// The client's request, unchanged, to every node.
+    pub(crate) fn change(
+        ctx: &Ctx,
+        kind: &'static str,
+        index_uid: Option<String>,
+        host: &mut dyn Host,
+    ) -> (Self, Step) {
+        let phase = every_node(
+            ctx,
+            ctx.request_method(),
+            ctx.path_and_query(),
+            ctx.raw_body(),
+        );
+        Self::run(vec![phase], kind, index_uid, host)
     }
 
+    pub(crate) fn create_index(ctx: &Ctx, host: &mut dyn Host) -> Result<(Self, Step), MeiliError> {
+        let body = ctx.body_object()?;
+        let Some(uid) = body.get("uid").and_then(Value::as_str).map(str::to_string) else {
+            // Let the nodes word the error about a missing or malformed uid: it is theirs.
+            return Ok(Self::change(ctx, "indexCreation", None, host));
+        };
+        let mut fanout = Fanout::new();
+        for node in ctx.nodes() {
+            fanout.send(
+                host,
+                &ctx.call(node, "GET", format!("/indexes/{uid}"), None),
+                node.id.clone(),
+            );
+        }
+        let mut op = Broadcast {
+            stage: Stage::Lookup {
+                fanout,
+                body: Value::Object(body),
+                uid: uid.clone(),
+            },
+            kind: "indexCreation",
+            index_uid: Some(uid),
+        };
+        let step = op.after_lookup_if_complete(ctx, host);
+        Ok((op, step))
+    }
+
+    /// Settings changes, keeping `_miroir_shard` filterable whatever the client sends.
     pub(crate) fn settings(
         ctx: &Ctx,
         index: String,
+        sub: Option<&str>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let mut body = ctx.body_object()?;
-        if let Some(filterable) = body.get_mut("filterableAttributes") {
-            keep_shard_field(filterable);
-        }
-        let body = Value::Object(body);
-        let path = format!("/indexes/{index}/settings");
-        let phase: Phase = ctx
-            .nodes()
-            .map(|n| (n.id.clone(), ctx.json_call(n, "PATCH", path.clone(), &body)))
-            .collect();
-        let (sequence, progress) = Sequence::start(vec![phase], host);
-        let op = Broadcast {
-            sequence,
-            kind: "settingsUpdate",
-            index_uid: Some(index),
+        let method = ctx.request_method();
+        let path = ctx.path_and_query();
+        let settings_path = format!("/indexes/{index}/settings");
+        let phases = match (method, sub) {
+            ("PATCH", None) => {
+                let mut body = ctx.body_object()?;
+                if let Some(filterable) = body.get_mut("filterableAttributes") {
+                    keep_shard_field(filterable);
+                }
+                vec![every_node_json(ctx, "PATCH", path, &Value::Object(body))]
+            }
+            // A reset would make `_miroir_shard` unfilterable: make it filterable again after.
+            ("DELETE", None) => vec![
+                every_node(ctx, "DELETE", path, None),
+                shard_field_filterable(ctx, ctx.nodes(), &index),
+            ],
+            ("PUT", Some("filterable-attributes")) => {
+                let mut body = ctx.body_json()?;
+                keep_shard_field(&mut body);
+                vec![every_node_json(ctx, "PUT", path, &body)]
+            }
+            ("DELETE", Some("filterable-attributes")) => vec![every_node_json(
+                ctx,
+                "PUT",
+                format!("{settings_path}/filterable-attributes"),
+                &json!([SHARD_FIELD]),
+            )],
+            _ => vec![every_node(ctx, method, path, ctx.raw_body())],
         };
-        Ok((op, progress.into()))
+        Ok(Self::run(phases, "settingsUpdate", Some(index), host))
+    }
+
+    fn run(
+        phases: Vec<Phase>,
+        kind: &'static str,
+        index_uid: Option<String>,
+        host: &mut dyn Host,
+    ) -> (Self, Step) {
+        let (sequence, progress) = Sequence::start(phases, host);
+        let mut op = Broadcast {
+            stage: Stage::Running(sequence),
+            kind,
+            index_uid,
+        };
+        let step = op.step(progress, host);
+        (op, step)
     }
 
     pub(crate) fn on_reply(
         &mut self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         token: u32,
         reply: Reply,
         host: &mut dyn Host,
     ) -> Step {
-        match self.sequence.on_reply(token, reply, host) {
+        match &mut self.stage {
+            Stage::Lookup { fanout, .. } => {
+                if !fanout.accept(token, reply) {
+                    return Step::Wait;
+                }
+                self.after_lookup_if_complete(ctx, host)
+            }
+            Stage::Running(sequence) => {
+                let progress = sequence.on_reply(token, reply, host);
+                self.step(progress, host)
+            }
+        }
+    }
+
+    fn after_lookup_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let Stage::Lookup { fanout, body, uid } = &mut self.stage else {
+            return Step::Wait;
+        };
+        if !fanout.is_complete() {
+            return Step::Wait;
+        }
+        let replies = std::mem::take(&mut fanout.replies);
+        let mut missing = Vec::new();
+        let mut others = Vec::new();
+        for (node, reply) in replies {
+            match &reply {
+                Reply::Response { status: 404, body } if is_index_not_found(body) => {
+                    missing.push(node)
+                }
+                Reply::Response { status: 200, .. } => {}
+                _ => others.push((node, reply)),
+            }
+        }
+        if let Some(problem) = first_problem(&others) {
+            return Step::Answer(problem);
+        }
+        let creation = every_node_json(ctx, "POST", "/indexes".into(), body);
+        let filterable =
+            shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);
+        let (sequence, progress) = Sequence::start(vec![creation, filterable], host);
+        self.stage = Stage::Running(sequence);
+        self.step(progress, host)
+    }
+
+    fn step(&mut self, progress: Progress, host: &mut dyn Host) -> Step {
+        let Stage::Running(sequence) = &self.stage else {
+            return Step::Wait;
+        };
+        match progress {
             Progress::Finished => {
                 let mut record = TaskRecord {
                     index_uid: self.index_uid.clone(),
                     kind: self.kind.into(),
                     nodes: BTreeMap::new(),
                 };
-                for phase in &self.sequence.finished {
+                for phase in &sequence.finished {
                     record_tasks(&mut record, phase);
                 }
-                let first = self.sequence.finished.first().cloned().unwrap_or_default();
+                let first = sequence.finished.first().cloned().unwrap_or_default();
                 Step::Answer(enqueued_answer(host, &record, &first))
             }
             other => other.into(),
         }
     }
+}
+
+fn every_node(ctx: &Ctx, method: &'static str, path: String, body: Option<Vec<u8>>) -> Phase {
+    ctx.nodes()
+        .map(|n| {
+            (
+                n.id.clone(),
+                ctx.call(n, method, path.clone(), body.clone()),
+            )
+        })
+        .collect()
+}
+
+fn every_node_json(ctx: &Ctx, method: &'static str, path: String, body: &Value) -> Phase {
+    every_node(
+        ctx,
+        method,
+        path,
+        Some(serde_json::to_vec(body).unwrap_or_default()),
+    )
 }
 
 /// The settings phase that makes `_miroir_shard` filterable on `nodes`.

@@ -8,6 +8,9 @@ use crate::host::{Host, Reply};
 use crate::tasks::{self, TaskRecord};
 
 pub(crate) mod broadcast;
+pub(crate) mod delete;
+pub(crate) mod read;
+pub(crate) mod routed;
 pub(crate) mod scatter;
 pub(crate) mod task_read;
 pub(crate) mod write;
@@ -50,10 +53,7 @@ pub(crate) fn enqueued_answer(
     match tasks::register(host, record) {
         Some(uid) => {
             summary.insert("taskUid".into(), json!(uid));
-            Answer::Json {
-                status: 202,
-                body: Value::Object(summary),
-            }
+            Answer::json(202, &Value::Object(summary))
         }
         None => MeiliError::internal("The task could not be registered.").into(),
     }

@@ -111,9 +111,9 @@ impl Scatter {
                 }
             }
         }
-        Step::Answer(Answer::Json {
-            status: 200,
-            body: search::merge(&self.client, self.pagination, responses),
-        })
+        Step::Answer(Answer::json(
+            200,
+            &search::merge(&self.client, self.pagination, responses),
+        ))
     }
 }

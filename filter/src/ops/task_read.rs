@@ -81,9 +81,9 @@ impl TaskRead {
                 _ => None,
             })
             .collect();
-        Step::Answer(Answer::Json {
-            status: 200,
-            body: tasks::aggregate(self.uid, &self.record, &node_tasks),
-        })
+        Step::Answer(Answer::json(
+            200,
+            &tasks::aggregate(self.uid, &self.record, &node_tasks),
+        ))
     }
 }

@@ -7,13 +7,14 @@ use crate::ctx::Ctx;
 use crate::documents::{self, Document};
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::fanout::{first_problem, Fanout};
 use crate::host::{Host, Reply};
 use crate::request::encode_query;
 use crate::sequence::{Phase, Progress, Sequence};
 use crate::tasks::TaskRecord;
 
 use super::broadcast::shard_field_filterable;
+use super::routed::RoutedWrite;
 use super::*;
 
 /// A document batch: learn the index's primary key, create the index where it is missing, then
@@ -37,11 +38,7 @@ pub(crate) struct Routed {
 pub(crate) enum WritePhase {
     Lookup(Fanout<String>),
     Setup(Sequence),
-    Documents {
-        fanout: Fanout<String>,
-        /// Node → shards it was sent documents of, for the quorum check.
-        shards: BTreeMap<u32, Vec<String>>,
-    },
+    Documents(RoutedWrite),
 }
 
 impl Write {
@@ -99,14 +96,7 @@ impl Write {
                 }
                 other => other.into(),
             },
-            WritePhase::Documents { fanout, shards } => {
-                if !fanout.accept(token, reply) || !fanout.is_complete() {
-                    return Step::Wait;
-                }
-                let replies = std::mem::take(&mut fanout.replies);
-                let shards = std::mem::take(shards);
-                self.conclude(host, &replies, &shards)
-            }
+            WritePhase::Documents(write) => write.on_reply(token, reply, host),
         }
     }
 
@@ -218,88 +208,17 @@ impl Write {
                 per_node.insert(first.id.clone(), Vec::new());
             }
         }
-        let mut shards: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-        for shard in routed.shards_of {
-            shards.entry(shard).or_insert_with(|| {
-                ctx.config
-                    .topology
-                    .write_targets(shard)
-                    .iter()
-                    .map(|n| n.id.clone())
-                    .collect()
-            });
-        }
-        let mut fanout = Fanout::new();
-        for (node_id, docs) in per_node {
-            let Some(node) = ctx.config.topology.node(&node_id) else {
-                continue;
-            };
-            let body = serde_json::to_vec(&docs).unwrap_or_default();
-            fanout.send(
-                host,
-                &ctx.call(node, method, path.clone(), Some(body)),
-                node_id,
-            );
-        }
-        if fanout.is_complete() {
-            let replies = std::mem::take(&mut fanout.replies);
-            return self.conclude(host, &replies, &shards);
-        }
-        self.phase = WritePhase::Documents { fanout, shards };
-        Step::Wait
-    }
-
-    /// Accepts the write if a majority of every written shard's targets took it.
-    pub(crate) fn conclude(
-        &mut self,
-        host: &mut dyn Host,
-        replies: &[(String, Reply)],
-        shards: &BTreeMap<u32, Vec<String>>,
-    ) -> Step {
-        let mut accepted = Vec::new();
-        let mut unavailable = Vec::new();
-        let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        for (node, reply) in sorted {
-            match outcome(reply) {
-                Outcome::Success(_) => accepted.push(node.clone()),
-                Outcome::Refused { status, body } => {
-                    return Step::Answer(Answer::Relay {
-                        status,
-                        body: body.to_vec(),
-                    })
-                }
-                Outcome::Unavailable(why) => unavailable.push(format!("`{node}` ({why})")),
-            }
-        }
-        let short: Vec<u32> = shards
-            .iter()
-            .filter(|(_, targets)| {
-                let acks = targets.iter().filter(|t| accepted.contains(t)).count();
-                acks * 2 <= targets.len()
+        let calls = per_node
+            .into_iter()
+            .filter_map(|(node_id, docs)| {
+                let node = ctx.config.topology.node(&node_id)?;
+                let body = serde_json::to_vec(&docs).unwrap_or_default();
+                Some((node_id, ctx.call(node, method, path.clone(), Some(body))))
             })
-            .map(|(shard, _)| *shard)
             .collect();
-        if !short.is_empty() || accepted.is_empty() {
-            host.count("miroir_write_quorum_failures", 1);
-            return Step::Answer(
-                MeiliError::unavailable(
-                    "miroir_write_quorum_not_met",
-                    format!(
-                        "The write did not reach a majority of the owners of shard(s) {short:?}: {}. Documents may have been written to the nodes that answered; retrying the same request is safe.",
-                        unavailable.join(", ")
-                    ),
-                )
-                .into(),
-            );
-        }
-        if !unavailable.is_empty() {
-            host.log_warn(&format!(
-                "write accepted by quorum; missed {}",
-                unavailable.join(", ")
-            ));
-        }
-        record_tasks(&mut self.record, replies);
-        Step::Answer(enqueued_answer(host, &self.record, replies))
+        let record = std::mem::take(&mut self.record);
+        let (write, step) = RoutedWrite::send(ctx, host, calls, routed.shards_of, record);
+        self.phase = WritePhase::Documents(write);
+        step
     }
 }

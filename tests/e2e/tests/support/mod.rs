@@ -54,7 +54,12 @@ pub fn wait_task(client: &Client, enqueued: &Value) -> Value {
 
 /// Sends a write and waits for its task; panics unless it was accepted and succeeded.
 pub fn write(client: &Client, method: &str, path: &str, body: &Value) -> Value {
-    let (status, enqueued) = client.send_json(method, path, body).pair();
+    let reply = if body.is_null() {
+        client.send(method, path, None)
+    } else {
+        client.send_json(method, path, body)
+    };
+    let (status, enqueued) = reply.pair();
     assert_eq!(status, 202, "{method} {path}: {enqueued}");
     wait_task(client, &enqueued)
 }

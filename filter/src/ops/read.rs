@@ -1,0 +1,265 @@
+//! Reads: from every node with their agreement checked, or from the first node that answers.
+
+use miroir_topology::SHARD_FIELD;
+use serde_json::{Map, Value};
+
+use crate::ctx::Ctx;
+use crate::exchange::Step;
+use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::host::{Call, Host, Reply};
+use crate::route::Agreement;
+
+/// Header naming the nodes whose answer differs from the first node's.
+pub(crate) const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
+
+/// The same GET to every node; one answer, and any disagreement made visible.
+pub(crate) struct ReadAll {
+    kind: Agreement,
+    nodes: Vec<String>,
+    fanout: Fanout<String>,
+}
+
+impl ReadAll {
+    pub(crate) fn start(ctx: &Ctx, kind: Agreement, host: &mut dyn Host) -> (Self, Step) {
+        let mut fanout = Fanout::new();
+        let mut nodes = Vec::new();
+        for node in ctx.nodes() {
+            fanout.send(
+                host,
+                &ctx.call(node, "GET", ctx.path_and_query(), None),
+                node.id.clone(),
+            );
+            nodes.push(node.id.clone());
+        }
+        let mut read = ReadAll {
+            kind,
+            nodes,
+            fanout,
+        };
+        let step = read.answer_if_complete(host);
+        (read, step)
+    }
+
+    pub(crate) fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) -> Step {
+        if !self.fanout.accept(token, reply) {
+            return Step::Wait;
+        }
+        self.answer_if_complete(host)
+    }
+
+    fn answer_if_complete(&mut self, host: &mut dyn Host) -> Step {
+        if !self.fanout.is_complete() {
+            return Step::Wait;
+        }
+        let replies = std::mem::take(&mut self.fanout.replies);
+        if let Some(problem) = first_problem(&replies) {
+            return Step::Answer(problem);
+        }
+        let mut bodies: Vec<(String, Value)> = Vec::new();
+        for node in &self.nodes {
+            let body =
+                replies
+                    .iter()
+                    .find(|(n, _)| n == node)
+                    .and_then(|(_, r)| match outcome(r) {
+                        Outcome::Success(b) => serde_json::from_slice::<Value>(b).ok(),
+                        _ => None,
+                    });
+            if let Some(body) = body {
+                bodies.push((node.clone(), body));
+            }
+        }
+        let (answer, disagreeing) = combine(self.kind, bodies);
+        let mut answer = Answer::json(200, &answer);
+        if !disagreeing.is_empty() {
+            host.count("miroir_node_disagreements", 1);
+            host.log_warn(&format!(
+                "nodes {} disagree with the first node",
+                disagreeing.join(", ")
+            ));
+            answer = answer.with_header(DISAGREEMENT_HEADER, disagreeing.join(","));
+        }
+        Step::Answer(answer)
+    }
+}
+
+/// The answer and the nodes whose answer differs from the first one's in what must agree.
+pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Value, Vec<String>) {
+    if kind == Agreement::Settings {
+        for (_, body) in &mut bodies {
+            hide_shard_field(body);
+        }
+    }
+    let key = |v: &Value| -> Value {
+        match kind {
+            Agreement::Settings => v.clone(),
+            Agreement::Index => identity(v),
+            Agreement::IndexList => Value::Array(
+                v.get("results")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().map(identity).collect())
+                    .unwrap_or_default(),
+            ),
+        }
+    };
+    let mut iter = bodies.into_iter();
+    let Some((_, mut first)) = iter.next() else {
+        return (Value::Null, Vec::new());
+    };
+    let reference = key(&first);
+    let mut disagreeing = Vec::new();
+    for (node, body) in iter {
+        if key(&body) != reference {
+            disagreeing.push(node);
+            continue;
+        }
+        // Nodes create and update an index at slightly different times: the index was created
+        // when the first node created it and last updated when the last node did.
+        match kind {
+            Agreement::Index => merge_dates(&mut first, &body),
+            Agreement::IndexList => {
+                if let (Some(Value::Array(mine)), Some(Value::Array(theirs))) =
+                    (first.get_mut("results"), body.get("results"))
+                {
+                    for (a, b) in mine.iter_mut().zip(theirs) {
+                        merge_dates(a, b);
+                    }
+                }
+            }
+            Agreement::Settings => {}
+        }
+    }
+    (first, disagreeing)
+}
+
+fn identity(index: &Value) -> Value {
+    let mut id = Map::new();
+    for field in ["uid", "primaryKey"] {
+        id.insert(
+            field.into(),
+            index.get(field).cloned().unwrap_or(Value::Null),
+        );
+    }
+    Value::Object(id)
+}
+
+fn merge_dates(into: &mut Value, other: &Value) {
+    for (field, earliest) in [("createdAt", true), ("updatedAt", false)] {
+        let (Some(a), Some(b)) = (
+            into.get(field).and_then(Value::as_str),
+            other.get(field).and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        // RFC 3339 UTC timestamps compare as strings.
+        let pick = if (b < a) == earliest {
+            b.to_string()
+        } else {
+            a.to_string()
+        };
+        if let Some(obj) = into.as_object_mut() {
+            obj.insert(field.into(), Value::String(pick));
+        }
+    }
+}
+
+/// Removes `_miroir_shard` from a settings object or a filterable-attributes list: it is
+/// Miroir's, not the client's.
+pub(crate) fn hide_shard_field(settings: &mut Value) {
+    let is_shard_entry = |v: &Value| {
+        v.as_str() == Some(SHARD_FIELD)
+            || v.get("attributePatterns")
+                .and_then(Value::as_array)
+                .is_some_and(|p| {
+                    p.len() == 1 && p.first().and_then(Value::as_str) == Some(SHARD_FIELD)
+                })
+    };
+    match settings {
+        Value::Array(items) => items.retain(|v| !is_shard_entry(v)),
+        Value::Object(fields) => {
+            if let Some(Value::Array(items)) = fields.get_mut("filterableAttributes") {
+                items.retain(|v| !is_shard_entry(v));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Candidates tried one after another until one answers (success or the node's own refusal).
+pub(crate) struct FirstAnswer {
+    candidates: Vec<(String, Call)>,
+    next: usize,
+    fanout: Fanout<String>,
+    tried: Vec<String>,
+    /// Document reads hide `_miroir_shard`.
+    strip_shard: bool,
+}
+
+impl FirstAnswer {
+    pub(crate) fn start(
+        candidates: Vec<(String, Call)>,
+        strip_shard: bool,
+        host: &mut dyn Host,
+    ) -> (Self, Step) {
+        let mut read = FirstAnswer {
+            candidates,
+            next: 0,
+            fanout: Fanout::new(),
+            tried: Vec::new(),
+            strip_shard,
+        };
+        let step = read.try_next(host);
+        (read, step)
+    }
+
+    pub(crate) fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) -> Step {
+        if !self.fanout.accept(token, reply) {
+            return Step::Wait;
+        }
+        self.try_next(host)
+    }
+
+    fn try_next(&mut self, host: &mut dyn Host) -> Step {
+        loop {
+            if let Some((node, reply)) = self.fanout.replies.pop() {
+                match outcome(&reply) {
+                    Outcome::Success(body) => return Step::Answer(self.success(body)),
+                    Outcome::Refused { status, body } => {
+                        return Step::Answer(Answer::relay(status, body.to_vec()))
+                    }
+                    Outcome::Unavailable(why) => {
+                        host.count("miroir_read_failovers", 1);
+                        self.tried.push(format!("`{node}` ({why})"));
+                    }
+                }
+            }
+            if !self.fanout.is_complete() {
+                return Step::Wait;
+            }
+            let Some((node, call)) = self.candidates.get(self.next).cloned() else {
+                return Step::Answer(
+                    crate::error::MeiliError::unavailable(
+                        "miroir_node_unavailable",
+                        format!("No node could answer: {}.", self.tried.join(", ")),
+                    )
+                    .into(),
+                );
+            };
+            self.next += 1;
+            self.fanout.send(host, &call, node);
+        }
+    }
+
+    fn success(&self, body: &[u8]) -> Answer {
+        if !self.strip_shard {
+            return Answer::relay(200, body.to_vec());
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(mut doc)) => {
+                doc.shift_remove(SHARD_FIELD);
+                Answer::json(200, &Value::Object(doc))
+            }
+            _ => Answer::relay(200, body.to_vec()),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! A write whose parts go to different nodes by shard (document batches, deletions by id):
+//! acknowledged once a majority of every touched shard's write targets took their part.
+
+use std::collections::BTreeMap;
+
+use crate::ctx::Ctx;
+use crate::error::MeiliError;
+use crate::exchange::Step;
+use crate::fanout::{outcome, Answer, Fanout, Outcome};
+use crate::host::{Call, Host, Reply};
+use crate::tasks::TaskRecord;
+
+use super::{enqueued_answer, record_tasks};
+
+pub(crate) struct RoutedWrite {
+    fanout: Fanout<String>,
+    /// Shard → its write targets, for the quorum.
+    shards: BTreeMap<u32, Vec<String>>,
+    record: TaskRecord,
+}
+
+impl RoutedWrite {
+    /// Sends each node its call; `shards` are the shards the write touches.
+    pub(crate) fn send(
+        ctx: &Ctx,
+        host: &mut dyn Host,
+        calls: Vec<(String, Call)>,
+        shards: impl IntoIterator<Item = u32>,
+        record: TaskRecord,
+    ) -> (Self, Step) {
+        let topology = &ctx.config.topology;
+        let shards = shards
+            .into_iter()
+            .map(|s| {
+                let targets = topology
+                    .write_targets(s)
+                    .iter()
+                    .map(|n| n.id.clone())
+                    .collect();
+                (s, targets)
+            })
+            .collect();
+        let mut fanout = Fanout::new();
+        for (node, call) in calls {
+            fanout.send(host, &call, node);
+        }
+        let mut write = RoutedWrite {
+            fanout,
+            shards,
+            record,
+        };
+        let step = write.conclude_if_complete(host);
+        (write, step)
+    }
+
+    pub(crate) fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) -> Step {
+        if !self.fanout.accept(token, reply) {
+            return Step::Wait;
+        }
+        self.conclude_if_complete(host)
+    }
+
+    fn conclude_if_complete(&mut self, host: &mut dyn Host) -> Step {
+        if !self.fanout.is_complete() {
+            return Step::Wait;
+        }
+        let replies = std::mem::take(&mut self.fanout.replies);
+        let mut accepted = Vec::new();
+        let mut unavailable = Vec::new();
+        let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (node, reply) in sorted {
+            match outcome(reply) {
+                Outcome::Success(_) => accepted.push(node.clone()),
+                Outcome::Refused { status, body } => {
+                    return Step::Answer(Answer::relay(status, body.to_vec()))
+                }
+                Outcome::Unavailable(why) => unavailable.push(format!("`{node}` ({why})")),
+            }
+        }
+        let short: Vec<u32> = self
+            .shards
+            .iter()
+            .filter(|(_, targets)| {
+                let acks = targets.iter().filter(|t| accepted.contains(t)).count();
+                acks * 2 <= targets.len()
+            })
+            .map(|(shard, _)| *shard)
+            .collect();
+        if !short.is_empty() || accepted.is_empty() {
+            host.count("miroir_write_quorum_failures", 1);
+            return Step::Answer(
+                MeiliError::unavailable(
+                    "miroir_write_quorum_not_met",
+                    format!(
+                        "The write did not reach a majority of the owners of shard(s) {short:?}: {}. It may have been applied on the nodes that answered; retrying the same request is safe.",
+                        unavailable.join(", ")
+                    ),
+                )
+                .into(),
+            );
+        }
+        if !unavailable.is_empty() {
+            host.log_warn(&format!(
+                "write accepted by quorum; missed {}",
+                unavailable.join(", ")
+            ));
+        }
+        record_tasks(&mut self.record, &replies);
+        Step::Answer(enqueued_answer(host, &self.record, &replies))
+    }
+}

@@ -1,0 +1,177 @@
+//! Index, settings, document-by-id and deletion routes through a real Envoy: the client sees one
+//! Meilisearch, and the nodes hold what one Meilisearch would.
+
+mod support;
+
+use miroir_e2e::{Cluster, Spec};
+use serde_json::{json, Value};
+use support::{add_in_batches, corpus, create_movies, stored, write};
+
+fn total_stored(cluster: &Cluster) -> usize {
+    cluster
+        .node_ids()
+        .iter()
+        .map(|n| stored(&cluster.node_client(n)).len())
+        .sum()
+}
+
+#[test]
+fn index_and_settings_read_like_one_node() {
+    let cluster = Cluster::start(
+        "routes_index_settings",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+
+    let (status, index) = client.get("/indexes/movies").pair();
+    assert_eq!(status, 200, "{index}");
+    assert_eq!(
+        (index["uid"].as_str(), index["primaryKey"].as_str()),
+        (Some("movies"), Some("id"))
+    );
+    assert!(index["createdAt"].is_string() && index["updatedAt"].is_string());
+    let (status, list) = client.get("/indexes").pair();
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["results"][0]["uid"], "movies");
+
+    // The client never sees `_miroir_shard`, though every node keeps it filterable.
+    let (_, settings) = client.get("/indexes/movies/settings").pair();
+    assert_eq!(settings["filterableAttributes"], json!(["genre", "year"]));
+    let (_, filterable) = client
+        .get("/indexes/movies/settings/filterable-attributes")
+        .pair();
+    assert_eq!(filterable, json!(["genre", "year"]));
+    for node in cluster.node_ids() {
+        let (_, own) = cluster
+            .node_client(&node)
+            .get("/indexes/movies/settings/filterable-attributes")
+            .pair();
+        assert!(
+            own.as_array().unwrap().contains(&json!("_miroir_shard")),
+            "{node}: {own}"
+        );
+    }
+    write(
+        &client,
+        "PUT",
+        "/indexes/movies/settings/filterable-attributes",
+        &json!(["genre"]),
+    );
+    write(
+        &client,
+        "DELETE",
+        "/indexes/movies/settings/sortable-attributes",
+        &Value::Null,
+    );
+    let (_, filterable) = client
+        .get("/indexes/movies/settings/filterable-attributes")
+        .pair();
+    assert_eq!(filterable, json!(["genre"]));
+    // A full reset keeps searches working: the shard field is made filterable again.
+    write(&client, "DELETE", "/indexes/movies/settings", &Value::Null);
+    add_in_batches(&client, &corpus(30), 30);
+    let (status, page) = client
+        .post("/indexes/movies/search", &json!({"q": "kw0007"}))
+        .pair();
+    assert_eq!(
+        (status, page["hits"][0]["id"].clone()),
+        (200, json!(7)),
+        "{page}"
+    );
+
+    let (status, version) = client.get("/version").pair();
+    assert_eq!(status, 200);
+    assert!(version["pkgVersion"].is_string(), "{version}");
+
+    // Creating it again fails like on one node, and leaves the settings alone.
+    write(
+        &client,
+        "PATCH",
+        "/indexes/movies/settings",
+        &json!({"filterableAttributes": ["genre"]}),
+    );
+    let (status, enqueued) = client.post("/indexes", &json!({"uid": "movies"})).pair();
+    assert_eq!(status, 202);
+    let task = wait_failed(&client, &enqueued);
+    assert_eq!(task["error"]["code"], "index_already_exists");
+    let (_, filterable) = client
+        .get("/indexes/movies/settings/filterable-attributes")
+        .pair();
+    assert_eq!(filterable, json!(["genre"]));
+
+    write(&client, "DELETE", "/indexes/movies", &Value::Null);
+    let (status, error) = client.get("/indexes/movies").pair();
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (404, Some("index_not_found"))
+    );
+}
+
+fn wait_failed(client: &miroir_e2e::Client, enqueued: &Value) -> Value {
+    let uid = enqueued["taskUid"].as_u64().unwrap();
+    for _ in 0..600 {
+        let (_, task) = client.get(&format!("/tasks/{uid}")).pair();
+        if task["status"] == "failed" {
+            return task;
+        }
+        assert_ne!(task["status"], "succeeded", "{task}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("task {uid} never failed");
+}
+
+#[test]
+fn documents_by_id_and_deletions() {
+    let cluster = Cluster::start(
+        "routes_documents",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+    add_in_batches(&client, &corpus(120), 120);
+    assert_eq!(total_stored(&cluster), 240, "two copies of each document");
+
+    let (status, doc) = client.get("/indexes/movies/documents/42").pair();
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["id"], 42);
+    assert!(doc.get("_miroir_shard").is_none(), "{doc}");
+    let (status, missing) = client.get("/indexes/movies/documents/4242").pair();
+    assert_eq!(
+        (status, missing["code"].as_str()),
+        (404, Some("document_not_found"))
+    );
+
+    write(
+        &client,
+        "DELETE",
+        "/indexes/movies/documents/42",
+        &Value::Null,
+    );
+    let (status, _) = client.get("/indexes/movies/documents/42").pair();
+    assert_eq!(status, 404);
+    let task = write(
+        &client,
+        "POST",
+        "/indexes/movies/documents/delete-batch",
+        &json!([1, "2", 3]),
+    );
+    assert_eq!(task["type"], "documentDeletion");
+    assert_eq!(total_stored(&cluster), 232);
+
+    let task = write(
+        &client,
+        "POST",
+        "/indexes/movies/documents/delete",
+        &json!({"filter": "genre = drama"}),
+    );
+    assert_eq!(task["status"], "succeeded");
+    for node in cluster.node_ids() {
+        assert!(stored(&cluster.node_client(&node))
+            .iter()
+            .all(|d| d["genre"] != "drama"));
+    }
+    write(&client, "DELETE", "/indexes/movies/documents", &Value::Null);
+    assert_eq!(total_stored(&cluster), 0);
+}
