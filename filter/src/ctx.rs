@@ -26,6 +26,7 @@ impl Ctx {
         self.config.topology.nodes.iter()
     }
 
+    /// A call with a JSON body, or none.
     pub(crate) fn call(
         &self,
         node: &Node,
@@ -33,10 +34,30 @@ impl Ctx {
         path: String,
         body: Option<Vec<u8>>,
     ) -> Call {
-        let mut headers = self.request.forwarded_headers();
-        if body.is_some() {
-            headers.push(("content-type".into(), "application/json".into()));
+        match body {
+            Some(body) => self.call_with(node, method, path, "application/json", body),
+            None => self.call_without_body(node, method, path),
         }
+    }
+
+    pub(crate) fn call_with(
+        &self,
+        node: &Node,
+        method: &'static str,
+        path: String,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Call {
+        let mut call = self.call_without_body(node, method, path);
+        call.headers
+            .push(("content-type".into(), content_type.into()));
+        call.body = Some(body);
+        call
+    }
+
+    fn call_without_body(&self, node: &Node, method: &'static str, path: String) -> Call {
+        let headers = self.request.forwarded_headers();
+        let body = None;
         Call {
             cluster: cluster_name(&node.id),
             method,

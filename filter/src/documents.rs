@@ -12,9 +12,29 @@ pub type Document = Map<String, Value>;
 
 const CONTENT_TYPES: &str = "`application/json`, `application/x-ndjson`, `text/csv`";
 
-/// Parses a JSON payload (an array of objects or one object), with Meilisearch's errors.
-pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Document>, MeiliError> {
-    let mime = content_type
+/// A document batch as the client sent it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Batch {
+    /// `application/json` or `application/x-ndjson`: both describe the same documents, which are
+    /// forwarded as JSON.
+    Json(Vec<Document>),
+    /// `text/csv` rows are forwarded as CSV, so every node types the values (`name:number`, ...)
+    /// exactly as one Meilisearch would.
+    Csv {
+        delimiter: u8,
+        header: csv::StringRecord,
+        rows: Vec<csv::StringRecord>,
+    },
+}
+
+/// A node's share of a batch: its body and content type.
+pub struct Part {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+fn mime_of(content_type: Option<&str>) -> String {
+    content_type
         .map(|ct| {
             ct.split(';')
                 .next()
@@ -22,23 +42,26 @@ pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Docume
                 .trim()
                 .to_ascii_lowercase()
         })
-        .unwrap_or_default();
-    match mime.as_str() {
-        "application/json" => {}
+        .unwrap_or_default()
+}
+
+/// Parses a payload with Meilisearch's errors. `csv_delimiter` is the `csvDelimiter` parameter.
+pub fn parse_batch(
+    content_type: Option<&str>,
+    csv_delimiter: Option<&str>,
+    body: &[u8],
+) -> Result<Batch, MeiliError> {
+    let mime = mime_of(content_type);
+    let format = match mime.as_str() {
+        "application/json" => "json",
+        "application/x-ndjson" => "ndjson",
+        "text/csv" => "csv",
         "" => {
             return Err(MeiliError::new(
                 415,
                 "missing_content_type",
                 crate::error::ErrorType::InvalidRequest,
                 format!("A Content-Type header is missing. Accepted values for the Content-Type header are: {CONTENT_TYPES}"),
-            ))
-        }
-        "application/x-ndjson" | "text/csv" => {
-            return Err(MeiliError::new(
-                415,
-                "miroir_not_supported",
-                crate::error::ErrorType::InvalidRequest,
-                format!("Miroir does not accept `{mime}` document payloads yet; send `application/json`."),
             ))
         }
         other => {
@@ -49,21 +72,39 @@ pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Docume
                 format!("The Content-Type `{other}` is invalid. Accepted values for the Content-Type header are: {CONTENT_TYPES}"),
             ))
         }
-    }
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(MeiliError::bad_request(
             "missing_payload",
-            "A json payload is missing.",
+            format!("A {format} payload is missing."),
         ));
     }
     let malformed = |detail: String| {
         MeiliError::bad_request(
             "malformed_payload",
-            format!("The `json` payload provided is malformed. `Couldn't serialize document value: {detail}`."),
+            format!("The `{format}` payload provided is malformed. `Couldn't serialize document value: {detail}`."),
         )
     };
+    match format {
+        "json" => parse_json(body, malformed),
+        "ndjson" => serde_json::Deserializer::from_slice(body)
+            .into_iter::<Value>()
+            .map(|item| match item.map_err(|e| malformed(e.to_string()))? {
+                Value::Object(doc) => Ok(doc),
+                other => Err(malformed(format!(
+                    "invalid type: {}, expected a map",
+                    json_kind(&other)
+                ))),
+            })
+            .collect::<Result<_, _>>()
+            .map(Batch::Json),
+        _ => parse_csv(body, csv_delimiter, malformed),
+    }
+}
+
+fn parse_json(body: &[u8], malformed: impl Fn(String) -> MeiliError) -> Result<Batch, MeiliError> {
     match serde_json::from_slice::<Value>(body).map_err(|e| malformed(e.to_string()))? {
-        Value::Object(doc) => Ok(vec![doc]),
+        Value::Object(doc) => Ok(Batch::Json(vec![doc])),
         Value::Array(items) => items
             .into_iter()
             .map(|item| match item {
@@ -73,11 +114,53 @@ pub fn parse_batch(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Docume
                     json_kind(&other)
                 ))),
             })
-            .collect(),
+            .collect::<Result<_, _>>()
+            .map(Batch::Json),
         other => Err(malformed(format!(
             "invalid type: {}, expected a sequence",
             json_kind(&other)
         ))),
+    }
+}
+
+fn parse_csv(
+    body: &[u8],
+    delimiter: Option<&str>,
+    malformed: impl Fn(String) -> MeiliError,
+) -> Result<Batch, MeiliError> {
+    let delimiter = match delimiter {
+        None => b',',
+        Some(d) if d.len() == 1 && d.is_ascii() => d.as_bytes().first().copied().unwrap_or(b','),
+        Some(d) => {
+            return Err(MeiliError::bad_request(
+                "invalid_document_csv_delimiter",
+                format!("Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{d}`", d.chars().count()),
+            ))
+        }
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(body);
+    let header = reader
+        .headers()
+        .map_err(|e| malformed(e.to_string()))?
+        .clone();
+    let rows = reader
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| malformed(e.to_string()))?;
+    Ok(Batch::Csv {
+        delimiter,
+        header,
+        rows,
+    })
+}
+
+/// A CSV header's attribute name: `name:type` names `name` (only the last `:` counts).
+fn csv_name(field: &str) -> &str {
+    match field.rsplit_once(':') {
+        Some((name, "string" | "number" | "boolean")) => name,
+        _ => field,
     }
 }
 
@@ -94,15 +177,16 @@ fn json_kind(v: &Value) -> &'static str {
 
 /// Meilisearch's inference: the single top-level attribute of the first document whose name ends
 /// with `id` (case-insensitively).
-pub fn infer_primary_key(batch: &[Document]) -> Result<String, MeiliError> {
-    let Some(first) = batch.first() else {
-        return Err(MeiliError::bad_request(
-            "index_primary_key_no_candidate_found",
-            "The primary key inference failed as the engine did not find any field ending with `id` in its name. Please specify the primary key manually using the `primaryKey` query parameter.",
-        ));
+pub fn infer_primary_key(batch: &Batch) -> Result<String, MeiliError> {
+    let keys: Vec<String> = match batch {
+        Batch::Json(docs) => docs
+            .first()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default(),
+        Batch::Csv { header, .. } => header.iter().map(|f| csv_name(f).to_string()).collect(),
     };
-    let candidates: Vec<&String> = first
-        .keys()
+    let candidates: Vec<&String> = keys
+        .iter()
         .filter(|k| k.to_ascii_lowercase().ends_with("id"))
         .collect();
     match candidates.as_slice() {
@@ -143,57 +227,185 @@ fn valid_string_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Checks every document and returns each one's canonical id, in batch order.
-pub fn validate(batch: &[Document], primary_key: &str) -> Result<Vec<String>, MeiliError> {
-    batch
-        .iter()
-        .enumerate()
-        .map(|(position, doc)| {
-            if doc.contains_key(SHARD_FIELD) {
-                return Err(MeiliError::bad_request(
-                    "miroir_reserved_field",
-                    format!("Document at position {position} contains the reserved attribute `{SHARD_FIELD}`, which Miroir manages."),
-                ));
-            }
-            let value = primary_key_value(doc, primary_key).ok_or_else(|| {
-                MeiliError::bad_request(
-                    "miroir_primary_key_required",
-                    format!(
-                        "Document at position {position} doesn't have a `{primary_key}` attribute: `{}`. No document of the batch was written.",
-                        Value::Object(doc.clone())
-                    ),
-                )
-            })?;
-            match canonical_key(value) {
-                Some(id) if value.is_number() || valid_string_id(&id) => Ok(id),
-                _ => Err(MeiliError::bad_request(
-                    "invalid_document_id",
-                    format!("Document identifier `{value}` is invalid. A document identifier can be of type integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes."),
-                )),
-            }
-        })
-        .collect()
+fn reserved(position: usize) -> MeiliError {
+    MeiliError::bad_request(
+        "miroir_reserved_field",
+        format!("Document at position {position} contains the reserved attribute `{SHARD_FIELD}`, which Miroir manages."),
+    )
 }
 
-/// Node id → its documents, each stamped with its shard, in batch order (so later operations on
-/// the same id still win on every node, as on one Meilisearch).
-pub fn partition(
-    topology: &Topology,
-    batch: Vec<Document>,
-    ids: &[String],
-) -> BTreeMap<String, Vec<Document>> {
-    let mut per_node: BTreeMap<String, Vec<Document>> = BTreeMap::new();
-    for (mut doc, id) in batch.into_iter().zip(ids) {
-        let shard = topology.shard_for_key(id);
-        doc.insert(SHARD_FIELD.to_string(), Value::from(shard));
-        for node in topology.write_targets(shard) {
-            per_node
-                .entry(node.id.clone())
-                .or_default()
-                .push(doc.clone());
+fn missing_key(position: usize, primary_key: &str, document: &str) -> MeiliError {
+    MeiliError::bad_request(
+        "miroir_primary_key_required",
+        format!("Document at position {position} doesn't have a `{primary_key}` attribute: `{document}`. No document of the batch was written."),
+    )
+}
+
+fn invalid_id(shown: &str) -> MeiliError {
+    MeiliError::bad_request(
+        "invalid_document_id",
+        format!("Document identifier `{shown}` is invalid. A document identifier can be of type integer or string, only composed of alphanumeric characters (a-z A-Z 0-9), hyphens (-) and underscores (_), and can not be more than 511 bytes."),
+    )
+}
+
+/// Checks every document and returns each one's canonical id, in batch order.
+pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliError> {
+    match batch {
+        Batch::Json(docs) => docs
+            .iter()
+            .enumerate()
+            .map(|(position, doc)| {
+                if doc.contains_key(SHARD_FIELD) {
+                    return Err(reserved(position));
+                }
+                let value = primary_key_value(doc, primary_key).ok_or_else(|| {
+                    missing_key(
+                        position,
+                        primary_key,
+                        &Value::Object(doc.clone()).to_string(),
+                    )
+                })?;
+                match canonical_key(value) {
+                    Some(id) if value.is_number() || valid_string_id(&id) => Ok(id),
+                    _ => Err(invalid_id(&value.to_string())),
+                }
+            })
+            .collect(),
+        Batch::Csv { header, rows, .. } => {
+            if header.iter().any(|f| csv_name(f) == SHARD_FIELD) {
+                return Err(reserved(0));
+            }
+            let column = header.iter().position(|f| csv_name(f) == primary_key);
+            let numeric = column
+                .and_then(|c| header.get(c))
+                .is_some_and(|f| f.ends_with(":number"));
+            rows.iter()
+                .enumerate()
+                .map(|(position, row)| {
+                    let raw = column.and_then(|c| row.get(c)).unwrap_or("");
+                    if raw.is_empty() {
+                        return Err(missing_key(
+                            position,
+                            primary_key,
+                            &row.iter().collect::<Vec<_>>().join(","),
+                        ));
+                    }
+                    if numeric {
+                        // A typed number is the same document as its decimal integer form.
+                        return match (raw.parse::<u64>(), raw.parse::<i64>()) {
+                            (Ok(n), _) => Ok(n.to_string()),
+                            (_, Ok(n)) => Ok(n.to_string()),
+                            _ => Err(invalid_id(raw)),
+                        };
+                    }
+                    if valid_string_id(raw) {
+                        Ok(raw.to_string())
+                    } else {
+                        Err(invalid_id(&Value::String(raw.to_string()).to_string()))
+                    }
+                })
+                .collect()
         }
     }
-    per_node
+}
+
+/// Node id → its share of the batch, each document stamped with its shard, in batch order (so
+/// later operations on the same id still win on every node, as on one Meilisearch).
+pub fn partition(topology: &Topology, batch: Batch, ids: &[String]) -> BTreeMap<String, Part> {
+    let shards: Vec<u32> = ids.iter().map(|id| topology.shard_for_key(id)).collect();
+    let mut targets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for shard in &shards {
+        targets.entry(*shard).or_insert_with(|| {
+            topology
+                .write_targets(*shard)
+                .iter()
+                .map(|n| n.id.clone())
+                .collect()
+        });
+    }
+    let nodes_of = |shard: &u32| targets.get(shard).cloned().unwrap_or_default();
+    match batch {
+        Batch::Json(docs) => {
+            let mut per_node: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+            for (mut doc, shard) in docs.into_iter().zip(&shards) {
+                doc.insert(SHARD_FIELD.to_string(), Value::from(*shard));
+                for node in nodes_of(shard) {
+                    per_node.entry(node).or_default().push(doc.clone());
+                }
+            }
+            per_node
+                .into_iter()
+                .map(|(node, docs)| {
+                    let body = serde_json::to_vec(&docs).unwrap_or_default();
+                    (
+                        node,
+                        Part {
+                            content_type: "application/json",
+                            body,
+                        },
+                    )
+                })
+                .collect()
+        }
+        Batch::Csv {
+            delimiter,
+            mut header,
+            rows,
+        } => {
+            header.push_field(&format!("{SHARD_FIELD}:number"));
+            let mut per_node: BTreeMap<String, csv::Writer<Vec<u8>>> = BTreeMap::new();
+            for (mut row, shard) in rows.into_iter().zip(&shards) {
+                row.push_field(&shard.to_string());
+                for node in nodes_of(shard) {
+                    let writer = per_node.entry(node).or_insert_with(|| {
+                        let mut w = csv::WriterBuilder::new()
+                            .delimiter(delimiter)
+                            .from_writer(Vec::new());
+                        let _ = w.write_record(&header);
+                        w
+                    });
+                    let _ = writer.write_record(&row);
+                }
+            }
+            per_node
+                .into_iter()
+                .map(|(node, writer)| {
+                    let body = writer.into_inner().unwrap_or_default();
+                    (
+                        node,
+                        Part {
+                            content_type: "text/csv",
+                            body,
+                        },
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+impl Batch {
+    /// A body that makes a task without documents, for a batch that routed to no node.
+    pub fn empty_part(&self) -> Part {
+        match self {
+            Batch::Json(_) => Part {
+                content_type: "application/json",
+                body: b"[]".to_vec(),
+            },
+            Batch::Csv {
+                header, delimiter, ..
+            } => {
+                let mut w = csv::WriterBuilder::new()
+                    .delimiter(*delimiter)
+                    .from_writer(Vec::new());
+                let _ = w.write_record(header);
+                Part {
+                    content_type: "text/csv",
+                    body: w.into_inner().unwrap_or_default(),
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use miroir_topology::Node;
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
-use crate::documents::{self, Document};
+use crate::documents::{self, Batch, Part};
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::fanout::{first_problem, Fanout};
@@ -22,7 +22,7 @@ use super::*;
 pub(crate) struct Write {
     index: String,
     merge: bool,
-    batch: Vec<Document>,
+    batch: Batch,
     phase: WritePhase,
     /// Documents split per node once the primary key is known.
     pending: Option<Routed>,
@@ -31,7 +31,9 @@ pub(crate) struct Write {
 
 pub(crate) struct Routed {
     primary_key: String,
-    per_node: BTreeMap<String, Vec<Document>>,
+    per_node: BTreeMap<String, Part>,
+    /// What a node gets when the batch routed to none (it still makes a task).
+    empty: Part,
     shards_of: Vec<u32>,
 }
 
@@ -48,7 +50,12 @@ impl Write {
         merge: bool,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let batch = documents::parse_batch(ctx.request.header("content-type"), &ctx.request.body)?;
+        let delimiter = ctx.request.query_param("csvDelimiter");
+        let batch = documents::parse_batch(
+            ctx.request.header("content-type"),
+            delimiter.as_deref(),
+            &ctx.request.body,
+        )?;
         let mut lookup = Fanout::new();
         for node in ctx.nodes() {
             lookup.send(
@@ -173,13 +180,12 @@ impl Write {
     }
 
     pub(crate) fn route_documents(&mut self, ctx: &Ctx, primary_key: String, ids: Vec<String>) {
+        let batch = std::mem::replace(&mut self.batch, Batch::Json(Vec::new()));
+        let empty = batch.empty_part();
         self.pending = Some(Routed {
             primary_key,
-            per_node: documents::partition(
-                &ctx.config.topology,
-                std::mem::take(&mut self.batch),
-                &ids,
-            ),
+            empty,
+            per_node: documents::partition(&ctx.config.topology, batch, &ids),
             shards_of: ids
                 .iter()
                 .map(|id| ctx.config.topology.shard_for_key(id))
@@ -205,15 +211,15 @@ impl Write {
         if per_node.is_empty() {
             // An empty batch still makes a task on one node, as on Meilisearch.
             if let Some(first) = ctx.nodes().next() {
-                per_node.insert(first.id.clone(), Vec::new());
+                per_node.insert(first.id.clone(), routed.empty);
             }
         }
         let calls = per_node
             .into_iter()
-            .filter_map(|(node_id, docs)| {
+            .filter_map(|(node_id, part)| {
                 let node = ctx.config.topology.node(&node_id)?;
-                let body = serde_json::to_vec(&docs).unwrap_or_default();
-                Some((node_id, ctx.call(node, method, path.clone(), Some(body))))
+                let call = ctx.call_with(node, method, path.clone(), part.content_type, part.body);
+                Some((node_id, call))
             })
             .collect();
         let record = std::mem::take(&mut self.record);

@@ -69,7 +69,11 @@ fn malformed(format: Format, detail: impl std::fmt::Display) -> MeiliError {
 }
 
 /// Parses a document payload at request time, as Meilisearch does before enqueuing.
-pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Document>, MeiliError> {
+pub fn parse_payload(
+    content_type: Option<&str>,
+    csv_delimiter: u8,
+    body: &[u8],
+) -> Result<Vec<Document>, MeiliError> {
     let format = format_from_content_type(content_type)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(MeiliError::invalid(
@@ -103,19 +107,31 @@ pub fn parse_payload(content_type: Option<&str>, body: &[u8]) -> Result<Vec<Docu
             }
             Ok(docs)
         }
-        Format::Csv => {
-            let text = std::str::from_utf8(body).map_err(|e| malformed(format, e))?;
-            parse_csv(text).map_err(|e| malformed(format, e))
-        }
+        Format::Csv => parse_csv(body, csv_delimiter).map_err(|e| malformed(format, e)),
     }
 }
 
 /// CSV with Meilisearch's typed headers (`name:number`, `name:boolean`, default string).
-fn parse_csv(text: &str) -> Result<Vec<Document>, String> {
-    let mut rows = csv_rows(text)?.into_iter();
-    let Some(header) = rows.next() else {
+fn parse_csv(body: &[u8], delimiter: u8) -> Result<Vec<Document>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(body);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.is_empty() {
         return Ok(Vec::new());
-    };
+    }
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.map(|rec| rec.iter().map(str::to_string).collect()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let rows = rows.into_iter();
     let columns: Vec<(String, &str)> = header
         .iter()
         .map(|h| match h.rsplit_once(':') {
@@ -160,58 +176,6 @@ fn parse_csv(text: &str) -> Result<Vec<Document>, String> {
         docs.push(doc);
     }
     Ok(docs)
-}
-
-fn csv_rows(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut in_quotes = false;
-    let mut row_has_content = false;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_quotes = true;
-                row_has_content = true;
-            }
-            ',' => {
-                row.push(std::mem::take(&mut field));
-                row_has_content = true;
-            }
-            '\r' => {}
-            '\n' => {
-                if row_has_content || !field.is_empty() {
-                    row.push(std::mem::take(&mut field));
-                    rows.push(std::mem::take(&mut row));
-                }
-                row_has_content = false;
-            }
-            _ => {
-                field.push(c);
-                row_has_content = true;
-            }
-        }
-    }
-    if in_quotes {
-        return Err("CSV error: unterminated quoted field".to_string());
-    }
-    if row_has_content || !field.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    Ok(rows)
 }
 
 /// A field by dotted path: an exact top-level key first, then nested objects.
@@ -396,36 +360,43 @@ mod tests {
 
     #[test]
     fn payloads() {
-        let e = parse_payload(Some("application/json"), b"[{\"id\": 1,").unwrap_err();
+        let e = parse_payload(Some("application/json"), b',', b"[{\"id\": 1,").unwrap_err();
         assert_eq!(
             e.message,
             "The `json` payload provided is malformed. `Couldn't serialize document value: EOF while parsing an object at line 1 column 10`."
         );
         assert_eq!(
-            parse_payload(Some("application/json"), b"")
+            parse_payload(Some("application/json"), b',', b"")
                 .unwrap_err()
                 .code,
             "missing_payload"
         );
         assert_eq!(
-            parse_payload(None, b"[]").unwrap_err().code,
+            parse_payload(None, b',', b"[]").unwrap_err().code,
             "missing_content_type"
         );
         assert_eq!(
-            parse_payload(Some("text/plain"), b"x").unwrap_err().status,
+            parse_payload(Some("text/plain"), b',', b"x")
+                .unwrap_err()
+                .status,
             415
         );
         assert_eq!(
-            parse_payload(Some("application/json"), b"[]")
+            parse_payload(Some("application/json"), b',', b"[]")
                 .unwrap()
                 .len(),
             0
         );
-        let docs =
-            parse_payload(Some("application/x-ndjson"), b"{\"id\":1}\n{\"id\":2}\n").unwrap();
+        let docs = parse_payload(
+            Some("application/x-ndjson"),
+            b',',
+            b"{\"id\":1}\n{\"id\":2}\n",
+        )
+        .unwrap();
         assert_eq!(docs.len(), 2);
         let docs = parse_payload(
             Some("text/csv"),
+            b',',
             b"id:number,title,year:number,rating:number\n10,\"Amelie, la\",2001,8.3\n",
         )
         .unwrap();

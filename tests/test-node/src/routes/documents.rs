@@ -34,7 +34,8 @@ async fn add(
 ) -> Result<Response> {
     validate_index_uid(&uid)?;
     reject_unknown_params(&q, WRITE_PARAMS)?;
-    let docs = parse_payload(content_type(&headers).as_deref(), &body)?;
+    let delimiter = csv_delimiter(&q)?;
+    let docs = parse_payload(content_type(&headers).as_deref(), delimiter, &body)?;
     let primary_key = q
         .iter()
         .find(|(k, _)| k == "primaryKey")
@@ -70,6 +71,21 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Response> {
     add(state, uid, q, headers, body, true).await
+}
+
+/// `csvDelimiter`: one ASCII character, `,` by default.
+fn csv_delimiter(q: &[(String, String)]) -> Result<u8> {
+    match q.iter().find(|(k, _)| k == "csvDelimiter").map(|(_, v)| v.as_str()) {
+        None => Ok(b','),
+        Some(d) if d.len() == 1 && d.is_ascii() => Ok(d.as_bytes()[0]),
+        Some(d) => Err(MeiliError::invalid(
+            "invalid_document_csv_delimiter",
+            format!(
+                "Invalid value in parameter `csvDelimiter`: expected a string of one character, but found the following string of {} characters: `{d}`",
+                d.chars().count()
+            ),
+        )),
+    }
 }
 
 fn document_not_found(id: &str) -> MeiliError {
