@@ -600,10 +600,11 @@ fn node_errors_reach_the_client_unchanged() {
 }
 
 #[test]
-fn an_unreachable_node_is_a_503_not_a_crash() {
+fn an_unreachable_node_without_replica_is_a_503_not_a_crash() {
     let config = three_nodes();
     let mut fleet = Fleet::new(&config);
-    // The owner of shard 0 is unknown to this Envoy (e.g. its cluster is not warmed yet).
+    // The owner of shard 0 is unknown to this Envoy (e.g. its cluster is not warmed yet) and,
+    // with one copy of each shard, nobody else holds its shards.
     let owner = config.topology.owners(0, "g")[0].id.clone();
     fleet.host.unknown_clusters.push(cluster_name(&owner));
     let (status, body) = fleet.run(
@@ -615,9 +616,48 @@ fn an_unreachable_node_is_a_503_not_a_crash() {
     );
     assert_eq!(
         (status, body["code"].as_str().unwrap()),
-        (503, "miroir_node_unavailable")
+        (503, "miroir_shard_unavailable")
     );
-    assert!(body["message"].as_str().unwrap().contains(&owner));
+    assert!(
+        body["message"].as_str().unwrap().contains("shard(s) ["),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_search_fails_over_to_the_other_replicas() {
+    for (nodes, rf) in [
+        (vec![("n0", "g"), ("n1", "g"), ("n2", "g")], 2),
+        (vec![("a0", "a"), ("a1", "a"), ("b0", "b"), ("b1", "b")], 1),
+    ] {
+        let config = config(&nodes, 16, rf);
+        let mut fleet = ready_fleet(&config);
+        assert_eq!(fleet.add_documents(&config, movies(90)).0, 202);
+        let down = config.topology.nodes[0].id.clone();
+        fleet.node(&down).down = true;
+        for _ in 0..3 {
+            let (status, body) = fleet.run(
+                &config,
+                "POST",
+                "/indexes/movies/search",
+                &[],
+                json!({"q": "movie", "limit": 100}),
+            );
+            assert_eq!(status, 200, "{body}");
+            let ids: Vec<u64> = body["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                ids,
+                (0..90).collect::<Vec<_>>(),
+                "every hit once, in order, with {down} down"
+            );
+            assert_eq!(body["estimatedTotalHits"], 90);
+        }
+    }
 }
 
 #[test]

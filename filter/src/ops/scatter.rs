@@ -1,19 +1,35 @@
+//! A search over one owner of every shard, failing over to another owner of a node's shards when
+//! that node does not answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{Map, Value};
 
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
 use crate::search::{self, Pagination};
 
-/// A search: one owner of every shard in one replica group, each limited to its shards.
+/// One node asked for some shards. Slots keep their creation order, which the merge's tie order
+/// follows.
+struct Slot {
+    node: String,
+    shards: Vec<u32>,
+    response: Option<Map<String, Value>>,
+}
+
 pub(crate) struct Scatter {
+    index: String,
+    group: String,
     client: Map<String, Value>,
     pagination: Pagination,
-    /// Node ids in the order the merge breaks ties with.
-    nodes: Vec<String>,
-    fanout: Fanout<String>,
+    slots: Vec<Slot>,
+    /// Nodes that did not answer during this request: never asked again.
+    failed: BTreeSet<String>,
+    fanout: Fanout<usize>,
 }
 
 impl Scatter {
@@ -30,90 +46,146 @@ impl Scatter {
             return Err(MeiliError::internal("the topology has no replica group"));
         };
         let plan = topology.covering_set(group, ctx.seq);
-        if !plan.unavailable.is_empty() {
-            host.count("miroir_search_shards_unavailable", 1);
-            return Err(MeiliError::unavailable(
-                "miroir_shard_unavailable",
-                format!(
-                    "No active node holds shard(s) {:?} in replica group `{group}`.",
-                    plan.unavailable
-                ),
-            ));
-        }
-        let path = format!("/indexes/{index}/search");
-        let mut fanout = Fanout::new();
-        let mut nodes = Vec::new();
-        for (node_id, shards) in &plan.assignments {
-            let Some(node) = topology.node(node_id) else {
-                continue;
-            };
-            let body = Value::Object(search::node_body(&client, pagination, shards));
-            fanout.send(
-                host,
-                &ctx.json_call(node, "POST", path.clone(), &body),
-                node_id.clone(),
-            );
-            nodes.push(node_id.clone());
-        }
         let mut scatter = Scatter {
+            index: index.to_string(),
+            group: group.to_string(),
             client,
             pagination,
-            nodes,
-            fanout,
+            slots: Vec::new(),
+            failed: BTreeSet::new(),
+            fanout: Fanout::new(),
         };
-        let step = scatter.merge_if_complete();
+        // Shards with no active owner in this group are asked of another group straight away.
+        let mut assignments = plan.assignments;
+        for shard in plan.unavailable {
+            match scatter.replacement(topology, shard) {
+                Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
+                None => return Err(shard_unavailable(host, &[shard])),
+            }
+        }
+        for (node, shards) in assignments {
+            scatter.ask(ctx, host, node, shards);
+        }
+        let step = scatter.progress(ctx, host);
         Ok((scatter, step))
     }
 
     pub(crate) fn on_reply(
         &mut self,
-        _ctx: &Ctx,
+        ctx: &Ctx,
         token: u32,
         reply: Reply,
-        _host: &mut dyn Host,
+        host: &mut dyn Host,
     ) -> Step {
         if !self.fanout.accept(token, reply) {
             return Step::Wait;
         }
-        self.merge_if_complete()
+        self.progress(ctx, host)
     }
 
-    pub(crate) fn merge_if_complete(&mut self) -> Step {
-        if !self.fanout.is_complete() {
-            return Step::Wait;
+    fn ask(&mut self, ctx: &Ctx, host: &mut dyn Host, node_id: String, shards: Vec<u32>) {
+        let slot = self.slots.len();
+        if let Some(node) = ctx.config.topology.node(&node_id) {
+            let body = Value::Object(search::node_body(&self.client, self.pagination, &shards));
+            let call = ctx.json_call(
+                node,
+                "POST",
+                format!("/indexes/{}/search", self.index),
+                &body,
+            );
+            self.slots.push(Slot {
+                node: node_id,
+                shards,
+                response: None,
+            });
+            self.fanout.send(host, &call, slot);
         }
+    }
+
+    /// Another active owner of `shard` that has not failed: in this group first, then in others.
+    fn replacement<'t>(&self, topology: &'t Topology, shard: u32) -> Option<&'t Node> {
+        let groups = topology.group_names();
+        let others = groups.iter().filter(|g| **g != self.group);
+        std::iter::once(self.group.as_str())
+            .chain(others.copied())
+            .flat_map(|g| topology.owners(shard, g))
+            .find(|n| n.state == NodeState::Active && !self.failed.contains(&n.id))
+    }
+
+    /// Handles the replies so far: a node's refusal is the answer, a silent node's shards go to
+    /// other owners, and once every shard answered the pages are merged.
+    fn progress(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
         let replies = std::mem::take(&mut self.fanout.replies);
-        if let Some(problem) = first_problem(&replies) {
-            return Step::Answer(problem);
-        }
-        let mut responses = Vec::new();
-        for node in &self.nodes {
-            let parsed =
-                replies
-                    .iter()
-                    .find(|(n, _)| n == node)
-                    .and_then(|(_, reply)| match outcome(reply) {
-                        Outcome::Success(body) => {
-                            serde_json::from_slice::<Map<String, Value>>(body).ok()
+        let mut orphaned = Vec::new();
+        for (slot, reply) in replies {
+            let Some(entry) = self.slots.get_mut(slot) else {
+                continue;
+            };
+            match outcome(&reply) {
+                Outcome::Success(body) => {
+                    match serde_json::from_slice::<Map<String, Value>>(body) {
+                        Ok(response) => entry.response = Some(response),
+                        Err(_) => {
+                            self.failed.insert(entry.node.clone());
+                            orphaned.extend(entry.shards.iter().copied());
                         }
-                        _ => None,
-                    });
-            match parsed {
-                Some(response) => responses.push(response),
-                None => {
-                    return Step::Answer(
-                        MeiliError::unavailable(
-                            "miroir_node_unavailable",
-                            format!("Node `{node}` answered the search with an unreadable body."),
-                        )
-                        .into(),
-                    )
+                    }
+                }
+                Outcome::Refused { status, body } => {
+                    return Step::Answer(Answer::relay(status, body.to_vec()))
+                }
+                Outcome::Unavailable(why) => {
+                    host.log_warn(&format!(
+                        "search on `{}` failed ({why}); asking other owners",
+                        entry.node
+                    ));
+                    host.count("miroir_search_failovers", 1);
+                    self.failed.insert(entry.node.clone());
+                    orphaned.extend(entry.shards.iter().copied());
                 }
             }
         }
+        if !orphaned.is_empty() {
+            let topology = &ctx.config.topology;
+            let mut reassigned: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            let mut lost = Vec::new();
+            for shard in orphaned {
+                match self.replacement(topology, shard) {
+                    Some(node) => reassigned.entry(node.id.clone()).or_default().push(shard),
+                    None => lost.push(shard),
+                }
+            }
+            if !lost.is_empty() {
+                lost.sort_unstable();
+                return Step::Answer(shard_unavailable(host, &lost).into());
+            }
+            for (node, shards) in reassigned {
+                self.ask(ctx, host, node, shards);
+            }
+            // A dispatch that failed at once is already a reply: handle it now.
+            if !self.fanout.replies.is_empty() {
+                return self.progress(ctx, host);
+            }
+        }
+        if !self.fanout.is_complete() {
+            return Step::Wait;
+        }
+        let responses: Vec<Map<String, Value>> = self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.response.take())
+            .collect();
         Step::Answer(Answer::json(
             200,
             &search::merge(&self.client, self.pagination, responses),
         ))
     }
+}
+
+fn shard_unavailable(host: &mut dyn Host, shards: &[u32]) -> MeiliError {
+    host.count("miroir_search_shards_unavailable", 1);
+    MeiliError::unavailable(
+        "miroir_shard_unavailable",
+        format!("No node could answer for shard(s) {shards:?}: every owner is down or failed."),
+    )
 }

@@ -189,3 +189,39 @@ fn walk(client: &Client, q: &str, page_size: u64) -> Vec<(u64, f64)> {
         offset += page_size;
     }
 }
+
+/// A node that dies is replaced, inside the request, by another owner of its shards: searches
+/// keep answering with every hit exactly once.
+#[test]
+fn searches_survive_a_dead_node() {
+    let cluster = Cluster::start(
+        "search_failover",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
+    );
+    let client = cluster.client();
+    create_movies(&client);
+    add_in_batches(&client, &corpus(300), 300);
+    let before = client
+        .post(
+            "/indexes/movies/search",
+            &json!({"q": "mirror", "limit": 300}),
+        )
+        .json();
+
+    cluster.kill_node("n1");
+    for _ in 0..12 {
+        let (status, page) = client
+            .post(
+                "/indexes/movies/search",
+                &json!({"q": "mirror", "limit": 300}),
+            )
+            .pair();
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["estimatedTotalHits"], before["estimatedTotalHits"]);
+        let mut got = ids(&page["hits"]);
+        let mut expected = ids(&before["hits"]);
+        got.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(got, expected);
+    }
+}
