@@ -118,6 +118,9 @@ pub fn node_body(
         }
     }
     body.insert("showRankingScore".into(), json!(true));
+    // Sort values and custom `attr:asc|desc` rules are not in the score: the merge compares the
+    // nodes' hits rule by rule, as each node ranked them.
+    body.insert("showRankingScoreDetails".into(), json!(true));
     let filter = restrict_filter(client.get("filter"), shards);
     body.insert("filter".into(), filter);
     body
@@ -125,9 +128,103 @@ pub fn node_body(
 
 struct Candidate {
     score: f64,
+    /// Ranking-rule entries in rule order, when the node sent them.
+    rules: Vec<(String, Value)>,
     position: usize,
     node: usize,
     hit: Value,
+}
+
+/// A hit's `_rankingScoreDetails` entries in ranking-rule order.
+fn rules_of(hit: &Value) -> Vec<(String, Value)> {
+    let Some(Value::Object(details)) = hit.get("_rankingScoreDetails") else {
+        return Vec::new();
+    };
+    let mut rules: Vec<(u64, String, Value)> = details
+        .iter()
+        .map(|(rule, d)| {
+            (
+                d.get("order").and_then(Value::as_u64).unwrap_or(u64::MAX),
+                rule.clone(),
+                d.clone(),
+            )
+        })
+        .collect();
+    rules.sort_by_key(|(order, _, _)| *order);
+    rules.into_iter().map(|(_, rule, d)| (rule, d)).collect()
+}
+
+/// Orders two hits as one node's bucket sort would: the first rule that tells them apart
+/// decides. `None` when they were ranked by different rules and cannot be compared this way.
+fn compare_rules(a: &[(String, Value)], b: &[(String, Value)]) -> Option<Ordering> {
+    if a.is_empty() || a.len() != b.len() {
+        return None;
+    }
+    for ((rule_a, da), (rule_b, db)) in a.iter().zip(b) {
+        if rule_a != rule_b {
+            return None;
+        }
+        let ordering = compare_rule(rule_a, da, db);
+        if ordering != Ordering::Equal {
+            return Some(ordering);
+        }
+    }
+    Some(Ordering::Equal)
+}
+
+/// Less is better (comes first).
+fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
+    let number = |v: &Value, field: &str| v.get(field).and_then(Value::as_f64);
+    // Vector similarity: higher first.
+    if let (Some(x), Some(y)) = (number(a, "similarity"), number(b, "similarity")) {
+        return y.partial_cmp(&x).unwrap_or(Ordering::Equal);
+    }
+    // Geo sort: by distance in the rule's direction.
+    if let (Some(x), Some(y)) = (number(a, "distance"), number(b, "distance")) {
+        let ascending = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+        return if rule.ends_with(":desc") {
+            ascending.reverse()
+        } else {
+            ascending
+        };
+    }
+    // A sort rule, from the query's `sort` or the index's `attr:asc|desc` rules.
+    if a.get("value").is_some() || b.get("value").is_some() {
+        return compare_sort_values(a.get("value"), b.get("value"), rule.ends_with(":desc"));
+    }
+    // A relevancy rule: its local score, higher first.
+    match (number(a, "score"), number(b, "score")) {
+        (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Numbers before strings, documents without the value last, whatever the direction.
+fn compare_sort_values(a: Option<&Value>, b: Option<&Value>, descending: bool) -> Ordering {
+    fn class(v: Option<&Value>) -> u8 {
+        match v {
+            Some(Value::Number(_)) => 0,
+            Some(Value::String(_)) => 1,
+            _ => 2,
+        }
+    }
+    let by_class = class(a).cmp(&class(b));
+    if by_class != Ordering::Equal {
+        return by_class;
+    }
+    let within = match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        _ => Ordering::Equal,
+    };
+    if descending {
+        within.reverse()
+    } else {
+        within
+    }
 }
 
 /// Merges the nodes' responses (in a fixed node order) into the client's page.
@@ -141,10 +238,11 @@ pub fn merge(
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
 ) -> Value {
-    let show_score = client
-        .get("showRankingScore")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let asked = |field: &str| client.get(field).and_then(Value::as_bool).unwrap_or(false);
+    let show = Shown {
+        score: asked("showRankingScore"),
+        details: asked("showRankingScoreDetails"),
+    };
     let mut candidates = Vec::new();
     let mut processing_time = 0u64;
     let mut estimated_total = 0u64;
@@ -164,6 +262,7 @@ pub fn merge(
                     .unwrap_or(0.0);
                 candidates.push(Candidate {
                     score,
+                    rules: rules_of(&hit),
                     position,
                     node,
                     hit,
@@ -185,9 +284,8 @@ pub fn merge(
     }
 
     candidates.sort_by(|a, b| {
-        b.score
-            .partial_cmp(&a.score)
-            .unwrap_or(Ordering::Equal)
+        compare_rules(&a.rules, &b.rules)
+            .unwrap_or_else(|| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
     });
@@ -196,7 +294,7 @@ pub fn merge(
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(usize::try_from(keep).unwrap_or(usize::MAX))
-        .map(|c| strip_internal(c.hit, show_score))
+        .map(|c| strip_internal(c.hit, show))
         .collect();
 
     template.insert("hits".into(), Value::Array(hits));
@@ -231,11 +329,21 @@ pub fn merge(
     Value::Object(template)
 }
 
-fn strip_internal(mut hit: Value, show_score: bool) -> Value {
+/// What the client asked to see of the ranking.
+#[derive(Clone, Copy)]
+struct Shown {
+    score: bool,
+    details: bool,
+}
+
+fn strip_internal(mut hit: Value, show: Shown) -> Value {
     if let Value::Object(fields) = &mut hit {
         fields.shift_remove(SHARD_FIELD);
-        if !show_score {
+        if !show.score {
             fields.shift_remove("_rankingScore");
+        }
+        if !show.details {
+            fields.shift_remove("_rankingScoreDetails");
         }
         for nested in ["_formatted", "_matchesPosition"] {
             if let Some(Value::Object(inner)) = fields.get_mut(nested) {

@@ -171,3 +171,91 @@ fn pagination_parameters_are_validated() {
         json!([["a = 1", "b = 2"], "_miroir_shard IN [2, 5]"])
     );
 }
+
+fn scored(id: u64, words: f64, sort: Value, exactness: f64) -> Value {
+    // The shape Meilisearch 1.50 records for `q` + `sort: ["year:desc"]` (score excludes sort).
+    json!({"id": id, "_rankingScore": words * exactness,
+           "_rankingScoreDetails": {
+               "words": {"order": 0, "matchingWords": 1, "maxMatchingWords": 1, "score": words},
+               "year:desc": {"order": 1, "value": sort},
+               "exactness": {"order": 2, "matchType": "noExactMatch", "score": exactness}}})
+}
+
+fn merged_ids(client: Value, lists: Vec<Vec<Value>>) -> Vec<u64> {
+    let responses = lists
+        .into_iter()
+        .map(|hits| obj(json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 0})))
+        .collect();
+    let merged = merge(
+        &obj(client),
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        responses,
+    );
+    merged["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn sort_values_decide_after_the_rules_before_them() {
+    // Node A and node B each in their own (correct) order.
+    let a = vec![
+        scored(1, 1.0, json!(2018.0), 0.3),
+        scored(2, 1.0, json!(2004.0), 1.0),
+        scored(3, 0.5, json!(2020.0), 1.0),
+    ];
+    let b = vec![
+        scored(4, 1.0, json!(2012.0), 0.3),
+        scored(5, 1.0, json!(2012.0), 0.2),
+        scored(6, 0.5, json!(1990.0), 1.0),
+    ];
+    // words first; then year descending; then exactness; the score alone would put 2 and 3 first.
+    assert_eq!(merged_ids(json!({}), vec![a, b]), [1, 4, 5, 2, 3, 6]);
+}
+
+#[test]
+fn placeholder_sort_and_mixed_values() {
+    let hit = |id: u64, value: Value| json!({"id": id, "_rankingScore": 1.0, "_rankingScoreDetails": {"rating:asc": {"order": 0, "value": value}}});
+    let a = vec![hit(1, json!(2.5)), hit(2, json!("b")), hit(3, Value::Null)];
+    let b = vec![hit(4, json!(1.0)), hit(5, json!("a"))];
+    assert_eq!(
+        merged_ids(json!({}), vec![a, b]),
+        [4, 1, 5, 2, 3],
+        "numbers, then strings, then missing"
+    );
+}
+
+#[test]
+fn details_are_shown_only_when_asked() {
+    let a = vec![scored(1, 1.0, json!(2018.0), 0.3)];
+    let responses = || {
+        vec![obj(
+            json!({"hits": a.clone(), "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 1}),
+        )]
+    };
+    let plain = merge(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        responses(),
+    );
+    assert_eq!(plain["hits"][0], json!({"id": 1}));
+    let asked = merge(
+        &obj(json!({"showRankingScoreDetails": true})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        responses(),
+    );
+    assert!(asked["hits"][0]["_rankingScoreDetails"]["year:desc"].is_object());
+    assert!(asked["hits"][0].get("_rankingScore").is_none());
+}

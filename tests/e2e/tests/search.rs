@@ -225,3 +225,101 @@ fn searches_survive_a_dead_node() {
         assert_eq!(got, expected);
     }
 }
+
+/// Sorted searches (query `sort` and a custom ranking rule) page through Envoy in one node's
+/// order: the same ranking details hit after hit, the same hits for each.
+#[test]
+fn sorted_paging_follows_one_nodes_order() {
+    let cluster = Cluster::start(
+        "search_sorted",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let single = Cluster::single_node("search_sorted_single");
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        write(
+            &target,
+            "PATCH",
+            "/indexes/movies/settings",
+            &json!({"sortableAttributes": ["year", "genre"]}),
+        );
+        add_in_batches(&target, &corpus(300), 300);
+    }
+    let queries = [
+        json!({"q": "mirror", "sort": ["year:desc"]}),
+        json!({"sort": ["genre:asc", "year:asc"]}),
+        json!({"q": "river night", "sort": ["year:asc"], "filter": "genre != horror"}),
+    ];
+    for query in &queries {
+        assert_same_ranking(&cluster.client(), &single.client(), query);
+    }
+    // A custom ranking rule is not in `_rankingScore` either.
+    for target in [cluster.client(), single.client()] {
+        write(
+            &target,
+            "PUT",
+            "/indexes/movies/settings/ranking-rules",
+            &json!([
+                "words",
+                "year:desc",
+                "typo",
+                "proximity",
+                "attribute",
+                "exactness"
+            ]),
+        );
+    }
+    assert_same_ranking(
+        &cluster.client(),
+        &single.client(),
+        &json!({"q": "road garden"}),
+    );
+}
+
+fn assert_same_ranking(sharded: &Client, single: &Client, query: &Value) {
+    let walk = |client: &Client, page: u64| {
+        let mut hits: Vec<(u64, String)> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let mut body = query.clone();
+            body["offset"] = json!(offset);
+            body["limit"] = json!(page);
+            body["showRankingScoreDetails"] = json!(true);
+            let (status, result) = client.post("/indexes/movies/search", &body).pair();
+            assert_eq!(status, 200, "{query}: {result}");
+            let batch = result["hits"].as_array().unwrap().clone();
+            hits.extend(batch.iter().map(|h| {
+                (
+                    h["id"].as_u64().unwrap(),
+                    h["_rankingScoreDetails"].to_string(),
+                )
+            }));
+            if (batch.len() as u64) < page {
+                return hits;
+            }
+            offset += page;
+        }
+    };
+    let reference = walk(single, 1000);
+    let got = walk(sharded, 9);
+    assert!(!reference.is_empty(), "{query} matches nothing");
+    assert_eq!(got.len(), reference.len(), "{query}: number of hits");
+    if let Some(at) = (0..got.len()).find(|&i| got[i].1 != reference[i].1) {
+        panic!(
+            "{query}: ranking differs at hit {at}: got id {} {}, one node has id {} {}",
+            got[at].0, got[at].1, reference[at].0, reference[at].1
+        );
+    }
+    let groups = |hits: &[(u64, String)]| {
+        let mut g: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+        for (id, d) in hits {
+            g.entry(d.clone()).or_default().insert(*id);
+        }
+        g
+    };
+    assert_eq!(
+        groups(&got),
+        groups(&reference),
+        "{query}: different hits per rank"
+    );
+}
