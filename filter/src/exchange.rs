@@ -13,6 +13,7 @@ use crate::host::Call;
 use crate::host::{Host, Reply};
 use crate::ops::broadcast::Broadcast;
 use crate::ops::delete;
+use crate::ops::multi_search::MultiSearch;
 use crate::ops::read::{FirstAnswer, ReadAll};
 use crate::ops::routed::RoutedWrite;
 use crate::ops::scatter::Scatter;
@@ -20,6 +21,7 @@ use crate::ops::task_read::TaskRead;
 use crate::ops::write::Write;
 use crate::request::Request;
 use crate::route::{route, Route};
+use crate::search;
 use crate::sequence::Progress;
 
 pub struct Exchange {
@@ -33,6 +35,7 @@ enum State {
     Write(Box<Write>),
     Routed(RoutedWrite),
     Search(Box<Scatter>),
+    MultiSearch(Box<MultiSearch>),
     ReadAll(ReadAll),
     FirstAnswer(FirstAnswer),
     TaskRead(TaskRead),
@@ -65,6 +68,7 @@ impl Exchange {
             State::Broadcast(op) => op.on_reply(&self.ctx, token, reply, host),
             State::Write(op) => op.on_reply(&self.ctx, token, reply, host),
             State::Routed(op) => op.on_reply(token, reply, host),
+            State::MultiSearch(op) => op.on_reply(&self.ctx, token, reply, host),
             State::ReadAll(op) => op.on_reply(token, reply, host),
             State::FirstAnswer(op) => op.on_reply(token, reply, host),
             State::Search(op) => op.on_reply(&self.ctx, token, reply, host),
@@ -95,6 +99,14 @@ impl Exchange {
             }
             Route::Search { index } => started(Scatter::start(ctx, &index, host), |s| {
                 State::Search(Box::new(s))
+            }),
+            Route::SearchGet { index } => {
+                let scatter = search::query_from_get(&ctx.request.query_pairs())
+                    .and_then(|query| Scatter::with_query(ctx, &index, query, host));
+                started(scatter, |s| State::Search(Box::new(s)))
+            }
+            Route::MultiSearch => started(MultiSearch::start(ctx, host), |m| {
+                State::MultiSearch(Box::new(m))
             }),
             Route::AddDocuments { index, merge } => {
                 started(Write::start(ctx, index, merge, host), |w| {
@@ -191,7 +203,9 @@ fn started<T>(
 fn route_metric(route: &Route) -> &'static str {
     match route {
         Route::Health => "miroir_requests_health",
-        Route::Search { .. } => "miroir_requests_search",
+        Route::Search { .. } | Route::SearchGet { .. } | Route::MultiSearch => {
+            "miroir_requests_search"
+        }
         Route::AddDocuments { .. }
         | Route::DeleteDocument { .. }
         | Route::DeleteDocuments { .. } => "miroir_requests_document_writes",

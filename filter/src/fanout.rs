@@ -53,6 +53,10 @@ impl<T: Clone> Fanout<T> {
         }
     }
 
+    pub fn owns(&self, token: u32) -> bool {
+        self.pending.contains_key(&token)
+    }
+
     pub fn is_complete(&self) -> bool {
         self.pending.is_empty()
     }

@@ -47,6 +47,11 @@ pub enum Route {
     Search {
         index: String,
     },
+    /// `GET /indexes/{uid}/search`: the same search with its parameters in the query string.
+    SearchGet {
+        index: String,
+    },
+    MultiSearch,
     GetTask {
         uid: String,
     },
@@ -115,6 +120,10 @@ pub fn route(method: &str, path: &str) -> Route {
         ("POST", ["indexes", uid, "search"]) => Route::Search {
             index: uid.to_string(),
         },
+        ("GET", ["indexes", uid, "search"]) => Route::SearchGet {
+            index: uid.to_string(),
+        },
+        ("POST", ["multi-search"]) => Route::MultiSearch,
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
         },
@@ -179,7 +188,16 @@ mod tests {
             route("GET", "/tasks/12"),
             Route::GetTask { uid: "12".into() }
         );
-        assert_eq!(route("GET", "/indexes/movies/search"), Route::Unsupported);
-        assert_eq!(route("POST", "/multi-search"), Route::Unsupported);
+        assert_eq!(
+            route("GET", "/indexes/movies/search"),
+            Route::SearchGet {
+                index: "movies".into()
+            }
+        );
+        assert_eq!(route("POST", "/multi-search"), Route::MultiSearch);
+        assert_eq!(
+            route("POST", "/indexes/movies/facet-search"),
+            Route::Unsupported
+        );
     }
 }

@@ -75,6 +75,123 @@ pub fn parse_pagination(body: &Map<String, Value>) -> Result<Pagination, MeiliEr
     })
 }
 
+/// How a `GET /search` parameter maps to the POST body.
+enum GetParam {
+    Text,
+    List,
+    Integer,
+    Float,
+    Bool,
+}
+
+const GET_PARAMS: &[(&str, GetParam)] = &[
+    ("q", GetParam::Text),
+    ("offset", GetParam::Integer),
+    ("limit", GetParam::Integer),
+    ("page", GetParam::Integer),
+    ("hitsPerPage", GetParam::Integer),
+    ("attributesToRetrieve", GetParam::List),
+    ("retrieveVectors", GetParam::Bool),
+    ("attributesToCrop", GetParam::List),
+    ("cropLength", GetParam::Integer),
+    ("attributesToHighlight", GetParam::List),
+    ("filter", GetParam::Text),
+    ("sort", GetParam::List),
+    ("distinct", GetParam::Text),
+    ("showMatchesPosition", GetParam::Bool),
+    ("showRankingScore", GetParam::Bool),
+    ("showRankingScoreDetails", GetParam::Bool),
+    ("showPerformanceDetails", GetParam::Bool),
+    ("facets", GetParam::List),
+    ("highlightPreTag", GetParam::Text),
+    ("highlightPostTag", GetParam::Text),
+    ("cropMarker", GetParam::Text),
+    ("matchingStrategy", GetParam::Text),
+    ("attributesToSearchOn", GetParam::List),
+    ("hybridEmbedder", GetParam::Text),
+    ("hybridSemanticRatio", GetParam::Float),
+    ("rankingScoreThreshold", GetParam::Float),
+    ("locales", GetParam::List),
+    ("vector", GetParam::List),
+];
+
+/// `GET /indexes/{uid}/search` parameters as the equivalent POST body, with Meilisearch's errors.
+pub fn query_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, MeiliError> {
+    let mut body = Map::new();
+    let mut hybrid = Map::new();
+    for (name, raw) in pairs {
+        let Some((_, kind)) = GET_PARAMS.iter().find(|(n, _)| n == name) else {
+            let expected: Vec<String> = GET_PARAMS.iter().map(|(n, _)| format!("`{n}`")).collect();
+            return Err(MeiliError::bad_request(
+                "bad_request",
+                format!(
+                    "Unknown parameter `{name}`: expected one of {}",
+                    expected.join(", ")
+                ),
+            ));
+        };
+        let code = invalid_search_code(name);
+        let invalid = |what: &str| {
+            MeiliError::bad_request(
+                code,
+                format!("Invalid value in parameter `{name}`: could not parse `{raw}` as {what}"),
+            )
+        };
+        let value = match kind {
+            GetParam::Text => json!(raw),
+            GetParam::List if name == "vector" => {
+                let floats: Result<Vec<f64>, _> =
+                    raw.split(',').map(|v| v.trim().parse::<f64>()).collect();
+                json!(floats.map_err(|_| invalid("a list of floats"))?)
+            }
+            GetParam::List => json!(raw
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect::<Vec<_>>()),
+            GetParam::Integer => json!(raw
+                .parse::<u64>()
+                .map_err(|_| invalid("a positive integer"))?),
+            GetParam::Float => json!(raw.parse::<f64>().map_err(|_| invalid("a float"))?),
+            GetParam::Bool => json!(raw.parse::<bool>().map_err(|_| invalid("a boolean"))?),
+        };
+        match name.as_str() {
+            "hybridEmbedder" => {
+                hybrid.insert("embedder".into(), value);
+            }
+            "hybridSemanticRatio" => {
+                hybrid.insert("semanticRatio".into(), value);
+            }
+            _ => {
+                body.insert(name.clone(), value);
+            }
+        }
+    }
+    if !hybrid.is_empty() {
+        body.insert("hybrid".into(), Value::Object(hybrid));
+    }
+    Ok(body)
+}
+
+/// Meilisearch's `invalid_search_*` code of a parameter (`hitsPerPage` → `invalid_search_hits_per_page`).
+fn invalid_search_code(name: &str) -> &'static str {
+    match name {
+        "offset" => "invalid_search_offset",
+        "limit" => "invalid_search_limit",
+        "page" => "invalid_search_page",
+        "hitsPerPage" => "invalid_search_hits_per_page",
+        "cropLength" => "invalid_search_crop_length",
+        "rankingScoreThreshold" => "invalid_search_ranking_score_threshold",
+        "hybridSemanticRatio" => "invalid_search_semantic_ratio",
+        "vector" => "invalid_search_vector",
+        "retrieveVectors" => "invalid_search_retrieve_vectors",
+        "showMatchesPosition" => "invalid_search_show_matches_position",
+        "showRankingScore" => "invalid_search_show_ranking_score",
+        "showRankingScoreDetails" => "invalid_search_show_ranking_score_details",
+        _ => "bad_request",
+    }
+}
+
 /// The filter that keeps a node to the shards it was picked for. Without it a node holding other
 /// shards too (replicas, migrations) would count their hits, facets and totals a second time.
 pub fn shard_filter(shards: &[u32]) -> String {

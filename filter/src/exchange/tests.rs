@@ -285,9 +285,9 @@ fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let (status, body) = fleet.run(
         &config,
         "POST",
-        "/multi-search",
+        "/indexes/movies/facet-search",
         &[],
-        json!({"queries": []}),
+        json!({"facetName": "genre"}),
     );
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_supported");
@@ -929,4 +929,130 @@ fn a_document_read_fails_over_to_another_replica() {
         (status, missing["code"].as_str()),
         (404, Some("document_not_found"))
     );
+}
+
+#[test]
+fn multi_search_answers_each_query_in_order() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    assert_eq!(fleet.add_documents(&config, movies(30)).0, 202);
+    let body = json!({"queries": [
+        {"indexUid": "movies", "q": "movie", "limit": 2},
+        {"indexUid": "movies", "q": "movie", "offset": 5, "limit": 3, "showRankingScore": true},
+    ]});
+    let (status, answer) = fleet.run(&config, "POST", "/multi-search", &[], body);
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["indexUid"], "movies");
+    let ids = |r: &Value| {
+        r["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&results[0]), [0, 1]);
+    assert_eq!(ids(&results[1]), [5, 6, 7]);
+    assert!(results[1]["hits"][0].get("_rankingScore").is_some());
+    assert_eq!(
+        results[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .map(String::as_str),
+        Some("indexUid")
+    );
+}
+
+#[test]
+fn the_first_failing_query_fails_the_multi_search() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let error = json!({"message": "Index `nope` not found.", "code": "index_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"});
+    let request = Request::new(
+        "POST",
+        "/multi-search",
+        vec![],
+        serde_json::to_vec(&json!({"queries": [{"indexUid": "movies"}, {"indexUid": "nope"}]}))
+            .unwrap(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let reply = if call.path.contains("nope") {
+            json_reply(404, error.clone())
+        } else {
+            json_reply(
+                200,
+                json!({"hits": [], "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 0}),
+            )
+        };
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    let (status, body) = fleet.host.answer().unwrap();
+    assert_eq!(
+        status, 400,
+        "a missing index is a bad request in multi-search"
+    );
+    assert_eq!(
+        body["message"],
+        "Inside `.queries[1]`: Index `nope` not found."
+    );
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/multi-search",
+        &[],
+        json!({"queries": [{"q": "x"}]}),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("missing_index_uid"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Inside `.queries[0]`: "));
+}
+
+#[test]
+fn get_search_is_the_same_search() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    assert_eq!(fleet.add_documents(&config, movies(30)).0, 202);
+    fleet.host.sent.clear();
+    let (status, body) = fleet.run(&config, "GET", "/indexes/movies/search?q=movie&offset=2&limit=3&facets=genre,year&filter=genre%20%3D%20drama&showRankingScore=true", &[], Value::Null);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["offset"].clone(), body["limit"].clone()),
+        (json!(2), json!(3))
+    );
+    for call in &fleet.host.sent {
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(call.method, "POST");
+        assert_eq!(sent["facets"], json!(["genre", "year"]));
+        assert_eq!(sent["filter"][0], "genre = drama");
+        assert_eq!(sent["limit"], 5);
+    }
+    let (status, err) = fleet.run(
+        &config,
+        "GET",
+        "/indexes/movies/search?limit=ten",
+        &[],
+        Value::Null,
+    );
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invalid_search_limit"))
+    );
+    let (status, err) = fleet.run(
+        &config,
+        "GET",
+        "/indexes/movies/search?bogus=1",
+        &[],
+        Value::Null,
+    );
+    assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
 }

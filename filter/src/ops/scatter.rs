@@ -33,12 +33,22 @@ pub(crate) struct Scatter {
 }
 
 impl Scatter {
+    /// A search whose parameters are the client's JSON body.
     pub(crate) fn start(
         ctx: &Ctx,
         index: &str,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let client = ctx.body_object()?;
+        Self::with_query(ctx, index, ctx.body_object()?, host)
+    }
+
+    /// A search with these parameters (Meilisearch's POST body form).
+    pub(crate) fn with_query(
+        ctx: &Ctx,
+        index: &str,
+        client: Map<String, Value>,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
         let pagination = search::parse_pagination(&client)?;
         let topology = &ctx.config.topology;
         let groups = topology.group_names();
@@ -68,6 +78,11 @@ impl Scatter {
         }
         let step = scatter.progress(ctx, host);
         Ok((scatter, step))
+    }
+
+    /// Whether a reply with this token belongs to this search.
+    pub(crate) fn owns(&self, token: u32) -> bool {
+        self.fanout.owns(token)
     }
 
     pub(crate) fn on_reply(

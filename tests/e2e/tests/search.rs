@@ -323,3 +323,67 @@ fn assert_same_ranking(sharded: &Client, single: &Client, query: &Value) {
         "{query}: different hits per rank"
     );
 }
+
+/// Multi-search and GET search through Envoy answer like one node.
+#[test]
+fn multi_search_and_get_search_match_one_node() {
+    let cluster = Cluster::start(
+        "search_multi",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let single = Cluster::single_node("search_multi_single");
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        add_in_batches(&target, &corpus(200), 200);
+    }
+    let body = json!({"queries": [
+        {"indexUid": "movies", "q": "mirror", "facets": ["genre"], "showRankingScore": true, "limit": 200},
+        {"indexUid": "movies", "q": "kw0042"},
+        {"indexUid": "movies", "filter": "year > 2000", "limit": 200},
+    ]});
+    let (status, sharded) = cluster.client().post("/multi-search", &body).pair();
+    assert_eq!(status, 200, "{sharded}");
+    let (_, reference) = single.client().post("/multi-search", &body).pair();
+    let results = sharded["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for (got, want) in results.iter().zip(reference["results"].as_array().unwrap()) {
+        assert_eq!(got["indexUid"], "movies");
+        assert_eq!(got["estimatedTotalHits"], want["estimatedTotalHits"]);
+        assert_eq!(got["facetDistribution"], want["facetDistribution"]);
+        let set = |r: &Value| ids(&r["hits"]).into_iter().collect::<BTreeSet<_>>();
+        assert_eq!(set(got), set(want));
+    }
+    let (status, error) = cluster
+        .client()
+        .post(
+            "/multi-search",
+            &json!({"queries": [{"indexUid": "movies"}, {"indexUid": "nope"}]}),
+        )
+        .pair();
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (400, Some("index_not_found"))
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Inside `.queries[1]`: "),
+        "{error}"
+    );
+
+    let (status, got) = cluster
+        .client()
+        .get("/indexes/movies/search?q=mirror&limit=5&offset=3&facets=genre")
+        .pair();
+    assert_eq!(status, 200, "{got}");
+    let (_, post) = cluster
+        .client()
+        .post(
+            "/indexes/movies/search",
+            &json!({"q": "mirror", "limit": 5, "offset": 3, "facets": ["genre"]}),
+        )
+        .pair();
+    assert_eq!(ids(&got["hits"]), ids(&post["hits"]));
+    assert_eq!(got["facetDistribution"], post["facetDistribution"]);
+}

@@ -1,0 +1,151 @@
+//! `POST /multi-search` without federation: every query is its own scatter, answered in input
+//! order; the first query that fails fails the whole request, as on Meilisearch.
+
+use serde_json::{json, Map, Value};
+
+use crate::ctx::Ctx;
+use crate::error::MeiliError;
+use crate::exchange::Step;
+use crate::fanout::Answer;
+use crate::host::{Host, Reply};
+
+use super::scatter::Scatter;
+
+enum Query {
+    Running {
+        index: String,
+        scatter: Box<Scatter>,
+    },
+    Done {
+        index: String,
+        answer: Answer,
+    },
+}
+
+pub(crate) struct MultiSearch {
+    queries: Vec<Query>,
+}
+
+impl MultiSearch {
+    pub(crate) fn start(ctx: &Ctx, host: &mut dyn Host) -> Result<(Self, Step), MeiliError> {
+        let body = ctx.body_object()?;
+        if body.get("federation").is_some_and(|f| !f.is_null()) {
+            return Err(MeiliError::new(
+                501,
+                "miroir_not_supported",
+                crate::error::ErrorType::InvalidRequest,
+                "Miroir does not support federated multi-search yet.",
+            ));
+        }
+        let queries = match body.get("queries") {
+            Some(Value::Array(queries)) => queries.clone(),
+            _ => {
+                return Err(MeiliError::bad_request(
+                    "bad_request",
+                    "Missing field `queries`",
+                ))
+            }
+        };
+        let mut multi = MultiSearch {
+            queries: Vec::new(),
+        };
+        for (i, query) in queries.into_iter().enumerate() {
+            let inside = |e: MeiliError| inside_query(i, e);
+            let Value::Object(mut query) = query else {
+                return Err(inside(MeiliError::bad_request(
+                    "bad_request",
+                    "Invalid value type: expected an object",
+                )));
+            };
+            let Some(Value::String(index)) = query.shift_remove("indexUid") else {
+                return Err(inside(MeiliError::bad_request(
+                    "missing_index_uid",
+                    "Missing field `indexUid`",
+                )));
+            };
+            if query.get("federationOptions").is_some() {
+                return Err(inside(MeiliError::bad_request(
+                    "invalid_multi_search_federation_options",
+                    "Using `federationOptions` is not allowed in a non-federated search.\n - Hint: remove `federationOptions` from query #0 or add `federation` to the request.".replace("#0", &format!("#{i}")),
+                )));
+            }
+            let (scatter, step) = Scatter::with_query(ctx, &index, query, host).map_err(inside)?;
+            multi.queries.push(match step {
+                Step::Answer(answer) => Query::Done { index, answer },
+                Step::Wait => Query::Running {
+                    index,
+                    scatter: Box::new(scatter),
+                },
+            });
+        }
+        let step = multi.answer_if_complete();
+        Ok((multi, step))
+    }
+
+    pub(crate) fn on_reply(
+        &mut self,
+        ctx: &Ctx,
+        token: u32,
+        reply: Reply,
+        host: &mut dyn Host,
+    ) -> Step {
+        for query in &mut self.queries {
+            let Query::Running { index, scatter } = query else {
+                continue;
+            };
+            if !scatter.owns(token) {
+                continue;
+            }
+            if let Step::Answer(answer) = scatter.on_reply(ctx, token, reply, host) {
+                *query = Query::Done {
+                    index: index.clone(),
+                    answer,
+                };
+            }
+            break;
+        }
+        self.answer_if_complete()
+    }
+
+    fn answer_if_complete(&mut self) -> Step {
+        let mut results = Vec::new();
+        for (i, query) in self.queries.iter().enumerate() {
+            let Query::Done { index, answer } = query else {
+                return Step::Wait;
+            };
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            if answer.status != 200 {
+                return Step::Answer(failed_query(i, answer.status, body));
+            }
+            let mut result = Map::new();
+            result.insert("indexUid".into(), json!(index));
+            if let Value::Object(fields) = body {
+                result.extend(fields);
+            }
+            results.push(Value::Object(result));
+        }
+        Step::Answer(Answer::json(200, &json!({"results": results})))
+    }
+}
+
+fn inside_query(i: usize, mut error: MeiliError) -> MeiliError {
+    error.message = format!("Inside `.queries[{i}]`: {}", error.message);
+    error
+}
+
+/// A query's error as multi-search reports it: prefixed with its position, and a missing index
+/// is a bad request here rather than a 404.
+fn failed_query(i: usize, status: u16, mut body: Value) -> Answer {
+    let Some(fields) = body.as_object_mut() else {
+        return Answer::json(status, &body);
+    };
+    if let Some(Value::String(message)) = fields.get_mut("message") {
+        *message = format!("Inside `.queries[{i}]`: {message}");
+    }
+    let status = if fields.get("code").and_then(Value::as_str) == Some("index_not_found") {
+        400
+    } else {
+        status
+    };
+    Answer::json(status, &body)
+}
