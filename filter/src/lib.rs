@@ -15,6 +15,7 @@ pub mod request;
 pub mod route;
 pub mod search;
 pub mod sequence;
+pub mod stats;
 pub mod tasks;
 
 #[cfg(any(test, feature = "mock"))]

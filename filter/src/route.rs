@@ -9,6 +9,10 @@ pub enum Agreement {
     IndexList,
     /// `GET /indexes/{uid}/settings[/...]`.
     Settings,
+    /// `GET /indexes/{uid}/stats`: summed over one replica group.
+    IndexStats,
+    /// `GET /stats`.
+    Stats,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +84,8 @@ pub fn route(method: &str, path: &str) -> Route {
             index: None,
         },
         ("GET", ["indexes", _, "settings", ..]) => Route::ReadAll(Agreement::Settings),
+        ("GET", ["indexes", _, "stats"]) => Route::ReadAll(Agreement::IndexStats),
+        ("GET", ["stats"]) => Route::ReadAll(Agreement::Stats),
         ("PATCH" | "PUT" | "DELETE", ["indexes", uid, "settings"]) => Route::Settings {
             index: uid.to_string(),
             sub: None,

@@ -15,6 +15,7 @@ pub(crate) const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
 /// The same GET to every node; one answer, and any disagreement made visible.
 pub(crate) struct ReadAll {
     kind: Agreement,
+    config: std::rc::Rc<miroir_topology::PluginConfig>,
     nodes: Vec<String>,
     fanout: Fanout<String>,
 }
@@ -33,6 +34,7 @@ impl ReadAll {
         }
         let mut read = ReadAll {
             kind,
+            config: ctx.config.clone(),
             nodes,
             fanout,
         };
@@ -69,7 +71,16 @@ impl ReadAll {
                 bodies.push((node.clone(), body));
             }
         }
-        let (answer, disagreeing) = combine(self.kind, bodies);
+        let (answer, disagreeing) = match self.kind {
+            Agreement::IndexStats | Agreement::Stats => {
+                let whole = self.kind == Agreement::Stats;
+                (
+                    crate::stats::combine(&self.config.topology, whole, bodies),
+                    Vec::new(),
+                )
+            }
+            kind => combine(kind, bodies),
+        };
         let mut answer = Answer::json(200, &answer);
         if !disagreeing.is_empty() {
             host.count("miroir_node_disagreements", 1);
@@ -92,7 +103,6 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
     }
     let key = |v: &Value| -> Value {
         match kind {
-            Agreement::Settings => v.clone(),
             Agreement::Index => identity(v),
             Agreement::IndexList => Value::Array(
                 v.get("results")
@@ -100,6 +110,7 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
                     .map(|r| r.iter().map(identity).collect())
                     .unwrap_or_default(),
             ),
+            Agreement::Settings | Agreement::IndexStats | Agreement::Stats => v.clone(),
         }
     };
     let mut iter = bodies.into_iter();
@@ -126,7 +137,7 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
                     }
                 }
             }
-            Agreement::Settings => {}
+            Agreement::Settings | Agreement::IndexStats | Agreement::Stats => {}
         }
     }
     (first, disagreeing)

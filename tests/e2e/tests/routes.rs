@@ -175,3 +175,43 @@ fn documents_by_id_and_deletions() {
     write(&client, "DELETE", "/indexes/movies/documents", &Value::Null);
     assert_eq!(total_stored(&cluster), 0);
 }
+
+/// Statistics count each document once, though every document is stored on several nodes.
+#[test]
+fn stats_count_each_document_once() {
+    let cluster = Cluster::start(
+        "routes_stats",
+        Spec::new(
+            &[
+                ("a0", "a"),
+                ("a1", "a"),
+                ("a2", "a"),
+                ("b0", "b"),
+                ("b1", "b"),
+            ],
+            8,
+            2,
+        ),
+    );
+    let single = Cluster::single_node("routes_stats_single");
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        add_in_batches(&target, &corpus(150), 150);
+    }
+    assert_eq!(total_stored(&cluster), 600, "2 copies in each of 2 groups");
+    let (status, stats) = cluster.client().get("/indexes/movies/stats").pair();
+    assert_eq!(status, 200, "{stats}");
+    let (_, reference) = single.client().get("/indexes/movies/stats").pair();
+    assert_eq!(stats["numberOfDocuments"], 150);
+    assert_eq!(stats["fieldDistribution"], reference["fieldDistribution"]);
+    assert_eq!(stats["isIndexing"], false);
+
+    let (status, all) = cluster.client().get("/stats").pair();
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["indexes"]["movies"]["numberOfDocuments"], 150);
+    assert_eq!(
+        all["indexes"]["movies"]["fieldDistribution"],
+        reference["fieldDistribution"]
+    );
+    assert!(all["databaseSize"].as_u64().unwrap() > 0);
+}

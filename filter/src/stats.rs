@@ -1,0 +1,172 @@
+//! Index statistics of a sharded index. Inside one replica group every document is stored on
+//! exactly RF nodes (its owners), so a group's node statistics summed and divided by RF count
+//! each document once. Stale copies left by an unfinished migration would be counted too.
+
+use miroir_topology::{Topology, SHARD_FIELD};
+use serde_json::{json, Map, Value};
+
+/// Combines the nodes' answers (`GET /indexes/{uid}/stats`, or `GET /stats` when `whole`).
+pub fn combine(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
+    let rf = u64::from(topology.replication_factor.max(1));
+    let group = topology
+        .group_names()
+        .first()
+        .map(|g| g.to_string())
+        .unwrap_or_default();
+    let in_group = |node: &str| topology.node(node).is_some_and(|n| n.group == group);
+    if !whole {
+        let stats: Vec<&Value> = bodies
+            .iter()
+            .filter(|(n, _)| in_group(n))
+            .map(|(_, b)| b)
+            .collect();
+        let indexing = bodies
+            .iter()
+            .any(|(_, b)| b["isIndexing"].as_bool() == Some(true));
+        return index_stats(&stats, rf, indexing);
+    }
+    let sum = |field: &str| {
+        bodies
+            .iter()
+            .filter_map(|(_, b)| b[field].as_u64())
+            .sum::<u64>()
+    };
+    let last_update = bodies
+        .iter()
+        .filter_map(|(_, b)| b["lastUpdate"].as_str())
+        .max();
+    let mut uids: Vec<String> = Vec::new();
+    for (_, body) in &bodies {
+        if let Some(Value::Object(indexes)) = body.get("indexes") {
+            for uid in indexes.keys() {
+                if !uids.contains(uid) {
+                    uids.push(uid.clone());
+                }
+            }
+        }
+    }
+    let mut indexes = Map::new();
+    for uid in uids {
+        let per_node = |node_filter: &dyn Fn(&str) -> bool| -> Vec<&Value> {
+            bodies
+                .iter()
+                .filter(|(n, _)| node_filter(n))
+                .filter_map(|(_, b)| b.get("indexes").and_then(|i| i.get(&uid)))
+                .collect()
+        };
+        let indexing = per_node(&|_| true)
+            .iter()
+            .any(|s| s["isIndexing"].as_bool() == Some(true));
+        indexes.insert(uid.clone(), index_stats(&per_node(&in_group), rf, indexing));
+    }
+    // Database sizes are physical: every copy takes room.
+    json!({
+        "databaseSize": sum("databaseSize"),
+        "usedDatabaseSize": sum("usedDatabaseSize"),
+        "lastUpdate": last_update,
+        "indexes": indexes,
+    })
+}
+
+fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
+    let sum = |field: &str| stats.iter().filter_map(|s| s[field].as_u64()).sum::<u64>() / rf;
+    let documents = sum("numberOfDocuments");
+    let raw = sum("rawDocumentDbSize");
+    let mut fields: Map<String, Value> = Map::new();
+    for s in stats {
+        if let Some(Value::Object(distribution)) = s.get("fieldDistribution") {
+            for (field, count) in distribution {
+                let previous = fields.get(field).and_then(Value::as_u64).unwrap_or(0);
+                fields.insert(field.clone(), json!(previous + count.as_u64().unwrap_or(0)));
+            }
+        }
+    }
+    fields.shift_remove(SHARD_FIELD);
+    for count in fields.values_mut() {
+        *count = json!(count.as_u64().unwrap_or(0) / rf);
+    }
+    fields.sort_keys();
+    let mut merged = stats
+        .first()
+        .and_then(|s| s.as_object().cloned())
+        .unwrap_or_default();
+    merged.insert("numberOfDocuments".into(), json!(documents));
+    merged.insert("rawDocumentDbSize".into(), json!(raw));
+    merged.insert(
+        "avgDocumentSize".into(),
+        json!(raw.checked_div(documents).unwrap_or(0)),
+    );
+    merged.insert("isIndexing".into(), json!(indexing));
+    for field in ["numberOfEmbeddings", "numberOfEmbeddedDocuments"] {
+        if merged.contains_key(field) {
+            merged.insert(field.into(), json!(sum(field)));
+        }
+    }
+    merged.insert("fieldDistribution".into(), Value::Object(fields));
+    Value::Object(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use miroir_topology::{Node, NodeState};
+
+    use super::*;
+
+    fn topology(rf: u32) -> Topology {
+        Topology {
+            epoch: 1,
+            shards: 8,
+            replication_factor: rf,
+            nodes: [("a0", "a"), ("a1", "a"), ("b0", "b"), ("b1", "b")]
+                .iter()
+                .map(|(id, g)| Node {
+                    id: id.to_string(),
+                    address: "h:1".into(),
+                    group: g.to_string(),
+                    state: NodeState::Active,
+                })
+                .collect(),
+        }
+    }
+
+    fn node_stats(docs: u64, indexing: bool) -> Value {
+        json!({"numberOfDocuments": docs, "rawDocumentDbSize": docs * 100, "avgDocumentSize": 100, "isIndexing": indexing,
+               "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0,
+               "fieldDistribution": {"title": docs, "id": docs, "_miroir_shard": docs}})
+    }
+
+    #[test]
+    fn counts_every_document_once() {
+        // RF 2 in groups of 2: each node of a group holds every document.
+        let bodies = vec![
+            ("a0".to_string(), node_stats(10, false)),
+            ("a1".to_string(), node_stats(10, false)),
+            ("b0".to_string(), node_stats(10, true)),
+            ("b1".to_string(), node_stats(10, false)),
+        ];
+        let merged = combine(&topology(2), false, bodies);
+        assert_eq!(merged["numberOfDocuments"], 10);
+        assert_eq!(merged["rawDocumentDbSize"], 1000);
+        assert_eq!(merged["avgDocumentSize"], 100);
+        assert_eq!(merged["isIndexing"], true, "any node still indexing");
+        assert_eq!(merged["fieldDistribution"], json!({"id": 10, "title": 10}));
+    }
+
+    #[test]
+    fn database_stats_add_up_physically() {
+        let whole = |docs: u64| json!({"databaseSize": 1000, "usedDatabaseSize": 500, "lastUpdate": format!("2026-11-22T00:00:0{docs}Z"), "indexes": {"movies": node_stats(docs, false)}});
+        let bodies = vec![
+            ("a0".to_string(), whole(3)),
+            ("a1".to_string(), whole(4)),
+            ("b0".to_string(), whole(5)),
+            ("b1".to_string(), whole(2)),
+        ];
+        let merged = combine(&topology(1), true, bodies);
+        assert_eq!(merged["databaseSize"], 4000);
+        assert_eq!(merged["lastUpdate"], "2026-11-22T00:00:05Z");
+        assert_eq!(
+            merged["indexes"]["movies"]["numberOfDocuments"], 7,
+            "group a: 3 + 4"
+        );
+    }
+}
