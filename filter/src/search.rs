@@ -354,6 +354,7 @@ pub fn merge(
     client: &Map<String, Value>,
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
+    faceting: &Faceting,
 ) -> Value {
     let asked = |field: &str| client.get(field).and_then(Value::as_bool).unwrap_or(false);
     let show = Shown {
@@ -438,6 +439,7 @@ pub fn merge(
         }
     }
     if has_facets {
+        faceting.order(&mut facets);
         template.insert("facetDistribution".into(), Value::Object(facets));
     }
     if has_facet_stats {
@@ -471,7 +473,76 @@ fn strip_internal(mut hit: Value, show: Shown) -> Value {
     hit
 }
 
-/// Adds one node's facet counts; values keep Meilisearch's default alphabetical order.
+/// An index's `faceting` settings: how merged facet values are ordered and cut.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Faceting {
+    pub max_values_per_facet: usize,
+    /// Attribute (or `*`) → `alpha` or `count`.
+    pub sort_facet_values_by: Map<String, Value>,
+}
+
+impl Default for Faceting {
+    fn default() -> Self {
+        Faceting {
+            max_values_per_facet: 100,
+            sort_facet_values_by: Map::from_iter([("*".to_string(), json!("alpha"))]),
+        }
+    }
+}
+
+impl Faceting {
+    /// From `GET /indexes/{uid}/settings/faceting`; defaults for what it lacks.
+    pub fn from_settings(settings: &Value) -> Self {
+        let mut faceting = Faceting::default();
+        if let Some(max) = settings.get("maxValuesPerFacet").and_then(Value::as_u64) {
+            faceting.max_values_per_facet = usize::try_from(max).unwrap_or(usize::MAX);
+        }
+        if let Some(Value::Object(sort)) = settings.get("sortFacetValuesBy") {
+            faceting.sort_facet_values_by = sort.clone();
+        }
+        faceting
+    }
+
+    /// Orders each attribute's summed values as one node would, and keeps the first
+    /// `maxValuesPerFacet`. `alpha`: numbers numerically, then strings; `count`: most frequent
+    /// first, ties alphabetically.
+    fn order(&self, facets: &mut Map<String, Value>) {
+        for (attribute, values) in facets.iter_mut() {
+            let Value::Object(counts) = values else {
+                continue;
+            };
+            let by_count = self
+                .sort_facet_values_by
+                .get(attribute)
+                .or_else(|| self.sort_facet_values_by.get("*"))
+                .and_then(Value::as_str)
+                == Some("count");
+            let mut entries: Vec<(String, Value)> = std::mem::take(counts).into_iter().collect();
+            entries.sort_by(|(a, ca), (b, cb)| {
+                let alpha = facet_value_order(a, b);
+                if by_count {
+                    cb.as_u64().cmp(&ca.as_u64()).then(alpha)
+                } else {
+                    alpha
+                }
+            });
+            entries.truncate(self.max_values_per_facet);
+            *counts = entries.into_iter().collect();
+        }
+    }
+}
+
+/// Numeric facet values (which nodes send as strings) before strings, each in its own order.
+fn facet_value_order(a: &str, b: &str) -> Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// Adds one node's facet counts.
 fn sum_facets(total: &mut Map<String, Value>, distribution: &Map<String, Value>) {
     for (attribute, values) in distribution {
         let Value::Object(values) = values else {
@@ -485,7 +556,6 @@ fn sum_facets(total: &mut Map<String, Value>, distribution: &Map<String, Value>)
                 let previous = counts.get(value).and_then(Value::as_u64).unwrap_or(0);
                 counts.insert(value.clone(), json!(previous + count.as_u64().unwrap_or(0)));
             }
-            counts.sort_keys();
         }
     }
 }

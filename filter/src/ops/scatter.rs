@@ -11,7 +11,7 @@ use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
-use crate::search::{self, Pagination};
+use crate::search::{self, Faceting, Pagination};
 
 /// One node asked for some shards. Slots keep their creation order, which the merge's tie order
 /// follows.
@@ -30,6 +30,13 @@ pub(crate) struct Scatter {
     /// Nodes that did not answer during this request: never asked again.
     failed: BTreeSet<String>,
     fanout: Fanout<usize>,
+    /// The index's faceting settings, read alongside the search when facets are asked for.
+    faceting: FacetingRead,
+}
+
+enum FacetingRead {
+    Pending(Fanout<String>),
+    Known(Faceting),
 }
 
 impl Scatter {
@@ -64,6 +71,7 @@ impl Scatter {
             slots: Vec::new(),
             failed: BTreeSet::new(),
             fanout: Fanout::new(),
+            faceting: FacetingRead::Known(Faceting::default()),
         };
         // Shards with no active owner in this group are asked of another group straight away.
         let mut assignments = plan.assignments;
@@ -71,6 +79,19 @@ impl Scatter {
             match scatter.replacement(topology, shard) {
                 Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
                 None => return Err(shard_unavailable(host, &[shard])),
+            }
+        }
+        let wants_facets = scatter
+            .client
+            .get("facets")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
+            if wants_facets {
+                let mut read = Fanout::new();
+                let path = format!("/indexes/{index}/settings/faceting");
+                read.send(host, &ctx.call(node, "GET", path, None), node.id.clone());
+                scatter.faceting = FacetingRead::Pending(read);
             }
         }
         for (node, shards) in assignments {
@@ -83,6 +104,7 @@ impl Scatter {
     /// Whether a reply with this token belongs to this search.
     pub(crate) fn owns(&self, token: u32) -> bool {
         self.fanout.owns(token)
+            || matches!(&self.faceting, FacetingRead::Pending(read) if read.owns(token))
     }
 
     pub(crate) fn on_reply(
@@ -92,6 +114,13 @@ impl Scatter {
         reply: Reply,
         host: &mut dyn Host,
     ) -> Step {
+        if let FacetingRead::Pending(read) = &mut self.faceting {
+            if read.owns(token) {
+                read.accept(token, reply);
+                self.settle_faceting(host);
+                return self.progress(ctx, host);
+            }
+        }
         if !self.fanout.accept(token, reply) {
             return Step::Wait;
         }
@@ -182,9 +211,13 @@ impl Scatter {
                 return self.progress(ctx, host);
             }
         }
-        if !self.fanout.is_complete() {
+        self.settle_faceting(host);
+        if !self.fanout.is_complete() || matches!(self.faceting, FacetingRead::Pending(_)) {
             return Step::Wait;
         }
+        let FacetingRead::Known(faceting) = &self.faceting else {
+            return Step::Wait;
+        };
         let responses: Vec<Map<String, Value>> = self
             .slots
             .iter_mut()
@@ -192,8 +225,38 @@ impl Scatter {
             .collect();
         Step::Answer(Answer::json(
             200,
-            &search::merge(&self.client, self.pagination, responses),
+            &search::merge(&self.client, self.pagination, responses, faceting),
         ))
+    }
+}
+
+impl Scatter {
+    /// Once the faceting read answered: its settings, or the defaults if it failed (the
+    /// distribution is then ordered and cut as with default settings).
+    fn settle_faceting(&mut self, host: &mut dyn Host) {
+        let FacetingRead::Pending(read) = &mut self.faceting else {
+            return;
+        };
+        if !read.is_complete() {
+            return;
+        }
+        let settings = read
+            .replies
+            .pop()
+            .and_then(|(_, reply)| match outcome(&reply) {
+                Outcome::Success(body) => serde_json::from_slice::<Value>(body).ok(),
+                _ => None,
+            });
+        if settings.is_none() {
+            host.log_warn(
+                "could not read the faceting settings; ordering facets with the defaults",
+            );
+        }
+        self.faceting = FacetingRead::Known(
+            settings
+                .map(|s| Faceting::from_settings(&s))
+                .unwrap_or_default(),
+        );
     }
 }
 

@@ -2,6 +2,14 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 
+fn merge_default(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    responses: Vec<Map<String, Value>>,
+) -> Value {
+    merge(client, pagination, responses, &Faceting::default())
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
@@ -35,7 +43,7 @@ fn page(lists: &[Vec<Value>], offset: u64, limit: u64) -> Vec<String> {
             obj(json!({"hits": hits.iter().take(wanted).cloned().collect::<Vec<_>>(), "query": "", "processingTimeMs": 1, "limit": wanted, "offset": 0, "estimatedTotalHits": total}))
         })
         .collect();
-    let merged = merge(&obj(json!({})), pagination, responses);
+    let merged = merge_default(&obj(json!({})), pagination, responses);
     merged["hits"]
         .as_array()
         .unwrap()
@@ -74,7 +82,7 @@ fn totals_add_up_and_internal_fields_are_stripped() {
             json!({"hits": [{"id": 2, "_rankingScore": 0.7, "_miroir_shard": 1}], "query": "q", "processingTimeMs": 9, "limit": 20, "offset": 0, "estimatedTotalHits": 5, "facetDistribution": {"genre": {"c": 4, "a": 1}}, "facetStats": {"year": {"min": 1985.0, "max": 1999.0}}, "requestUid": "v"}),
         ),
     ];
-    let merged = merge(
+    let merged = merge_default(
         &obj(json!({"showRankingScore": true})),
         Pagination::Offset {
             offset: 0,
@@ -123,7 +131,7 @@ fn exhaustive_pagination_counts_pages() {
             json!({"hits": [], "query": "", "processingTimeMs": 0, "hitsPerPage": 4, "page": 1, "totalPages": 2, "totalHits": 5}),
         ),
     ];
-    let merged = merge(
+    let merged = merge_default(
         &obj(json!({"page": 2, "hitsPerPage": 2})),
         Pagination::Pages {
             page: 2,
@@ -186,7 +194,7 @@ fn merged_ids(client: Value, lists: Vec<Vec<Value>>) -> Vec<u64> {
         .into_iter()
         .map(|hits| obj(json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 0})))
         .collect();
-    let merged = merge(
+    let merged = merge_default(
         &obj(client),
         Pagination::Offset {
             offset: 0,
@@ -239,7 +247,7 @@ fn details_are_shown_only_when_asked() {
             json!({"hits": a.clone(), "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 1}),
         )]
     };
-    let plain = merge(
+    let plain = merge_default(
         &obj(json!({})),
         Pagination::Offset {
             offset: 0,
@@ -248,7 +256,7 @@ fn details_are_shown_only_when_asked() {
         responses(),
     );
     assert_eq!(plain["hits"][0], json!({"id": 1}));
-    let asked = merge(
+    let asked = merge_default(
         &obj(json!({"showRankingScoreDetails": true})),
         Pagination::Offset {
             offset: 0,
@@ -258,4 +266,58 @@ fn details_are_shown_only_when_asked() {
     );
     assert!(asked["hits"][0]["_rankingScoreDetails"]["year:desc"].is_object());
     assert!(asked["hits"][0].get("_rankingScore").is_none());
+}
+
+#[test]
+fn facet_values_are_ordered_and_cut_like_one_node() {
+    let response = |genres: Value, years: Value| {
+        obj(
+            json!({"hits": [], "query": "", "processingTimeMs": 0, "limit": 0, "offset": 0, "estimatedTotalHits": 0, "facetDistribution": {"genre": genres, "year": years}}),
+        )
+    };
+    let responses = || {
+        vec![
+            response(
+                json!({"b": 1, "a": 5, "c": 2}),
+                json!({"200": 1, "1993": 2}),
+            ),
+            response(json!({"c": 4, "d": 1}), json!({"25": 3, "x": 1})),
+        ]
+    };
+    let merged = merge_default(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 0,
+        },
+        responses(),
+    );
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&merged["facetDistribution"]["genre"]),
+        ["a", "b", "c", "d"]
+    );
+    assert_eq!(
+        keys(&merged["facetDistribution"]["year"]),
+        ["25", "200", "1993", "x"],
+        "numbers numerically, then strings"
+    );
+
+    let faceting = Faceting::from_settings(
+        &json!({"maxValuesPerFacet": 2, "sortFacetValuesBy": {"*": "alpha", "genre": "count"}}),
+    );
+    let merged = merge(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 0,
+        },
+        responses(),
+        &faceting,
+    );
+    assert_eq!(
+        merged["facetDistribution"]["genre"],
+        json!({"c": 6, "a": 5})
+    );
+    assert_eq!(keys(&merged["facetDistribution"]["year"]), ["25", "200"]);
 }
