@@ -532,13 +532,14 @@ impl Faceting {
     }
 }
 
-/// Numeric facet values (which nodes send as strings) before strings, each in its own order.
+/// Numeric facet values (which nodes send as strings) before strings, numbers numerically and
+/// strings by their normalized (lower-case) form, as Meilisearch's facet databases are laid out.
 fn facet_value_order(a: &str, b: &str) -> Ordering {
     match (a.parse::<f64>(), b.parse::<f64>()) {
         (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         (Ok(_), Err(_)) => Ordering::Less,
         (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a.cmp(b),
+        (Err(_), Err(_)) => a.to_lowercase().cmp(&b.to_lowercase()).then_with(|| a.cmp(b)),
     }
 }
 
