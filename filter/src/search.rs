@@ -364,6 +364,7 @@ pub fn merge(
     let mut candidates = Vec::new();
     let mut processing_time = 0u64;
     let mut estimated_total = 0u64;
+    let mut semantic_hits = 0u64;
     let mut total_hits = 0u64;
     let mut facets: Map<String, Value> = Map::new();
     let mut facet_stats: Map<String, Value> = Map::new();
@@ -390,6 +391,7 @@ pub fn merge(
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
         processing_time = processing_time.max(number("processingTimeMs"));
         estimated_total += number("estimatedTotalHits");
+        semantic_hits += number("semanticHitCount");
         total_hits += number("totalHits");
         if let Some(Value::Object(distribution)) = response.get("facetDistribution") {
             has_facets = true;
@@ -437,6 +439,9 @@ pub fn merge(
             template.insert("totalPages".into(), json!(total_pages));
             template.insert("totalHits".into(), json!(total_hits));
         }
+    }
+    if template.contains_key("semanticHitCount") {
+        template.insert("semanticHitCount".into(), json!(semantic_hits));
     }
     if has_facets {
         faceting.order(&mut facets);
@@ -539,7 +544,10 @@ fn facet_value_order(a: &str, b: &str) -> Ordering {
         (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         (Ok(_), Err(_)) => Ordering::Less,
         (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a.to_lowercase().cmp(&b.to_lowercase()).then_with(|| a.cmp(b)),
+        (Err(_), Err(_)) => a
+            .to_lowercase()
+            .cmp(&b.to_lowercase())
+            .then_with(|| a.cmp(b)),
     }
 }
 

@@ -321,3 +321,21 @@ fn facet_values_are_ordered_and_cut_like_one_node() {
     );
     assert_eq!(keys(&merged["facetDistribution"]["year"]), ["25", "200"]);
 }
+
+#[test]
+fn semantic_hit_counts_add_up() {
+    let response = |n: u64| {
+        obj(
+            json!({"hits": [], "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": n, "semanticHitCount": n}),
+        )
+    };
+    let merged = merge_default(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        vec![response(2), response(3)],
+    );
+    assert_eq!(merged["semanticHitCount"], 5);
+}
