@@ -10,7 +10,7 @@ WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e clean
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e bench clean
 
 setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
@@ -47,6 +47,12 @@ test-e2e: build
 	cargo test -p miroir-e2e
 
 test: lint test-unit test-wasm test-e2e
+
+# Not part of `make test`: benchmarks take minutes and print ratios against a baseline measured
+# in the same run (never a timed assertion).
+bench: setup
+	cargo bench -p miroir-filter --bench merge
+	python3 tools/bench-report.py target
 
 clean:
 	cargo clean

@@ -1,0 +1,81 @@
+//! The search merge for 3 and 12 shards, against a baseline measured in the same run: parsing
+//! the same node responses, which the filter must do whatever it merges. `make bench` turns the
+//! estimates into ratios (tools/bench-report.py).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use miroir_filter::search::{merge, Faceting, Pagination};
+use serde_json::{json, Map, Value};
+
+/// One node's answer to `limit: 20` with scores, ranking details and two facets.
+fn node_response(node: usize) -> Vec<u8> {
+    let hits: Vec<Value> = (0..20)
+        .map(|i| {
+            let words = 1.0 - (i as f64) / 40.0;
+            let genre = ["drama", "comedy", "action"][i % 3];
+            json!({
+                "id": node * 1000 + i, "title": format!("a title of some length {node} {i}"),
+                "genre": genre, "year": 1950 + (i * 7 + node) % 70,
+                "_miroir_shard": node, "_rankingScore": words,
+                "_rankingScoreDetails": {
+                    "words": {"order": 0, "matchingWords": 1, "maxMatchingWords": 1, "score": words},
+                    "typo": {"order": 1, "typoCount": 0, "maxTypoCount": 1, "score": 1.0},
+                    "proximity": {"order": 2, "score": 1.0},
+                    "attributeRank": {"order": 3, "score": 1.0},
+                    "wordPosition": {"order": 4, "score": 0.9},
+                    "exactness": {"order": 5, "matchType": "noExactMatch", "score": 0.33}}
+            })
+        })
+        .collect();
+    let years: Map<String, Value> = (0..70)
+        .map(|y| ((1950 + y).to_string(), json!(y % 5 + 1)))
+        .collect();
+    serde_json::to_vec(&json!({
+        "hits": hits, "query": "title", "processingTimeMs": 3, "limit": 20, "offset": 0,
+        "estimatedTotalHits": 1234, "facetDistribution": {"genre": {"action": 3, "comedy": 4, "drama": 5}, "year": years},
+        "facetStats": {"year": {"min": 1950.0, "max": 2019.0}}, "requestUid": "0192"
+    }))
+    .unwrap_or_default()
+}
+
+fn parse(bodies: &[Vec<u8>]) -> Vec<Map<String, Value>> {
+    bodies
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let client: Map<String, Value> = json!({"q": "title", "facets": ["genre", "year"]})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let pagination = Pagination::Offset {
+        offset: 0,
+        limit: 20,
+    };
+    let faceting = Faceting::default();
+    let mut group = c.benchmark_group("merge");
+    for shards in [3usize, 12] {
+        let bodies: Vec<Vec<u8>> = (0..shards).map(node_response).collect();
+        group.throughput(Throughput::Elements(shards as u64));
+        group.bench_with_input(
+            BenchmarkId::new("baseline-parse", shards),
+            &bodies,
+            |b, bodies| b.iter(|| parse(bodies)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("parse-merge-serialize", shards),
+            &bodies,
+            |b, bodies| {
+                b.iter(|| {
+                    let merged = merge(&client, pagination, parse(bodies), &faceting);
+                    serde_json::to_vec(&merged).unwrap_or_default()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
