@@ -11,7 +11,7 @@ fn node_response(node: usize) -> Vec<u8> {
     let hits: Vec<Value> = (0..20)
         .map(|i| {
             let words = 1.0 - (i as f64) / 40.0;
-            let genre = ["drama", "comedy", "action"][i % 3];
+            let genre = ["drama", "comedy", "action"].get(i % 3).copied().unwrap_or("drama");
             json!({
                 "id": node * 1000 + i, "title": format!("a title of some length {node} {i}"),
                 "genre": genre, "year": 1950 + (i * 7 + node) % 70,
