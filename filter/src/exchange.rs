@@ -105,6 +105,11 @@ impl Exchange {
                     .and_then(|query| Scatter::with_query(ctx, &index, query, host));
                 started(scatter, |s| State::Search(Box::new(s)))
             }
+            Route::FacetSearch { index } => {
+                started(Scatter::facet_search(ctx, &index, host), |s| {
+                    State::Search(Box::new(s))
+                })
+            }
             Route::MultiSearch => started(MultiSearch::start(ctx, host), |m| {
                 State::MultiSearch(Box::new(m))
             }),
@@ -203,9 +208,10 @@ fn started<T>(
 fn route_metric(route: &Route) -> &'static str {
     match route {
         Route::Health => "miroir_requests_health",
-        Route::Search { .. } | Route::SearchGet { .. } | Route::MultiSearch => {
-            "miroir_requests_search"
-        }
+        Route::Search { .. }
+        | Route::SearchGet { .. }
+        | Route::MultiSearch
+        | Route::FacetSearch { .. } => "miroir_requests_search",
         Route::AddDocuments { .. }
         | Route::DeleteDocument { .. }
         | Route::DeleteDocuments { .. } => "miroir_requests_document_writes",

@@ -56,6 +56,9 @@ pub enum Route {
         index: String,
     },
     MultiSearch,
+    FacetSearch {
+        index: String,
+    },
     GetTask {
         uid: String,
     },
@@ -130,6 +133,9 @@ pub fn route(method: &str, path: &str) -> Route {
             index: uid.to_string(),
         },
         ("POST", ["multi-search"]) => Route::MultiSearch,
+        ("POST", ["indexes", uid, "facet-search"]) => Route::FacetSearch {
+            index: uid.to_string(),
+        },
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
         },
@@ -203,7 +209,10 @@ mod tests {
         assert_eq!(route("POST", "/multi-search"), Route::MultiSearch);
         assert_eq!(
             route("POST", "/indexes/movies/facet-search"),
-            Route::Unsupported
+            Route::FacetSearch {
+                index: "movies".into()
+            }
         );
+        assert_eq!(route("POST", "/indexes/movies/similar"), Route::Unsupported);
     }
 }

@@ -2,6 +2,7 @@
 //! every document would order them.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use miroir_topology::SHARD_FIELD;
 use serde_json::{json, Map, Value};
@@ -243,6 +244,66 @@ pub fn node_body(
     body
 }
 
+/// A facet search as sent to one node: the client's, limited to the node's shards.
+pub fn facet_node_body(client: &Map<String, Value>, shards: &[u32]) -> Map<String, Value> {
+    let mut body = client.clone();
+    body.insert(
+        "filter".into(),
+        restrict_filter(client.get("filter"), shards),
+    );
+    body
+}
+
+/// Sums the nodes' facet hits by value, then orders and cuts them like one node would.
+pub fn merge_facet_hits(
+    client: &Map<String, Value>,
+    responses: Vec<Map<String, Value>>,
+    faceting: &Faceting,
+) -> Value {
+    let facet = client
+        .get("facetName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut counts = FacetCounts::default();
+    let mut processing_time = 0u64;
+    let mut template = responses.first().cloned().unwrap_or_default();
+    for response in &responses {
+        processing_time = processing_time.max(
+            response
+                .get("processingTimeMs")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        );
+        for hit in response
+            .get("facetHits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(value), Some(count)) = (
+                hit.get("value").and_then(Value::as_str),
+                hit.get("count").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            counts.add(value, count);
+        }
+    }
+    let mut ordered = Map::from_iter([(facet.clone(), Value::Object(counts.into_map()))]);
+    faceting.order(&mut ordered);
+    let hits: Vec<Value> = match ordered.shift_remove(&facet) {
+        Some(Value::Object(values)) => values
+            .into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect(),
+        _ => Vec::new(),
+    };
+    template.insert("facetHits".into(), Value::Array(hits));
+    template.insert("processingTimeMs".into(), json!(processing_time));
+    Value::Object(template)
+}
+
 struct Candidate {
     score: f64,
     /// Ranking-rule entries in rule order, when the node sent them.
@@ -366,7 +427,7 @@ pub fn merge(
     let mut estimated_total = 0u64;
     let mut semantic_hits = 0u64;
     let mut total_hits = 0u64;
-    let mut facets: Map<String, Value> = Map::new();
+    let mut facets: BTreeMap<String, FacetCounts> = BTreeMap::new();
     let mut facet_stats: Map<String, Value> = Map::new();
     let mut has_facets = false;
     let mut has_facet_stats = false;
@@ -444,6 +505,10 @@ pub fn merge(
         template.insert("semanticHitCount".into(), json!(semantic_hits));
     }
     if has_facets {
+        let mut facets: Map<String, Value> = facets
+            .into_iter()
+            .map(|(attribute, counts)| (attribute, Value::Object(counts.into_map())))
+            .collect();
         faceting.order(&mut facets);
         template.insert("facetDistribution".into(), Value::Object(facets));
     }
@@ -551,20 +616,40 @@ fn facet_value_order(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// Adds one node's facet counts.
-fn sum_facets(total: &mut Map<String, Value>, distribution: &Map<String, Value>) {
+/// Facet counts summed over nodes. Meilisearch treats values equal once normalized (trimmed,
+/// lower-cased) as one and shows the first spelling it met; nodes may each have met another.
+#[derive(Default)]
+struct FacetCounts {
+    /// Normalized value → (first spelling, count).
+    values: BTreeMap<String, (String, u64)>,
+}
+
+impl FacetCounts {
+    fn add(&mut self, value: &str, count: u64) {
+        let entry = self
+            .values
+            .entry(value.trim().to_lowercase())
+            .or_insert_with(|| (value.to_string(), 0));
+        entry.1 += count;
+    }
+
+    fn into_map(self) -> Map<String, Value> {
+        self.values
+            .into_values()
+            .map(|(value, count)| (value, json!(count)))
+            .collect()
+    }
+}
+
+/// Adds one node's facet distribution.
+fn sum_facets(total: &mut BTreeMap<String, FacetCounts>, distribution: &Map<String, Value>) {
     for (attribute, values) in distribution {
         let Value::Object(values) = values else {
             continue;
         };
-        let entry = total
-            .entry(attribute.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(counts) = entry {
-            for (value, count) in values {
-                let previous = counts.get(value).and_then(Value::as_u64).unwrap_or(0);
-                counts.insert(value.clone(), json!(previous + count.as_u64().unwrap_or(0)));
-            }
+        let counts = total.entry(attribute.clone()).or_default();
+        for (value, count) in values {
+            counts.add(value, count.as_u64().unwrap_or(0));
         }
     }
 }

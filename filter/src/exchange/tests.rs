@@ -289,9 +289,9 @@ fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let (status, body) = fleet.run(
         &config,
         "POST",
-        "/indexes/movies/facet-search",
+        "/indexes/movies/similar",
         &[],
-        json!({"facetName": "genre"}),
+        json!({"id": 1, "embedder": "default"}),
     );
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_supported");

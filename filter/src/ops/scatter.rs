@@ -25,13 +25,20 @@ pub(crate) struct Scatter {
     index: String,
     group: String,
     client: Map<String, Value>,
-    pagination: Pagination,
+    mode: Mode,
     slots: Vec<Slot>,
     /// Nodes that did not answer during this request: never asked again.
     failed: BTreeSet<String>,
     fanout: Fanout<usize>,
     /// The index's faceting settings, read alongside the search when facets are asked for.
     faceting: FacetingRead,
+}
+
+/// What is scattered: a search (merged into one page) or a facet search (values summed).
+#[derive(Clone, Copy)]
+pub(crate) enum Mode {
+    Search(Pagination),
+    FacetSearch,
 }
 
 enum FacetingRead {
@@ -56,7 +63,26 @@ impl Scatter {
         client: Map<String, Value>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let pagination = search::parse_pagination(&client)?;
+        let mode = Mode::Search(search::parse_pagination(&client)?);
+        Self::begin(ctx, index, client, mode, host)
+    }
+
+    /// `POST /indexes/{uid}/facet-search`: each shard's facet values, summed.
+    pub(crate) fn facet_search(
+        ctx: &Ctx,
+        index: &str,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
+        Self::begin(ctx, index, ctx.body_object()?, Mode::FacetSearch, host)
+    }
+
+    fn begin(
+        ctx: &Ctx,
+        index: &str,
+        client: Map<String, Value>,
+        mode: Mode,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
         let topology = &ctx.config.topology;
         let groups = topology.group_names();
         let Some(group) = groups.get((ctx.seq % groups.len().max(1) as u64) as usize) else {
@@ -67,7 +93,7 @@ impl Scatter {
             index: index.to_string(),
             group: group.to_string(),
             client,
-            pagination,
+            mode,
             slots: Vec::new(),
             failed: BTreeSet::new(),
             fanout: Fanout::new(),
@@ -81,11 +107,13 @@ impl Scatter {
                 None => return Err(shard_unavailable(host, &[shard])),
             }
         }
-        let wants_facets = scatter
-            .client
-            .get("facets")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+        // Facet values are ordered and cut with the index's faceting settings.
+        let wants_facets = matches!(mode, Mode::FacetSearch)
+            || scatter
+                .client
+                .get("facets")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
         if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
             if wants_facets {
                 let mut read = Fanout::new();
@@ -130,13 +158,18 @@ impl Scatter {
     fn ask(&mut self, ctx: &Ctx, host: &mut dyn Host, node_id: String, shards: Vec<u32>) {
         let slot = self.slots.len();
         if let Some(node) = ctx.config.topology.node(&node_id) {
-            let body = Value::Object(search::node_body(&self.client, self.pagination, &shards));
-            let call = ctx.json_call(
-                node,
-                "POST",
-                format!("/indexes/{}/search", self.index),
-                &body,
-            );
+            let (body, route) = match self.mode {
+                Mode::Search(pagination) => (
+                    search::node_body(&self.client, pagination, &shards),
+                    "search",
+                ),
+                Mode::FacetSearch => (
+                    search::facet_node_body(&self.client, &shards),
+                    "facet-search",
+                ),
+            };
+            let path = format!("/indexes/{}/{route}", self.index);
+            let call = ctx.json_call(node, "POST", path, &Value::Object(body));
             self.slots.push(Slot {
                 node: node_id,
                 shards,
@@ -223,10 +256,13 @@ impl Scatter {
             .iter_mut()
             .filter_map(|s| s.response.take())
             .collect();
-        Step::Answer(Answer::json(
-            200,
-            &search::merge(&self.client, self.pagination, responses, faceting),
-        ))
+        let merged = match self.mode {
+            Mode::Search(pagination) => {
+                search::merge(&self.client, pagination, responses, faceting)
+            }
+            Mode::FacetSearch => search::merge_facet_hits(&self.client, responses, faceting),
+        };
+        Step::Answer(Answer::json(200, &merged))
     }
 }
 

@@ -339,3 +339,37 @@ fn semantic_hit_counts_add_up() {
     );
     assert_eq!(merged["semanticHitCount"], 5);
 }
+
+#[test]
+fn facet_hits_add_up_and_keep_one_nodes_order() {
+    let response = |hits: Value, ms: u64| {
+        obj(json!({"facetHits": hits, "facetQuery": "a", "processingTimeMs": ms}))
+    };
+    let responses = || {
+        vec![
+            response(
+                json!([{"value": "Action", "count": 2}, {"value": "adventure", "count": 1}]),
+                3,
+            ),
+            response(
+                json!([{"value": "Adventure", "count": 4}, {"value": "Action", "count": 1}]),
+                7,
+            ),
+        ]
+    };
+    let client = obj(json!({"facetName": "genres", "facetQuery": "a"}));
+    let merged = merge_facet_hits(&client, responses(), &Faceting::default());
+    assert_eq!(
+        merged,
+        json!({"facetHits": [{"value": "Action", "count": 3}, {"value": "adventure", "count": 5}], "facetQuery": "a", "processingTimeMs": 7}),
+        "values equal once normalized are one value, with the first spelling met"
+    );
+    let by_count = Faceting::from_settings(
+        &json!({"maxValuesPerFacet": 1, "sortFacetValuesBy": {"genres": "count"}}),
+    );
+    let merged = merge_facet_hits(&client, responses(), &by_count);
+    assert_eq!(
+        merged["facetHits"],
+        json!([{"value": "adventure", "count": 5}])
+    );
+}
