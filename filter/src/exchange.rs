@@ -13,6 +13,7 @@ use crate::host::Call;
 use crate::host::{Host, Reply};
 use crate::ops::broadcast::Broadcast;
 use crate::ops::delete;
+use crate::ops::keys::Everywhere;
 use crate::ops::multi_search::MultiSearch;
 use crate::ops::read::{FirstAnswer, ReadAll};
 use crate::ops::routed::RoutedWrite;
@@ -38,6 +39,7 @@ enum State {
     MultiSearch(Box<MultiSearch>),
     ReadAll(ReadAll),
     FirstAnswer(FirstAnswer),
+    Everywhere(Everywhere),
     TaskRead(TaskRead),
 }
 
@@ -71,6 +73,7 @@ impl Exchange {
             State::MultiSearch(op) => op.on_reply(&self.ctx, token, reply, host),
             State::ReadAll(op) => op.on_reply(token, reply, host),
             State::FirstAnswer(op) => op.on_reply(token, reply, host),
+            State::Everywhere(op) => op.on_reply(token, reply),
             State::Search(op) => op.on_reply(&self.ctx, token, reply, host),
             State::TaskRead(op) => op.on_reply(token, reply),
         };
@@ -144,6 +147,11 @@ impl Exchange {
                     State::Broadcast(Box::new(b))
                 })
             }
+            Route::CreateKey => started(Everywhere::create_key(ctx, host), State::Everywhere),
+            Route::Everywhere => wrap(
+                Everywhere::start(ctx, ctx.raw_body(), host),
+                State::Everywhere,
+            ),
             Route::ReadAll(kind) => wrap(ReadAll::start(ctx, kind, host), State::ReadAll),
             Route::GetTask { uid } => started(TaskRead::start(ctx, &uid, host), State::TaskRead),
             Route::Unsupported => (
@@ -221,6 +229,7 @@ fn route_metric(route: &Route) -> &'static str {
         }
         Route::ReadAll(_) | Route::AnyNode => "miroir_requests_reads",
         Route::GetTask { .. } => "miroir_requests_tasks",
+        Route::CreateKey | Route::Everywhere => "miroir_requests_keys",
         Route::Unsupported => "miroir_requests_unsupported",
     }
 }

@@ -13,6 +13,10 @@ pub enum Agreement {
     IndexStats,
     /// `GET /stats`.
     Stats,
+    /// `GET /keys/{uidOrKey}`.
+    Key,
+    /// `GET /keys`.
+    KeyList,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +66,9 @@ pub enum Route {
     GetTask {
         uid: String,
     },
+    CreateKey,
+    /// The same synchronous change on every node (`PATCH`/`DELETE /keys/{uidOrKey}`).
+    Everywhere,
     Unsupported,
 }
 
@@ -136,6 +143,10 @@ pub fn route(method: &str, path: &str) -> Route {
         ("POST", ["indexes", uid, "facet-search"]) => Route::FacetSearch {
             index: uid.to_string(),
         },
+        ("GET", ["keys"]) => Route::ReadAll(Agreement::KeyList),
+        ("GET", ["keys", _]) => Route::ReadAll(Agreement::Key),
+        ("POST", ["keys"]) => Route::CreateKey,
+        ("PATCH" | "DELETE", ["keys", _]) => Route::Everywhere,
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
         },

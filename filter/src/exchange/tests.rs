@@ -42,6 +42,7 @@ struct FakeNode {
     down: bool,
     settings: Value,
     deleted: Vec<Value>,
+    keys: Vec<Value>,
 }
 
 impl FakeNode {
@@ -83,6 +84,17 @@ impl FakeNode {
             ("DELETE", "/indexes/movies/settings") => task("settingsUpdate"),
             ("PUT", p) if p.starts_with("/indexes/movies/settings/") => task("settingsUpdate"),
             ("GET", "/indexes/movies/settings") => json_reply(200, self.settings.clone()),
+            ("POST", "/keys") => {
+                let mut key = body.clone();
+                key["key"] = json!(format!("value-of-{}", key["uid"].as_str().unwrap_or("")));
+                key["createdAt"] = json!(format!("2026-11-22T00:00:0{}Z", self.log.len()));
+                self.keys.push(key.clone());
+                json_reply(201, key)
+            }
+            ("GET", "/keys") => json_reply(
+                200,
+                json!({"results": self.keys, "offset": 0, "limit": 20, "total": self.keys.len()}),
+            ),
             ("GET", "/indexes/movies/settings/faceting") => json_reply(
                 200,
                 json!({"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}}),
@@ -1064,4 +1076,48 @@ fn get_search_is_the_same_search() {
         Value::Null,
     );
     assert_eq!((status, err["code"].as_str()), (400, Some("bad_request")));
+}
+
+#[test]
+fn keys_are_created_everywhere_with_one_uid() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    let (status, key) = fleet.run(
+        &config,
+        "POST",
+        "/keys",
+        &[],
+        json!({"actions": ["search"], "indexes": ["movies"], "expiresAt": null}),
+    );
+    assert_eq!(status, 201, "{key}");
+    let uid = key["uid"].as_str().unwrap().to_string();
+    assert_eq!(uid.len(), 36);
+    for id in ["n0", "n1", "n2"] {
+        assert_eq!(
+            fleet.node(id).keys[0]["uid"],
+            json!(uid),
+            "{id} got the same uid"
+        );
+    }
+    let (status, list) = fleet.run(&config, "GET", "/keys", &[], Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(list["results"][0]["uid"], json!(uid));
+    assert_eq!(
+        fleet.host.header(crate::ops::read::DISAGREEMENT_HEADER),
+        None,
+        "dates may differ, keys may not"
+    );
+
+    let (status, key) = fleet.run(&config, "POST", "/keys", &[], json!({"uid": "6062abda-a5aa-4414-ac91-ecd7944c0f8d", "actions": ["*"], "indexes": ["*"], "expiresAt": null}));
+    assert_eq!(
+        (status, key["uid"].as_str()),
+        (201, Some("6062abda-a5aa-4414-ac91-ecd7944c0f8d")),
+        "the client's uid is kept"
+    );
+    fleet.node("n1").keys.pop();
+    let _ = fleet.run(&config, "GET", "/keys", &[], Value::Null);
+    assert_eq!(
+        fleet.host.header(crate::ops::read::DISAGREEMENT_HEADER),
+        Some("n1")
+    );
 }

@@ -9,6 +9,7 @@ use crate::tasks::{self, TaskRecord};
 
 pub(crate) mod broadcast;
 pub(crate) mod delete;
+pub(crate) mod keys;
 pub(crate) mod multi_search;
 pub(crate) mod read;
 pub(crate) mod routed;

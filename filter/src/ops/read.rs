@@ -110,6 +110,13 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
                     .map(|r| r.iter().map(identity).collect())
                     .unwrap_or_default(),
             ),
+            Agreement::Key => without_dates(v),
+            Agreement::KeyList => Value::Array(
+                v.get("results")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().map(without_dates).collect())
+                    .unwrap_or_default(),
+            ),
             Agreement::Settings | Agreement::IndexStats | Agreement::Stats => v.clone(),
         }
     };
@@ -127,8 +134,8 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
         // Nodes create and update an index at slightly different times: the index was created
         // when the first node created it and last updated when the last node did.
         match kind {
-            Agreement::Index => merge_dates(&mut first, &body),
-            Agreement::IndexList => {
+            Agreement::Index | Agreement::Key => merge_dates(&mut first, &body),
+            Agreement::IndexList | Agreement::KeyList => {
                 if let (Some(Value::Array(mine)), Some(Value::Array(theirs))) =
                     (first.get_mut("results"), body.get("results"))
                 {
@@ -141,6 +148,16 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
         }
     }
     (first, disagreeing)
+}
+
+/// A key as every node must agree on it: all but when each node created or updated it.
+fn without_dates(key: &Value) -> Value {
+    let mut key = key.clone();
+    if let Some(fields) = key.as_object_mut() {
+        fields.shift_remove("createdAt");
+        fields.shift_remove("updatedAt");
+    }
+    key
 }
 
 fn identity(index: &Value) -> Value {
