@@ -7,6 +7,7 @@ use miroir_topology::{Node, NodeState, PluginConfig};
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::documents_list;
 use crate::error::MeiliError;
 use crate::fanout::Answer;
 use crate::host::Call;
@@ -112,6 +113,15 @@ impl Exchange {
                 started(Scatter::facet_search(ctx, &index, host), |s| {
                     State::Search(Box::new(s))
                 })
+            }
+            Route::ListDocuments { index, get } => {
+                let body = if get {
+                    documents_list::fetch_from_get(&ctx.request.query_pairs())
+                } else {
+                    ctx.body_object()
+                };
+                let scatter = body.and_then(|b| Scatter::documents(ctx, &index, b, host));
+                started(scatter, |s| State::Search(Box::new(s)))
             }
             Route::MultiSearch => started(MultiSearch::start(ctx, host), |m| {
                 State::MultiSearch(Box::new(m))
@@ -223,7 +233,7 @@ fn route_metric(route: &Route) -> &'static str {
         Route::AddDocuments { .. }
         | Route::DeleteDocument { .. }
         | Route::DeleteDocuments { .. } => "miroir_requests_document_writes",
-        Route::GetDocument { .. } => "miroir_requests_document_reads",
+        Route::GetDocument { .. } | Route::ListDocuments { .. } => "miroir_requests_document_reads",
         Route::CreateIndex | Route::Broadcast { .. } | Route::Settings { .. } => {
             "miroir_requests_changes"
         }

@@ -6,6 +6,7 @@
 
 mod ctx;
 pub mod documents;
+pub mod documents_list;
 pub mod error;
 pub mod exchange;
 pub mod fanout;

@@ -63,6 +63,11 @@ pub enum Route {
     FacetSearch {
         index: String,
     },
+    /// `GET /documents` (`get`) or `POST /documents/fetch`.
+    ListDocuments {
+        index: String,
+        get: bool,
+    },
     GetTask {
         uid: String,
     },
@@ -121,6 +126,14 @@ pub fn route(method: &str, path: &str) -> Route {
         ("POST", ["indexes", uid, "documents", "edit"]) => Route::Broadcast {
             kind: "documentEdition",
             index: index(uid),
+        },
+        ("GET", ["indexes", uid, "documents"]) => Route::ListDocuments {
+            index: uid.to_string(),
+            get: true,
+        },
+        ("POST", ["indexes", uid, "documents", "fetch"]) => Route::ListDocuments {
+            index: uid.to_string(),
+            get: false,
         },
         ("POST", ["indexes", uid, "documents", "delete-batch"]) => Route::DeleteDocuments {
             index: uid.to_string(),

@@ -378,7 +378,11 @@ fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
 }
 
 /// Numbers before strings, documents without the value last, whatever the direction.
-fn compare_sort_values(a: Option<&Value>, b: Option<&Value>, descending: bool) -> Ordering {
+pub(crate) fn compare_sort_values(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    descending: bool,
+) -> Ordering {
     fn class(v: Option<&Value>) -> u8 {
         match v {
             Some(Value::Number(_)) => 0,

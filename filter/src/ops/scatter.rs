@@ -7,6 +7,7 @@ use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{Map, Value};
 
 use crate::ctx::Ctx;
+use crate::documents_list;
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::fanout::{outcome, Answer, Fanout, Outcome};
@@ -39,6 +40,8 @@ pub(crate) struct Scatter {
 pub(crate) enum Mode {
     Search(Pagination),
     FacetSearch,
+    /// `GET /documents` and `POST /documents/fetch`.
+    Documents,
 }
 
 enum FacetingRead {
@@ -76,6 +79,16 @@ impl Scatter {
         Self::begin(ctx, index, ctx.body_object()?, Mode::FacetSearch, host)
     }
 
+    /// A document listing; `client` is the fetch body (the GET form already converted).
+    pub(crate) fn documents(
+        ctx: &Ctx,
+        index: &str,
+        client: Map<String, Value>,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
+        Self::begin(ctx, index, client, Mode::Documents, host)
+    }
+
     fn begin(
         ctx: &Ctx,
         index: &str,
@@ -101,7 +114,21 @@ impl Scatter {
         };
         // Shards with no active owner in this group are asked of another group straight away.
         let mut assignments = plan.assignments;
-        for shard in plan.unavailable {
+        let mut unavailable = plan.unavailable;
+        // A listing by ids only needs the shards those ids hash to.
+        if let (Mode::Documents, Some(Value::Array(ids))) = (mode, scatter.client.get("ids")) {
+            let wanted: BTreeSet<u32> = ids
+                .iter()
+                .filter_map(miroir_topology::canonical_key)
+                .map(|id| topology.shard_for_key(&id))
+                .collect();
+            for shards in assignments.values_mut() {
+                shards.retain(|s| wanted.contains(s));
+            }
+            assignments.retain(|_, shards| !shards.is_empty());
+            unavailable.retain(|s| wanted.contains(s));
+        }
+        for shard in unavailable {
             match scatter.replacement(topology, shard) {
                 Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
                 None => return Err(shard_unavailable(host, &[shard])),
@@ -166,6 +193,10 @@ impl Scatter {
                 Mode::FacetSearch => (
                     search::facet_node_body(&self.client, &shards),
                     "facet-search",
+                ),
+                Mode::Documents => (
+                    documents_list::node_body(&self.client, &shards),
+                    "documents/fetch",
                 ),
             };
             let path = format!("/indexes/{}/{route}", self.index);
@@ -261,6 +292,7 @@ impl Scatter {
                 search::merge(&self.client, pagination, responses, faceting)
             }
             Mode::FacetSearch => search::merge_facet_hits(&self.client, responses, faceting),
+            Mode::Documents => documents_list::merge(&self.client, responses),
         };
         Step::Answer(Answer::json(200, &merged))
     }

@@ -534,8 +534,10 @@ fn sort_detail(doc: &Document, attr: &str, displayed: Option<&[String]>, order: 
     json!({"order": order, "value": value})
 }
 
-pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
-    let started = std::time::Instant::now();
+/// The documents matching a query (`q`, `filter`, matching strategy, attributes to search on and
+/// ranking score threshold), in ranking order, before `distinct` and pagination. Search and facet
+/// search share it.
+fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>>, MeiliError> {
     let filter = parse_filter(index, query.filter.as_ref(), "invalid_search_filter")?;
     let sort = parse_sort(index, query.sort.as_deref().unwrap_or_default())?;
     if let Some(d) = &query.distinct {
@@ -615,6 +617,13 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
         });
     }
     candidates.sort_by(compare);
+    Ok(candidates)
+}
+
+pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
+    let started = std::time::Instant::now();
+    let mut candidates = ranked(index, query)?;
+    let q_text = query.q.clone().unwrap_or_default();
 
     if let Some(distinct) = query
         .distinct
