@@ -241,7 +241,36 @@ pub fn node_body(
     body.insert("showRankingScoreDetails".into(), json!(true));
     let filter = restrict_filter(client.get("filter"), shards);
     body.insert("filter".into(), filter);
+    // The merge needs each hit's distinct value to drop duplicates across shards.
+    if let (Some(attr), Some(Value::Array(retrieve))) =
+        (distinct_of(client), body.get_mut("attributesToRetrieve"))
+    {
+        if !retrieve
+            .iter()
+            .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
+        {
+            retrieve.push(json!(attr));
+        }
+    }
     body
+}
+
+/// The query's `distinct` attribute.
+fn distinct_of(client: &Map<String, Value>) -> Option<String> {
+    client
+        .get("distinct")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Keeps the first hit (in merged order) of each distinct value: each node applied `distinct`
+/// to its own shards only. Hits without the attribute are all kept, as Meilisearch does.
+fn drop_distinct_duplicates(candidates: &mut Vec<Candidate>, attr: &str) {
+    let mut seen = std::collections::BTreeSet::new();
+    candidates.retain(|c| match c.hit.get(attr) {
+        Some(value) if !value.is_null() => seen.insert(value.to_string()),
+        _ => true,
+    });
 }
 
 /// A facet search as sent to one node: the client's, limited to the node's shards.
@@ -474,12 +503,32 @@ pub fn merge(
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
     });
+    let distinct = distinct_of(client);
+    if let Some(attr) = &distinct {
+        drop_distinct_duplicates(&mut candidates, attr);
+    }
+    // A distinct attribute retrieved only for this merge is not shown.
+    let hide = distinct.filter(|attr| {
+        client
+            .get("attributesToRetrieve")
+            .and_then(Value::as_array)
+            .is_some_and(|r| {
+                !r.iter()
+                    .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
+            })
+    });
     let (skip, keep) = pagination.window();
     let hits: Vec<Value> = candidates
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(usize::try_from(keep).unwrap_or(usize::MAX))
-        .map(|c| strip_internal(c.hit, show))
+        .map(|c| {
+            let mut hit = strip_internal(c.hit, show);
+            if let (Some(attr), Value::Object(fields)) = (&hide, &mut hit) {
+                fields.shift_remove(attr);
+            }
+            hit
+        })
         .collect();
 
     template.insert("hits".into(), Value::Array(hits));

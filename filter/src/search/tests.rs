@@ -373,3 +373,39 @@ fn facet_hits_add_up_and_keep_one_nodes_order() {
         json!([{"value": "adventure", "count": 5}])
     );
 }
+
+#[test]
+fn distinct_values_appear_once_across_shards() {
+    let hit = |id: u64, score: f64, group: &str| json!({"id": id, "family": group, "_rankingScore": score});
+    let node = |hits: Vec<Value>| {
+        obj(
+            json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": 2}),
+        )
+    };
+    let client = obj(json!({"distinct": "family", "attributesToRetrieve": ["id"]}));
+    let body = node_body(
+        &client,
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        &[1],
+    );
+    assert_eq!(body["attributesToRetrieve"], json!(["id", "family"]));
+    let merged = merge_default(
+        &client,
+        Pagination::Offset {
+            offset: 0,
+            limit: 20,
+        },
+        vec![
+            node(vec![hit(1, 0.9, "a"), hit(2, 0.5, "b")]),
+            node(vec![hit(3, 0.8, "b"), hit(4, 0.7, "a")]),
+        ],
+    );
+    assert_eq!(
+        merged["hits"],
+        json!([{"id": 1}, {"id": 3}]),
+        "the best hit of each family, family hidden again"
+    );
+}

@@ -387,3 +387,53 @@ fn multi_search_and_get_search_match_one_node() {
     assert_eq!(ids(&got["hits"]), ids(&post["hits"]));
     assert_eq!(got["facetDistribution"], post["facetDistribution"]);
 }
+
+/// `distinct` keeps one hit per value across shards, the best one, like one node.
+#[test]
+fn distinct_holds_across_shards() {
+    let cluster = Cluster::start(
+        "search_distinct",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let single = Cluster::single_node("search_distinct_single");
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        add_in_batches(&target, &corpus(300), 300);
+    }
+    for query in [
+        json!({"q": "mirror", "distinct": "genre", "showRankingScore": true}),
+        json!({"q": "road", "distinct": "genre", "showRankingScore": true, "attributesToRetrieve": ["id"]}),
+    ] {
+        let best = |client: &Client| {
+            let (status, page) = client.post("/indexes/movies/search", &query).pair();
+            assert_eq!(status, 200, "{page}");
+            page["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    let genre = corpus(300)[h["id"].as_u64().unwrap() as usize]["genre"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    (
+                        genre,
+                        format!("{:.12}", h["_rankingScore"].as_f64().unwrap()),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let sharded = best(&cluster.client());
+        let genres: BTreeSet<&String> = sharded.iter().map(|(g, _)| g).collect();
+        assert_eq!(
+            genres.len(),
+            sharded.len(),
+            "{query}: a genre twice in {sharded:?}"
+        );
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(sharded), sorted(best(&single.client())), "{query}");
+    }
+}

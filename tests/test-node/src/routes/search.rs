@@ -9,7 +9,9 @@ use super::{json_body, ok, validate_index_uid};
 use crate::auth::Access;
 use crate::error::{MeiliError, Result};
 use crate::params;
-use crate::search::{search, SearchQuery, FIELDS};
+use crate::search::{
+    facet_search as run_facet_search, search, FacetSearchQuery, SearchQuery, FIELDS,
+};
 use crate::state::SharedState;
 
 fn run(state: &SharedState, uid: &str, query: &SearchQuery) -> Result<Value> {
@@ -26,6 +28,19 @@ pub async fn search_post(
 ) -> Result<Response> {
     let body = json_body(&headers, &body)?;
     Ok(ok(run(&state, &uid, &SearchQuery::from_body(&body)?)?))
+}
+
+pub async fn facet_search(
+    State(state): State<SharedState>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    validate_index_uid(&uid)?;
+    let body = json_body(&headers, &body)?;
+    let query = FacetSearchQuery::from_body(&body)?;
+    let store = state.lock();
+    Ok(ok(run_facet_search(store.index(&uid)?, &query)?))
 }
 
 pub async fn search_get(
