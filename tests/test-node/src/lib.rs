@@ -6,7 +6,6 @@ pub mod cli;
 pub mod documents;
 pub mod error;
 pub mod filter;
-pub mod keys;
 pub mod params;
 pub mod ranking;
 mod routes;
