@@ -1,49 +1,259 @@
-//! Master-key authentication: without a master key everything is open; with one, every route
-//! but `/health` needs `Authorization: Bearer <master key>`. API keys and tenant tokens are not
-//! implemented, so only the master key itself is accepted.
+//! Authentication and authorization, following Meilisearch's `ActionPolicy`: without a master key
+//! every route is open except `/keys`; with one, every route but `/health` needs
+//! `Authorization: Bearer <master key | API key>`, and an API key must hold the route's action on
+//! the route's index and not be expired.
+
+use std::time::SystemTime;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::MeiliError;
+use crate::keys::generate_key;
 use crate::state::SharedState;
 
-pub async fn require_master_key(
+/// What the caller may see, for handlers that filter or check indexes named in the body.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The key's index patterns; `None` for the master key or a node without one.
+    pub indexes: Option<Vec<String>>,
+    /// Whether the key may create indexes (`indexes.create` on some index).
+    pub can_create_index: bool,
+}
+
+impl Access {
+    pub fn all() -> Self {
+        Self {
+            indexes: None,
+            can_create_index: true,
+        }
+    }
+
+    pub fn is_index_authorized(&self, index: &str) -> bool {
+        self.indexes.as_ref().is_none_or(|patterns| {
+            patterns
+                .iter()
+                .any(|p| crate::keys::pattern_matches(p, index))
+        })
+    }
+
+    /// Meilisearch's `allow_index_creation`.
+    pub fn allow_index_creation(&self, index: &str) -> bool {
+        self.can_create_index && self.is_index_authorized(index)
+    }
+}
+
+pub fn invalid_api_key() -> MeiliError {
+    MeiliError::new(
+        StatusCode::FORBIDDEN,
+        "invalid_api_key",
+        "The provided API key is invalid.",
+    )
+}
+
+fn missing_authorization_header() -> MeiliError {
+    MeiliError::new(
+        StatusCode::UNAUTHORIZED,
+        "missing_authorization_header",
+        "The Authorization header is missing. It must use the bearer authorization method.",
+    )
+}
+
+fn missing_master_key() -> MeiliError {
+    MeiliError::new(
+        StatusCode::UNAUTHORIZED,
+        "missing_master_key",
+        "Meilisearch is running without a master key. To access this API endpoint, you must have set a master key at launch.",
+    )
+}
+
+/// The action Meilisearch requires for a route, and the index named in its path (`None` for
+/// routes that are not under `/indexes/{uid}`). `None` for routes the node does not know, which
+/// are left to answer 404.
+pub fn route_action(method: &Method, path: &str) -> Option<(&'static str, Option<String>)> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let m = method.as_str();
+    let action = match (m, segments.as_slice()) {
+        ("GET", ["version"]) => "version",
+        ("GET", ["stats"]) => "stats.get",
+        ("GET", ["tasks"]) | ("GET", ["tasks", _]) => "tasks.get",
+        ("POST", ["tasks", "cancel"]) => "tasks.cancel",
+        ("DELETE", ["tasks"]) => "tasks.delete",
+        ("POST", ["multi-search"]) => "search",
+        ("POST", ["swap-indexes"]) => "indexes.swap",
+        ("GET", ["keys"]) | ("GET", ["keys", _]) => "keys.get",
+        ("POST", ["keys"]) => "keys.create",
+        ("PATCH", ["keys", _]) => "keys.update",
+        ("DELETE", ["keys", _]) => "keys.delete",
+        ("GET", ["indexes"]) => "indexes.get",
+        ("POST", ["indexes"]) => "indexes.create",
+        (_, ["indexes", uid, rest @ ..]) => {
+            let action = match (m, rest) {
+                ("GET", []) => "indexes.get",
+                ("PATCH", []) => "indexes.update",
+                ("DELETE", []) => "indexes.delete",
+                ("GET", ["stats"]) => "stats.get",
+                ("GET", ["documents"]) | ("GET", ["documents", _]) => "documents.get",
+                ("POST", ["documents", "fetch"]) => "documents.get",
+                ("POST", ["documents"]) | ("PUT", ["documents"]) => "documents.add",
+                ("DELETE", ["documents"]) | ("DELETE", ["documents", _]) => "documents.delete",
+                ("POST", ["documents", "delete-batch"]) | ("POST", ["documents", "delete"]) => {
+                    "documents.delete"
+                }
+                ("GET", ["search"]) | ("POST", ["search"]) | ("POST", ["facet-search"]) => "search",
+                ("GET", ["settings"]) | ("GET", ["settings", _]) => "settings.get",
+                (_, ["settings"]) | (_, ["settings", _]) => "settings.update",
+                ("POST", ["fields"]) => "fields.post",
+                ("POST", ["compact"]) => "indexes.compact",
+                _ => return None,
+            };
+            return Some((action, Some(uid.to_string())));
+        }
+        _ => return None,
+    };
+    Some((action, None))
+}
+
+/// Checks a request's `Authorization` header for `action` on `index`.
+pub fn authorize(
+    state: &SharedState,
+    authorization: Option<&str>,
+    action: &str,
+    index: Option<&str>,
+) -> Result<Access, MeiliError> {
+    let token = match authorization {
+        None => None,
+        Some(value) => {
+            let mut parts = value.splitn(2, ' ');
+            match parts.next() {
+                Some("Bearer") => match parts.next() {
+                    Some(token) => Some(token),
+                    None => return Err(invalid_api_key()),
+                },
+                _ => return Err(missing_authorization_header()),
+            }
+        }
+    };
+    let is_keys_action = action.starts_with("keys.");
+    let Some(master_key) = state.master_key.as_deref() else {
+        return if is_keys_action {
+            Err(missing_master_key())
+        } else {
+            Ok(Access::all())
+        };
+    };
+    let Some(token) = token else {
+        return Err(missing_authorization_header());
+    };
+    if token == master_key {
+        return Ok(Access::all());
+    }
+    let keys = state.keys();
+    let Some(key) = keys
+        .iter()
+        .find(|k| token.eq_ignore_ascii_case(&generate_key(master_key, &k.uid)))
+    else {
+        return Err(invalid_api_key());
+    };
+    if let Some(index) = index {
+        if !key.is_index_authorized(index) {
+            return Err(MeiliError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_api_key",
+                format!(
+                    "The API key cannot acces the index `{index}`, authorized indexes are {:?}.",
+                    key.sorted_indexes()
+                ),
+            ));
+        }
+    }
+    let now = SystemTime::now();
+    if !key.is_authorized(action, index, now) {
+        return Err(invalid_api_key());
+    }
+    Ok(Access {
+        indexes: Some(key.indexes.clone()),
+        can_create_index: key.is_authorized("indexes.create", None, now),
+    })
+}
+
+pub async fn authenticate(
     State(state): State<SharedState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(master_key) = state.master_key.as_deref() else {
-        return next.run(request).await;
-    };
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let header = request
+    let Some((action, index)) = route_action(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    // Like actix's `to_str().unwrap_or_default()`: a non-ASCII header counts as empty.
+    let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    match header {
-        None => MeiliError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_authorization_header",
-            "The Authorization header is missing. It must use the bearer authorization method.",
-        )
-        .into_response(),
-        Some(value) => {
-            let token = value.strip_prefix("Bearer ").map(str::trim);
-            if token == Some(master_key) {
-                next.run(request).await
-            } else {
-                MeiliError::new(
-                    StatusCode::FORBIDDEN,
-                    "invalid_api_key",
-                    "The provided API key is invalid.",
-                )
-                .into_response()
-            }
+    match authorize(&state, authorization.as_deref(), action, index.as_deref()) {
+        Ok(access) => {
+            request.extensions_mut().insert(access);
+            next.run(request).await
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_map_to_meilisearch_actions() {
+        let cases = [
+            (Method::GET, "/version", "version", None),
+            (Method::GET, "/tasks/3", "tasks.get", None),
+            (Method::POST, "/multi-search", "search", None),
+            (Method::POST, "/indexes", "indexes.create", None),
+            (Method::DELETE, "/keys/abc", "keys.delete", None),
+            (
+                Method::PUT,
+                "/indexes/movies/documents",
+                "documents.add",
+                Some("movies"),
+            ),
+            (
+                Method::POST,
+                "/indexes/movies/documents/fetch",
+                "documents.get",
+                Some("movies"),
+            ),
+            (
+                Method::POST,
+                "/indexes/movies/facet-search",
+                "search",
+                Some("movies"),
+            ),
+            (
+                Method::PATCH,
+                "/indexes/movies/settings/faceting",
+                "settings.update",
+                Some("movies"),
+            ),
+            (
+                Method::GET,
+                "/indexes/movies/stats",
+                "stats.get",
+                Some("movies"),
+            ),
+        ];
+        for (method, path, action, index) in cases {
+            assert_eq!(
+                route_action(&method, path),
+                Some((action, index.map(String::from))),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(route_action(&Method::GET, "/nope"), None);
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod documents;
 pub mod error;
 pub mod filter;
+pub mod keys;
 pub mod params;
 pub mod ranking;
 mod routes;

@@ -448,8 +448,41 @@ fn facets(
     let mut stats = Map::new();
     let max_values = index.settings.max_values_per_facet();
     for name in names {
-        // Numbers first (numeric order), then strings (case-insensitive), as Meilisearch's
-        // facet databases are laid out; a string keeps the spelling first seen.
+        let values = FacetValues::of(name, docs);
+        let mut entries: Vec<(String, u64)> = values
+            .numbers
+            .into_iter()
+            .map(|(k, c)| (facet_number_text(k.0), c))
+            .chain(values.strings.into_values())
+            .collect();
+        if index.settings.facet_sorted_by_count(name) {
+            entries.sort_by_key(|e| std::cmp::Reverse(e.1));
+        }
+        entries.truncate(max_values);
+        distribution.insert(
+            name.clone(),
+            Value::Object(entries.into_iter().map(|(k, c)| (k, json!(c))).collect()),
+        );
+        if let Some((min, max)) = values.range {
+            stats.insert(name.clone(), json!({"min": min, "max": max}));
+        }
+    }
+    (distribution, stats)
+}
+
+/// The values of one facet among some documents, each counted once per document.
+struct FacetValues {
+    /// Numeric order.
+    numbers: BTreeMap<OrderedF64, u64>,
+    /// Keyed by the normalized (trimmed, lowercased) value, which is the alphabetical order of
+    /// Meilisearch's facet databases; a value keeps the spelling first seen.
+    strings: BTreeMap<String, (String, u64)>,
+    /// Smallest and largest number.
+    range: Option<(f64, f64)>,
+}
+
+impl FacetValues {
+    fn of(name: &str, docs: &[&Document]) -> Self {
         let mut numbers: BTreeMap<OrderedF64, u64> = BTreeMap::new();
         let mut strings: BTreeMap<String, (String, u64)> = BTreeMap::new();
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -472,7 +505,7 @@ fn facets(
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        let key = text.trim().to_lowercase();
+                        let key = normalize_facet(&text);
                         if seen.insert(format!("s{key}")) {
                             strings.entry(key).or_insert((text, 0)).1 += 1;
                         }
@@ -481,24 +514,16 @@ fn facets(
                 }
             }
         }
-        let mut entries: Vec<(String, u64)> = numbers
-            .into_iter()
-            .map(|(k, c)| (facet_number_text(k.0), c))
-            .chain(strings.into_values())
-            .collect();
-        if index.settings.facet_sorted_by_count(name) {
-            entries.sort_by_key(|e| std::cmp::Reverse(e.1));
-        }
-        entries.truncate(max_values);
-        distribution.insert(
-            name.clone(),
-            Value::Object(entries.into_iter().map(|(k, c)| (k, json!(c))).collect()),
-        );
-        if min.is_finite() {
-            stats.insert(name.clone(), json!({"min": min, "max": max}));
+        FacetValues {
+            numbers,
+            strings,
+            range: min.is_finite().then_some((min, max)),
         }
     }
-    (distribution, stats)
+}
+
+fn normalize_facet(text: &str) -> String {
+    text.trim().to_lowercase()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -534,8 +559,10 @@ fn sort_detail(doc: &Document, attr: &str, displayed: Option<&[String]>, order: 
     json!({"order": order, "value": value})
 }
 
-pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
-    let started = std::time::Instant::now();
+/// The documents matching a query (`q`, `filter`, matching strategy, attributes to search on and
+/// ranking score threshold), in ranking order, before `distinct` and pagination. Search and facet
+/// search share it.
+fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>>, MeiliError> {
     let filter = parse_filter(index, query.filter.as_ref(), "invalid_search_filter")?;
     let sort = parse_sort(index, query.sort.as_deref().unwrap_or_default())?;
     if let Some(d) = &query.distinct {
@@ -615,6 +642,14 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
         });
     }
     candidates.sort_by(compare);
+    Ok(candidates)
+}
+
+pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
+    let started = std::time::Instant::now();
+    let mut candidates = ranked(index, query)?;
+    let q_text = query.q.clone().unwrap_or_default();
+    let displayed = index.settings.displayed();
 
     if let Some(distinct) = query
         .distinct
@@ -703,4 +738,144 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
     }
     out.insert("requestUid".into(), json!(uuid_v7()));
     Ok(Value::Object(out))
+}
+
+/// Fields `POST /indexes/{uid}/facet-search` reads. Meilisearch deliberately ignores any other
+/// field, so that clients can send their search parameters along.
+const FACET_SEARCH_QUERY_FIELDS: &[&str] = &[
+    "q",
+    "filter",
+    "matchingStrategy",
+    "attributesToSearchOn",
+    "rankingScoreThreshold",
+    "locales",
+    "hybrid",
+    "vector",
+    "media",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct FacetSearchQuery {
+    pub facet_name: String,
+    pub facet_query: Option<String>,
+    pub search: SearchQuery,
+}
+
+impl FacetSearchQuery {
+    pub fn from_body(body: &Value) -> Result<Self, MeiliError> {
+        let Value::Object(map) = body else {
+            return Err(MeiliError::bad_request(format!(
+                "Invalid value type: expected an object, but found {}",
+                params::describe(body)
+            )));
+        };
+        let facet_query = params::opt_string(map, "facetQuery", "invalid_facet_search_query")?;
+        let facet_name = match map.get("facetName") {
+            None => {
+                return Err(MeiliError::invalid(
+                    "missing_facet_search_facet_name",
+                    "Missing field `facetName`",
+                ))
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(type_error(
+                    "invalid_facet_search_facet_name",
+                    ".facetName",
+                    "a string",
+                    other,
+                ))
+            }
+        };
+        params::opt_bool(
+            map,
+            "exhaustiveFacetCount",
+            "invalid_facet_search_exhaustive_facet_count",
+        )?;
+        params::opt_bool(map, "useNetwork", "invalid_search_use_network")?;
+        let search_fields: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| FACET_SEARCH_QUERY_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let search = SearchQuery::from_body(&Value::Object(search_fields))?;
+        params::opt_string_list(map, "locales", "invalid_search_locales")?;
+        Ok(Self {
+            facet_name,
+            facet_query,
+            search,
+        })
+    }
+}
+
+/// `POST /indexes/{uid}/facet-search`: the string values of `facetName` among the documents the
+/// query matches, whose normalized form starts with the normalized `facetQuery`, counted like
+/// the facet distribution, ordered by the index's `sortFacetValuesBy` and cut to
+/// `maxValuesPerFacet`.
+pub fn facet_search(index: &Index, query: &FacetSearchQuery) -> Result<Value, MeiliError> {
+    let started = std::time::Instant::now();
+    parse_filter(index, query.search.filter.as_ref(), "invalid_search_filter")?;
+    if !index.settings.facet_search_enabled() {
+        return Err(MeiliError::invalid(
+            "facet_search_disabled",
+            "The facet search is disabled for this index",
+        ));
+    }
+    let name = &query.facet_name;
+    if let Err(rule) = index.settings.facet_search_rule(name) {
+        let patterns = index.settings.facet_searchable_patterns();
+        let (visible, hidden) = match index.settings.displayed() {
+            None => (patterns, false),
+            Some(displayed) => {
+                let total = patterns.len();
+                let visible: Vec<String> = patterns
+                    .into_iter()
+                    .filter(|p| displayed.iter().any(|d| d == p))
+                    .collect();
+                let hidden = visible.len() != total;
+                (visible, hidden)
+            }
+        };
+        let detail = match (visible.is_empty(), rule) {
+            (_, Some(i)) => format!("Note: this attribute matches rule #{i} in filterableAttributes, but this rule does not enable facetSearch.\nHint: enable facetSearch in rule #{i} by adding `\"facetSearch\": true` to the rule.\nHint: prepend another rule matching {name} with facetSearch: true before rule #{i}"),
+            (true, None) => "This index does not have configured facet-searchable attributes. To make it facet-searchable add it to the `filterableAttributes` index settings.".to_string(),
+            (false, None) => format!(
+                "Available facet-searchable attributes patterns are: `{}{}`. To make it facet-searchable add it to the `filterableAttributes` index settings.",
+                visible.join(", "),
+                if hidden { ", <..hidden-attributes>" } else { "" }
+            ),
+        };
+        return Err(MeiliError::invalid(
+            "invalid_facet_search_facet_name",
+            format!(
+                "Index `{}`: Attribute `{name}` is not facet-searchable. {detail}",
+                index.uid
+            ),
+        ));
+    }
+    let candidates = ranked(index, &query.search)?;
+    let docs: Vec<&Document> = candidates.iter().map(|c| c.doc).collect();
+    let prefix = query
+        .facet_query
+        .as_deref()
+        .map(normalize_facet)
+        .unwrap_or_default();
+    let mut hits: Vec<(String, u64)> = FacetValues::of(name, &docs)
+        .strings
+        .into_iter()
+        .filter(|(key, _)| key.starts_with(&prefix))
+        .map(|(_, v)| v)
+        .collect();
+    if index.settings.facet_sorted_by_count(name) {
+        hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+    }
+    hits.truncate(index.settings.max_values_per_facet());
+    Ok(json!({
+        "facetHits": hits
+            .into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect::<Vec<_>>(),
+        "facetQuery": query.facet_query,
+        "processingTimeMs": started.elapsed().as_millis() as u64,
+    }))
 }

@@ -169,6 +169,73 @@ impl Settings {
         out
     }
 
+    /// Meilisearch's facet-search check: the first `filterableAttributes` rule matching the
+    /// attribute decides. A plain string enables facet search; an object rule needs
+    /// `features.facetSearch: true`. `Err(Some(i))` when rule `i` matched without it, `Err(None)`
+    /// when no rule matched.
+    pub fn facet_search_rule(&self, attribute: &str) -> Result<(), Option<usize>> {
+        let Some(Value::Array(rules)) = self.0.get("filterableAttributes") else {
+            return Err(None);
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            match rule {
+                Value::String(p) if pattern_covers(p, attribute) => return Ok(()),
+                Value::Object(obj) => {
+                    let matched = obj
+                        .get("attributePatterns")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ps| {
+                            ps.iter()
+                                .filter_map(Value::as_str)
+                                .any(|p| pattern_covers(p, attribute))
+                        });
+                    if matched {
+                        return if Self::rule_enables_facet_search(rule) {
+                            Ok(())
+                        } else {
+                            Err(Some(i))
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(None)
+    }
+
+    fn rule_enables_facet_search(rule: &Value) -> bool {
+        match rule {
+            Value::String(_) => true,
+            other => {
+                other.get("features").and_then(|f| f.get("facetSearch")) == Some(&Value::Bool(true))
+            }
+        }
+    }
+
+    /// The patterns of the rules that enable facet search, sorted and deduplicated.
+    pub fn facet_searchable_patterns(&self) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        if let Some(Value::Array(rules)) = self.0.get("filterableAttributes") {
+            for rule in rules.iter().filter(|r| Self::rule_enables_facet_search(r)) {
+                match rule {
+                    Value::String(p) => {
+                        out.insert(p.clone());
+                    }
+                    other => {
+                        if let Some(Value::Array(ps)) = other.get("attributePatterns") {
+                            out.extend(ps.iter().filter_map(|p| p.as_str().map(String::from)));
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    pub fn facet_search_enabled(&self) -> bool {
+        self.0.get("facetSearch") != Some(&Value::Bool(false))
+    }
+
     pub fn is_filterable(&self, attribute: &str) -> bool {
         self.filterable_patterns()
             .iter()

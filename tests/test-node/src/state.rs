@@ -173,6 +173,8 @@ pub struct AppState {
     /// Wakes the task worker when a task is enqueued.
     pub wake: Notify,
     pub master_key: Option<String>,
+    /// API keys, oldest first; only used with a master key.
+    keys: Mutex<Vec<crate::keys::ApiKey>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -182,6 +184,11 @@ impl AppState {
         Arc::new(Self {
             store: Mutex::new(Store::default()),
             wake: Notify::new(),
+            keys: Mutex::new(if master_key.is_some() {
+                crate::keys::default_keys(SystemTime::now())
+            } else {
+                Vec::new()
+            }),
             master_key,
         })
     }
@@ -190,5 +197,9 @@ impl AppState {
     /// errors; the state is still consistent enough for a test double.
     pub fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn keys(&self) -> MutexGuard<'_, Vec<crate::keys::ApiKey>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -76,6 +76,111 @@ pub fn uuid_v7() -> String {
     )
 }
 
+/// Howard Hinnant's civil-to-days algorithm (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &str, n: usize) -> Option<(i64, &str)> {
+    if s.len() < n || !s.as_bytes()[..n].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((s[..n].parse().ok()?, &s[n..]))
+}
+
+fn expect<'a>(s: &'a str, c: &[char]) -> Option<&'a str> {
+    let first = s.chars().next()?;
+    c.contains(&first).then(|| &s[first.len_utf8()..])
+}
+
+/// Parses an API key `expiresAt` the way Meilisearch does: RFC 3339, or
+/// `YYYY-MM-DDTHH:MM:SS`, `YYYY-MM-DD HH:MM:SS` or `YYYY-MM-DD` taken as UTC.
+pub fn parse_expiration(text: &str) -> Option<SystemTime> {
+    let (y, rest) = digits(text, 4)?;
+    let rest = expect(rest, &['-'])?;
+    let (mo, rest) = digits(rest, 2)?;
+    let rest = expect(rest, &['-'])?;
+    let (d, rest) = digits(rest, 2)?;
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    if rest.is_empty() {
+        return at(days * 86_400, 0);
+    }
+    let space = rest.starts_with(' ');
+    let rest = expect(rest, &['T', 't', ' '])?;
+    let (h, rest) = digits(rest, 2)?;
+    let rest = expect(rest, &[':'])?;
+    let (mi, rest) = digits(rest, 2)?;
+    let rest = expect(rest, &[':'])?;
+    let (s, mut rest) = digits(rest, 2)?;
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let mut padded = frac[..n.min(9)].to_string();
+        while padded.len() < 9 {
+            padded.push('0');
+        }
+        nanos = padded.parse().ok()?;
+        rest = &frac[n..];
+    }
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    if rest.is_empty() {
+        // Without an offset only whole seconds are accepted, as in Meilisearch's formats.
+        return (nanos == 0 && text.len() == 19)
+            .then(|| at(secs, 0))
+            .flatten();
+    }
+    if space {
+        return None;
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, r) = digits(&rest[1..], 2)?;
+            let r = expect(r, &[':'])?;
+            let (om, r) = digits(r, 2)?;
+            if !r.is_empty() || oh > 23 || om > 59 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    at(secs - offset, nanos)
+}
+
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn at(secs: i64, nanos: u32) -> Option<SystemTime> {
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +197,29 @@ mod tests {
         assert_eq!(iso_duration(Duration::new(0, 4_240_432)), "PT0.004240432S");
         assert_eq!(iso_duration(Duration::from_millis(1)), "PT0.001S");
         assert_eq!(iso_duration(Duration::from_secs(2)), "PT2S");
+    }
+
+    #[test]
+    fn parses_expiration_dates() {
+        let t = UNIX_EPOCH + Duration::new(1_795_304_276, 983_439_130);
+        assert_eq!(parse_expiration("2026-11-21T23:37:56.98343913Z"), Some(t));
+        assert_eq!(
+            parse_expiration("2026-11-22T01:37:56.98343913+02:00"),
+            Some(t)
+        );
+        let midnight = UNIX_EPOCH + Duration::from_secs(1_795_219_200);
+        assert_eq!(parse_expiration("2026-11-21"), Some(midnight));
+        assert_eq!(parse_expiration("2026-11-21 00:00:00"), Some(midnight));
+        assert_eq!(parse_expiration("2026-11-21T00:00:00"), Some(midnight));
+        for bad in [
+            "2026-13-01",
+            "2026-02-30",
+            "tomorrow",
+            "2026-11-21T00:00",
+            "",
+        ] {
+            assert_eq!(parse_expiration(bad), None, "{bad}");
+        }
     }
 
     #[test]

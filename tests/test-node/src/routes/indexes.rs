@@ -2,9 +2,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Value};
 
 use super::{accepted, custom_metadata, json_body, ok, reject_unknown_params, validate_index_uid};
+use crate::auth::Access;
 use crate::error::{MeiliError, Result};
 use crate::params::{self, query_usize};
 use crate::state::SharedState;
@@ -12,8 +14,10 @@ use crate::tasks::{enqueue, Payload};
 
 pub async fn list(
     State(state): State<SharedState>,
+    access: Option<Extension<Access>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
+    let access = access.map_or_else(Access::all, |Extension(a)| a);
     reject_unknown_params(&q, &["offset", "limit"])?;
     let mut offset = 0;
     let mut limit = 20;
@@ -24,20 +28,27 @@ pub async fn list(
         }
     }
     let store = state.lock();
-    let results: Vec<Value> = store
+    // A key only sees the indexes it is authorized on.
+    let visible: Vec<_> = store
         .indexes
         .values()
+        .filter(|i| access.is_index_authorized(&i.uid))
+        .collect();
+    let total = visible.len();
+    let results: Vec<Value> = visible
+        .into_iter()
         .skip(offset)
         .take(limit)
         .map(|i| i.view())
         .collect();
     Ok(ok(
-        json!({"results": results, "offset": offset, "limit": limit, "total": store.indexes.len()}),
+        json!({"results": results, "offset": offset, "limit": limit, "total": total}),
     ))
 }
 
 pub async fn create(
     State(state): State<SharedState>,
+    access: Option<Extension<Access>>,
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
@@ -68,6 +79,9 @@ pub async fn create(
         ));
     }
     let primary_key = params::opt_string(map, "primaryKey", "invalid_index_primary_key")?;
+    if access.is_some_and(|Extension(a)| !a.allow_index_creation(&uid)) {
+        return Err(crate::auth::invalid_api_key());
+    }
     Ok(accepted(enqueue(
         &state,
         Some(&uid),

@@ -2,6 +2,7 @@
 
 mod documents;
 mod indexes;
+mod keys;
 mod search;
 mod settings;
 mod stats;
@@ -26,6 +27,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{task_uid}", get(tasks::get_one))
         .route("/multi-search", post(search::multi_search))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route(
+            "/keys/{key}",
+            get(keys::get_one).patch(keys::update).delete(keys::delete),
+        )
         .route("/indexes", get(indexes::list).post(indexes::create))
         .route(
             "/indexes/{uid}",
@@ -58,6 +64,7 @@ pub fn router(state: SharedState) -> Router {
             "/indexes/{uid}/search",
             get(search::search_get).post(search::search_post),
         )
+        .route("/indexes/{uid}/facet-search", post(search::facet_search))
         .route(
             "/indexes/{uid}/settings",
             get(settings::get_all)
@@ -73,7 +80,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::auth::require_master_key,
+            crate::auth::authenticate,
         ))
         .with_state(state)
 }

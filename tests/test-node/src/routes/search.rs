@@ -1,13 +1,17 @@
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use serde_json::{json, Map, Value};
 
 use super::{json_body, ok, validate_index_uid};
+use crate::auth::Access;
 use crate::error::{MeiliError, Result};
 use crate::params;
-use crate::search::{search, SearchQuery, FIELDS};
+use crate::search::{
+    facet_search as run_facet_search, search, FacetSearchQuery, SearchQuery, FIELDS,
+};
 use crate::state::SharedState;
 
 fn run(state: &SharedState, uid: &str, query: &SearchQuery) -> Result<Value> {
@@ -26,6 +30,19 @@ pub async fn search_post(
     Ok(ok(run(&state, &uid, &SearchQuery::from_body(&body)?)?))
 }
 
+pub async fn facet_search(
+    State(state): State<SharedState>,
+    Path(uid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    validate_index_uid(&uid)?;
+    let body = json_body(&headers, &body)?;
+    let query = FacetSearchQuery::from_body(&body)?;
+    let store = state.lock();
+    Ok(ok(run_facet_search(store.index(&uid)?, &query)?))
+}
+
 pub async fn search_get(
     State(state): State<SharedState>,
     Path(uid): Path<String>,
@@ -38,6 +55,7 @@ pub async fn search_get(
 /// with ``Inside `.queries[i]`: `` prepended (and a missing index is a 400 here).
 pub async fn multi_search(
     State(state): State<SharedState>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
@@ -76,6 +94,16 @@ pub async fn multi_search(
         rest.remove("indexUid");
         rest.remove("federationOptions");
         let parsed = SearchQuery::from_body(&Value::Object(rest)).map_err(wrap)?;
+        if access
+            .as_ref()
+            .is_some_and(|Extension(a)| !a.is_index_authorized(&uid))
+        {
+            return Err(MeiliError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_api_key",
+                format!("Inside `.queries[{i}]`: The provided API key is invalid."),
+            ));
+        }
         let result = run(&state, &uid, &parsed).map_err(wrap)?;
         let mut entry = Map::new();
         entry.insert("indexUid".into(), json!(uid));
