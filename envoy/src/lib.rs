@@ -53,6 +53,8 @@ pub struct RenderOptions {
     pub config_dir: PathBuf,
     /// Deadline of each call from the filter to a node; also sizes the HCM timeouts.
     pub node_timeout_ms: u64,
+    /// The filter's key for its own metadata lookups (`PluginConfig::node_api_key`).
+    pub node_api_key: Option<String>,
 }
 
 impl RenderOptions {
@@ -120,6 +122,7 @@ pub fn filter_config(topology: &Topology, opts: &RenderOptions) -> Value {
     let plugin_config = PluginConfig {
         topology: topology.clone(),
         node_timeout_ms: opts.node_timeout_ms,
+        node_api_key: opts.node_api_key.clone(),
     };
     filter_config_raw(
         &topology.epoch.to_string(),

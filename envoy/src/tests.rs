@@ -33,6 +33,7 @@ fn opts(config_dir: &Path) -> RenderOptions {
         wasm_path: PathBuf::from("/opt/miroir/miroir_filter.wasm"),
         config_dir: config_dir.to_path_buf(),
         node_timeout_ms: 5_000,
+        node_api_key: None,
     }
 }
 

@@ -26,6 +26,18 @@ impl Ctx {
         self.config.topology.nodes.iter()
     }
 
+    /// Miroir's own read of index metadata: with the configured `nodeApiKey`, else with the
+    /// client's credentials.
+    pub(crate) fn lookup_call(&self, node: &Node, path: String) -> Call {
+        let mut call = self.call_without_body(node, "GET", path);
+        if let Some(key) = &self.config.node_api_key {
+            call.headers.retain(|(name, _)| name != "authorization");
+            call.headers
+                .push(("authorization".into(), format!("Bearer {key}")));
+        }
+        call
+    }
+
     /// A call with a JSON body, or none.
     pub(crate) fn call(
         &self,

@@ -51,6 +51,12 @@ pub struct PluginConfig {
     /// Deadline of every call to a node.
     #[serde(default = "default_node_timeout_ms")]
     pub node_timeout_ms: u64,
+    /// Key for Miroir's own reads of index metadata (an index's primary key before routing a
+    /// write, faceting settings before a merge): `indexes.get` and `settings.get` suffice.
+    /// Requests made on a client's behalf always carry the client's key; without this key the
+    /// lookups do too, so a client key must then also allow them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_api_key: Option<String>,
 }
 
 fn default_node_timeout_ms() -> u64 {
@@ -85,6 +91,7 @@ impl PluginConfig {
         PluginConfig {
             topology,
             node_timeout_ms: default_node_timeout_ms(),
+            node_api_key: None,
         }
     }
 

@@ -16,7 +16,9 @@ usage:
 
 render  writes DIR/envoy.json and DIR/ecds/miroir-filter.json
 push    rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it
---force push even an invalid topology (to check that the filter rejects it)";
+--force push even an invalid topology (to check that the filter rejects it)
+MIROIR_NODE_API_KEY (environment): the key the filter uses for its own metadata lookups
+  (`indexes.get` and `settings.get`); without it they use each client's key";
 
 const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
 
@@ -124,6 +126,7 @@ fn run(argv: &[String]) -> Result<(), String> {
                 wasm_path,
                 config_dir: out.clone(),
                 node_timeout_ms,
+                node_api_key: std::env::var("MIROIR_NODE_API_KEY").ok(),
             };
             let bootstrap = render(&topology, &opts)
                 .write(&out)
@@ -142,6 +145,7 @@ fn run(argv: &[String]) -> Result<(), String> {
                 wasm_path,
                 config_dir: out.clone(),
                 node_timeout_ms,
+                node_api_key: std::env::var("MIROIR_NODE_API_KEY").ok(),
             };
             let config = match read_topology(&topology_path, args.force)? {
                 Ok(topology) => filter_config(&topology, &opts),

@@ -1115,9 +1115,44 @@ fn keys_are_created_everywhere_with_one_uid() {
         "the client's uid is kept"
     );
     fleet.node("n1").keys.pop();
-    let _ = fleet.run(&config, "GET", "/keys", &[], Value::Null);
+    let (_, list) = fleet.run(&config, "GET", "/keys", &[], Value::Null);
+    assert_eq!(
+        list["total"], 1,
+        "a key missing on a node does not work through Miroir: not listed"
+    );
+    assert_eq!(list["results"][0]["uid"], json!(uid));
     assert_eq!(
         fleet.host.header(crate::ops::read::DISAGREEMENT_HEADER),
-        Some("n1")
+        Some("n0,n2"),
+        "the nodes holding it"
     );
+}
+
+#[test]
+fn lookups_use_miroirs_key_and_writes_the_clients() {
+    let mut plugin = (*three_nodes()).clone();
+    plugin.node_api_key = Some("miroir-lookups".into());
+    let config = Rc::new(plugin);
+    let mut fleet = ready_fleet(&config);
+    assert_eq!(fleet.add_documents(&config, movies(30)).0, 202);
+    let auth = |c: &Call| {
+        c.headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.clone())
+    };
+    for call in &fleet.host.sent {
+        let expected = if call.method == "GET" {
+            "Bearer miroir-lookups"
+        } else {
+            "Bearer k"
+        };
+        assert_eq!(
+            auth(call).as_deref(),
+            Some(expected),
+            "{} {}",
+            call.method,
+            call.path
+        );
+    }
 }

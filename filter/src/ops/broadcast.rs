@@ -60,7 +60,7 @@ impl Broadcast {
         for node in ctx.nodes() {
             fanout.send(
                 host,
-                &ctx.call(node, "GET", format!("/indexes/{uid}"), None),
+                &ctx.lookup_call(node, format!("/indexes/{uid}")),
                 node.id.clone(),
             );
         }

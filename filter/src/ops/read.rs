@@ -14,6 +14,8 @@ pub(crate) const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
 
 /// The same GET to every node; one answer, and any disagreement made visible.
 pub(crate) struct ReadAll {
+    /// The client's `offset` and `limit`, for lists Miroir paginates itself.
+    window: (u64, u64),
     kind: Agreement,
     config: std::rc::Rc<miroir_topology::PluginConfig>,
     nodes: Vec<String>,
@@ -24,15 +26,28 @@ impl ReadAll {
     pub(crate) fn start(ctx: &Ctx, kind: Agreement, host: &mut dyn Host) -> (Self, Step) {
         let mut fanout = Fanout::new();
         let mut nodes = Vec::new();
+        // Keys are listed whole from every node: the page is cut from the keys they share.
+        let path = match kind {
+            Agreement::KeyList => "/keys?offset=0&limit=100000".to_string(),
+            _ => ctx.path_and_query(),
+        };
         for node in ctx.nodes() {
             fanout.send(
                 host,
-                &ctx.call(node, "GET", ctx.path_and_query(), None),
+                &ctx.call(node, "GET", path.clone(), None),
                 node.id.clone(),
             );
             nodes.push(node.id.clone());
         }
+        let param = |name: &str, default: u64| {
+            ctx.request
+                .query_param(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let window = (param("offset", 0), param("limit", 20));
         let mut read = ReadAll {
+            window,
             kind,
             config: ctx.config.clone(),
             nodes,
@@ -79,6 +94,7 @@ impl ReadAll {
                     Vec::new(),
                 )
             }
+            Agreement::KeyList => shared_keys(bodies, self.window),
             kind => combine(kind, bodies),
         };
         let mut answer = Answer::json(200, &answer);
@@ -290,4 +306,53 @@ impl FirstAnswer {
             _ => Answer::relay(200, body.to_vec()),
         }
     }
+}
+
+/// The keys every node has, identically (dates aside), paginated with the client's window. Keys
+/// found on some nodes only do not work through Miroir and are left out: each node makes its
+/// own default keys; any other such key is reported as a disagreement.
+pub(crate) fn shared_keys(
+    bodies: Vec<(String, Value)>,
+    (offset, limit): (u64, u64),
+) -> (Value, Vec<String>) {
+    let keys_of = |body: &Value| -> Vec<Value> {
+        body.get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let Some((_, first)) = bodies.first() else {
+        return (Value::Null, Vec::new());
+    };
+    let everywhere = |key: &Value| {
+        bodies.iter().all(|(_, body)| {
+            keys_of(body)
+                .iter()
+                .any(|k| without_dates(k) == without_dates(key))
+        })
+    };
+    let mut disagreeing = Vec::new();
+    for (node, body) in &bodies {
+        let stray = keys_of(body).iter().any(|key| {
+            let default = key
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with("Default "));
+            !default && !everywhere(key)
+        });
+        if stray {
+            disagreeing.push(node.clone());
+        }
+    }
+    let shared: Vec<Value> = keys_of(first).into_iter().filter(everywhere).collect();
+    let total = shared.len();
+    let page: Vec<Value> = shared
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    (
+        serde_json::json!({"results": page, "offset": offset, "limit": limit, "total": total}),
+        disagreeing,
+    )
 }

@@ -145,7 +145,7 @@ impl Scatter {
             if wants_facets {
                 let mut read = Fanout::new();
                 let path = format!("/indexes/{index}/settings/faceting");
-                read.send(host, &ctx.call(node, "GET", path, None), node.id.clone());
+                read.send(host, &ctx.lookup_call(node, path), node.id.clone());
                 scatter.faceting = FacetingRead::Pending(read);
             }
         }

@@ -60,7 +60,7 @@ impl Write {
         for node in ctx.nodes() {
             lookup.send(
                 host,
-                &ctx.call(node, "GET", format!("/indexes/{index}"), None),
+                &ctx.lookup_call(node, format!("/indexes/{index}")),
                 node.id.clone(),
             );
         }

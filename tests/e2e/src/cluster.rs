@@ -121,6 +121,8 @@ impl Cluster {
             wasm_path: wasm,
             config_dir: dir.join("envoy"),
             node_timeout_ms: options.node_timeout_ms,
+            // Miroir's own lookups use the master key; clients' requests keep their own key.
+            node_api_key: Some(master_key.clone()),
         };
         let bootstrap = render(&topology, &render_opts)
             .write(&render_opts.config_dir)

@@ -287,3 +287,115 @@ fn document_listings_match_one_node() {
     got.sort_unstable();
     assert_eq!((got, some["total"].clone()), (vec![3, 17, 99], json!(3)));
 }
+
+/// Keys created through Miroir work on every node: the nodes enforce them, Miroir forwards them.
+#[test]
+fn api_keys_work_through_miroir() {
+    let cluster = Cluster::start(
+        "routes_keys",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+    );
+    let admin = cluster.client();
+    create_movies(&admin);
+    let (status, key) = admin
+        .post("/keys", &json!({"actions": ["search", "documents.add"], "indexes": ["movies"], "expiresAt": null}))
+        .pair();
+    assert_eq!(status, 201, "{key}");
+    let value = key["key"].as_str().unwrap().to_string();
+    let uid = key["uid"].as_str().unwrap().to_string();
+    for node in cluster.node_ids() {
+        let (status, there) = cluster
+            .node_client(&node)
+            .get(&format!("/keys/{uid}"))
+            .pair();
+        assert_eq!(
+            (status, there["key"].as_str()),
+            (200, Some(value.as_str())),
+            "{node} derives the same value"
+        );
+    }
+
+    // The key's own rights: add documents and search (Miroir's lookups use its own key)...
+    let limited = cluster.client().with_key(&value);
+    let (status, enqueued) = limited
+        .post("/indexes/movies/documents", &Value::Array(corpus(20)))
+        .pair();
+    assert_eq!(status, 202, "{enqueued}");
+    cluster.wait_all_nodes_idle();
+    let (status, page) = limited
+        .post(
+            "/indexes/movies/search",
+            &json!({"q": "kw0003", "facets": ["genre"]}),
+        )
+        .pair();
+    assert_eq!(
+        (status, page["hits"][0]["id"].clone()),
+        (200, json!(3)),
+        "{page}"
+    );
+    // ...and nothing more: the nodes refuse, Miroir relays.
+    let (status, error) = limited
+        .patch(
+            "/indexes/movies/settings",
+            &json!({"sortableAttributes": ["year"]}),
+        )
+        .pair();
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (403, Some("invalid_api_key")),
+        "{error}"
+    );
+    let (status, _) = cluster
+        .client()
+        .with_key("not-a-key")
+        .post("/indexes/movies/search", &json!({}))
+        .pair();
+    assert_eq!(status, 403);
+
+    let (status, list) = admin.get("/keys").pair();
+    assert_eq!(status, 200, "{list}");
+    assert!(list["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["uid"] == json!(uid)));
+    assert!(admin
+        .get("/keys")
+        .header("x-miroir-disagreeing-nodes")
+        .is_none());
+    let reply = admin.delete(&format!("/keys/{uid}"));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    let (status, _) = limited.post("/indexes/movies/search", &json!({})).pair();
+    assert_eq!(status, 403, "a deleted key stops working everywhere");
+}
+
+/// Facet search through Envoy answers like one node.
+#[test]
+fn facet_search_matches_one_node() {
+    let cluster = Cluster::start(
+        "routes_facet_search",
+        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
+    );
+    let single = Cluster::single_node("routes_facet_search_single");
+    for target in [cluster.client(), single.client()] {
+        create_movies(&target);
+        add_in_batches(&target, &corpus(200), 200);
+    }
+    for body in [
+        json!({"facetName": "genre"}),
+        json!({"facetName": "genre", "facetQuery": "d", "q": "mirror"}),
+        json!({"facetName": "genre", "filter": "year > 1990"}),
+    ] {
+        let (status, got) = cluster
+            .client()
+            .post("/indexes/movies/facet-search", &body)
+            .pair();
+        assert_eq!(status, 200, "{got}");
+        let (_, want) = single
+            .client()
+            .post("/indexes/movies/facet-search", &body)
+            .pair();
+        assert_eq!(got["facetHits"], want["facetHits"], "{body}");
+        assert_eq!(got["facetQuery"], want["facetQuery"]);
+    }
+}
