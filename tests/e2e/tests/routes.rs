@@ -5,7 +5,7 @@ mod support;
 
 use miroir_e2e::{Cluster, Spec};
 use serde_json::{json, Value};
-use support::{add_in_batches, corpus, create_movies, stored, write};
+use support::{add_in_batches, corpus, create_movies, stored, three_nodes, with_reference, write};
 
 fn total_stored(cluster: &Cluster) -> usize {
     cluster
@@ -17,10 +17,7 @@ fn total_stored(cluster: &Cluster) -> usize {
 
 #[test]
 fn index_and_settings_read_like_one_node() {
-    let cluster = Cluster::start(
-        "routes_index_settings",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
+    let cluster = Cluster::start("routes_index_settings", three_nodes(1));
     let client = cluster.client();
     create_movies(&client);
 
@@ -124,10 +121,7 @@ fn wait_failed(client: &miroir_e2e::Client, enqueued: &Value) -> Value {
 
 #[test]
 fn documents_by_id_and_deletions() {
-    let cluster = Cluster::start(
-        "routes_documents",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
-    );
+    let cluster = Cluster::start("routes_documents", three_nodes(2));
     let client = cluster.client();
     create_movies(&client);
     add_in_batches(&client, &corpus(120), 120);
@@ -219,21 +213,16 @@ fn stats_count_each_document_once() {
 /// Document listings through Envoy: every document once, totals summed, sorted like one node.
 #[test]
 fn document_listings_match_one_node() {
-    let cluster = Cluster::start(
-        "routes_listing",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
-    );
-    let single = Cluster::single_node("routes_listing_single");
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
+    let (cluster, single) = with_reference("routes_listing", three_nodes(2), |target| {
+        create_movies(target);
         write(
-            &target,
+            target,
             "PATCH",
             "/indexes/movies/settings",
             &json!({"sortableAttributes": ["year"]}),
         );
-        add_in_batches(&target, &corpus(120), 120);
-    }
+        add_in_batches(target, &corpus(120), 120);
+    });
     let client = cluster.client();
     let (status, all) = client.get("/indexes/movies/documents?limit=1000").pair();
     assert_eq!(status, 200, "{all}");
@@ -291,10 +280,7 @@ fn document_listings_match_one_node() {
 /// Keys created through Miroir work on every node: the nodes enforce them, Miroir forwards them.
 #[test]
 fn api_keys_work_through_miroir() {
-    let cluster = Cluster::start(
-        "routes_keys",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
+    let cluster = Cluster::start("routes_keys", three_nodes(1));
     let admin = cluster.client();
     create_movies(&admin);
     let (status, key) = admin
@@ -372,15 +358,10 @@ fn api_keys_work_through_miroir() {
 /// Facet search through Envoy answers like one node.
 #[test]
 fn facet_search_matches_one_node() {
-    let cluster = Cluster::start(
-        "routes_facet_search",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
-    );
-    let single = Cluster::single_node("routes_facet_search_single");
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
-        add_in_batches(&target, &corpus(200), 200);
-    }
+    let (cluster, single) = with_reference("routes_facet_search", three_nodes(2), |target| {
+        create_movies(target);
+        add_in_batches(target, &corpus(200), 200);
+    });
     for body in [
         json!({"facetName": "genre"}),
         json!({"facetName": "genre", "facetQuery": "d", "q": "mirror"}),

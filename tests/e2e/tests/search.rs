@@ -5,9 +5,9 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use miroir_e2e::{Client, Cluster, Spec};
+use miroir_e2e::{Client, Cluster};
 use serde_json::{json, Value};
-use support::{add_in_batches, corpus, create_movies, write};
+use support::{add_in_batches, corpus, create_movies, three_nodes, with_reference, write};
 
 fn ids(hits: &Value) -> Vec<u64> {
     hits.as_array()
@@ -21,10 +21,7 @@ fn ids(hits: &Value) -> Vec<u64> {
 /// not asked for; a keyword unique to a document still finds it exactly once.
 #[test]
 fn a_unique_keyword_finds_its_document_exactly_once() {
-    let cluster = Cluster::start(
-        "search_exactly_once",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
-    );
+    let cluster = Cluster::start("search_exactly_once", three_nodes(2));
     let client = cluster.client();
     create_movies(&client);
     let docs = corpus(1000);
@@ -58,22 +55,17 @@ fn a_unique_keyword_finds_its_document_exactly_once() {
 /// Scenario 3: facet counts through Envoy are the sum over the nodes and equal one node's.
 #[test]
 fn facet_counts_add_up_across_nodes_and_match_one_node() {
-    let cluster = Cluster::start(
-        "search_facets",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
-    let single = Cluster::single_node("search_facets_single");
     let docs = corpus(600);
-    for target in [cluster.client(), single.client()] {
+    let (cluster, single) = with_reference("search_facets", three_nodes(1), |target| {
         // The index is created implicitly by the first batch, as Meilisearch allows.
-        add_in_batches(&target, &docs, 200);
+        add_in_batches(target, &docs, 200);
         write(
-            &target,
+            target,
             "PATCH",
             "/indexes/movies/settings",
             &json!({"filterableAttributes": ["genre", "year"]}),
         );
-    }
+    });
     let query = json!({"q": "mirror", "facets": ["genre", "year"], "filter": "year >= 1970"});
     let (status, through_envoy) = cluster
         .client()
@@ -120,16 +112,11 @@ fn facet_counts_add_up_across_nodes_and_match_one_node() {
 /// or the set of hits.
 #[test]
 fn paging_follows_one_nodes_global_order() {
-    let cluster = Cluster::start(
-        "search_paging",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
-    let single = Cluster::single_node("search_paging_single");
     let docs = corpus(400);
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
-        add_in_batches(&target, &docs, 400);
-    }
+    let (cluster, single) = with_reference("search_paging", three_nodes(1), |target| {
+        create_movies(target);
+        add_in_batches(target, &docs, 400);
+    });
     for q in ["mirror road", "river", "night storm garden"] {
         let reference = walk(&single.client(), q, 1000);
         let sharded = walk(&cluster.client(), q, 7);
@@ -194,10 +181,7 @@ fn walk(client: &Client, q: &str, page_size: u64) -> Vec<(u64, f64)> {
 /// keep answering with every hit exactly once.
 #[test]
 fn searches_survive_a_dead_node() {
-    let cluster = Cluster::start(
-        "search_failover",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 2),
-    );
+    let cluster = Cluster::start("search_failover", three_nodes(2));
     let client = cluster.client();
     create_movies(&client);
     add_in_batches(&client, &corpus(300), 300);
@@ -230,21 +214,16 @@ fn searches_survive_a_dead_node() {
 /// order: the same ranking details hit after hit, the same hits for each.
 #[test]
 fn sorted_paging_follows_one_nodes_order() {
-    let cluster = Cluster::start(
-        "search_sorted",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
-    let single = Cluster::single_node("search_sorted_single");
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
+    let (cluster, single) = with_reference("search_sorted", three_nodes(1), |target| {
+        create_movies(target);
         write(
-            &target,
+            target,
             "PATCH",
             "/indexes/movies/settings",
             &json!({"sortableAttributes": ["year", "genre"]}),
         );
-        add_in_batches(&target, &corpus(300), 300);
-    }
+        add_in_batches(target, &corpus(300), 300);
+    });
     let queries = [
         json!({"q": "mirror", "sort": ["year:desc"]}),
         json!({"sort": ["genre:asc", "year:asc"]}),
@@ -327,15 +306,10 @@ fn assert_same_ranking(sharded: &Client, single: &Client, query: &Value) {
 /// Multi-search and GET search through Envoy answer like one node.
 #[test]
 fn multi_search_and_get_search_match_one_node() {
-    let cluster = Cluster::start(
-        "search_multi",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
-    let single = Cluster::single_node("search_multi_single");
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
-        add_in_batches(&target, &corpus(200), 200);
-    }
+    let (cluster, single) = with_reference("search_multi", three_nodes(1), |target| {
+        create_movies(target);
+        add_in_batches(target, &corpus(200), 200);
+    });
     let body = json!({"queries": [
         {"indexUid": "movies", "q": "mirror", "facets": ["genre"], "showRankingScore": true, "limit": 200},
         {"indexUid": "movies", "q": "kw0042"},
@@ -391,15 +365,10 @@ fn multi_search_and_get_search_match_one_node() {
 /// `distinct` keeps one hit per value across shards, the best one, like one node.
 #[test]
 fn distinct_holds_across_shards() {
-    let cluster = Cluster::start(
-        "search_distinct",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
-    let single = Cluster::single_node("search_distinct_single");
-    for target in [cluster.client(), single.client()] {
-        create_movies(&target);
-        add_in_batches(&target, &corpus(300), 300);
-    }
+    let (cluster, single) = with_reference("search_distinct", three_nodes(1), |target| {
+        create_movies(target);
+        add_in_batches(target, &corpus(300), 300);
+    });
     for query in [
         json!({"q": "mirror", "distinct": "genre", "showRankingScore": true}),
         json!({"q": "road", "distinct": "genre", "showRankingScore": true, "attributesToRetrieve": ["id"]}),

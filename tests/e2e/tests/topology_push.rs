@@ -5,16 +5,13 @@ mod support;
 
 use std::time::Duration;
 
-use miroir_e2e::{Cluster, Spec, ECDS_STAT_PREFIX};
+use miroir_e2e::{Cluster, ECDS_STAT_PREFIX};
 use serde_json::json;
-use support::{add_in_batches, corpus, create_movies};
+use support::{add_in_batches, corpus, create_movies, three_nodes};
 
 #[test]
 fn an_invalid_topology_is_rejected_and_the_old_one_keeps_serving() {
-    let cluster = Cluster::start(
-        "topology_push",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
+    let cluster = Cluster::start("topology_push", three_nodes(1));
     let client = cluster.client();
     create_movies(&client);
     add_in_batches(&client, &corpus(100), 100);

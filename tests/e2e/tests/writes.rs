@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use miroir_e2e::{Cluster, Spec};
 use miroir_topology::canonical_key;
 use serde_json::{json, Value};
-use support::{add_in_batches, corpus, create_movies, stored};
+use support::{add_in_batches, corpus, create_movies, stored, three_nodes};
 
 /// Scenario 1, with two replicas in one group and a second group: every document is on exactly
 /// its write targets (the RF owners in every group) and nowhere else.
@@ -58,10 +58,7 @@ fn documents_are_stored_exactly_on_their_owners() {
 /// sees it.
 #[test]
 fn a_batch_with_a_bad_document_is_rejected_whole() {
-    let cluster = Cluster::start(
-        "writes_rejected_whole",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
+    let cluster = Cluster::start("writes_rejected_whole", three_nodes(1));
     let client = cluster.client();
     create_movies(&client);
     let tasks_before = node_task_counts(&cluster);
@@ -124,10 +121,7 @@ fn node_task_counts(cluster: &Cluster) -> Vec<u64> {
 /// documents, types included, plus `_miroir_shard`.
 #[test]
 fn every_payload_format_stores_what_one_node_stores() {
-    let cluster = Cluster::start(
-        "writes_formats",
-        Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
-    );
+    let cluster = Cluster::start("writes_formats", three_nodes(1));
     let single = Cluster::single_node("writes_formats_single");
     let ndjson = (0..40)
         .map(|i| json!({"id": i, "title": format!("ndjson {i}"), "tags": ["a", i.to_string()], "score": i as f64 / 4.0}).to_string())

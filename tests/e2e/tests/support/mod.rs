@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use miroir_e2e::Client;
+use miroir_e2e::{Client, Cluster, Spec};
 use serde_json::{json, Value};
 
 const GENRES: [&str; 5] = ["drama", "comedy", "action", "horror", "documentary"];
@@ -98,4 +98,20 @@ pub fn stored(node: &Client) -> Vec<Value> {
     let (status, page) = node.get("/indexes/movies/documents?limit=100000").pair();
     assert_eq!(status, 200, "{page}");
     page["results"].as_array().cloned().unwrap_or_default()
+}
+
+/// Three nodes in one replica group, 8 shards, `rf` copies of each.
+pub fn three_nodes(rf: u32) -> Spec {
+    Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, rf)
+}
+
+/// A sharded cluster and one node holding everything (`<name>_single`), both prepared by
+/// `setup` alike: the reference for "answers like one node".
+pub fn with_reference(name: &str, spec: Spec, setup: impl Fn(&Client)) -> (Cluster, Cluster) {
+    let cluster = Cluster::start(name, spec);
+    let single = Cluster::single_node(&format!("{name}_single"));
+    for target in [cluster.client(), single.client()] {
+        setup(&target);
+    }
+    (cluster, single)
 }
