@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, Fanout};
 use crate::host::{Host, Reply};
 use crate::sequence::{Phase, Progress, Sequence};
 use crate::tasks::TaskRecord;
 
+use super::lookup::IndexLookup;
 use super::*;
 
 pub(crate) struct Broadcast {
@@ -26,7 +26,7 @@ enum Stage {
     /// `POST /indexes` first learns where the index exists already: `_miroir_shard` is made
     /// filterable only where the index is new, never over a client's existing settings.
     Lookup {
-        fanout: Fanout<String>,
+        lookup: IndexLookup,
         body: Value,
         uid: String,
     },
@@ -56,17 +56,10 @@ impl Broadcast {
             // Let the nodes word the error about a missing or malformed uid: it is theirs.
             return Ok(Self::change(ctx, "indexCreation", None, host));
         };
-        let mut fanout = Fanout::new();
-        for node in ctx.nodes() {
-            fanout.send(
-                host,
-                &ctx.lookup_call(node, format!("/indexes/{uid}")),
-                node.id.clone(),
-            );
-        }
+        let lookup = IndexLookup::send(ctx, &uid, host);
         let mut op = Broadcast {
             stage: Stage::Lookup {
-                fanout,
+                lookup,
                 body: Value::Object(body),
                 uid: uid.clone(),
             },
@@ -140,8 +133,8 @@ impl Broadcast {
         host: &mut dyn Host,
     ) -> Step {
         match &mut self.stage {
-            Stage::Lookup { fanout, .. } => {
-                if !fanout.accept(token, reply) {
+            Stage::Lookup { lookup, .. } => {
+                if !lookup.accept(token, reply) {
                     return Step::Wait;
                 }
                 self.after_lookup_if_complete(ctx, host)
@@ -154,27 +147,14 @@ impl Broadcast {
     }
 
     fn after_lookup_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
-        let Stage::Lookup { fanout, body, uid } = &mut self.stage else {
+        let Stage::Lookup { lookup, body, uid } = &mut self.stage else {
             return Step::Wait;
         };
-        if !fanout.is_complete() {
-            return Step::Wait;
-        }
-        let replies = std::mem::take(&mut fanout.replies);
-        let mut missing = Vec::new();
-        let mut others = Vec::new();
-        for (node, reply) in replies {
-            match &reply {
-                Reply::Response { status: 404, body } if is_index_not_found(body) => {
-                    missing.push(node)
-                }
-                Reply::Response { status: 200, .. } => {}
-                _ => others.push((node, reply)),
-            }
-        }
-        if let Some(problem) = first_problem(&others) {
-            return Step::Answer(problem);
-        }
+        let missing = match lookup.result() {
+            None => return Step::Wait,
+            Some(Err(problem)) => return Step::Answer(problem),
+            Some(Ok(found)) => found.missing,
+        };
         let creation = every_node_json(ctx, "POST", "/indexes".into(), body);
         let filterable =
             shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);

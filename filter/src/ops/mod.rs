@@ -10,6 +10,7 @@ use crate::tasks::{self, TaskRecord};
 pub(crate) mod broadcast;
 pub(crate) mod delete;
 pub(crate) mod keys;
+pub(crate) mod lookup;
 pub(crate) mod multi_search;
 pub(crate) mod read;
 pub(crate) mod routed;

@@ -1,19 +1,19 @@
 use std::collections::BTreeMap;
 
 use miroir_topology::Node;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::documents::{self, Batch, Part};
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, Fanout};
 use crate::host::{Host, Reply};
 use crate::request::encode_query;
 use crate::sequence::{Phase, Progress, Sequence};
 use crate::tasks::TaskRecord;
 
 use super::broadcast::shard_field_filterable;
+use super::lookup::IndexLookup;
 use super::routed::RoutedWrite;
 use super::*;
 
@@ -38,7 +38,7 @@ pub(crate) struct Routed {
 }
 
 pub(crate) enum WritePhase {
-    Lookup(Fanout<String>),
+    Lookup(IndexLookup),
     Setup(Sequence),
     Documents(RoutedWrite),
 }
@@ -56,14 +56,7 @@ impl Write {
             delimiter.as_deref(),
             &ctx.request.body,
         )?;
-        let mut lookup = Fanout::new();
-        for node in ctx.nodes() {
-            lookup.send(
-                host,
-                &ctx.lookup_call(node, format!("/indexes/{index}")),
-                node.id.clone(),
-            );
-        }
+        let lookup = IndexLookup::send(ctx, &index, host);
         let mut write = Write {
             index: index.clone(),
             merge,
@@ -88,8 +81,8 @@ impl Write {
         host: &mut dyn Host,
     ) -> Step {
         match &mut self.phase {
-            WritePhase::Lookup(fanout) => {
-                if !fanout.accept(token, reply) {
+            WritePhase::Lookup(lookup) => {
+                if !lookup.accept(token, reply) {
                     return Step::Wait;
                 }
                 self.after_lookup_if_complete(ctx, host)
@@ -108,37 +101,14 @@ impl Write {
     }
 
     pub(crate) fn after_lookup_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
-        let WritePhase::Lookup(fanout) = &mut self.phase else {
+        let WritePhase::Lookup(lookup) = &mut self.phase else {
             return Step::Wait;
         };
-        if !fanout.is_complete() {
-            return Step::Wait;
-        }
-        let replies = std::mem::take(&mut fanout.replies);
-        let mut missing = Vec::new();
-        let mut index_pk: Option<String> = None;
-        let mut others = Vec::new();
-        for (node, reply) in replies {
-            match &reply {
-                Reply::Response { status: 404, body } if is_index_not_found(body) => {
-                    missing.push(node)
-                }
-                Reply::Response { status: 200, body } => {
-                    let pk = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-                        v.get("primaryKey")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    });
-                    if index_pk.is_none() {
-                        index_pk = pk;
-                    }
-                }
-                _ => others.push((node, reply)),
-            }
-        }
-        if let Some(problem) = first_problem(&others) {
-            return Step::Answer(problem);
-        }
+        let (missing, index_pk) = match lookup.result() {
+            None => return Step::Wait,
+            Some(Err(problem)) => return Step::Answer(problem),
+            Some(Ok(found)) => (found.missing, found.primary_key),
+        };
         let primary_key = match index_pk.or_else(|| ctx.request.query_param("primaryKey")) {
             Some(pk) => pk,
             None => match documents::infer_primary_key(&self.batch) {

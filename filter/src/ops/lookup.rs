@@ -1,0 +1,72 @@
+//! Where an index exists and what its primary key is, asked of every node before a change that
+//! depends on it (creating the index, routing documents by primary key).
+
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+use crate::fanout::{first_problem, Answer, Fanout};
+use crate::host::{Host, Reply};
+
+/// `GET /indexes/{uid}` in flight on every node.
+pub(crate) struct IndexLookup(Fanout<String>);
+
+/// What the nodes said.
+pub(crate) struct Found {
+    /// Nodes without the index.
+    pub missing: Vec<String>,
+    /// The primary key of the index where it exists and has one.
+    pub primary_key: Option<String>,
+}
+
+impl IndexLookup {
+    pub(crate) fn send(ctx: &Ctx, index: &str, host: &mut dyn Host) -> Self {
+        let mut fanout = Fanout::new();
+        for node in ctx.nodes() {
+            fanout.send(
+                host,
+                &ctx.lookup_call(node, format!("/indexes/{index}")),
+                node.id.clone(),
+            );
+        }
+        IndexLookup(fanout)
+    }
+
+    /// Records a reply; false if the token is not one of the lookup's.
+    pub(crate) fn accept(&mut self, token: u32, reply: Reply) -> bool {
+        self.0.accept(token, reply)
+    }
+
+    /// Once every node answered: what they said, or the error to answer the client with.
+    pub(crate) fn result(&mut self) -> Option<Result<Found, Answer>> {
+        if !self.0.is_complete() {
+            return None;
+        }
+        let mut found = Found {
+            missing: Vec::new(),
+            primary_key: None,
+        };
+        let mut others = Vec::new();
+        for (node, reply) in std::mem::take(&mut self.0.replies) {
+            match &reply {
+                Reply::Response { status: 404, body } if super::is_index_not_found(body) => {
+                    found.missing.push(node)
+                }
+                Reply::Response { status: 200, body } => {
+                    if found.primary_key.is_none() {
+                        found.primary_key =
+                            serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+                                v.get("primaryKey")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_string)
+                            });
+                    }
+                }
+                _ => others.push((node, reply)),
+            }
+        }
+        Some(match first_problem(&others) {
+            Some(problem) => Err(problem),
+            None => Ok(found),
+        })
+    }
+}
