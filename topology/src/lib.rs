@@ -6,8 +6,11 @@
 
 mod model;
 mod placement;
+pub mod tasks;
 
-pub use model::{Node, NodeState, PluginConfig, Topology, TopologyError};
+pub use model::{
+    ControlPlaneRef, Node, NodeState, PluginConfig, Topology, TopologyError, CONTROL_PLANE_CLUSTER,
+};
 pub use placement::{canonical_key, shard_for_key, CoveringSet};
 
 /// The field Miroir stamps on every stored document: the shard it was hashed to.

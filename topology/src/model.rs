@@ -57,6 +57,37 @@ pub struct PluginConfig {
     /// lookups do too, so a client key must then also allow them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_api_key: Option<String>,
+    /// Where the filter registers tasks. Without it (a static, single-Envoy setup) task uids are
+    /// allocated inside the Envoy process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlaneRef>,
+}
+
+/// How the filter reaches the control plane's HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlPlaneRef {
+    /// Envoy cluster of the control plane's HTTP listener.
+    #[serde(default = "default_control_plane_cluster")]
+    pub cluster: String,
+    /// `:authority` of the calls.
+    pub authority: String,
+    /// Shared secret the filter presents (`x-miroir-token`) on the internal routes.
+    pub token: String,
+    /// Deadline of a registration; past it the filter falls back to its leased uids.
+    #[serde(default = "default_control_plane_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Envoy cluster name of the control plane's HTTP API (task registry, uid leases).
+pub const CONTROL_PLANE_CLUSTER: &str = "miroir-control-plane";
+
+fn default_control_plane_cluster() -> String {
+    CONTROL_PLANE_CLUSTER.to_string()
+}
+
+fn default_control_plane_timeout_ms() -> u64 {
+    2_000
 }
 
 fn default_node_timeout_ms() -> u64 {
@@ -92,6 +123,7 @@ impl PluginConfig {
             topology,
             node_timeout_ms: default_node_timeout_ms(),
             node_api_key: None,
+            control_plane: None,
         }
     }
 

@@ -1,0 +1,229 @@
+//! Cluster-wide tasks: what one client-visible task stands for, and how its Meilisearch task
+//! object is computed from the node tasks behind it.
+//!
+//! Shared by the filter (which registers a task after a write reached the nodes, and reads it back
+//! locally while the control plane is unreachable) and the control plane (which owns the registry).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+/// Largest task uid: Meilisearch's task uids are `u32`, and SDKs parse them as such.
+pub const MAX_TASK_UID: u32 = u32::MAX;
+
+/// One node task behind a client task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeTask {
+    pub node: String,
+    /// The node's replica group when the write was made: counts are taken from one group.
+    pub group: String,
+    pub task_uid: u64,
+}
+
+/// What one client-visible task stands for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRecord {
+    pub index_uid: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Details the request itself determines (`receivedDocuments`, `providedIds`,
+    /// `originalFilter`, ...). They win over what the nodes report, since each node only saw a part.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub details: Map<String, Value>,
+    /// Copies of every document inside one replica group (the replication factor when the write
+    /// was made): node counts summed over a group are divided by it.
+    #[serde(default = "one")]
+    pub copies: u32,
+    /// In enqueue order.
+    pub node_tasks: Vec<NodeTask>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The body of the filter's registration call to the control plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRegistration {
+    /// Set when the filter already answered the client with a uid from its leased block (the
+    /// control plane was unreachable) and now hands the record over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_uid: Option<u32>,
+    pub record: TaskRecord,
+}
+
+/// The control plane's answer to a registration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registered {
+    pub task_uid: u32,
+}
+
+/// A block of uids reserved for one Envoy, used only while the control plane is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UidLease {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// Node task fields that count documents or tasks: summed over one replica group, divided by
+/// the copies a group holds.
+const COUNTED: &[&str] = &[
+    "receivedDocuments",
+    "indexedDocuments",
+    "deletedDocuments",
+    "editedDocuments",
+    "matchedTasks",
+    "canceledTasks",
+    "deletedTasks",
+    "providedIds",
+];
+
+/// The status of a set of node tasks: failed if any failed, canceled if any was canceled,
+/// enqueued/processing while any is, succeeded when all are.
+pub fn status_of(node_statuses: &[&str]) -> &'static str {
+    let any = |s: &str| node_statuses.contains(&s);
+    if any("failed") {
+        "failed"
+    } else if any("canceled") {
+        "canceled"
+    } else if any("processing") || (any("enqueued") && any("succeeded")) {
+        "processing"
+    } else if any("enqueued") || node_statuses.is_empty() {
+        "enqueued"
+    } else {
+        "succeeded"
+    }
+}
+
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "canceled")
+}
+
+/// The client's view of a task. `node_tasks` pairs each node task object (as `GET
+/// /tasks/{uid}` on the node returned it) with the node it came from.
+pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) -> Value {
+    let field = |t: &Value, f: &str| t.get(f).and_then(Value::as_str).map(str::to_string);
+    let statuses: Vec<String> = node_tasks
+        .iter()
+        .map(|(_, t)| field(t, "status").unwrap_or_default())
+        .collect();
+    let status = status_of(&statuses.iter().map(String::as_str).collect::<Vec<_>>());
+    let error = node_tasks
+        .iter()
+        .find(|(_, t)| field(t, "status").as_deref() == Some("failed"))
+        .and_then(|(_, t)| t.get("error").cloned())
+        .unwrap_or(Value::Null);
+
+    let terminal = is_terminal(status);
+    let times = |f: &str| -> Vec<String> {
+        node_tasks
+            .iter()
+            .filter_map(|(_, t)| field(t, f))
+            .collect()
+    };
+    // RFC 3339 timestamps in UTC of equal precision compare correctly as strings.
+    let enqueued_at = times("enqueuedAt").into_iter().min();
+    let started_at = if statuses.iter().all(|s| s == "enqueued") {
+        None
+    } else {
+        times("startedAt").into_iter().min()
+    };
+    let finished_at = if terminal {
+        times("finishedAt").into_iter().max()
+    } else {
+        None
+    };
+    let duration = if terminal {
+        node_tasks
+            .iter()
+            .filter_map(|(_, t)| field(t, "duration").as_deref().and_then(parse_duration))
+            .reduce(f64::max)
+            .map(format_duration)
+    } else {
+        None
+    };
+
+    json!({
+        "uid": uid,
+        "batchUid": Value::Null,
+        "indexUid": record.index_uid,
+        "status": status,
+        "type": record.kind,
+        "canceledBy": Value::Null,
+        "details": details(record, node_tasks, terminal),
+        "error": error,
+        "duration": duration,
+        "enqueuedAt": enqueued_at,
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+    })
+}
+
+/// Non-counted fields from the first node task that has them, counted fields summed over the
+/// first replica group (by name) and divided by the copies, then the request's own details.
+/// Counts a node fills in only when its task ends stay `null` until the whole task ends.
+fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) -> Value {
+    let group_of: BTreeMap<&str, &str> = record
+        .node_tasks
+        .iter()
+        .map(|t| (t.node.as_str(), t.group.as_str()))
+        .collect();
+    let counted_group = record.node_tasks.iter().map(|t| t.group.as_str()).min();
+    let mut out = Map::new();
+    let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+    for (node, task) in node_tasks {
+        let Some(Value::Object(d)) = task.get("details") else {
+            continue;
+        };
+        let in_counted_group = group_of.get(node.as_str()).copied() == counted_group;
+        for (key, value) in d {
+            if let Some(counted) = COUNTED.iter().find(|c| **c == key) {
+                if let Some(n) = value.as_u64() {
+                    if in_counted_group {
+                        *sums.entry(counted).or_default() += n;
+                    }
+                } else {
+                    out.entry(key.clone()).or_insert(Value::Null);
+                }
+            } else {
+                out.entry(key.clone()).or_insert_with(|| value.clone());
+            }
+        }
+    }
+    let copies = u64::from(record.copies.max(1));
+    for (key, sum) in sums {
+        let value = if out.get(key).is_some_and(Value::is_null) && !terminal {
+            Value::Null
+        } else {
+            json!(sum / copies)
+        };
+        out.insert(key.to_string(), value);
+    }
+    for (key, value) in &record.details {
+        out.insert(key.clone(), value.clone());
+    }
+    Value::Object(out)
+}
+
+/// Seconds of an ISO-8601 duration as Meilisearch writes it (`PT0.012S`, `PT1M2.5S`).
+pub fn parse_duration(text: &str) -> Option<f64> {
+    let rest = text.strip_prefix("PT")?.strip_suffix('S')?;
+    let (minutes, seconds) = match rest.split_once('M') {
+        Some((m, s)) => (m.parse::<f64>().ok()?, s),
+        None => (0.0, rest),
+    };
+    Some(minutes * 60.0 + seconds.parse::<f64>().ok()?)
+}
+
+pub fn format_duration(secs: f64) -> String {
+    format!("PT{secs}S")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,88 @@
+use serde_json::json;
+
+use super::*;
+
+fn task(status: &str, indexed: Option<u64>) -> Value {
+    let done = matches!(status, "succeeded" | "failed");
+    json!({"status": status,
+           "details": {"receivedDocuments": 7, "indexedDocuments": indexed},
+           "enqueuedAt": "2026-11-22T00:00:01Z", "startedAt": "2026-11-22T00:00:02Z",
+           "finishedAt": if done { json!("2026-11-22T00:00:03Z") } else { json!(null) },
+           "duration": if done { json!("PT0.5S") } else { json!(null) },
+           "error": if status == "failed" { json!({"code": "invalid_document_id"}) } else { json!(null) }})
+}
+
+fn record(copies: u32) -> TaskRecord {
+    let nt = |node: &str, group: &str| NodeTask {
+        node: node.into(),
+        group: group.into(),
+        task_uid: 1,
+    };
+    TaskRecord {
+        index_uid: Some("movies".into()),
+        kind: "documentAdditionOrUpdate".into(),
+        details: [("receivedDocuments".to_string(), json!(10))].into_iter().collect(),
+        copies,
+        node_tasks: vec![nt("a1", "a"), nt("a2", "a"), nt("b1", "b")],
+    }
+}
+
+fn status(tasks: &[(&str, Value)]) -> String {
+    let tasks: Vec<(String, Value)> = tasks.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    aggregate(0, &record(1), &tasks)["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_status_is_the_least_finished_of_the_node_tasks() {
+    let ok = task("succeeded", Some(1));
+    assert_eq!(status(&[("a1", ok.clone()), ("a2", ok.clone())]), "succeeded");
+    assert_eq!(status(&[("a1", task("enqueued", None))]), "enqueued");
+    assert_eq!(status(&[("a1", ok.clone()), ("a2", task("enqueued", None))]), "processing");
+    assert_eq!(status(&[("a1", ok.clone()), ("a2", task("failed", Some(0)))]), "failed");
+    assert_eq!(status(&[("a1", ok), ("a2", task("canceled", None))]), "canceled");
+}
+
+#[test]
+fn counts_come_from_one_group_divided_by_its_copies() {
+    // RF 2 in group a: both nodes hold every document of the batch.
+    let tasks = vec![
+        ("a1".to_string(), task("succeeded", Some(10))),
+        ("a2".to_string(), task("succeeded", Some(10))),
+        ("b1".to_string(), task("succeeded", Some(10))),
+    ];
+    let t = aggregate(3, &record(2), &tasks);
+    assert_eq!(t["details"]["indexedDocuments"], 10);
+    // The request's own count wins over the nodes' partial ones.
+    assert_eq!(t["details"]["receivedDocuments"], 10);
+    assert_eq!(t["uid"], 3);
+    assert_eq!(t["finishedAt"], "2026-11-22T00:00:03Z");
+    assert_eq!(t["duration"], "PT0.5S");
+}
+
+#[test]
+fn counts_stay_null_until_the_task_ends() {
+    let tasks = vec![
+        ("a1".to_string(), task("succeeded", Some(10))),
+        ("a2".to_string(), task("processing", None)),
+    ];
+    let t = aggregate(3, &record(2), &tasks);
+    assert_eq!(t["details"]["indexedDocuments"], Value::Null);
+    assert_eq!((t["finishedAt"].clone(), t["duration"].clone()), (Value::Null, Value::Null));
+}
+
+#[test]
+fn a_failed_task_carries_the_node_error() {
+    let tasks = vec![
+        ("a1".to_string(), task("succeeded", Some(5))),
+        ("a2".to_string(), task("failed", Some(0))),
+    ];
+    assert_eq!(aggregate(0, &record(1), &tasks)["error"]["code"], "invalid_document_id");
+}
+
+#[test]
+fn registrations_round_trip_in_camel_case() {
+    let reg = TaskRegistration { task_uid: Some(4), record: record(2) };
+    let text = serde_json::to_string(&reg).unwrap();
+    assert!(text.contains("\"taskUid\":4") && text.contains("\"nodeTasks\""), "{text}");
+    assert_eq!(serde_json::from_str::<TaskRegistration>(&text).unwrap(), reg);
+}
