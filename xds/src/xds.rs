@@ -1,0 +1,70 @@
+//! The handle the control plane holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use miroir_topology::PluginConfig;
+
+use crate::server::AdsService;
+use crate::{FleetView, ResourceOptions, RolloutError, RolloutReport, RolloutStatus, WasmSource};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+
+/// Cheap to clone: every clone drives the same cache and fleet.
+#[derive(Clone)]
+pub struct Xds {
+    inner: Arc<crate::server::Shared>,
+}
+
+impl Xds {
+    pub fn new(options: ResourceOptions) -> Self {
+        Xds {
+            inner: Arc::new(crate::server::Shared::new(options)),
+        }
+    }
+
+    /// The gRPC service to mount on a tonic server:
+    /// `Server::builder().add_service(xds.service()).serve(addr)`.
+    pub fn service(&self) -> AggregatedDiscoveryServiceServer<AdsService> {
+        AggregatedDiscoveryServiceServer::new(AdsService::new(self.inner.clone()))
+    }
+
+    /// Rolls `config` out in three steps (clusters old ∪ new, filter config, pruning), each
+    /// gated on an ACK from every connected Envoy. `ack_timeout` bounds each step.
+    pub async fn rollout(
+        &self,
+        config: PluginConfig,
+        ack_timeout: Duration,
+    ) -> Result<RolloutReport, RolloutError> {
+        self.inner.rollout(Some(config), None, ack_timeout).await
+    }
+
+    /// Replaces the filter's code and rolls the current configuration out with it. A binary
+    /// Envoy cannot load is NACKed: `Err`, and the previous code stays in place.
+    pub async fn set_wasm(
+        &self,
+        wasm: WasmSource,
+        ack_timeout: Duration,
+    ) -> Result<RolloutReport, RolloutError> {
+        self.inner.rollout(None, Some(wasm), ack_timeout).await
+    }
+
+    pub fn fleet(&self) -> FleetView {
+        self.inner.fleet()
+    }
+
+    /// The configuration new Envoys receive (the last one rolled out, or partly rolled out when a
+    /// step timed out); `None` before the first rollout.
+    pub fn current(&self) -> Option<PluginConfig> {
+        self.inner.current()
+    }
+
+    pub fn rollout_status(&self) -> RolloutStatus {
+        self.inner.rollout_status()
+    }
+
+    /// The options resources are built from (with the wasm source of the last successful
+    /// [`Xds::set_wasm`]).
+    pub fn options(&self) -> ResourceOptions {
+        self.inner.options()
+    }
+}
