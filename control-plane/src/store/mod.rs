@@ -1,0 +1,170 @@
+//! Cluster-wide state that must survive a restart: the topology (and its epoch), the index
+//! registry, the task registry (uid counter, leases, task records) and leader election.
+//!
+//! Two backends: an embedded redb file for a single control-plane replica, and Redis when several
+//! replicas share the state. Handlers only see [`Store`], so both are exercised by the same tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miroir_topology::tasks::TaskRecord;
+use miroir_topology::Topology;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub mod embedded;
+pub mod redis;
+
+#[cfg(test)]
+mod tests;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub(crate) fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// Most uids one lease may reserve: a lease only bridges an outage, and every uid it holds is
+/// a uid no one else can use.
+pub const MAX_LEASE: u32 = 100_000;
+
+/// One index as Miroir knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    pub uid: String,
+    pub primary_key: Option<String>,
+    pub shards: u32,
+}
+
+/// A block of uids reserved for one Envoy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseRecord {
+    pub envoy: String,
+    pub first: u32,
+    pub last: u32,
+}
+
+impl LeaseRecord {
+    pub fn contains(&self, uid: u32) -> bool {
+        (self.first..=self.last).contains(&uid)
+    }
+}
+
+/// A client-visible task: what it stands for, what the nodes last said, and the Meilisearch
+/// task object computed from that.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredTask {
+    pub uid: u32,
+    pub record: TaskRecord,
+    /// RFC 3339; the task's `enqueuedAt` until a node reports its own.
+    pub registered_at: String,
+    /// Node task objects as last read, keyed `<node>/<node task uid>`. Finished node tasks are
+    /// never read again; a node that cannot be reached keeps its last answer.
+    #[serde(default)]
+    pub node_objects: BTreeMap<String, Value>,
+    /// The aggregated Meilisearch task object, served as is.
+    pub task: Value,
+    /// Finished: no node task can change any more, so the poller leaves it alone.
+    pub terminal: bool,
+}
+
+/// The state every control-plane operation needs. Implementations are cheap to clone (`Arc`).
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip: readiness.
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>>;
+
+    fn load_topology(&self) -> BoxFuture<'_, StoreResult<Option<Topology>>>;
+    /// Writes `next` only if the stored epoch is `expected` (`None`: no topology stored yet).
+    /// Two replicas bumping the same epoch: exactly one wins, the other gets `false`.
+    fn cas_topology<'a>(
+        &'a self,
+        expected: Option<u64>,
+        next: &'a Topology,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Nodes being drained (no placement change yet; reported by `/_miroir/topology`).
+    fn draining(&self) -> BoxFuture<'_, StoreResult<BTreeSet<String>>>;
+    fn set_draining<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, StoreResult<()>>;
+
+    /// Small named values (e.g. the filter binary set by `PUT /_miroir/filter`).
+    fn get_setting<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
+    fn put_setting<'a>(&'a self, name: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+
+    fn put_index<'a>(&'a self, index: &'a IndexEntry) -> BoxFuture<'a, StoreResult<()>>;
+    fn get_index<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, StoreResult<Option<IndexEntry>>>;
+    fn list_indexes(&self) -> BoxFuture<'_, StoreResult<Vec<IndexEntry>>>;
+    fn delete_index<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// The next task uid: strictly greater than every uid handed out or leased before.
+    fn next_uid(&self) -> BoxFuture<'_, StoreResult<u32>>;
+    /// Reserves `count` (1..=[`MAX_LEASE`]) consecutive uids from the same counter.
+    fn lease_uids<'a>(
+        &'a self,
+        envoy: &'a str,
+        count: u32,
+    ) -> BoxFuture<'a, StoreResult<LeaseRecord>>;
+    fn leases(&self) -> BoxFuture<'_, StoreResult<Vec<LeaseRecord>>>;
+
+    /// Inserts a new task; `false` (and nothing written) if the uid is taken.
+    fn insert_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Overwrites an existing task (refreshed node objects); a deleted task stays deleted.
+    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<()>>;
+    fn get_task(&self, uid: u32) -> BoxFuture<'_, StoreResult<Option<StoredTask>>>;
+    /// Every task, ascending uid.
+    fn all_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<StoredTask>>>;
+    /// Uids of tasks not yet terminal, ascending.
+    fn pending_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<u32>>>;
+    /// Removes these tasks; returns how many existed.
+    fn delete_tasks<'a>(&'a self, uids: &'a [u32]) -> BoxFuture<'a, StoreResult<usize>>;
+
+    /// Takes the leadership if no one holds it, or extends it if `owner` does. `false`: another
+    /// replica leads.
+    fn leader_acquire<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Gives the leadership up if `owner` holds it (clean shutdown: the next replica need not
+    /// wait for the lease to expire).
+    fn leader_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// Opens the backend a `store` setting names: `embedded:<dir>` or `redis://host:port[/db]`.
+pub async fn open(spec: &str) -> StoreResult<SharedStore> {
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        Ok(Arc::new(redis::RedisStore::connect(spec).await?))
+    } else {
+        let dir = spec.strip_prefix("embedded:").unwrap_or(spec);
+        Ok(Arc::new(embedded::EmbeddedStore::open(dir)?))
+    }
+}
+
+/// The uids `[first, last]` of a block of `count` taken when the counter stood at `next`
+/// (the first free uid), or an error once uids run out (Meilisearch's uids are `u32`).
+pub(crate) fn block(next: u64, count: u32) -> StoreResult<(u32, u32)> {
+    let last = next + u64::from(count.max(1)) - 1;
+    match (u32::try_from(next), u32::try_from(last)) {
+        (Ok(first), Ok(last)) => Ok((first, last)),
+        _ => Err(StoreError("task uids are exhausted (u32)".into())),
+    }
+}

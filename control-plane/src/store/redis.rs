@@ -1,0 +1,451 @@
+//! The shared store for several control-plane replicas: Redis. Every multi-key update that must
+//! be atomic (topology compare-and-set, task update that must not resurrect a deleted task,
+//! leader renewal) is a Lua script, which Redis runs without interleaving.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use miroir_topology::Topology;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError, Script};
+use tokio::sync::Mutex;
+
+use super::{
+    block, err, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult, StoredTask,
+    MAX_LEASE,
+};
+
+const CAS_TOPOLOGY: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+"#;
+
+const UPDATE_TASK: &str = r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+else
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
+return 1
+"#;
+
+const INSERT_TASK: &str = r#"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if ARGV[3] ~= '1' then redis.call('SADD', KEYS[2], ARGV[1]) end
+return 1
+"#;
+
+/// Extends the lease only if this replica still holds it: a replica that paused past its TTL
+/// must not extend a lease another replica has taken since.
+const RENEW_LEADER: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+const RELEASE_LEADER: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    /// One multiplexed connection, reopened after a connection error (Redis restarted).
+    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with_prefix(url, "miroir:").await
+    }
+
+    /// `prefix` namespaces every key, so several clusters (or tests) can share one Redis.
+    pub async fn connect_with_prefix(url: &str, prefix: &str) -> StoreResult<Self> {
+        let client = Client::open(url).map_err(err)?;
+        let store = RedisStore {
+            client,
+            prefix: prefix.to_string(),
+            conn: Arc::new(Mutex::new(None)),
+        };
+        // Fail at startup on a wrong address rather than on the first request.
+        store.conn().await?;
+        Ok(store)
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    async fn conn(&self) -> StoreResult<MultiplexedConnection> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(err)?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Maps an error, forgetting the connection when it is broken so the next call reconnects.
+    async fn fail(&self, e: RedisError) -> StoreError {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+            *self.conn.lock().await = None;
+        }
+        err(e)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> StoreResult<T> {
+        let mut conn = self.conn().await?;
+        match cmd.query_async(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        source: &str,
+        keys: &[String],
+        args: &[String],
+    ) -> StoreResult<T> {
+        let script = Script::new(source);
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(k);
+        }
+        for a in args {
+            invocation.arg(a);
+        }
+        let mut conn = self.conn().await?;
+        match invocation.invoke_async(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.fail(e).await),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| err(format!("corrupt record: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(err)
+}
+
+fn terminal_flag(task: &StoredTask) -> String {
+    if task.terminal { "1" } else { "0" }.to_string()
+}
+
+impl Store for RedisStore {
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let _: String = self.run(&mut redis::cmd("PING")).await?;
+            Ok(())
+        })
+    }
+
+    fn load_topology(&self) -> BoxFuture<'_, StoreResult<Option<Topology>>> {
+        Box::pin(async move {
+            let text: Option<String> = self
+                .run(redis::cmd("GET").arg(self.key("topology")))
+                .await?;
+            text.map(|t| decode(&t)).transpose()
+        })
+    }
+
+    fn cas_topology<'a>(
+        &'a self,
+        expected: Option<u64>,
+        next: &'a Topology,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let expected = expected.map(|e| e.to_string()).unwrap_or_default();
+            let done: i64 = self
+                .script(
+                    CAS_TOPOLOGY,
+                    &[self.key("topology-epoch"), self.key("topology")],
+                    &[expected, next.epoch.to_string(), encode(next)?],
+                )
+                .await?;
+            Ok(done == 1)
+        })
+    }
+
+    fn draining(&self) -> BoxFuture<'_, StoreResult<BTreeSet<String>>> {
+        Box::pin(async move {
+            let members: Vec<String> = self
+                .run(redis::cmd("SMEMBERS").arg(self.key("draining")))
+                .await?;
+            Ok(members.into_iter().collect())
+        })
+    }
+
+    fn set_draining<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let verb = if on { "SADD" } else { "SREM" };
+            let _: i64 = self
+                .run(redis::cmd(verb).arg(self.key("draining")).arg(node))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_setting<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            self.run(redis::cmd("HGET").arg(self.key("settings")).arg(name))
+                .await
+        })
+    }
+
+    fn put_setting<'a>(&'a self, name: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(
+                    redis::cmd("HSET")
+                        .arg(self.key("settings"))
+                        .arg(name)
+                        .arg(value),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn put_index<'a>(&'a self, index: &'a IndexEntry) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(
+                    redis::cmd("HSET")
+                        .arg(self.key("indexes"))
+                        .arg(&index.uid)
+                        .arg(encode(index)?),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_index<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, StoreResult<Option<IndexEntry>>> {
+        Box::pin(async move {
+            let text: Option<String> = self
+                .run(redis::cmd("HGET").arg(self.key("indexes")).arg(uid))
+                .await?;
+            text.map(|t| decode(&t)).transpose()
+        })
+    }
+
+    fn list_indexes(&self) -> BoxFuture<'_, StoreResult<Vec<IndexEntry>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("indexes")))
+                .await?;
+            let mut out: Vec<IndexEntry> = all
+                .values()
+                .map(|t| decode(t))
+                .collect::<StoreResult<_>>()?;
+            out.sort_by(|a, b| a.uid.cmp(&b.uid));
+            Ok(out)
+        })
+    }
+
+    fn delete_index<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let n: i64 = self
+                .run(redis::cmd("HDEL").arg(self.key("indexes")).arg(uid))
+                .await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn next_uid(&self) -> BoxFuture<'_, StoreResult<u32>> {
+        Box::pin(async move {
+            // The counter holds the first free uid after INCRBY, so the block is [v-1, v-1].
+            let after: u64 = self
+                .run(redis::cmd("INCRBY").arg(self.key("task-uid-next")).arg(1))
+                .await?;
+            block(after.saturating_sub(1), 1).map(|(first, _)| first)
+        })
+    }
+
+    fn lease_uids<'a>(
+        &'a self,
+        envoy: &'a str,
+        count: u32,
+    ) -> BoxFuture<'a, StoreResult<LeaseRecord>> {
+        Box::pin(async move {
+            if count == 0 || count > MAX_LEASE {
+                return Err(StoreError(format!("a lease holds 1 to {MAX_LEASE} uids")));
+            }
+            let after: u64 = self
+                .run(
+                    redis::cmd("INCRBY")
+                        .arg(self.key("task-uid-next"))
+                        .arg(count),
+                )
+                .await?;
+            let (first, last) = block(after.saturating_sub(u64::from(count)), count)?;
+            let lease = LeaseRecord {
+                envoy: envoy.to_string(),
+                first,
+                last,
+            };
+            let _: i64 = self
+                .run(
+                    redis::cmd("HSET")
+                        .arg(self.key("leases"))
+                        .arg(first)
+                        .arg(encode(&lease)?),
+                )
+                .await?;
+            Ok(lease)
+        })
+    }
+
+    fn leases(&self) -> BoxFuture<'_, StoreResult<Vec<LeaseRecord>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("leases")))
+                .await?;
+            let mut out: Vec<LeaseRecord> = all
+                .values()
+                .map(|t| decode(t))
+                .collect::<StoreResult<_>>()?;
+            out.sort_by_key(|l| l.first);
+            Ok(out)
+        })
+    }
+
+    fn insert_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let done: i64 = self
+                .script(
+                    INSERT_TASK,
+                    &[self.key("tasks"), self.key("tasks-pending")],
+                    &[task.uid.to_string(), encode(task)?, terminal_flag(task)],
+                )
+                .await?;
+            Ok(done == 1)
+        })
+    }
+
+    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .script(
+                    UPDATE_TASK,
+                    &[self.key("tasks"), self.key("tasks-pending")],
+                    &[task.uid.to_string(), encode(task)?, terminal_flag(task)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_task(&self, uid: u32) -> BoxFuture<'_, StoreResult<Option<StoredTask>>> {
+        Box::pin(async move {
+            let text: Option<String> = self
+                .run(redis::cmd("HGET").arg(self.key("tasks")).arg(uid))
+                .await?;
+            text.map(|t| decode(&t)).transpose()
+        })
+    }
+
+    fn all_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<StoredTask>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("tasks")))
+                .await?;
+            let mut out: Vec<StoredTask> = all
+                .values()
+                .map(|t| decode(t))
+                .collect::<StoreResult<_>>()?;
+            out.sort_by_key(|t| t.uid);
+            Ok(out)
+        })
+    }
+
+    fn pending_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<u32>>> {
+        Box::pin(async move {
+            let mut uids: Vec<u32> = self
+                .run(redis::cmd("SMEMBERS").arg(self.key("tasks-pending")))
+                .await?;
+            uids.sort_unstable();
+            Ok(uids)
+        })
+    }
+
+    fn delete_tasks<'a>(&'a self, uids: &'a [u32]) -> BoxFuture<'a, StoreResult<usize>> {
+        Box::pin(async move {
+            if uids.is_empty() {
+                return Ok(0);
+            }
+            let removed: usize = self
+                .run(redis::cmd("HDEL").arg(self.key("tasks")).arg(uids))
+                .await?;
+            let _: i64 = self
+                .run(redis::cmd("SREM").arg(self.key("tasks-pending")).arg(uids))
+                .await?;
+            Ok(removed)
+        })
+    }
+
+    fn leader_acquire<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let ttl_ms = ttl.as_millis().max(1) as u64;
+            let taken: Option<String> = self
+                .run(
+                    redis::cmd("SET")
+                        .arg(self.key("leader"))
+                        .arg(owner)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms),
+                )
+                .await?;
+            if taken.is_some() {
+                return Ok(true);
+            }
+            let renewed: i64 = self
+                .script(
+                    RENEW_LEADER,
+                    &[self.key("leader")],
+                    &[owner.to_string(), ttl_ms.to_string()],
+                )
+                .await?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn leader_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .script(RELEASE_LEADER, &[self.key("leader")], &[owner.to_string()])
+                .await?;
+            Ok(())
+        })
+    }
+}

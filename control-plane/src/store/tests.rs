@@ -1,0 +1,252 @@
+//! The same checks against both backends.
+
+use std::time::Duration;
+
+use miroir_topology::tasks::{NodeTask, TaskRecord};
+use miroir_topology::{Node, NodeState, Topology};
+use serde_json::json;
+
+use super::embedded::EmbeddedStore;
+use super::redis::RedisStore;
+use super::*;
+use crate::testutil::{RedisServer, TempDir};
+
+pub(crate) fn topology(epoch: u64) -> Topology {
+    Topology {
+        epoch,
+        shards: 4,
+        replication_factor: 1,
+        nodes: vec![Node {
+            id: "n0".into(),
+            address: "127.0.0.1:7700".into(),
+            group: "g0".into(),
+            state: NodeState::Active,
+        }],
+    }
+}
+
+pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
+    StoredTask {
+        uid,
+        record: TaskRecord {
+            index_uid: Some("movies".into()),
+            kind: "documentAdditionOrUpdate".into(),
+            details: Default::default(),
+            copies: 1,
+            node_tasks: vec![NodeTask {
+                node: "n0".into(),
+                group: "g0".into(),
+                task_uid: u64::from(uid),
+            }],
+        },
+        registered_at: "2026-01-01T00:00:00Z".into(),
+        node_objects: Default::default(),
+        task: json!({"uid": uid}),
+        terminal,
+    }
+}
+
+/// Runs one check against a fresh embedded store and a fresh Redis store. The closure gets a
+/// way to reopen the store, so restarts can be checked too.
+macro_rules! both {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn embedded() {
+                let dir = TempDir::new("store");
+                let path = dir.path().to_path_buf();
+                let open = move || {
+                    let path = path.clone();
+                    async move {
+                        Arc::new(EmbeddedStore::open(&path).expect("open")) as SharedStore
+                    }
+                };
+                $check(open).await;
+            }
+
+            #[tokio::test]
+            async fn redis() {
+                let server = RedisServer::start();
+                let url = server.url.clone();
+                let open = move || {
+                    let url = url.clone();
+                    async move {
+                        Arc::new(RedisStore::connect(&url).await.expect("connect")) as SharedStore
+                    }
+                };
+                $check(open).await;
+            }
+        }
+    };
+}
+
+both!(topology_cas, check_topology_cas);
+async fn check_topology_cas<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    store.ping().await.expect("ping");
+    assert_eq!(store.load_topology().await.expect("load"), None);
+    assert!(!store
+        .cas_topology(Some(1), &topology(2))
+        .await
+        .expect("cas"));
+    assert!(store.cas_topology(None, &topology(1)).await.expect("cas"));
+    assert!(!store.cas_topology(None, &topology(1)).await.expect("cas"));
+    // Two replicas bumping epoch 1: one wins.
+    assert!(store
+        .cas_topology(Some(1), &topology(2))
+        .await
+        .expect("cas"));
+    assert!(!store
+        .cas_topology(Some(1), &topology(2))
+        .await
+        .expect("cas"));
+    store.set_draining("n0", true).await.expect("drain");
+    store.put_setting("wasm", "x").await.expect("setting");
+    drop(store);
+
+    let store = open().await;
+    assert_eq!(
+        store.load_topology().await.expect("load"),
+        Some(topology(2)),
+        "the topology survives a restart"
+    );
+    assert!(store.draining().await.expect("draining").contains("n0"));
+    assert_eq!(
+        store.get_setting("wasm").await.expect("setting").as_deref(),
+        Some("x")
+    );
+    store.set_draining("n0", false).await.expect("undrain");
+    assert!(store.draining().await.expect("draining").is_empty());
+}
+
+both!(uids_and_leases, check_uids_and_leases);
+async fn check_uids_and_leases<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert_eq!(store.next_uid().await.expect("uid"), 0);
+    assert_eq!(store.next_uid().await.expect("uid"), 1);
+    let lease = store.lease_uids("envoy-a", 10).await.expect("lease");
+    assert_eq!((lease.first, lease.last), (2, 11));
+    assert_eq!(store.next_uid().await.expect("uid"), 12);
+    assert!(store.lease_uids("envoy-a", 0).await.is_err());
+    assert!(store.lease_uids("envoy-a", MAX_LEASE + 1).await.is_err());
+    drop(store);
+
+    let store = open().await;
+    assert_eq!(
+        store.next_uid().await.expect("uid"),
+        13,
+        "the counter survives a restart"
+    );
+    assert_eq!(store.leases().await.expect("leases"), vec![lease]);
+
+    // Strictly increasing under concurrency.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.push(store.next_uid().await.expect("uid"));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        let got = h.await.expect("join");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        all.extend(got);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 80, "no uid handed out twice");
+    assert!(all.iter().all(|u| *u >= 14));
+}
+
+both!(tasks, check_tasks);
+async fn check_tasks<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert!(store.insert_task(&task(3, false)).await.expect("insert"));
+    assert!(store.insert_task(&task(1, true)).await.expect("insert"));
+    assert!(!store.insert_task(&task(3, true)).await.expect("insert"));
+    assert_eq!(store.pending_tasks().await.expect("pending"), vec![3]);
+    assert_eq!(
+        store.get_task(3).await.expect("get"),
+        Some(task(3, false)),
+        "a taken uid keeps its first record"
+    );
+    store.update_task(&task(3, true)).await.expect("update");
+    assert!(store.pending_tasks().await.expect("pending").is_empty());
+    let uids: Vec<u32> = store
+        .all_tasks()
+        .await
+        .expect("all")
+        .iter()
+        .map(|t| t.uid)
+        .collect();
+    assert_eq!(uids, vec![1, 3]);
+    assert_eq!(store.delete_tasks(&[1, 7]).await.expect("delete"), 1);
+    // A refresh racing a deletion must not bring the task back.
+    store.update_task(&task(1, false)).await.expect("update");
+    assert_eq!(store.get_task(1).await.expect("get"), None);
+    assert!(store.pending_tasks().await.expect("pending").is_empty());
+    drop(store);
+
+    let store = open().await;
+    assert_eq!(store.get_task(3).await.expect("get"), Some(task(3, true)));
+
+    let index = IndexEntry {
+        uid: "movies".into(),
+        primary_key: Some("id".into()),
+        shards: 4,
+    };
+    store.put_index(&index).await.expect("put index");
+    assert_eq!(
+        store.get_index("movies").await.expect("get"),
+        Some(index.clone())
+    );
+    assert_eq!(store.list_indexes().await.expect("list"), vec![index]);
+    assert!(store.delete_index("movies").await.expect("delete"));
+    assert!(!store.delete_index("movies").await.expect("delete"));
+}
+
+#[tokio::test]
+async fn embedded_is_always_leader() {
+    let dir = TempDir::new("leader");
+    let store = EmbeddedStore::open(dir.path()).expect("open");
+    assert!(store
+        .leader_acquire("a", Duration::from_secs(1))
+        .await
+        .expect("acquire"));
+}
+
+#[tokio::test]
+async fn redis_lease_has_one_owner() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url).await.expect("connect");
+    let ttl = Duration::from_secs(30);
+    assert!(store.leader_acquire("a", ttl).await.expect("a"));
+    assert!(!store.leader_acquire("b", ttl).await.expect("b"));
+    assert!(store.leader_acquire("a", ttl).await.expect("a renews"));
+    store
+        .leader_release("b")
+        .await
+        .expect("b release is a no-op");
+    assert!(!store.leader_acquire("b", ttl).await.expect("b"));
+    store.leader_release("a").await.expect("release");
+    assert!(store.leader_acquire("b", ttl).await.expect("b takes over"));
+}
