@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use miroir_topology::{canonical_key, Topology, SHARD_FIELD};
+use miroir_topology::reserved::{encode_seq, encode_shard};
+use miroir_topology::{canonical_key, is_reserved, Topology, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
@@ -227,10 +228,10 @@ fn valid_string_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn reserved(position: usize) -> MeiliError {
+fn reserved(position: usize, field: &str) -> MeiliError {
     MeiliError::bad_request(
         "miroir_reserved_field",
-        format!("Document at position {position} contains the reserved attribute `{SHARD_FIELD}`, which Miroir manages."),
+        format!("Document at position {position} contains the reserved attribute `{field}`, which Miroir manages."),
     )
 }
 
@@ -255,8 +256,8 @@ pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliEr
             .iter()
             .enumerate()
             .map(|(position, doc)| {
-                if doc.contains_key(SHARD_FIELD) {
-                    return Err(reserved(position));
+                if let Some(field) = doc.keys().find(|k| is_reserved(k)) {
+                    return Err(reserved(position, field));
                 }
                 let value = primary_key_value(doc, primary_key).ok_or_else(|| {
                     missing_key(
@@ -272,8 +273,8 @@ pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliEr
             })
             .collect(),
         Batch::Csv { header, rows, .. } => {
-            if header.iter().any(|f| csv_name(f) == SHARD_FIELD) {
-                return Err(reserved(0));
+            if let Some(field) = header.iter().map(csv_name).find(|f| is_reserved(f)) {
+                return Err(reserved(0, field));
             }
             let column = header.iter().position(|f| csv_name(f) == primary_key);
             let numeric = column
@@ -309,9 +310,16 @@ pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliEr
     }
 }
 
-/// Node id → its share of the batch, each document stamped with its shard, in batch order (so
-/// later operations on the same id still win on every node, as on one Meilisearch).
-pub fn partition(topology: &Topology, batch: Batch, ids: &[String]) -> BTreeMap<String, Part> {
+/// Node id → its share of the batch, in batch order (so later operations on the same id still
+/// win on every node, as on one Meilisearch). Each document is stamped with its shard and, when
+/// `first_seq` is given, with consecutive sequence numbers from it in batch order.
+pub fn partition(
+    topology: &Topology,
+    batch: Batch,
+    ids: &[String],
+    first_seq: Option<u64>,
+) -> BTreeMap<String, Part> {
+    let seq_of = |position: usize| first_seq.map(|s| encode_seq(s.saturating_add(position as u64)));
     let shards: Vec<u32> = ids.iter().map(|id| topology.shard_for_key(id)).collect();
     let mut targets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     for shard in &shards {
@@ -327,8 +335,11 @@ pub fn partition(topology: &Topology, batch: Batch, ids: &[String]) -> BTreeMap<
     match batch {
         Batch::Json(docs) => {
             let mut per_node: BTreeMap<String, Vec<Document>> = BTreeMap::new();
-            for (mut doc, shard) in docs.into_iter().zip(&shards) {
-                doc.insert(SHARD_FIELD.to_string(), Value::from(*shard));
+            for (position, (mut doc, shard)) in docs.into_iter().zip(&shards).enumerate() {
+                doc.insert(SHARD_FIELD.to_string(), Value::from(encode_shard(*shard)));
+                if let Some(seq) = seq_of(position) {
+                    doc.insert(SEQ_FIELD.to_string(), Value::from(seq));
+                }
                 for node in nodes_of(shard) {
                     per_node.entry(node).or_default().push(doc.clone());
                 }
@@ -352,10 +363,16 @@ pub fn partition(topology: &Topology, batch: Batch, ids: &[String]) -> BTreeMap<
             mut header,
             rows,
         } => {
-            header.push_field(&format!("{SHARD_FIELD}:number"));
+            header.push_field(SHARD_FIELD);
+            if first_seq.is_some() {
+                header.push_field(SEQ_FIELD);
+            }
             let mut per_node: BTreeMap<String, csv::Writer<Vec<u8>>> = BTreeMap::new();
-            for (mut row, shard) in rows.into_iter().zip(&shards) {
-                row.push_field(&shard.to_string());
+            for (position, (mut row, shard)) in rows.into_iter().zip(&shards).enumerate() {
+                row.push_field(&encode_shard(*shard));
+                if let Some(seq) = seq_of(position) {
+                    row.push_field(&seq);
+                }
                 for node in nodes_of(shard) {
                     let writer = per_node.entry(node).or_insert_with(|| {
                         let mut w = csv::WriterBuilder::new()

@@ -3,11 +3,12 @@
 
 use std::cmp::Ordering;
 
-use miroir_topology::SHARD_FIELD;
+use miroir_topology::reserved::{self, seq_of};
+use miroir_topology::SEQ_FIELD;
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
-use crate::search::{compare_sort_values, restrict_filter};
+use crate::search::{compare_seq, compare_sort_values, restrict_filter};
 
 /// The GET form's parameters as the fetch body (comma lists become arrays).
 pub fn fetch_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, MeiliError> {
@@ -76,7 +77,8 @@ pub fn node_body(client: &Map<String, Value>, shards: &[u32]) -> Map<String, Val
         restrict_filter(client.get("filter"), shards),
     );
     if let Some(Value::Array(fields)) = body.get_mut("fields") {
-        for (attr, _) in sort_spec(client) {
+        let sort = sort_spec(client).into_iter().map(|(attr, _)| attr);
+        for attr in sort.chain([SEQ_FIELD.to_string()]) {
             if !fields
                 .iter()
                 .any(|f| f.as_str() == Some(attr.as_str()) || f.as_str() == Some("*"))
@@ -88,8 +90,9 @@ pub fn node_body(client: &Map<String, Value>, shards: &[u32]) -> Map<String, Val
     body
 }
 
-/// Merges the nodes' pages (in a fixed node order): by the client's sort, then by position in
-/// each node's list, interleaving nodes, so that consecutive pages neither repeat nor skip.
+/// Merges the nodes' pages (in a fixed node order): by the client's sort, then in insertion order
+/// (`_miroir_seq`), as one node lists documents by internal id, then by position in each node's
+/// list, interleaving nodes, so that consecutive pages neither repeat nor skip.
 pub fn merge(client: &Map<String, Value>, responses: Vec<Map<String, Value>>) -> Value {
     let (offset, limit) = window(client);
     let sort = sort_spec(client);
@@ -117,6 +120,7 @@ pub fn merge(client: &Map<String, Value>, responses: Vec<Map<String, Value>>) ->
             .map(|(attr, desc)| compare_sort_values(a.get(attr), b.get(attr), *desc))
             .find(|o| *o != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
+            .then_with(|| compare_seq(seq_of(a), seq_of(b)))
             .then(pa.cmp(pb))
             .then(na.cmp(nb))
     });
@@ -126,7 +130,7 @@ pub fn merge(client: &Map<String, Value>, responses: Vec<Map<String, Value>>) ->
         .take(usize::try_from(limit).unwrap_or(usize::MAX))
         .map(|(_, _, mut doc)| {
             if let Value::Object(fields) = &mut doc {
-                fields.shift_remove(SHARD_FIELD);
+                reserved::strip(fields);
                 // Sort attributes the client did not ask for were only fetched to merge.
                 if let Some(requested) = &requested {
                     if !requested.iter().any(|f| f == "*") {
@@ -152,12 +156,15 @@ mod tests {
     fn pages_follow_the_sort_and_hide_what_was_only_fetched_to_merge() {
         let client = obj(json!({"offset": 1, "limit": 3, "sort": ["year:desc"], "fields": ["id"]}));
         let body = node_body(&client, &[2, 5]);
-        assert_eq!(body["fields"], json!(["id", "year"]));
+        assert_eq!(body["fields"], json!(["id", "year", "_miroir_seq"]));
         assert_eq!(
             (body["offset"].clone(), body["limit"].clone()),
             (json!(0), json!(4))
         );
-        assert_eq!(body["filter"], "_miroir_shard IN [2, 5]");
+        assert_eq!(
+            body["filter"],
+            miroir_topology::reserved::shard_filter(&[2, 5])
+        );
         let node = |docs: Value, total: u64| {
             obj(json!({"results": docs, "offset": 0, "limit": 4, "total": total}))
         };

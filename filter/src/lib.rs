@@ -15,6 +15,7 @@ mod ops;
 pub mod request;
 pub mod route;
 pub mod search;
+pub mod seq;
 pub mod sequence;
 pub mod stats;
 pub mod tasks;

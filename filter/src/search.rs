@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use miroir_topology::SHARD_FIELD;
+use miroir_topology::reserved::{self, seq_of};
+use miroir_topology::SEQ_FIELD;
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
@@ -195,10 +196,7 @@ fn invalid_search_code(name: &str) -> &'static str {
 
 /// The filter that keeps a node to the shards it was picked for. Without it a node holding other
 /// shards too (replicas, migrations) would count their hits, facets and totals a second time.
-pub fn shard_filter(shards: &[u32]) -> String {
-    let list: Vec<String> = shards.iter().map(u32::to_string).collect();
-    format!("{SHARD_FIELD} IN [{}]", list.join(", "))
-}
+pub use miroir_topology::reserved::shard_filter;
 
 /// ANDs the shard restriction with the client's filter (a string, or an array whose outer level
 /// is AND).
@@ -241,15 +239,19 @@ pub fn node_body(
     body.insert("showRankingScoreDetails".into(), json!(true));
     let filter = restrict_filter(client.get("filter"), shards);
     body.insert("filter".into(), filter);
-    // The merge needs each hit's distinct value to drop duplicates across shards.
-    if let (Some(attr), Some(Value::Array(retrieve))) =
-        (distinct_of(client), body.get_mut("attributesToRetrieve"))
-    {
-        if !retrieve
-            .iter()
-            .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
-        {
-            retrieve.push(json!(attr));
+    // The merge needs each hit's distinct value to drop duplicates across shards, and its
+    // sequence number to break exact ties.
+    if let Some(Value::Array(retrieve)) = body.get_mut("attributesToRetrieve") {
+        let needed = distinct_of(client)
+            .into_iter()
+            .chain([SEQ_FIELD.to_string()]);
+        for attr in needed {
+            if !retrieve
+                .iter()
+                .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
+            {
+                retrieve.push(json!(attr));
+            }
         }
     }
     body
@@ -335,6 +337,8 @@ pub fn merge_facet_hits(
 
 struct Candidate {
     score: f64,
+    /// Insertion order, the tie-break of one node.
+    seq: Option<u64>,
     /// Ranking-rule entries in rule order, when the node sent them.
     rules: Vec<(String, Value)>,
     position: usize,
@@ -406,6 +410,17 @@ fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// Exact ties in insertion order, as one node orders them by internal document id. Documents
+/// without a number (written by a partial update that created them) come after the others.
+pub(crate) fn compare_seq(a: Option<u64>, b: Option<u64>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
 /// Numbers before strings, documents without the value last, whatever the direction.
 pub(crate) fn compare_sort_values(
     a: Option<&Value>,
@@ -440,8 +455,9 @@ pub(crate) fn compare_sort_values(
 
 /// Merges the nodes' responses (in a fixed node order) into the client's page.
 ///
-/// Hits are ordered by `_rankingScore` descending. Equal scores keep each node's own order and
-/// interleave nodes by position: this order restricted to one node is that node's order, so every
+/// Hits are ordered rule by rule as one node ranks them (by `_rankingScore` descending where the
+/// details cannot be compared), exact ties by insertion order (`_miroir_seq`). What is still
+/// equal keeps each node's own order and interleaves nodes by position: this order restricted to one node is that node's order, so every
 /// node's first `offset+limit` hits contain the global page and successive pages neither repeat
 /// nor skip a hit.
 pub fn merge(
@@ -475,6 +491,7 @@ pub fn merge(
                     .unwrap_or(0.0);
                 candidates.push(Candidate {
                     score,
+                    seq: seq_of(&hit),
                     rules: rules_of(&hit),
                     position,
                     node,
@@ -500,6 +517,7 @@ pub fn merge(
     candidates.sort_by(|a, b| {
         compare_rules(&a.rules, &b.rules)
             .unwrap_or_else(|| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal))
+            .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
     });
@@ -580,7 +598,7 @@ struct Shown {
 
 fn strip_internal(mut hit: Value, show: Shown) -> Value {
     if let Value::Object(fields) = &mut hit {
-        fields.shift_remove(SHARD_FIELD);
+        reserved::strip(fields);
         if !show.score {
             fields.shift_remove("_rankingScore");
         }
@@ -589,7 +607,7 @@ fn strip_internal(mut hit: Value, show: Shown) -> Value {
         }
         for nested in ["_formatted", "_matchesPosition"] {
             if let Some(Value::Object(inner)) = fields.get_mut(nested) {
-                inner.shift_remove(SHARD_FIELD);
+                reserved::strip(inner);
             }
         }
     }
@@ -697,9 +715,13 @@ impl FacetCounts {
 /// Adds one node's facet distribution.
 fn sum_facets(total: &mut BTreeMap<String, FacetCounts>, distribution: &Map<String, Value>) {
     for (attribute, values) in distribution {
+        // `facets: ["*"]` names every filterable attribute, `_miroir_shard` included.
         let Value::Object(values) = values else {
             continue;
         };
+        if reserved::is_reserved(attribute) {
+            continue;
+        }
         let counts = total.entry(attribute.clone()).or_default();
         for (value, count) in values {
             counts.add(value, count.as_u64().unwrap_or(0));

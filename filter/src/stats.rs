@@ -2,7 +2,7 @@
 //! exactly RF nodes (its owners), so a group's node statistics summed and divided by RF count
 //! each document once. Stale copies left by an unfinished migration would be counted too.
 
-use miroir_topology::{Topology, SHARD_FIELD};
+use miroir_topology::{reserved, Topology};
 use serde_json::{json, Map, Value};
 
 /// Combines the nodes' answers (`GET /indexes/{uid}/stats`, or `GET /stats` when `whole`).
@@ -81,7 +81,7 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
             }
         }
     }
-    fields.shift_remove(SHARD_FIELD);
+    reserved::strip(&mut fields);
     for count in fields.values_mut() {
         *count = json!(count.as_u64().unwrap_or(0) / rf);
     }

@@ -6,6 +6,7 @@
 
 mod model;
 mod placement;
+pub mod reserved;
 pub mod tasks;
 
 pub use model::{
@@ -13,8 +14,7 @@ pub use model::{
 };
 pub use placement::{canonical_key, shard_for_key, CoveringSet};
 
-/// The field Miroir stamps on every stored document: the shard it was hashed to.
-pub const SHARD_FIELD: &str = "_miroir_shard";
+pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD};
 
 /// Name of the Envoy cluster that reaches a node. Clusters are named by stable node id, never by
 /// address, so an address change is not a routing change.

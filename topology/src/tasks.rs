@@ -121,12 +121,8 @@ pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) 
         .unwrap_or(Value::Null);
 
     let terminal = is_terminal(status);
-    let times = |f: &str| -> Vec<String> {
-        node_tasks
-            .iter()
-            .filter_map(|(_, t)| field(t, f))
-            .collect()
-    };
+    let times =
+        |f: &str| -> Vec<String> { node_tasks.iter().filter_map(|(_, t)| field(t, f)).collect() };
     // RFC 3339 timestamps in UTC of equal precision compare correctly as strings.
     let enqueued_at = times("enqueuedAt").into_iter().min();
     let started_at = if statuses.iter().all(|s| s == "enqueued") {

@@ -2,6 +2,7 @@ use miroir_topology::{Node, NodeState};
 use serde_json::json;
 
 use super::*;
+use miroir_topology::reserved::{decode_seq, encode_shard};
 
 fn json_batch(v: serde_json::Value) -> Batch {
     parse_batch(Some("application/json"), None, v.to_string().as_bytes()).unwrap()
@@ -163,34 +164,49 @@ fn csv_ids_follow_the_column_type() {
 }
 
 #[test]
-fn csv_rows_travel_as_csv_with_their_shard() {
+fn csv_rows_travel_as_csv_with_their_shard_and_sequence() {
     let t = topology();
     let body = b"id:number;title;rating:number\n1;\"Carol; the film\";7.2\n2;Moana;7.6\n3;Pi;7.9\n";
     let csv = parse_batch(Some("text/csv"), Some(";"), body).unwrap();
     let ids = validate(&csv, "id").unwrap();
-    let parts = partition(&t, csv, &ids);
-    let mut rows = 0;
+    let parts = partition(&t, csv, &ids, Some(40));
+    let mut rows = Vec::new();
     for part in parts.values() {
         assert_eq!(part.content_type, "text/csv");
-        let text = String::from_utf8(part.body.clone()).unwrap();
-        let mut lines = text.lines();
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .from_reader(part.body.as_slice());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
         assert_eq!(
-            lines.next(),
-            Some("id:number;title;rating:number;_miroir_shard:number")
+            header,
+            [
+                "id:number",
+                "title",
+                "rating:number",
+                "_miroir_shard",
+                "_miroir_seq"
+            ]
         );
-        for line in lines {
-            let id = line.split(';').next().unwrap();
-            assert!(
-                line.ends_with(&format!(";{}", t.shard_for_key(id))),
-                "{line}"
+        for record in reader.records() {
+            let record = record.unwrap();
+            let id = record.get(0).unwrap().to_string();
+            assert_eq!(
+                record.get(3),
+                Some(encode_shard(t.shard_for_key(&id)).as_str())
             );
-            rows += 1;
+            let seq = decode_seq(record.get(4).unwrap()).unwrap();
+            rows.push((id, record.get(1).unwrap().to_string(), seq));
         }
     }
-    assert_eq!(rows, 3);
-    assert!(parts
-        .values()
-        .any(|p| String::from_utf8_lossy(&p.body).contains("\"Carol; the film\"")));
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("1".to_string(), "Carol; the film".to_string(), 40),
+            ("2".to_string(), "Moana".to_string(), 41),
+            ("3".to_string(), "Pi".to_string(), 42)
+        ]
+    );
 }
 
 #[test]
@@ -198,7 +214,7 @@ fn json_documents_are_stamped_with_their_shard() {
     let t = topology();
     let batch = json_batch(json!([{"id": 1, "t": "a"}, {"id": "1", "t": "b"}]));
     let ids = validate(&batch, "id").unwrap();
-    let parts = partition(&t, batch, &ids);
+    let parts = partition(&t, batch, &ids, None);
     assert_eq!(
         parts.len(),
         1,
@@ -206,9 +222,10 @@ fn json_documents_are_stamped_with_their_shard() {
     );
     let docs: serde_json::Value =
         serde_json::from_slice(&parts.values().next().unwrap().body).unwrap();
-    let shard = t.shard_for_key("1");
+    let shard = encode_shard(t.shard_for_key("1"));
     assert_eq!(
         docs,
-        json!([{"id": 1, "t": "a", "_miroir_shard": shard}, {"id": "1", "t": "b", "_miroir_shard": shard}])
+        json!([{"id": 1, "t": "a", "_miroir_shard": shard}, {"id": "1", "t": "b", "_miroir_shard": shard}]),
+        "a partial update carries no sequence number"
     );
 }

@@ -1,7 +1,18 @@
 //! The request state machine driven natively: a scripted fleet of nodes answers the calls the
 //! exchange makes, in an order the test chooses.
 
+use miroir_topology::reserved::{decode_shard, encode_shard};
 use std::collections::BTreeMap;
+
+/// The shards a node was limited to by the filter's `_miroir_shard IN [...]` restriction.
+fn shards_in(filter: &str) -> Vec<u32> {
+    filter
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter_map(decode_shard)
+        .collect()
+}
 
 use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{json, Value};
@@ -154,19 +165,14 @@ impl FakeNode {
                 .to_string(),
             _ => String::new(),
         };
-        let allowed: Vec<u64> = restriction
-            .split(['[', ']'])
-            .nth(1)
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
+        let allowed = shards_in(&restriction);
         let mut hits: Vec<Value> = self
             .docs
             .iter()
             .filter(|d| {
                 d.get("_miroir_shard")
-                    .and_then(Value::as_u64)
+                    .and_then(Value::as_str)
+                    .and_then(decode_shard)
                     .is_some_and(|s| allowed.contains(&s))
             })
             .cloned()
@@ -331,7 +337,7 @@ fn documents_go_to_their_owner_only_with_the_shard_stamped() {
         for doc in &fleet.node(&node.id).docs {
             let id = canonical_key_of(doc);
             let shard = config.topology.shard_for_key(&id);
-            assert_eq!(doc["_miroir_shard"], shard);
+            assert_eq!(doc["_miroir_shard"], encode_shard(shard));
             let owners: Vec<String> = config
                 .topology
                 .write_targets(shard)
@@ -363,7 +369,7 @@ fn a_batch_with_one_bad_document_reaches_no_node() {
         (json!({"id": "a b"}), "invalid_document_id"),
         (json!({"id": 1.5}), "invalid_document_id"),
         (
-            json!({"id": 9, "_miroir_shard": 3}),
+            json!({"id": 9, "_miroir_shard": encode_shard(3)}),
             "miroir_reserved_field",
         ),
     ] {
@@ -565,13 +571,7 @@ fn search_restricts_each_node_to_its_shards_and_merges_by_score() {
             (json!(0), json!(25), json!(true))
         );
         let filter = sent["filter"].as_str().unwrap();
-        asked.extend(
-            filter
-                .trim_start_matches("_miroir_shard IN [")
-                .trim_end_matches(']')
-                .split(", ")
-                .map(|s| s.parse::<u32>().unwrap()),
-        );
+        asked.extend(shards_in(filter));
     }
     asked.sort_unstable();
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use miroir_topology::{Node, SHARD_FIELD};
+use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
@@ -86,6 +86,9 @@ impl Broadcast {
                 if let Some(filterable) = body.get_mut("filterableAttributes") {
                     keep_shard_field(filterable);
                 }
+                if let Some(displayed) = body.get_mut("displayedAttributes") {
+                    keep_seq_field(displayed);
+                }
                 vec![every_node_json(ctx, "PATCH", path, &Value::Object(body))]
             }
             // A reset would make `_miroir_shard` unfilterable: make it filterable again after.
@@ -96,6 +99,11 @@ impl Broadcast {
             ("PUT", Some("filterable-attributes")) => {
                 let mut body = ctx.body_json()?;
                 keep_shard_field(&mut body);
+                vec![every_node_json(ctx, "PUT", path, &body)]
+            }
+            ("PUT", Some("displayed-attributes")) => {
+                let mut body = ctx.body_json()?;
+                keep_seq_field(&mut body);
                 vec![every_node_json(ctx, "PUT", path, &body)]
             }
             ("DELETE", Some("filterable-attributes")) => vec![every_node_json(
@@ -220,6 +228,17 @@ pub(crate) fn shard_field_filterable<'a>(
             )
         })
         .collect()
+}
+
+/// A client's displayed attributes plus `_miroir_seq`, which the merge retrieves to break ties.
+/// `["*"]` (or anything that is not a list) already displays it.
+pub(crate) fn keep_seq_field(displayed: &mut Value) {
+    if let Value::Array(items) = displayed {
+        let shown = |name: &str| items.iter().any(|i| i.as_str() == Some(name));
+        if !shown("*") && !shown(SEQ_FIELD) {
+            items.push(json!(SEQ_FIELD));
+        }
+    }
 }
 
 /// A client's filterable attributes plus `_miroir_shard`, which searches need on every node.

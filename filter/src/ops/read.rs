@@ -1,6 +1,6 @@
 //! Reads: from every node with their agreement checked, or from the first node that answers.
 
-use miroir_topology::SHARD_FIELD;
+use miroir_topology::is_reserved;
 use serde_json::{Map, Value};
 
 use crate::ctx::Ctx;
@@ -114,7 +114,7 @@ impl ReadAll {
 pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Value, Vec<String>) {
     if kind == Agreement::Settings {
         for (_, body) in &mut bodies {
-            hide_shard_field(body);
+            hide_reserved_fields(body);
         }
     }
     let key = |v: &Value| -> Value {
@@ -207,22 +207,24 @@ fn merge_dates(into: &mut Value, other: &Value) {
     }
 }
 
-/// Removes `_miroir_shard` from a settings object or a filterable-attributes list: it is
+/// Removes Miroir's fields from a settings object or one of its attribute lists: they are
 /// Miroir's, not the client's.
-pub(crate) fn hide_shard_field(settings: &mut Value) {
-    let is_shard_entry = |v: &Value| {
-        v.as_str() == Some(SHARD_FIELD)
+pub(crate) fn hide_reserved_fields(settings: &mut Value) {
+    let is_reserved_entry = |v: &Value| {
+        v.as_str().is_some_and(is_reserved)
             || v.get("attributePatterns")
                 .and_then(Value::as_array)
                 .is_some_and(|p| {
-                    p.len() == 1 && p.first().and_then(Value::as_str) == Some(SHARD_FIELD)
+                    p.len() == 1 && p.first().and_then(Value::as_str).is_some_and(is_reserved)
                 })
     };
     match settings {
-        Value::Array(items) => items.retain(|v| !is_shard_entry(v)),
+        Value::Array(items) => items.retain(|v| !is_reserved_entry(v)),
         Value::Object(fields) => {
-            if let Some(Value::Array(items)) = fields.get_mut("filterableAttributes") {
-                items.retain(|v| !is_shard_entry(v));
+            for list in ["filterableAttributes", "displayedAttributes"] {
+                if let Some(Value::Array(items)) = fields.get_mut(list) {
+                    items.retain(|v| !is_reserved_entry(v));
+                }
             }
         }
         _ => {}
@@ -235,14 +237,14 @@ pub(crate) struct FirstAnswer {
     next: usize,
     fanout: Fanout<String>,
     tried: Vec<String>,
-    /// Document reads hide `_miroir_shard`.
-    strip_shard: bool,
+    /// Document reads hide Miroir's fields.
+    strip_reserved: bool,
 }
 
 impl FirstAnswer {
     pub(crate) fn start(
         candidates: Vec<(String, Call)>,
-        strip_shard: bool,
+        strip_reserved: bool,
         host: &mut dyn Host,
     ) -> (Self, Step) {
         let mut read = FirstAnswer {
@@ -250,7 +252,7 @@ impl FirstAnswer {
             next: 0,
             fanout: Fanout::new(),
             tried: Vec::new(),
-            strip_shard,
+            strip_reserved,
         };
         let step = read.try_next(host);
         (read, step)
@@ -295,12 +297,12 @@ impl FirstAnswer {
     }
 
     fn success(&self, body: &[u8]) -> Answer {
-        if !self.strip_shard {
+        if !self.strip_reserved {
             return Answer::relay(200, body.to_vec());
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(mut doc)) => {
-                doc.shift_remove(SHARD_FIELD);
+                miroir_topology::reserved::strip(&mut doc);
                 Answer::json(200, &Value::Object(doc))
             }
             _ => Answer::relay(200, body.to_vec()),

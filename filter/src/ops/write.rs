@@ -123,7 +123,7 @@ impl Write {
                 return Step::Answer(e.into());
             }
         };
-        self.route_documents(ctx, primary_key.clone(), ids);
+        self.route_documents(ctx, host, primary_key.clone(), ids);
         if missing.is_empty() {
             return self.send_documents(ctx, host);
         }
@@ -149,13 +149,22 @@ impl Write {
         progress.into()
     }
 
-    pub(crate) fn route_documents(&mut self, ctx: &Ctx, primary_key: String, ids: Vec<String>) {
+    pub(crate) fn route_documents(
+        &mut self,
+        ctx: &Ctx,
+        host: &mut dyn Host,
+        primary_key: String,
+        ids: Vec<String>,
+    ) {
         let batch = std::mem::replace(&mut self.batch, Batch::Json(Vec::new()));
         let empty = batch.empty_part();
+        // A replacement is a new document (one node gives it its old internal id, though; see
+        // docs/api-compatibility.md). A partial update keeps the sequence number it had.
+        let first_seq = (!self.merge).then(|| crate::seq::allocate(host, ids.len() as u64));
         self.pending = Some(Routed {
             primary_key,
             empty,
-            per_node: documents::partition(&ctx.config.topology, batch, &ids),
+            per_node: documents::partition(&ctx.config.topology, batch, &ids, first_seq),
             shards_of: ids
                 .iter()
                 .map(|id| ctx.config.topology.shard_for_key(id))

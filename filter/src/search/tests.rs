@@ -176,7 +176,10 @@ fn pagination_parameters_are_validated() {
     assert_eq!(body["hitsPerPage"], 30);
     assert_eq!(
         body["filter"],
-        json!([["a = 1", "b = 2"], "_miroir_shard IN [2, 5]"])
+        json!([
+            ["a = 1", "b = 2"],
+            miroir_topology::reserved::shard_filter(&[2, 5])
+        ])
     );
 }
 
@@ -391,7 +394,10 @@ fn distinct_values_appear_once_across_shards() {
         },
         &[1],
     );
-    assert_eq!(body["attributesToRetrieve"], json!(["id", "family"]));
+    assert_eq!(
+        body["attributesToRetrieve"],
+        json!(["id", "family", "_miroir_seq"])
+    );
     let merged = merge_default(
         &client,
         Pagination::Offset {
@@ -408,4 +414,33 @@ fn distinct_values_appear_once_across_shards() {
         json!([{"id": 1}, {"id": 3}]),
         "the best hit of each family, family hidden again"
     );
+}
+
+#[test]
+fn exact_ties_follow_insertion_order_across_shards_and_stay_hidden() {
+    use miroir_topology::reserved::encode_seq;
+    // One node lists equal hits by internal id, i.e. insertion order; each shard did so too.
+    let hit = |id: &str, score: f64, seq: u64| json!({"id": id, "_rankingScore": score, "_miroir_seq": encode_seq(seq), "_miroir_shard": "...."});
+    let responses = vec![
+        obj(
+            json!({"hits": [hit("a", 0.9, 1), hit("c", 0.5, 3), hit("e", 0.5, 7)], "estimatedTotalHits": 3}),
+        ),
+        obj(
+            json!({"hits": [hit("b", 0.5, 2), hit("d", 0.5, 5), hit("f", 0.5, 6)], "estimatedTotalHits": 3}),
+        ),
+    ];
+    let merged = merge_default(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 10,
+        },
+        responses,
+    );
+    let hits = merged["hits"].as_array().unwrap();
+    let ids: Vec<&str> = hits.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d", "f", "e"]);
+    assert!(hits
+        .iter()
+        .all(|h| h.get("_miroir_seq").is_none() && h.get("_miroir_shard").is_none()));
 }

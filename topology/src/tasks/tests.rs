@@ -21,25 +21,45 @@ fn record(copies: u32) -> TaskRecord {
     TaskRecord {
         index_uid: Some("movies".into()),
         kind: "documentAdditionOrUpdate".into(),
-        details: [("receivedDocuments".to_string(), json!(10))].into_iter().collect(),
+        details: [("receivedDocuments".to_string(), json!(10))]
+            .into_iter()
+            .collect(),
         copies,
         node_tasks: vec![nt("a1", "a"), nt("a2", "a"), nt("b1", "b")],
     }
 }
 
 fn status(tasks: &[(&str, Value)]) -> String {
-    let tasks: Vec<(String, Value)> = tasks.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
-    aggregate(0, &record(1), &tasks)["status"].as_str().unwrap().to_string()
+    let tasks: Vec<(String, Value)> = tasks
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    aggregate(0, &record(1), &tasks)["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
 fn the_status_is_the_least_finished_of_the_node_tasks() {
     let ok = task("succeeded", Some(1));
-    assert_eq!(status(&[("a1", ok.clone()), ("a2", ok.clone())]), "succeeded");
+    assert_eq!(
+        status(&[("a1", ok.clone()), ("a2", ok.clone())]),
+        "succeeded"
+    );
     assert_eq!(status(&[("a1", task("enqueued", None))]), "enqueued");
-    assert_eq!(status(&[("a1", ok.clone()), ("a2", task("enqueued", None))]), "processing");
-    assert_eq!(status(&[("a1", ok.clone()), ("a2", task("failed", Some(0)))]), "failed");
-    assert_eq!(status(&[("a1", ok), ("a2", task("canceled", None))]), "canceled");
+    assert_eq!(
+        status(&[("a1", ok.clone()), ("a2", task("enqueued", None))]),
+        "processing"
+    );
+    assert_eq!(
+        status(&[("a1", ok.clone()), ("a2", task("failed", Some(0)))]),
+        "failed"
+    );
+    assert_eq!(
+        status(&[("a1", ok), ("a2", task("canceled", None))]),
+        "canceled"
+    );
 }
 
 #[test]
@@ -67,7 +87,10 @@ fn counts_stay_null_until_the_task_ends() {
     ];
     let t = aggregate(3, &record(2), &tasks);
     assert_eq!(t["details"]["indexedDocuments"], Value::Null);
-    assert_eq!((t["finishedAt"].clone(), t["duration"].clone()), (Value::Null, Value::Null));
+    assert_eq!(
+        (t["finishedAt"].clone(), t["duration"].clone()),
+        (Value::Null, Value::Null)
+    );
 }
 
 #[test]
@@ -76,13 +99,25 @@ fn a_failed_task_carries_the_node_error() {
         ("a1".to_string(), task("succeeded", Some(5))),
         ("a2".to_string(), task("failed", Some(0))),
     ];
-    assert_eq!(aggregate(0, &record(1), &tasks)["error"]["code"], "invalid_document_id");
+    assert_eq!(
+        aggregate(0, &record(1), &tasks)["error"]["code"],
+        "invalid_document_id"
+    );
 }
 
 #[test]
 fn registrations_round_trip_in_camel_case() {
-    let reg = TaskRegistration { task_uid: Some(4), record: record(2) };
+    let reg = TaskRegistration {
+        task_uid: Some(4),
+        record: record(2),
+    };
     let text = serde_json::to_string(&reg).unwrap();
-    assert!(text.contains("\"taskUid\":4") && text.contains("\"nodeTasks\""), "{text}");
-    assert_eq!(serde_json::from_str::<TaskRegistration>(&text).unwrap(), reg);
+    assert!(
+        text.contains("\"taskUid\":4") && text.contains("\"nodeTasks\""),
+        "{text}"
+    );
+    assert_eq!(
+        serde_json::from_str::<TaskRegistration>(&text).unwrap(),
+        reg
+    );
 }
