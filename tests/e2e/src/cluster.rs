@@ -199,6 +199,11 @@ impl Cluster {
         })
     }
 
+    /// Envoy's process id (for memory measurements in `/proc/<pid>/status`).
+    pub fn envoy_pid(&self) -> u32 {
+        self.envoy().pid()
+    }
+
     pub fn envoy_url(&self) -> String {
         self.envoy().url().to_string()
     }

@@ -96,6 +96,10 @@ impl Envoy {
         self.process.log_path()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     pub fn process(&mut self) -> &mut ChildProcess {
         &mut self.process
     }

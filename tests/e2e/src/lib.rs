@@ -10,6 +10,7 @@
 //! `MIROIR_TEST_NODE_BIN` → `<target>/debug/miroir-test-node`.
 
 mod cluster;
+pub mod corpus;
 mod envoy;
 mod http;
 mod node;

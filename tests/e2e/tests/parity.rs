@@ -1,0 +1,402 @@
+//! Parity: every answer through Miroir equals one big node's, byte for byte as JSON values
+//! except `processingTimeMs` and `requestUid`.
+//!
+//! One deterministic corpus (`miroir_e2e::corpus`) is indexed, the same way and in the same
+//! order, into five indexes (the main one and four settings variants) on:
+//! - `one_node`: one node without Envoy, the reference;
+//! - `envoy_1`: Envoy + filter over one node (what the filter changes without merging);
+//! - `three_nodes`: 3 nodes, one replica group, RF 1;
+//! - `two_groups`: 2 replica groups × 2 nodes, RF 1 (searches alternate between groups).
+//!
+//! Every query of `parity/queries.rs` goes to all of them; every mismatch is collected, printed
+//! with the query and the first differing path, summarized by class, written to
+//! `target/parity/report.md`, and the test fails once at the end.
+//!
+//! `PARITY_ONLY=<family prefix>` runs one family (e.g. `PARITY_ONLY=facet`), `PARITY_DOCS=<n>`
+//! changes the corpus size (default 3000).
+
+mod support;
+
+#[path = "parity/diff.rs"]
+mod diff;
+#[path = "parity/queries.rs"]
+mod queries;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use miroir_e2e::{corpus, paths, Client, Cluster, Spec};
+use serde_json::{json, Value};
+
+use diff::{class_of, compact, first_difference, same_hits_other_order, strip, Difference};
+use queries::{Case, Request, DISTINCT_ATTR, FACETING, MAIN, PAGINATION, RULES};
+
+const DEFAULT_DOCS: usize = 3000;
+const BATCH: usize = 1000;
+
+/// The settings of each index: the corpus's, plus one variant each.
+fn index_settings() -> Vec<(&'static str, Value)> {
+    let with = |extra: Value| {
+        let mut s = corpus::settings();
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    vec![
+        (MAIN, corpus::settings()),
+        (
+            RULES,
+            with(json!({"rankingRules": [
+                "words", "sort", "rating:desc", "typo", "proximity", "attribute", "exactness",
+                "year:asc"
+            ]})),
+        ),
+        (
+            FACETING,
+            with(json!({"faceting": {
+                "maxValuesPerFacet": 4,
+                "sortFacetValuesBy": {"*": "count", "genres": "alpha"}
+            }})),
+        ),
+        (
+            PAGINATION,
+            with(json!({"pagination": {"maxTotalHits": 30}})),
+        ),
+        (DISTINCT_ATTR, with(json!({"distinctAttribute": "studio"}))),
+    ]
+}
+
+/// Creates every index with its settings and adds the corpus in batches, waiting for each task.
+fn load(client: &Client, docs: &[Value]) {
+    for (uid, settings) in index_settings() {
+        support::write(
+            client,
+            "POST",
+            "/indexes",
+            &json!({"uid": uid, "primaryKey": "id"}),
+        );
+        support::write(
+            client,
+            "PATCH",
+            &format!("/indexes/{uid}/settings"),
+            &settings,
+        );
+        for chunk in docs.chunks(BATCH) {
+            support::write(
+                client,
+                "POST",
+                &format!("/indexes/{uid}/documents"),
+                &Value::Array(chunk.to_vec()),
+            );
+        }
+    }
+}
+
+struct Target {
+    name: &'static str,
+    cluster: Cluster,
+}
+
+/// Starts every target and loads the corpus, all in parallel.
+fn targets(docs: &[Value]) -> (Target, Vec<Target>) {
+    let shapes: Vec<(&'static str, Option<Spec>)> = vec![
+        ("one_node", None),
+        ("envoy_1", Some(Spec::new(&[("n0", "g")], 8, 1))),
+        ("three_nodes", Some(support::three_nodes(1))),
+        (
+            "two_groups",
+            Some(Spec::new(
+                &[("a0", "g0"), ("a1", "g0"), ("b0", "g1"), ("b1", "g1")],
+                8,
+                1,
+            )),
+        ),
+    ];
+    let mut started: Vec<Target> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shapes
+            .into_iter()
+            .map(|(name, spec)| {
+                scope.spawn(move || {
+                    let test_name = format!("parity_{name}");
+                    let cluster = match spec {
+                        None => Cluster::single_node(&test_name),
+                        Some(spec) => Cluster::start(&test_name, spec),
+                    };
+                    load(&cluster.client(), docs);
+                    Target { name, cluster }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let reference = started.remove(0);
+    (reference, started)
+}
+
+/// `(status, body)`: the body as JSON, or as a JSON string when it is not JSON.
+fn send(client: &Client, case: &Case) -> (u16, Value) {
+    let reply = match &case.request {
+        Request::Post { path, body } => client.post(path, body),
+        Request::Get { path } => client.get(path),
+    };
+    let body = reply
+        .try_json()
+        .unwrap_or_else(|| Value::String(reply.text()));
+    (reply.status, strip(&body))
+}
+
+struct Mismatch {
+    family: &'static str,
+    target: &'static str,
+    query: String,
+    difference: Difference,
+    /// The hits hold the same documents, in another order.
+    order_only: bool,
+}
+
+impl Mismatch {
+    fn class(&self) -> String {
+        format!(
+            "{} {}{}",
+            self.family,
+            class_of(&self.difference.path),
+            if self.order_only {
+                " (same hits, other order)"
+            } else {
+                ""
+            }
+        )
+    }
+
+    fn render(&self, max: usize) -> String {
+        format!(
+            "[{}] on {}: {}\n    first difference at {}{}\n      one node: {}\n      {}: {}",
+            self.family,
+            self.target,
+            self.query,
+            self.difference.path,
+            if self.order_only {
+                " (same hits, other order)"
+            } else {
+                ""
+            },
+            compact(self.difference.want.as_ref(), max),
+            self.target,
+            compact(self.difference.got.as_ref(), max),
+        )
+    }
+}
+
+/// The value at `path` (`.results[0].hits`), if any.
+fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indices) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            current = current.get(key)?;
+        }
+        for index in indices.split(']').filter(|s| !s.is_empty()) {
+            current = current.get(index.trim_start_matches('[').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(current)
+}
+
+/// Whether the difference lies in a `hits` array holding the same hits in another order.
+fn order_only(want: &Value, got: &Value, path: &str) -> bool {
+    let Some(end) = path.rfind("hits[") else {
+        return false;
+    };
+    let prefix = &path[..end + "hits".len()];
+    match (at(want, prefix), at(got, prefix)) {
+        (Some(w), Some(g)) => same_hits_other_order(w, g),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_answer_through_miroir_equals_one_nodes() {
+    let n = std::env::var("PARITY_DOCS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_DOCS);
+    let only = std::env::var("PARITY_ONLY").unwrap_or_default();
+    let cases: Vec<Case> = queries::all()
+        .into_iter()
+        .filter(|c| c.family.starts_with(only.as_str()))
+        .collect();
+    assert!(!cases.is_empty(), "no case in family `{only}`");
+
+    let started = std::time::Instant::now();
+    let docs = corpus::documents(n);
+    let (reference, clusters) = targets(&docs);
+    let setup = started.elapsed();
+    let reference_client = reference.cluster.client();
+    let clients: Vec<(&'static str, Client)> = clusters
+        .iter()
+        .map(|t| (t.name, t.cluster.client()))
+        .collect();
+
+    let mut mismatches: Vec<Mismatch> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    // family → (queries, mismatching queries per target)
+    let mut per_family: BTreeMap<&'static str, (usize, BTreeMap<&'static str, usize>)> =
+        BTreeMap::new();
+    for case in &cases {
+        let (want_status, want) = send(&reference_client, case);
+        if case.family != "errors" && !(200..300).contains(&want_status) {
+            refused.push(format!(
+                "[{}] {}: {want_status} {want}",
+                case.family,
+                case.describe()
+            ));
+        }
+        let entry = per_family.entry(case.family).or_default();
+        entry.0 += 1;
+        for (target, client) in &clients {
+            let (got_status, got) = send(client, case);
+            let difference = if got_status != want_status {
+                Some(Difference {
+                    path: "(status)".into(),
+                    want: Some(json!({"status": want_status, "body": want})),
+                    got: Some(json!({"status": got_status, "body": got})),
+                })
+            } else {
+                first_difference(&want, &got)
+            };
+            if let Some(difference) = difference {
+                *entry.1.entry(target).or_default() += 1;
+                let mismatch = Mismatch {
+                    family: case.family,
+                    target,
+                    query: case.describe(),
+                    order_only: order_only(&want, &got, &difference.path),
+                    difference,
+                };
+                println!("MISMATCH {}", mismatch.render(400));
+                mismatches.push(mismatch);
+            }
+        }
+    }
+
+    let report = report(&cases, &clients, &per_family, &mismatches, &refused, n);
+    println!("\n{report}");
+    println!(
+        "(setup {:.1}s, queries {:.1}s)",
+        setup.as_secs_f64(),
+        (started.elapsed() - setup).as_secs_f64()
+    );
+    let dir = paths::target_dir().join("parity");
+    let file = dir.join("report.md");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&file, &report))
+        .map(|()| format!("written to {}", file.display()))
+        .unwrap_or_else(|e| format!("cannot write {}: {e}", file.display()));
+    println!("{written}");
+
+    assert!(
+        refused.is_empty(),
+        "{} non-error cases were refused by the reference (see above): the suite is wrong",
+        refused.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches over {} queries × {} clusters ({} classes); every one is printed above; \
+         {written}",
+        mismatches.len(),
+        cases.len(),
+        clients.len(),
+        mismatches
+            .iter()
+            .map(Mismatch::class)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
+}
+
+/// Markdown: queries and mismatches per family and cluster, then every class with its first
+/// example, then every mismatch.
+fn report(
+    cases: &[Case],
+    clients: &[(&'static str, Client)],
+    per_family: &BTreeMap<&'static str, (usize, BTreeMap<&'static str, usize>)>,
+    mismatches: &[Mismatch],
+    refused: &[String],
+    docs: usize,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Parity with one node: {} queries, {docs} documents\n",
+        cases.len()
+    );
+    let names: Vec<&str> = clients.iter().map(|(n, _)| *n).collect();
+    let _ = writeln!(
+        out,
+        "| family | queries | mismatching on {} |",
+        names.join(" | ")
+    );
+    let _ = writeln!(out, "|---|---|{}", "---|".repeat(names.len()));
+    let mut total = vec![0usize; names.len()];
+    for (family, (count, by_target)) in per_family {
+        let cells: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let m = by_target.get(n).copied().unwrap_or(0);
+                total[i] += m;
+                m.to_string()
+            })
+            .collect();
+        let _ = writeln!(out, "| {family} | {count} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        out,
+        "| **all** | {} | {} |\n",
+        cases.len(),
+        total
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    if !refused.is_empty() {
+        let _ = writeln!(out, "## Cases the reference refused (suite bugs)\n");
+        for r in refused {
+            let _ = writeln!(out, "- {r}");
+        }
+        out.push('\n');
+    }
+    let mut classes: BTreeMap<String, (usize, Vec<&str>, &Mismatch)> = BTreeMap::new();
+    for m in mismatches {
+        let entry = classes.entry(m.class()).or_insert((0, Vec::new(), m));
+        entry.0 += 1;
+        if !entry.1.contains(&m.target) {
+            entry.1.push(m.target);
+        }
+    }
+    let _ = writeln!(out, "## Mismatch classes ({})\n", classes.len());
+    for (class, (count, targets, example)) in &classes {
+        let _ = writeln!(
+            out,
+            "- **{class}**: {count} (on {})\n  ```\n  {}\n  ```",
+            targets.join(", "),
+            example.render(300).replace('\n', "\n  ")
+        );
+    }
+    if !mismatches.is_empty() {
+        let _ = writeln!(out, "\n## Every mismatch\n\n```");
+        for m in mismatches {
+            let _ = writeln!(out, "{}", m.render(300));
+        }
+        let _ = writeln!(out, "```");
+    }
+    out
+}
