@@ -309,8 +309,11 @@ pub fn apply_additions(
         keyed.push((id, doc));
     }
     let n = keyed.len();
+    // Later operations on an id see the earlier ones of the same payload.
+    let mut latest: std::collections::HashMap<String, Document> = Default::default();
+    let mut merged: Vec<(String, Document)> = Vec::with_capacity(n);
     for (id, doc) in keyed {
-        let doc = match (merge, index.get(&id)) {
+        let doc = match (merge, latest.get(&id).or_else(|| index.get(&id))) {
             (true, Some(existing)) => {
                 let mut merged = existing.clone();
                 for (k, v) in doc {
@@ -320,18 +323,25 @@ pub fn apply_additions(
             }
             _ => doc,
         };
+        latest.insert(id.clone(), doc.clone());
+        merged.push((id, doc));
+    }
+    crate::vectors::check_documents(&index.uid, &index.settings, &merged)?;
+    for (id, doc) in merged {
         index.put(id, doc);
     }
     Ok(n)
 }
 
-/// Keeps only the requested top-level fields (`*` = all), in document order.
+/// Keeps only the requested top-level fields (`*` = all), in document order. `_vectors` is never
+/// part of it: see [`crate::vectors::attach`].
 pub fn project(
     doc: &Document,
     fields: Option<&[String]>,
     displayed: Option<&[String]>,
 ) -> Document {
     doc.iter()
+        .filter(|(k, _)| k.as_str() != crate::vectors::VECTORS_FIELD)
         .filter(|(k, _)| {
             let wanted = |list: &[String]| {
                 list.iter()

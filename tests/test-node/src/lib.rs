@@ -6,6 +6,7 @@ pub mod cli;
 pub mod documents;
 pub mod error;
 pub mod filter;
+pub mod hybrid;
 pub mod keys;
 pub mod params;
 pub mod ranking;
@@ -15,6 +16,7 @@ pub mod settings;
 pub mod state;
 pub mod tasks;
 pub mod time;
+pub mod vectors;
 
 use tokio::net::TcpListener;
 

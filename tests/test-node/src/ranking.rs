@@ -133,7 +133,9 @@ pub fn searchable_text(doc: &Document, searchable: Option<&[String]>) -> Vec<Att
     }
     let mut leaves = Vec::new();
     for (k, v) in doc {
-        walk(v, k, &mut leaves);
+        if k != crate::vectors::VECTORS_FIELD {
+            walk(v, k, &mut leaves);
+        }
     }
     let mut attrs: Vec<Attr> = Vec::new();
     for (path, text) in leaves {

@@ -9,10 +9,12 @@ use serde_json::{json, Map, Value};
 use crate::documents::{lookup, project, values_at};
 use crate::error::MeiliError;
 use crate::filter::{self, Filter};
+use crate::hybrid::{self, HybridQuery, SearchKind};
 use crate::params::{self, type_error};
 use crate::ranking::{self, is_relevancy_rule, MatchingStrategy, Query, Rank};
 use crate::state::{Document, Index};
 use crate::time::uuid_v7;
+use crate::vectors;
 
 pub const FIELDS: &[&str] = &[
     "q",
@@ -97,6 +99,9 @@ pub struct SearchQuery {
     pub show_ranking_score: bool,
     pub show_ranking_score_details: bool,
     pub ranking_score_threshold: Option<f64>,
+    pub vector: Option<Vec<f32>>,
+    pub hybrid: Option<HybridQuery>,
+    pub retrieve_vectors: bool,
 }
 
 fn strategy(value: &str, location: &str) -> Result<MatchingStrategy, MeiliError> {
@@ -190,24 +195,40 @@ impl SearchQuery {
                 ))
             }
         }
-        if map.get("hybrid").is_some_and(|h| !h.is_null())
-            || map.get("vector").is_some_and(|v| !v.is_null())
-        {
-            return Err(MeiliError::invalid(
-                "invalid_search_hybrid_query",
-                "Vector and hybrid search are not supported by the miroir test node.",
-            ));
-        }
+        q.vector = match map.get("vector") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(vectors::parse_vector(
+                v,
+                ".vector",
+                "invalid_search_vector",
+            )?),
+        };
+        q.hybrid = match map.get("hybrid") {
+            None | Some(Value::Null) => None,
+            Some(h) => Some(HybridQuery::from_json(h)?),
+        };
+        q.retrieve_vectors =
+            params::opt_bool(map, "retrieveVectors", "invalid_search_retrieve_vectors")?
+                .unwrap_or(false);
         Ok(q)
     }
 
     /// The GET form: comma-separated lists, a string filter, everything else parsed from text.
     pub fn from_query(pairs: &[(String, String)]) -> Result<Self, MeiliError> {
         let mut body = Map::new();
+        let param = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let hybrid =
+            HybridQuery::from_query(param("hybridEmbedder"), param("hybridSemanticRatio"))?;
+        let mut vector = None;
         for (key, raw) in pairs {
             let value = match key.as_str() {
                 "q" | "filter" | "distinct" | "matchingStrategy" | "cropMarker"
-                | "highlightPreTag" | "highlightPostTag" | "hybridEmbedder" => json!(raw),
+                | "highlightPreTag" | "highlightPostTag" => json!(raw),
                 "offset" | "limit" | "page" | "hitsPerPage" | "cropLength" => {
                     let code = match key.as_str() {
                         "offset" => "invalid_search_offset",
@@ -218,13 +239,33 @@ impl SearchQuery {
                     };
                     json!(params::query_usize(key, raw, code)?)
                 }
+                "retrieveVectors" => {
+                    json!(params::query_bool(
+                        key,
+                        raw,
+                        "invalid_search_retrieve_vectors"
+                    )?)
+                }
                 "showRankingScore"
                 | "showRankingScoreDetails"
                 | "showMatchesPosition"
-                | "retrieveVectors"
                 | "showPerformanceDetails" => {
                     json!(params::query_bool(key, raw, "bad_request")?)
                 }
+                "vector" => {
+                    let mut v = Vec::new();
+                    for item in params::comma_list(raw) {
+                        v.push(item.parse::<f32>().map_err(|_| {
+                            MeiliError::invalid(
+                                "invalid_search_vector",
+                                format!("Invalid value in parameter `vector`: could not parse `{item}` as a float"),
+                            )
+                        })?);
+                    }
+                    vector = Some(v);
+                    continue;
+                }
+                "hybridEmbedder" | "hybridSemanticRatio" => continue,
                 "attributesToRetrieve"
                 | "attributesToCrop"
                 | "attributesToHighlight"
@@ -236,17 +277,26 @@ impl SearchQuery {
                     Ok(t) => json!(t),
                     Err(_) => return Err(threshold_error()),
                 },
-                "hybridSemanticRatio" | "vector" | "personalize" | "useNetwork" => continue,
+                "personalize" | "useNetwork" => continue,
                 other => return Err(params::unknown_parameter(other, GET_PARAMS)),
             };
             body.insert(key.clone(), value);
         }
-        Self::from_body(&Value::Object(body))
+        if vector.is_some() && hybrid.is_none() {
+            return Err(MeiliError::invalid(
+                "missing_search_hybrid",
+                "`hybridEmbedder` is mandatory when `vector` is present",
+            ));
+        }
+        let mut q = Self::from_body(&Value::Object(body))?;
+        q.hybrid = hybrid;
+        q.vector = vector;
+        Ok(q)
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum SortValue {
+pub enum SortValue {
     Number(f64),
     Text(String),
     Missing,
@@ -265,7 +315,7 @@ impl SortValue {
     }
 
     /// Numbers before strings in both directions, documents without a value last.
-    fn cmp(&self, other: &Self, desc: bool) -> Ordering {
+    pub fn cmp(&self, other: &Self, desc: bool) -> Ordering {
         let class = |v: &SortValue| match v {
             SortValue::Number(_) => 0,
             SortValue::Text(_) => 1,
@@ -286,18 +336,24 @@ impl SortValue {
     }
 }
 
+/// One ranking rule's verdict on a hit, in rule order.
 #[derive(Debug, Clone)]
-enum Key {
+pub enum Key {
     Rank(Rank),
     Sort(SortValue, bool),
+    /// `vectorSort`: the similarity, `None` for a document without an embedding (last).
+    Vector(Option<f32>),
 }
 
-struct Candidate<'a> {
-    docid: u32,
-    doc: &'a Document,
-    keys: Vec<Key>,
-    details: Map<String, Value>,
-    score: f64,
+/// A matching document with what ranks it.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub docid: u32,
+    pub doc: &'a Document,
+    pub keys: Vec<Key>,
+    pub details: Map<String, Value>,
+    /// `_rankingScore`: the folded relevancy ranks, or the similarity of a semantic hit.
+    pub score: f64,
 }
 
 fn compare(a: &Candidate, b: &Candidate) -> Ordering {
@@ -305,6 +361,12 @@ fn compare(a: &Candidate, b: &Candidate) -> Ordering {
         let o = match (x, y) {
             (Key::Rank(x), Key::Rank(y)) => x.cmp_desc(*y),
             (Key::Sort(x, desc), Key::Sort(y, _)) => x.cmp(y, *desc),
+            (Key::Vector(x), Key::Vector(y)) => match (x, y) {
+                (Some(x), Some(y)) => y.partial_cmp(x).unwrap_or(Ordering::Equal),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            },
             _ => Ordering::Equal,
         };
         if o != Ordering::Equal {
@@ -563,6 +625,27 @@ fn sort_detail(doc: &Document, attr: &str, displayed: Option<&[String]>, order: 
 /// ranking score threshold), in ranking order, before `distinct` and pagination. Search and facet
 /// search share it.
 fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>>, MeiliError> {
+    ranked_with(index, query, Relevance::Keyword)
+}
+
+/// What orders documents before the sort rules: the query words, or the similarity to a vector
+/// (Meilisearch replaces the relevancy rules with one `vectorSort` rule, at the first of them).
+#[derive(Clone, Copy)]
+pub enum Relevance<'v> {
+    Keyword,
+    Vector {
+        embedder: &'v vectors::Embedder,
+        target: &'v [f32],
+    },
+}
+
+/// Like [`ranked`], for either kind of relevance. A vector search matches every document the
+/// filter keeps; documents without an embedding come last.
+pub fn ranked_with<'a>(
+    index: &'a Index,
+    query: &SearchQuery,
+    relevance: Relevance,
+) -> Result<Vec<Candidate<'a>>, MeiliError> {
     let filter = parse_filter(index, query.filter.as_ref(), "invalid_search_filter")?;
     let sort = parse_sort(index, query.sort.as_deref().unwrap_or_default())?;
     if let Some(d) = &query.distinct {
@@ -593,7 +676,13 @@ fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>
         if filter.as_ref().is_some_and(|f| !f.matches(doc)) {
             continue;
         }
-        let matched = if parsed.is_placeholder() {
+        let similarity = match relevance {
+            Relevance::Keyword => None,
+            Relevance::Vector { embedder, target } => {
+                Some(vectors::best_similarity(embedder, &[target.to_vec()], doc))
+            }
+        };
+        let matched = if parsed.is_placeholder() || similarity.is_some() {
             None
         } else {
             let attrs = ranking::searchable_text(doc, searchable.as_deref());
@@ -607,7 +696,12 @@ fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>
         let mut ranks = Vec::new();
         for rule in &rules {
             let order = details.len();
-            if is_relevancy_rule(rule) {
+            if let (true, Some(sim)) = (is_relevancy_rule(rule), similarity) {
+                if !details.contains_key("vectorSort") {
+                    keys.push(Key::Vector(sim));
+                    details.insert("vectorSort".into(), hybrid::vector_detail(order, sim));
+                }
+            } else if is_relevancy_rule(rule) {
                 if let Some((rank, detail)) = matched.as_ref().and_then(|m| m.rule(rule, order)) {
                     keys.push(Key::Rank(rank));
                     ranks.push(rank);
@@ -629,7 +723,10 @@ fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>
                 );
             }
         }
-        let score = Rank::global_score(ranks);
+        let score = match similarity {
+            Some(sim) => sim.map_or(0.0, f64::from),
+            None => Rank::global_score(ranks),
+        };
         if query.ranking_score_threshold.is_some_and(|t| score < t) {
             continue;
         }
@@ -645,28 +742,164 @@ fn ranked<'a>(index: &'a Index, query: &SearchQuery) -> Result<Vec<Candidate<'a>
     Ok(candidates)
 }
 
-pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
-    let started = std::time::Instant::now();
-    let mut candidates = ranked(index, query)?;
-    let q_text = query.q.clone().unwrap_or_default();
-    let displayed = index.settings.displayed();
+/// What a search found: the requested window of hits, and the matching documents behind the
+/// totals and facets.
+pub struct Outcome<'a> {
+    pub hits: Vec<Candidate<'a>>,
+    /// Every matching document (after `distinct`), by internal id.
+    pub matched: BTreeMap<u32, &'a Document>,
+    /// `Some` for semantic and hybrid searches.
+    pub semantic_hit_count: Option<u32>,
+    /// The query vector, when a semantic search used one.
+    pub query_vector: Option<Vec<f32>>,
+    pub kind: SearchKind,
+}
 
-    if let Some(distinct) = query
+/// Keeps the best-ranked document of each value of `attr` (documents without one all stay).
+fn apply_distinct(candidates: &mut Vec<Candidate>, attr: Option<&str>) {
+    let Some(attr) = attr else { return };
+    let mut seen = HashSet::new();
+    candidates.retain(|c| match lookup(c.doc, attr) {
+        Some(v) if !v.is_null() => seen.insert(v.to_string()),
+        _ => true,
+    });
+}
+
+/// Runs a search and keeps the hits `from..from + count` (already limited by `maxTotalHits`).
+pub fn execute<'a>(
+    index: &'a Index,
+    query: &SearchQuery,
+    from: usize,
+    count: usize,
+) -> Result<Outcome<'a>, MeiliError> {
+    let kind = hybrid::search_kind(
+        index,
+        query.q.as_deref(),
+        query.hybrid.as_ref(),
+        query.vector.as_deref(),
+    )?;
+    let distinct = query
         .distinct
         .clone()
-        .or_else(|| index.settings.distinct_attribute())
-    {
-        let mut seen = HashSet::new();
-        candidates.retain(|c| match lookup(c.doc, &distinct) {
-            Some(v) if !v.is_null() => seen.insert(v.to_string()),
-            _ => true,
-        });
+        .or_else(|| index.settings.distinct_attribute());
+    let distinct = distinct.as_deref();
+    let target = || {
+        query
+            .vector
+            .clone()
+            .ok_or_else(|| hybrid::cannot_embed(query.q.as_deref().unwrap_or_default()))
+    };
+    let window = |list: Vec<Candidate<'a>>| -> Vec<Candidate<'a>> {
+        list.into_iter().skip(from).take(count).collect()
+    };
+    let docs = |list: &[Candidate<'a>]| -> BTreeMap<u32, &'a Document> {
+        list.iter().map(|c| (c.docid, c.doc)).collect()
+    };
+    match &kind {
+        SearchKind::KeywordOnly => {
+            let mut list = ranked(index, query)?;
+            apply_distinct(&mut list, distinct);
+            let matched = docs(&list);
+            Ok(Outcome {
+                hits: window(list),
+                matched,
+                semantic_hit_count: None,
+                query_vector: None,
+                kind,
+            })
+        }
+        SearchKind::SemanticOnly { embedder } => {
+            let target = target()?;
+            let mut list = ranked_with(
+                index,
+                query,
+                Relevance::Vector {
+                    embedder,
+                    target: &target,
+                },
+            )?;
+            apply_distinct(&mut list, distinct);
+            let matched = docs(&list);
+            let hits = window(list);
+            Ok(Outcome {
+                semantic_hit_count: Some(hits.len() as u32),
+                hits,
+                matched,
+                query_vector: Some(target),
+                kind,
+            })
+        }
+        SearchKind::Hybrid {
+            embedder,
+            semantic_ratio,
+        } => {
+            let mut keyword = ranked(index, query)?;
+            apply_distinct(&mut keyword, distinct);
+            let mut matched = docs(&keyword);
+            let wanted = from.saturating_add(count);
+            // Without a vector the query text would be embedded; a user-provided embedder
+            // cannot, and Meilisearch then answers with the keyword results.
+            let target = match &query.vector {
+                Some(t) if !hybrid::keyword_good_enough(&keyword, wanted, *semantic_ratio) => t,
+                _ => {
+                    return Ok(Outcome {
+                        hits: window(keyword),
+                        matched,
+                        semantic_hit_count: Some(0),
+                        query_vector: None,
+                        kind,
+                    })
+                }
+            };
+            let mut semantic = ranked_with(index, query, Relevance::Vector { embedder, target })?;
+            apply_distinct(&mut semantic, distinct);
+            matched.extend(docs(&semantic));
+            keyword.truncate(wanted);
+            semantic.truncate(wanted);
+            let (hits, n) =
+                hybrid::merge(semantic, keyword, *semantic_ratio, from, count, distinct);
+            Ok(Outcome {
+                hits,
+                matched,
+                semantic_hit_count: Some(n),
+                query_vector: Some(target.clone()),
+                kind,
+            })
+        }
     }
+}
 
-    let total = candidates.len();
+/// How a search shows one hit: the retrieved attributes, `_vectors` when asked for, and the
+/// scores when asked for.
+pub fn render_hit(index: &Index, query: &SearchQuery, c: &Candidate) -> Map<String, Value> {
+    let displayed = index.settings.displayed();
+    let mut hit = project(
+        c.doc,
+        query.attributes_to_retrieve.as_deref(),
+        displayed.as_deref(),
+    );
+    vectors::attach(&mut hit, c.doc, &index.settings, query.retrieve_vectors);
+    hit
+}
+
+/// Adds `_rankingScore` and `_rankingScoreDetails` as asked for.
+pub fn add_scores(hit: &mut Map<String, Value>, query: &SearchQuery, c: &Candidate) {
+    if query.show_ranking_score {
+        hit.insert("_rankingScore".into(), json!(c.score));
+    }
+    if query.show_ranking_score_details {
+        hit.insert(
+            "_rankingScoreDetails".into(),
+            Value::Object(c.details.clone()),
+        );
+    }
+}
+
+/// The offset and number of hits a query asks for (`page`/`hitsPerPage` or `offset`/`limit`),
+/// limited so that no hit beyond `maxTotalHits` is returned.
+pub fn window(index: &Index, query: &SearchQuery) -> (usize, usize) {
     let max_total_hits = index.settings.max_total_hits();
-    let exhaustive = query.page.is_some() || query.hits_per_page.is_some();
-    let (from, count) = if exhaustive {
+    let (from, count) = if query.page.is_some() || query.hits_per_page.is_some() {
         let page = query.page.unwrap_or(1);
         let per_page = query.hits_per_page.unwrap_or(20);
         if page == 0 {
@@ -677,31 +910,24 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
     } else {
         (query.offset.unwrap_or(0), query.limit.unwrap_or(20))
     };
-    // Only the first `maxTotalHits` hits can be retrieved; the totals stay uncapped.
-    let end = from.saturating_add(count).min(max_total_hits).min(total);
-    let window = if from < end {
-        &candidates[from..end]
-    } else {
-        &[]
-    };
+    let from = from.min(max_total_hits);
+    (from, count.min(max_total_hits - from))
+}
 
-    let hits: Vec<Value> = window
+pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
+    let started = std::time::Instant::now();
+    let (from, count) = window(index, query);
+    let outcome = execute(index, query, from, count)?;
+    let q_text = query.q.clone().unwrap_or_default();
+    let total = outcome.matched.len();
+    let exhaustive = query.page.is_some() || query.hits_per_page.is_some();
+
+    let hits: Vec<Value> = outcome
+        .hits
         .iter()
         .map(|c| {
-            let mut hit = project(
-                c.doc,
-                query.attributes_to_retrieve.as_deref(),
-                displayed.as_deref(),
-            );
-            if query.show_ranking_score {
-                hit.insert("_rankingScore".into(), json!(c.score));
-            }
-            if query.show_ranking_score_details {
-                hit.insert(
-                    "_rankingScoreDetails".into(),
-                    Value::Object(c.details.clone()),
-                );
-            }
+            let mut hit = render_hit(index, query, c);
+            add_scores(&mut hit, query, c);
             Value::Object(hit)
         })
         .collect();
@@ -709,6 +935,11 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
     let mut out = Map::new();
     out.insert("hits".into(), Value::Array(hits));
     out.insert("query".into(), json!(q_text));
+    if query.retrieve_vectors {
+        if let Some(v) = &outcome.query_vector {
+            out.insert("queryVector".into(), json!(v));
+        }
+    }
     out.insert(
         "processingTimeMs".into(),
         json!(started.elapsed().as_millis() as u64),
@@ -730,14 +961,26 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
         out.insert("estimatedTotalHits".into(), json!(total));
     }
     if let Some(requested) = &query.facets {
-        let docs: Vec<&Document> = candidates.iter().map(|c| c.doc).collect();
-        let names = facet_names(index, requested, &docs)?;
-        let (distribution, stats) = facets(index, &names, &docs);
+        let docs: Vec<&Document> = outcome.matched.values().copied().collect();
+        let (distribution, stats) = facets_of(index, requested, &docs)?;
         out.insert("facetDistribution".into(), Value::Object(distribution));
         out.insert("facetStats".into(), Value::Object(stats));
     }
     out.insert("requestUid".into(), json!(uuid_v7()));
+    if let Some(n) = outcome.semantic_hit_count {
+        out.insert("semanticHitCount".into(), json!(n));
+    }
     Ok(Value::Object(out))
+}
+
+/// `facetDistribution` and `facetStats` of some documents.
+pub fn facets_of(
+    index: &Index,
+    requested: &[String],
+    docs: &[&Document],
+) -> Result<(Map<String, Value>, Map<String, Value>), MeiliError> {
+    let names = facet_names(index, requested, docs)?;
+    Ok(facets(index, &names, docs))
 }
 
 /// Fields `POST /indexes/{uid}/facet-search` reads. Meilisearch deliberately ignores any other

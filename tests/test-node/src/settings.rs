@@ -318,6 +318,34 @@ impl Settings {
                     }
                     Value::Object(merged)
                 }
+                Value::Object(sub) if key == "embedders" => {
+                    let mut merged = match self.0.get(key) {
+                        Some(Value::Object(cur)) => cur.clone(),
+                        _ => Map::new(),
+                    };
+                    for (name, conf) in sub {
+                        match conf {
+                            Value::Object(fields) => {
+                                let entry = merged
+                                    .entry(name.clone())
+                                    .or_insert_with(|| Value::Object(Map::new()));
+                                if let Value::Object(existing) = entry {
+                                    for (k, v) in fields {
+                                        if v.is_null() {
+                                            existing.remove(k);
+                                        } else {
+                                            existing.insert(k.clone(), v.clone());
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {
+                                merged.remove(name);
+                            }
+                        }
+                    }
+                    Value::Object(merged)
+                }
                 other => other.clone(),
             };
             self.0.insert(key.clone(), new);
@@ -442,7 +470,8 @@ fn validate_one(key: &str, value: &Value, location: &str) -> Result<Value, Meili
             }
             Ok(json!(list))
         }
-        "synonyms" | "embedders" | "typoTolerance" => match value {
+        "embedders" => validate_embedders(value, location),
+        "synonyms" | "typoTolerance" => match value {
             Value::Object(_) => Ok(value.clone()),
             other => Err(type_error(code, loc, "an object", other)),
         },
@@ -539,6 +568,129 @@ fn validate_one(key: &str, value: &Value, location: &str) -> Result<Value, Meili
         "localizedAttributes" => Err(type_error(code, loc, "an array", value)),
         _ => Ok(value.clone()),
     }
+}
+
+const EMBEDDER_SOURCES: &[&str] = &[
+    "openAi",
+    "huggingFace",
+    "ollama",
+    "userProvided",
+    "rest",
+    "composite",
+];
+
+const EMBEDDER_FIELDS: &[&str] = &[
+    "source",
+    "model",
+    "revision",
+    "pooling",
+    "apiKey",
+    "dimensions",
+    "binaryQuantized",
+    "documentTemplate",
+    "documentTemplateMaxBytes",
+    "url",
+    "indexingFragments",
+    "searchFragments",
+    "request",
+    "response",
+    "headers",
+    "searchEmbedder",
+    "indexingEmbedder",
+    "distribution",
+];
+
+/// `embedders`: an object of embedder name to settings (or `null` to remove one). Types are
+/// checked here; what a source requires is checked when the task runs ([`check_embedders`]).
+fn validate_embedders(value: &Value, location: &str) -> Result<Value, MeiliError> {
+    const CODE: &str = "invalid_settings_embedders";
+    let loc = if location.is_empty() { "." } else { location };
+    let Value::Object(map) = value else {
+        return Err(type_error(CODE, loc, "an object", value));
+    };
+    for (name, conf) in map {
+        let at = format!("{location}.{name}");
+        let fields = match conf {
+            Value::Null => continue,
+            Value::Object(fields) => fields,
+            other => return Err(type_error(CODE, &at, "an object", other)),
+        };
+        for (k, v) in fields {
+            if !EMBEDDER_FIELDS.contains(&k.as_str()) {
+                let e = unknown_field(k, EMBEDDER_FIELDS);
+                return Err(MeiliError::invalid(
+                    CODE,
+                    e.message.replacen(
+                        &format!("Unknown field `{k}`"),
+                        &format!("Unknown field `{k}` inside `{at}`"),
+                        1,
+                    ),
+                ));
+            }
+            match k.as_str() {
+                "source" => match v.as_str() {
+                    Some(s) if EMBEDDER_SOURCES.contains(&s) => {}
+                    Some(s) => {
+                        return Err(MeiliError::invalid(
+                            CODE,
+                            format!(
+                                "Unknown value `{s}` at `{at}.source`: expected one of {}",
+                                crate::params::backticked(EMBEDDER_SOURCES)
+                            ),
+                        ))
+                    }
+                    None if v.is_null() => {}
+                    None => return Err(type_error(CODE, &format!("{at}.source"), "a string", v)),
+                },
+                "dimensions" if !(v.is_null() || v.is_u64()) => {
+                    return Err(type_error(
+                        CODE,
+                        &format!("{at}.dimensions"),
+                        "a positive integer",
+                        v,
+                    ))
+                }
+                "binaryQuantized" if !(v.is_null() || v.is_boolean()) => {
+                    return Err(type_error(
+                        CODE,
+                        &format!("{at}.binaryQuantized"),
+                        "a boolean",
+                        v,
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(value.clone())
+}
+
+/// What the engine checks when a settings task runs: a `userProvided` embedder needs non-zero
+/// `dimensions`. The message is Meilisearch's, without the `Index \`uid\`: ` prefix.
+pub fn check_embedders(settings: &Settings) -> Result<(), MeiliError> {
+    let Some(Value::Object(map)) = settings.0.get("embedders") else {
+        return Ok(());
+    };
+    for (name, conf) in map {
+        let source = conf
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or("openAi");
+        let dimensions = conf.get("dimensions").and_then(Value::as_u64);
+        if dimensions == Some(0) {
+            return Err(MeiliError::invalid(
+                "invalid_settings_embedders",
+                format!("`.embedders.{name}.dimensions`: `dimensions` cannot be zero"),
+            ));
+        }
+        if source == "userProvided" && dimensions.is_none() {
+            return Err(MeiliError::invalid(
+                "invalid_settings_embedders",
+                format!("`.embedders.{name}`: Missing field `dimensions` (note: this field is mandatory for source `userProvided`)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn valid_ranking_rule(rule: &str) -> bool {

@@ -132,13 +132,14 @@ impl Index {
             }
         }
         let n = self.docs.len();
+        let (embeddings, embedded) = crate::vectors::counts(&self.settings, self.docs.values());
         json!({
             "numberOfDocuments": n,
             "rawDocumentDbSize": raw,
             "avgDocumentSize": raw.checked_div(n).unwrap_or(0),
             "isIndexing": is_indexing,
-            "numberOfEmbeddings": 0,
-            "numberOfEmbeddedDocuments": 0,
+            "numberOfEmbeddings": embeddings,
+            "numberOfEmbeddedDocuments": embedded,
             "fieldDistribution": fields,
         })
     }

@@ -368,7 +368,12 @@ fn run(
                 .indexes
                 .entry(uid.to_string())
                 .or_insert_with(|| Index::new(uid, None, now));
-            index.settings.apply(&patch);
+            let mut updated = index.settings.clone();
+            updated.apply(&patch);
+            crate::settings::check_embedders(&updated).map_err(|e| {
+                MeiliError::invalid(e.code, format!("Index `{uid}`: {}", e.message))
+            })?;
+            index.settings = updated;
             index.updated_at = now;
         }
     }

@@ -112,18 +112,26 @@ pub async fn get_one(
         .iter()
         .find(|(k, _)| k == "fields")
         .and_then(|(_, v)| fields_param(v));
+    let retrieve = retrieve_vectors_param(&q)?;
     let store = state.lock();
     let index = store.index(&uid)?;
     let doc = index.get(&id).ok_or_else(|| document_not_found(&id))?;
     let displayed = index.settings.displayed();
-    Ok(ok(Value::Object(project(
-        doc,
-        fields.as_deref(),
-        displayed.as_deref(),
-    ))))
+    let mut shown = project(doc, fields.as_deref(), displayed.as_deref());
+    crate::vectors::attach(&mut shown, doc, &index.settings, retrieve);
+    Ok(ok(Value::Object(shown)))
+}
+
+/// `retrieveVectors` of the GET document routes.
+fn retrieve_vectors_param(q: &[(String, String)]) -> Result<bool> {
+    match q.iter().find(|(k, _)| k == "retrieveVectors") {
+        None => Ok(false),
+        Some((k, v)) => params::query_bool(k, v, "invalid_document_retrieve_vectors"),
+    }
 }
 
 struct Listing {
+    retrieve_vectors: bool,
     offset: usize,
     limit: usize,
     fields: Option<Vec<String>>,
@@ -214,7 +222,11 @@ fn run_listing(index: &Index, l: &Listing) -> Result<Value> {
         .iter()
         .skip(l.offset)
         .take(l.limit)
-        .map(|d| Value::Object(project(d, l.fields.as_deref(), displayed.as_deref())))
+        .map(|d| {
+            let mut shown = project(d, l.fields.as_deref(), displayed.as_deref());
+            crate::vectors::attach(&mut shown, d, &index.settings, l.retrieve_vectors);
+            Value::Object(shown)
+        })
         .collect();
     Ok(json!({"results": results, "offset": l.offset, "limit": l.limit, "total": docs.len()}))
 }
@@ -226,6 +238,7 @@ pub async fn list(
 ) -> Result<Response> {
     validate_index_uid(&uid)?;
     let mut l = Listing {
+        retrieve_vectors: retrieve_vectors_param(&q)?,
         offset: 0,
         limit: 20,
         fields: None,
@@ -300,6 +313,12 @@ pub async fn fetch(
         }
     };
     let l = Listing {
+        retrieve_vectors: params::opt_bool(
+            map,
+            "retrieveVectors",
+            "invalid_document_retrieve_vectors",
+        )?
+        .unwrap_or(false),
         offset: params::opt_usize(map, "offset", "invalid_document_offset")?.unwrap_or(0),
         limit: params::opt_usize(map, "limit", "invalid_document_limit")?.unwrap_or(20),
         fields: params::opt_string_list(map, "fields", "invalid_document_fields")?
