@@ -16,10 +16,11 @@ mod report;
 pub mod resources;
 pub mod rollout;
 pub mod server;
+mod shared;
 pub mod version;
 mod xds;
 
-pub use fleet::{EnvoyView, FleetView, NackView, TypeView};
+pub use fleet::{EnvoyView, Fleet, FleetView, NackView, TypeView};
 pub use options::{HealthCheckOptions, ResourceOptions, WasmSource};
 pub use report::{RolloutError, RolloutReport, RolloutStatus, RolloutStep};
 pub use server::AdsService;

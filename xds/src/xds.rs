@@ -12,13 +12,13 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 /// Cheap to clone: every clone drives the same cache and fleet.
 #[derive(Clone)]
 pub struct Xds {
-    inner: Arc<crate::server::Shared>,
+    inner: Arc<crate::shared::Shared>,
 }
 
 impl Xds {
     pub fn new(options: ResourceOptions) -> Self {
         Xds {
-            inner: Arc::new(crate::server::Shared::new(options)),
+            inner: Arc::new(crate::shared::Shared::new(options)),
         }
     }
 
