@@ -1,6 +1,7 @@
 //! Renders the Envoy configuration that runs Miroir: a bootstrap (listener, guard route, one
 //! cluster per Meilisearch node, runtime limits) and the filter's configuration, delivered to the
-//! running Envoy through ECDS from a watched file.
+//! running Envoy through ECDS from a watched file; or ([`ads_bootstrap`]) a bootstrap that only
+//! knows the control plane, which sends everything else over ADS.
 //!
 //! See `README.md` for why each setting is there.
 
@@ -12,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use miroir_topology::{cluster_name, PluginConfig, Topology};
 use serde_json::{json, Value};
+
+mod ads;
+pub use ads::{ads_bootstrap, AdsBootstrapOptions, XDS_CLUSTER};
 
 /// Name of the HTTP filter, of its ECDS resource, of its wasm root context and VM.
 pub const FILTER_NAME: &str = "miroir";
@@ -202,22 +206,30 @@ pub fn bootstrap(topology: &Topology, opts: &RenderOptions) -> Value {
             "listeners": [listener(opts)],
             "clusters": clusters,
         },
-        "layered_runtime": {"layers": [
-            {"name": "static", "static_layer": {
-                "http.async_response_buffer_limit": ASYNC_RESPONSE_BUFFER_LIMIT_BYTES,
-            }},
-            // Lets tests and operators flip runtime keys through the admin `/runtime_modify`.
-            {"name": "admin", "admin_layer": {}},
-        ]},
-        // Envoy warns at startup without a downstream connection cap.
-        "overload_manager": {"resource_monitors": [{
-            "name": "envoy.resource_monitors.global_downstream_max_connections",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
-                "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
-            },
-        }]},
+        "layered_runtime": layered_runtime(),
+        "overload_manager": overload_manager(),
     })
+}
+
+fn layered_runtime() -> Value {
+    json!({"layers": [
+        {"name": "static", "static_layer": {
+            "http.async_response_buffer_limit": ASYNC_RESPONSE_BUFFER_LIMIT_BYTES,
+        }},
+        // Lets tests and operators flip runtime keys through the admin `/runtime_modify`.
+        {"name": "admin", "admin_layer": {}},
+    ]})
+}
+
+/// Envoy warns at startup without a downstream connection cap.
+fn overload_manager() -> Value {
+    json!({"resource_monitors": [{
+        "name": "envoy.resource_monitors.global_downstream_max_connections",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+            "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+        },
+    }]})
 }
 
 fn listener(opts: &RenderOptions) -> Value {

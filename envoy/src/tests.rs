@@ -301,3 +301,100 @@ fn envoy_validates_the_filter_config_inlined() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn ads_opts() -> AdsBootstrapOptions {
+    AdsBootstrapOptions {
+        node_id: "envoy-1".into(),
+        cluster: "miroir".into(),
+        xds: "127.0.0.1:18000".into(),
+        admin: "127.0.0.1:9901".parse().unwrap(),
+    }
+}
+
+#[test]
+fn ads_bootstrap_knows_only_the_control_plane() {
+    let b = ads_bootstrap(&ads_opts());
+    assert_eq!(b["node"]["id"], "envoy-1");
+    assert_eq!(b["node"]["cluster"], "miroir");
+    assert_eq!(
+        b["admin"]["address"]["socket_address"]["address"],
+        "127.0.0.1"
+    );
+    assert!(b["static_resources"].get("listeners").is_none());
+    let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 1);
+    let xds = &clusters[0];
+    assert_eq!(xds["name"], XDS_CLUSTER);
+    assert_eq!(xds["type"], "STATIC");
+    let addr = &xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"];
+    assert_eq!(addr["address"], "127.0.0.1");
+    assert_eq!(addr["port_value"], 18000);
+    let http = &xds["typed_extension_protocol_options"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["explicit_http_config"];
+    assert!(
+        http["http2_protocol_options"].is_object(),
+        "gRPC needs HTTP/2"
+    );
+
+    let dynamic = &b["dynamic_resources"];
+    let ads = &dynamic["ads_config"];
+    assert_eq!(ads["api_type"], "GRPC");
+    assert_eq!(ads["transport_api_version"], "V3");
+    assert_eq!(
+        ads["grpc_services"][0]["envoy_grpc"]["cluster_name"],
+        XDS_CLUSTER
+    );
+    for source in ["cds_config", "lds_config"] {
+        assert!(dynamic[source]["ads"].is_object(), "{source}");
+        assert_eq!(dynamic[source]["resource_api_version"], "V3", "{source}");
+    }
+    // Same limits as the static bootstrap.
+    let static_bootstrap = bootstrap(&topology(), &opts(Path::new("/cfg")));
+    assert_eq!(b["layered_runtime"], static_bootstrap["layered_runtime"]);
+    assert_eq!(b["overload_manager"], static_bootstrap["overload_manager"]);
+}
+
+#[test]
+fn ads_bootstrap_resolves_a_named_control_plane() {
+    let mut o = ads_opts();
+    o.xds = "miroir-control-plane.miroir.svc:18000".into();
+    let b = ads_bootstrap(&o);
+    let xds = &b["static_resources"]["clusters"][0];
+    assert_eq!(xds["type"], "STRICT_DNS");
+    let addr = &xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"];
+    assert_eq!(addr["address"], "miroir-control-plane.miroir.svc");
+}
+
+#[test]
+fn envoy_validates_the_ads_bootstrap() {
+    let bin = envoy_bin();
+    assert!(
+        bin.exists(),
+        "Envoy not found at {} (set ENVOY_BIN or run `make setup`)",
+        bin.display()
+    );
+    let dir = scratch("validate-ads");
+    let mut o = ads_opts();
+    o.admin = SocketAddr::from(([127, 0, 0, 1], 0));
+    let path = dir.join(BOOTSTRAP_FILE);
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&ads_bootstrap(&o)).unwrap(),
+    )
+    .unwrap();
+    let output = Command::new(&bin)
+        .args(["--mode", "validate", "-l", "warn", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "envoy --mode validate rejected {}:\n{}{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,11 +1,15 @@
 //! `miroir-envoy-config render|push`: writes Envoy's bootstrap and the filter's ECDS file from a
-//! topology file.
+//! topology file. `miroir-envoy-config bootstrap`: writes the bootstrap of an Envoy fed by the
+//! control plane over ADS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use miroir_envoy::{filter_config, filter_config_raw, render, write_filter_config, RenderOptions};
+use miroir_envoy::{
+    ads_bootstrap, filter_config, filter_config_raw, render, write_atomically, write_filter_config,
+    AdsBootstrapOptions, RenderOptions, BOOTSTRAP_FILE,
+};
 use miroir_topology::Topology;
 use serde_json::{json, Value};
 
@@ -13,10 +17,13 @@ const USAGE: &str = "\
 usage:
   miroir-envoy-config render --topology FILE --wasm PATH --listen ADDR --admin ADDR --out DIR [--node-timeout-ms N]
   miroir-envoy-config push   --topology FILE --wasm PATH --out DIR [--node-timeout-ms N] [--force]
+  miroir-envoy-config bootstrap --node-id ID --cluster NAME --xds HOST:PORT --admin ADDR [--out DIR]
 
 render  writes DIR/envoy.json and DIR/ecds/miroir-filter.json
 push    rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it
 --force push even an invalid topology (to check that the filter rejects it)
+bootstrap  writes DIR/envoy.json (stdout without --out) for an Envoy that gets its listener,
+           clusters and filter configuration from the control plane's ADS listener (--xds)
 MIROIR_NODE_API_KEY (environment): the key the filter uses for its own metadata lookups
   (`indexes.get` and `settings.get`); without it they use each client's key";
 
@@ -31,6 +38,9 @@ struct Args {
     out: Option<PathBuf>,
     node_timeout_ms: Option<u64>,
     force: bool,
+    node_id: Option<String>,
+    cluster: Option<String>,
+    xds: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -52,6 +62,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--out" => parsed.out = Some(PathBuf::from(value)),
             "--listen" => parsed.listen = Some(addr(value)?),
             "--admin" => parsed.admin = Some(addr(value)?),
+            "--node-id" => parsed.node_id = Some(value.clone()),
+            "--cluster" => parsed.cluster = Some(value.clone()),
+            "--xds" => parsed.xds = Some(value.clone()),
             "--node-timeout-ms" => {
                 let ms = value
                     .parse::<u64>()
@@ -103,6 +116,12 @@ fn read_topology(path: &Path, force: bool) -> Result<Result<Topology, Value>, St
 fn run(argv: &[String]) -> Result<(), String> {
     let (command, rest) = argv.split_first().ok_or("missing command")?;
     let args = parse(rest)?;
+    if command == "bootstrap" {
+        return write_ads_bootstrap(args);
+    }
+    if args.node_id.is_some() || args.cluster.is_some() || args.xds.is_some() {
+        return Err("--node-id, --cluster and --xds are only accepted by bootstrap".into());
+    }
     let out = absolute(&required(args.out, "--out")?)?;
     let wasm_path = absolute(&required(args.wasm, "--wasm")?)?;
     let node_timeout_ms = args.node_timeout_ms.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
@@ -169,6 +188,46 @@ fn run(argv: &[String]) -> Result<(), String> {
         }
         other => Err(format!("unknown command `{other}`")),
     }
+}
+
+fn write_ads_bootstrap(args: Args) -> Result<(), String> {
+    if args.topology.is_some() || args.wasm.is_some() || args.listen.is_some() || args.force {
+        return Err(
+            "bootstrap takes no topology, wasm or listener: the control plane sends them".into(),
+        );
+    }
+    let admin = required(args.admin, "--admin")?;
+    if !admin.ip().is_loopback() {
+        return Err(format!(
+            "--admin {admin}: the admin interface serves secrets; bind it to a loopback address"
+        ));
+    }
+    let xds = required(args.xds, "--xds")?;
+    match xds.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+        _ => return Err(format!("--xds `{xds}`: expected HOST:PORT")),
+    }
+    let opts = AdsBootstrapOptions {
+        node_id: required(args.node_id, "--node-id")?,
+        cluster: required(args.cluster, "--cluster")?,
+        xds,
+        admin,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&ads_bootstrap(&opts)).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    match args.out {
+        Some(dir) => {
+            let dir = absolute(&dir)?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let path = dir.join(BOOTSTRAP_FILE);
+            write_atomically(&path, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!("{}", path.display());
+        }
+        None => print!("{}", String::from_utf8_lossy(&bytes)),
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
