@@ -1,9 +1,21 @@
 //! Miroir's control plane: the one place a fleet of Envoys learns the topology from, and the
 //! owner of cluster-wide state (topology epochs, index registry, task registry).
-//! See docs/control-plane.md.
+//! See docs/control-plane.md; the admin API is described in docs/admin-api.openapi.yaml.
 
+pub mod admin;
+pub mod app;
+pub mod config;
 pub mod error;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod nodes;
+pub mod publisher;
+pub mod routes;
+pub mod server;
 pub mod store;
+pub mod tasks;
+pub mod time;
 
 #[cfg(test)]
 pub(crate) mod testutil;

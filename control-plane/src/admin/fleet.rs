@@ -1,0 +1,165 @@
+//! Fleet routes: readiness, the Envoys and their rollout, the filter binary, metrics.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use super::authorize;
+use crate::app::{rollout_failure, App, WASM_SETTING};
+use crate::config::WasmSpec;
+use crate::error::ApiError;
+
+fn not_ready(reason: String) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "miroir_not_ready",
+        "system",
+        reason,
+    )
+}
+
+/// `GET /_miroir/ready` (no key: for probes): the store answers, a topology exists, and every
+/// connected Envoy acknowledged its epoch.
+pub async fn ready(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    async move {
+        app.store
+            .ping()
+            .await
+            .map_err(|e| not_ready(format!("The store is unreachable: {e}")))?;
+        let topology = app
+            .store
+            .load_topology()
+            .await
+            .map_err(|e| not_ready(format!("The store is unreachable: {e}")))?
+            .ok_or_else(|| not_ready("No topology is stored yet.".into()))?;
+        let fleet = app.publisher.fleet();
+        let behind: Vec<&str> = fleet
+            .envoys
+            .iter()
+            .filter(|e| e.epoch != Some(topology.epoch))
+            .map(|e| e.node_id.as_str())
+            .collect();
+        if !behind.is_empty() {
+            return Err(not_ready(format!(
+                "{} of {} Envoys have not acknowledged topology epoch {}: {}.",
+                behind.len(),
+                fleet.envoys.len(),
+                topology.epoch,
+                behind.join(", ")
+            )));
+        }
+        Ok(Json(json!({
+            "status": "ready",
+            "epoch": topology.epoch,
+            "envoys": fleet.envoys.len(),
+            "leader": app.is_leader(),
+        })))
+    }
+    .instrument(tracing::info_span!("ready"))
+    .await
+}
+
+/// `GET /_miroir/fleet`: the xDS server's view of every Envoy, and the rollout status.
+pub async fn fleet(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    async move {
+        authorize(&app, &headers)?;
+        let epoch = app
+            .store
+            .load_topology()
+            .await
+            .map_err(ApiError::store)?
+            .map(|t| t.epoch);
+        let fleet = app.publisher.fleet();
+        Ok(Json(json!({
+            "epoch": epoch,
+            "servedEpoch": app.publisher.current().map(|c| c.topology.epoch),
+            "leader": app.is_leader(),
+            "fleet": fleet.view,
+            "rollout": app.publisher.rollout_status(),
+        })))
+    }
+    .instrument(tracing::info_span!("fleet"))
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterRequest {
+    wasm: WasmSpec,
+}
+
+/// `PUT /_miroir/filter` `{"wasm": "<path>"}` or `{"wasm": {"uri", "sha256"}}`: upgrades the
+/// filter on every Envoy. Kept in the store once every Envoy took it, so a restart keeps it.
+pub async fn put_filter(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    async move {
+        authorize(&app, &headers)?;
+        let request: FilterRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid("bad_request", format!("Invalid JSON body: {e}")))?;
+        let _guard = app.topology_lock.lock().await;
+        let report = app
+            .set_wasm(request.wasm.clone())
+            .await
+            .map_err(|e| rollout_failure(&e, "The filter binary"))?;
+        let text =
+            serde_json::to_string(&request.wasm).map_err(|e| ApiError::internal(e.to_string()))?;
+        app.store
+            .put_setting(WASM_SETTING, &text)
+            .await
+            .map_err(ApiError::store)?;
+        Ok(Json(json!({"wasm": request.wasm, "rollout": report})))
+    }
+    .instrument(tracing::info_span!("put_filter"))
+    .await
+}
+
+/// `GET /_miroir/indexes`: the index registry.
+pub async fn indexes(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    async move {
+        authorize(&app, &headers)?;
+        let indexes = app.store.list_indexes().await.map_err(ApiError::store)?;
+        Ok(Json(json!({"results": indexes, "total": indexes.len()})))
+    }
+    .instrument(tracing::info_span!("indexes"))
+    .await
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    async move {
+        authorize(&app, &headers)?;
+        app.metrics.leader.set(i64::from(app.is_leader()));
+        app.metrics
+            .envoys
+            .set(app.publisher.fleet().envoys.len() as i64);
+        Ok((
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            app.metrics.render(),
+        )
+            .into_response())
+    }
+    .instrument(tracing::info_span!("metrics"))
+    .await
+}

@@ -1,0 +1,279 @@
+//! The state every handler and background loop shares, and the one way the topology changes:
+//! compare-and-set a new epoch in the store, then roll it out.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use miroir_topology::{ControlPlaneRef, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER};
+use serde_json::Value;
+
+use crate::config::{Config, WasmSpec};
+use crate::error::ApiError;
+use crate::metrics::{labels, Metrics};
+use crate::publisher::{PublishError, PublishErrorKind, Publisher};
+use crate::store::SharedStore;
+
+/// Store setting holding the filter binary set by `PUT /_miroir/filter` (JSON of [`WasmSpec`]).
+pub const WASM_SETTING: &str = "wasm";
+
+pub struct App {
+    pub config: Config,
+    pub store: SharedStore,
+    pub publisher: Arc<dyn Publisher>,
+    pub metrics: Metrics,
+    pub http: reqwest::Client,
+    /// Set by the leader election; background work runs only while it holds.
+    pub leader: Arc<AtomicBool>,
+    /// Client `Authorization` values a node accepted recently, with when.
+    pub auth_cache: Mutex<HashMap<String, Instant>>,
+    /// The last configuration handed to the publisher (acknowledged or not), so a NACKed
+    /// configuration is not retried in a loop.
+    pub last_rollout: Mutex<Option<PluginConfig>>,
+    pub last_wasm: Mutex<Option<WasmSpec>>,
+    /// Serializes this replica's own topology changes (the store's compare-and-set covers the
+    /// other replicas).
+    pub topology_lock: tokio::sync::Mutex<()>,
+}
+
+/// A topology change that was stored, and how its rollout went.
+pub struct Change {
+    pub topology: Topology,
+    pub rollout: Result<Value, PublishError>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl App {
+    pub fn new(config: Config, store: SharedStore, publisher: Arc<dyn Publisher>) -> Arc<App> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.node_timeout_ms.min(5_000)))
+            .build()
+            .unwrap_or_default();
+        Arc::new(App {
+            config,
+            store,
+            publisher,
+            metrics: Metrics::new(),
+            http,
+            leader: Arc::new(AtomicBool::new(false)),
+            auth_cache: Mutex::new(HashMap::new()),
+            last_rollout: Mutex::new(None),
+            last_wasm: Mutex::new(None),
+            topology_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    pub fn node_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.node_timeout_ms)
+    }
+
+    fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.rollout_ack_timeout_ms)
+    }
+
+    /// The filter's configuration for `topology`. Deterministic: the same stored topology and
+    /// config give the same PluginConfig, hence the same xDS versions after a restart.
+    pub fn plugin_config(&self, topology: &Topology) -> PluginConfig {
+        let mut config = PluginConfig::new(topology.clone());
+        config.node_timeout_ms = self.config.node_timeout_ms;
+        config.node_api_key = self.config.node_api_key.clone();
+        config.control_plane = Some(ControlPlaneRef {
+            cluster: CONTROL_PLANE_CLUSTER.to_string(),
+            authority: self.config.http_advertise(),
+            token: self.config.filter_token.clone().unwrap_or_default(),
+            timeout_ms: self.config.control_plane_timeout_ms,
+        });
+        config
+    }
+
+    pub fn observe_topology(&self, topology: &Topology) {
+        self.metrics.topology_epoch.set(topology.epoch as i64);
+        let active = topology
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Active)
+            .count();
+        let failed = topology.nodes.len() - active;
+        self.metrics
+            .nodes
+            .get_or_create(&labels(&[("state", "active")]))
+            .set(active as i64);
+        self.metrics
+            .nodes
+            .get_or_create(&labels(&[("state", "failed")]))
+            .set(failed as i64);
+    }
+
+    /// Rolls `topology` out and records the outcome in the metrics.
+    pub async fn rollout(&self, topology: &Topology) -> Result<Value, PublishError> {
+        let config = self.plugin_config(topology);
+        *lock(&self.last_rollout) = Some(config.clone());
+        let result = self.publisher.rollout(config, self.ack_timeout()).await;
+        self.count_rollout(&result);
+        match &result {
+            Ok(_) => tracing::info!(epoch = topology.epoch, "topology rolled out"),
+            Err(e) => tracing::warn!(epoch = topology.epoch, error = %e, "rollout incomplete"),
+        }
+        result
+    }
+
+    pub async fn set_wasm(&self, wasm: WasmSpec) -> Result<Value, PublishError> {
+        *lock(&self.last_wasm) = Some(wasm.clone());
+        let result = self.publisher.set_wasm(wasm, self.ack_timeout()).await;
+        self.count_rollout(&result);
+        result
+    }
+
+    fn count_rollout(&self, result: &Result<Value, PublishError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => match e.kind {
+                PublishErrorKind::Nack => "nack",
+                PublishErrorKind::Timeout => "timeout",
+                PublishErrorKind::Invalid => "invalid",
+            },
+        };
+        if outcome == "nack" {
+            self.metrics.rollout_nacks.inc();
+        }
+        self.metrics
+            .rollouts
+            .get_or_create(&labels(&[("result", outcome)]))
+            .inc();
+    }
+
+    /// Makes this replica's xDS server serve what the store holds: at startup (no epoch bump,
+    /// the stored topology as is), and when another replica changed it. A configuration already
+    /// handed over is not handed over again, NACKed or not.
+    pub async fn sync_from_store(&self) -> Result<(), ApiError> {
+        let _guard = self.topology_lock.lock().await;
+        if let Some(stored) = self
+            .store
+            .get_setting(WASM_SETTING)
+            .await
+            .map_err(ApiError::store)?
+        {
+            if let Ok(wasm) = serde_json::from_str::<WasmSpec>(&stored) {
+                let known = lock(&self.last_wasm).clone();
+                if known.as_ref() != Some(&wasm) {
+                    if let Err(e) = self.set_wasm(wasm).await {
+                        tracing::warn!(error = %e, "filter binary from the store not rolled out");
+                    }
+                }
+            }
+        }
+        let Some(topology) = self.store.load_topology().await.map_err(ApiError::store)? else {
+            return Ok(());
+        };
+        self.observe_topology(&topology);
+        let wanted = self.plugin_config(&topology);
+        let handed = lock(&self.last_rollout).clone();
+        if handed.as_ref() != Some(&wanted) {
+            let _ = self.rollout(&topology).await;
+        }
+        Ok(())
+    }
+
+    /// Derives the next topology from the stored one with `change`, stores it as epoch + 1 if
+    /// no one else changed it meanwhile, and rolls it out.
+    pub async fn change_topology(
+        &self,
+        change: impl FnOnce(&Topology) -> Result<Topology, ApiError>,
+    ) -> Result<Change, ApiError> {
+        let _guard = self.topology_lock.lock().await;
+        let current = self
+            .store
+            .load_topology()
+            .await
+            .map_err(ApiError::store)?
+            .ok_or_else(no_topology)?;
+        let mut next = change(&current)?;
+        next.epoch = current.epoch + 1;
+        next.validate().map_err(|e| {
+            ApiError::invalid("miroir_invalid_topology", format!("Invalid topology: {e}"))
+        })?;
+        let stored = self
+            .store
+            .cas_topology(Some(current.epoch), &next)
+            .await
+            .map_err(ApiError::store)?;
+        if !stored {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "miroir_topology_conflict",
+                "invalid_request",
+                format!(
+                    "The topology changed since epoch {} was read (another control-plane replica). Retry the request.",
+                    current.epoch
+                ),
+            ));
+        }
+        self.observe_topology(&next);
+        tracing::info!(epoch = next.epoch, "topology stored");
+        let rollout = self.rollout(&next).await;
+        Ok(Change {
+            topology: next,
+            rollout,
+        })
+    }
+}
+
+pub fn no_topology() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "miroir_no_topology",
+        "invalid_request",
+        "No topology is stored yet: start the control plane with an initial `topology` in its configuration.",
+    )
+}
+
+/// Answers a rollout failure: 409 when an Envoy rejected the configuration (with Envoy's
+/// message), 502 when it could not be completed.
+pub fn rollout_failure(e: &PublishError, what: &str) -> ApiError {
+    match e.kind {
+        PublishErrorKind::Nack => ApiError::new(
+            StatusCode::CONFLICT,
+            "miroir_rollout_rejected",
+            "invalid_request",
+            format!("{what} was rejected by an Envoy: {}", e.message),
+        ),
+        PublishErrorKind::Timeout => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "miroir_rollout_incomplete",
+            "system",
+            format!(
+                "{what} was not acknowledged by every Envoy in time: {}",
+                e.message
+            ),
+        ),
+        PublishErrorKind::Invalid => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "miroir_rollout_invalid",
+            "system",
+            format!(
+                "{what} could not be turned into Envoy resources: {}",
+                e.message
+            ),
+        ),
+    }
+}
+
+/// Stops the loop as soon as shutdown is signalled, else after `period`.
+pub async fn pause(shutdown: &mut tokio::sync::watch::Receiver<bool>, period: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => !*shutdown.borrow(),
+        _ = shutdown.changed() => false,
+    }
+}

@@ -1,0 +1,104 @@
+//! Prometheus metrics (`GET /metrics`, text format).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub topology_epoch: Gauge,
+    /// `state`: active, failed, draining.
+    pub nodes: Family<Labels, Gauge>,
+    /// `node`, `result`: ok, fail.
+    pub health_checks: Family<Labels, Counter>,
+    pub tasks_registered: Counter,
+    pub uid_leases: Counter,
+    pub uids_leased: Counter,
+    /// `result`: ok, nack, timeout, invalid.
+    pub rollouts: Family<Labels, Counter>,
+    pub rollout_nacks: Counter,
+    pub leader: Gauge,
+    pub envoys: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("miroir");
+        let m = Metrics {
+            registry: Registry::default(),
+            topology_epoch: Gauge::default(),
+            nodes: Family::default(),
+            health_checks: Family::default(),
+            tasks_registered: Counter::default(),
+            uid_leases: Counter::default(),
+            uids_leased: Counter::default(),
+            rollouts: Family::default(),
+            rollout_nacks: Counter::default(),
+            leader: Gauge::default(),
+            envoys: Gauge::default(),
+        };
+        registry.register(
+            "topology_epoch",
+            "Epoch of the stored topology",
+            m.topology_epoch.clone(),
+        );
+        registry.register("nodes", "Nodes by state", m.nodes.clone());
+        registry.register(
+            "health_checks",
+            "Health checks of the nodes by result",
+            m.health_checks.clone(),
+        );
+        registry.register(
+            "tasks_registered",
+            "Tasks registered in the task registry",
+            m.tasks_registered.clone(),
+        );
+        registry.register(
+            "uid_leases",
+            "Uid leases issued to Envoys",
+            m.uid_leases.clone(),
+        );
+        registry.register(
+            "uids_leased",
+            "Task uids reserved by leases",
+            m.uids_leased.clone(),
+        );
+        registry.register("rollouts", "Rollouts by result", m.rollouts.clone());
+        registry.register(
+            "rollout_nacks",
+            "Rollouts an Envoy rejected",
+            m.rollout_nacks.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica runs the background work",
+            m.leader.clone(),
+        );
+        registry.register("envoys", "Connected Envoys", m.envoys.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,139 @@
+//! Calls from the control plane to Meilisearch nodes: health, task reads, task cancelation and
+//! deletion, and a client key's check.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::error::Relayed;
+
+/// Most uids per `GET /tasks?uids=` call: keeps the query string far below URL limits.
+const UIDS_PER_CALL: usize = 100;
+
+#[derive(Debug)]
+pub enum NodeError {
+    /// The node answered with this status and body (relayed unchanged for 4xx).
+    Status(Relayed),
+    /// No usable answer: connection refused, reset, timeout, 5xx, unparsable body.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Status(r) => write!(f, "answered {}", r.status),
+            NodeError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+fn url(address: &str, path_and_query: &str) -> String {
+    format!("http://{address}{path_and_query}")
+}
+
+fn join(uids: &[u64]) -> String {
+    uids.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn send(
+    request: reqwest::RequestBuilder,
+    authorization: Option<&str>,
+    timeout: Duration,
+) -> Result<Value, NodeError> {
+    let request = match authorization {
+        Some(a) => request.header("authorization", a),
+        None => request,
+    };
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+    if status.is_client_error() {
+        return Err(NodeError::Status(Relayed {
+            status,
+            bytes: bytes.to_vec(),
+            content_type,
+        }));
+    }
+    if !status.is_success() {
+        return Err(NodeError::Unavailable(format!("answered {status}")));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| NodeError::Unavailable(format!("bad JSON: {e}")))
+}
+
+/// `GET /health` answers 200 `{"status":"available"}`.
+pub async fn healthy(http: &reqwest::Client, address: &str, timeout: Duration) -> bool {
+    match send(http.get(url(address, "/health")), None, timeout).await {
+        Ok(body) => body.get("status").and_then(Value::as_str) == Some("available"),
+        Err(_) => false,
+    }
+}
+
+/// The node's task objects for `uids` (those it still has).
+pub async fn tasks(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    uids: &[u64],
+    timeout: Duration,
+) -> Result<Vec<Value>, NodeError> {
+    let mut out = Vec::new();
+    for chunk in uids.chunks(UIDS_PER_CALL) {
+        let path = format!("/tasks?uids={}&limit={}", join(chunk), chunk.len());
+        let body = send(http.get(url(address, &path)), authorization, timeout).await?;
+        if let Some(Value::Array(results)) = body.get("results") {
+            out.extend(results.iter().cloned());
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /tasks/cancel?uids=..` or `DELETE /tasks?uids=..` on one node, with the client's key
+/// (the node decides whether that key may). Returns the node's summarized task.
+pub async fn cancel_or_delete(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    delete: bool,
+    uids: &[u64],
+    timeout: Duration,
+) -> Result<Value, NodeError> {
+    let request = if delete {
+        http.delete(url(address, &format!("/tasks?uids={}", join(uids))))
+    } else {
+        http.post(url(address, &format!("/tasks/cancel?uids={}", join(uids))))
+    };
+    send(request, authorization, timeout).await
+}
+
+/// Whether the node accepts `authorization` for reading tasks (`GET /tasks?limit=1`).
+pub async fn check_key(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    timeout: Duration,
+) -> Result<(), NodeError> {
+    send(
+        http.get(url(address, "/tasks?limit=1")),
+        authorization,
+        timeout,
+    )
+    .await
+    .map(|_| ())
+}

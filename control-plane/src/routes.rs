@@ -1,0 +1,41 @@
+//! Every HTTP route of the control plane's listener.
+
+use std::sync::Arc;
+
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+
+use crate::admin::{fleet, topology};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::tasks::routes as tasks;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/_miroir/ready", get(fleet::ready))
+        .route("/_miroir/topology", get(topology::get_topology))
+        .route("/_miroir/shards", get(topology::get_shards))
+        .route("/_miroir/fleet", get(fleet::fleet))
+        .route("/_miroir/indexes", get(fleet::indexes))
+        .route("/_miroir/nodes", post(topology::add_node))
+        .route("/_miroir/nodes/{id}", delete(topology::remove_node))
+        .route("/_miroir/nodes/{id}/drain", post(topology::drain_node))
+        .route("/_miroir/filter", put(fleet::put_filter))
+        .route("/_miroir/internal/tasks", post(tasks::register_task))
+        .route("/_miroir/internal/uid-leases", post(tasks::lease_uids))
+        .route("/metrics", get(fleet::metrics))
+        .route("/tasks", get(tasks::list_tasks).delete(tasks::delete_tasks))
+        .route("/tasks/cancel", post(tasks::cancel_tasks))
+        .route("/tasks/{uid}", get(tasks::get_task))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "miroir_not_found",
+        "invalid_request",
+        "This route does not exist on the control plane.",
+    )
+}

@@ -1,0 +1,287 @@
+//! The task registry: uid allocation and leases, registrations from the filter, and each task's
+//! Meilisearch object computed from its node tasks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::http::StatusCode;
+use miroir_topology::tasks::{aggregate, is_terminal, Registered, TaskRegistration, UidLease};
+use miroir_topology::Topology;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::nodes;
+use crate::store::{IndexEntry, StoredTask, MAX_LEASE};
+use crate::time;
+
+/// Pending tasks a read refreshes synchronously before answering; past this, a list is answered
+/// from what the poller last saw (it is about to catch up anyway).
+pub const SYNC_REFRESH_LIMIT: usize = 1_000;
+
+fn node_key(node: &str, uid: u64) -> String {
+    format!("{node}/{uid}")
+}
+
+/// The Meilisearch task object of `task` from its cached node objects. A node task not read yet
+/// counts as enqueued, so a task is never finished before every node task is.
+pub fn view(task: &StoredTask) -> (Value, bool) {
+    let record = &task.record;
+    if record.node_tasks.is_empty() {
+        // Nothing to wait for (e.g. a cancelation that matched no task): done when registered.
+        let mut object = aggregate(task.uid, record, &[]);
+        object["status"] = json!("succeeded");
+        object["enqueuedAt"] = json!(task.registered_at);
+        object["startedAt"] = json!(task.registered_at);
+        object["finishedAt"] = json!(task.registered_at);
+        object["duration"] = json!("PT0S");
+        return (object, true);
+    }
+    let pairs: Vec<(String, Value)> = record
+        .node_tasks
+        .iter()
+        .map(|nt| {
+            let object = task
+                .node_objects
+                .get(&node_key(&nt.node, nt.task_uid))
+                .cloned()
+                .unwrap_or_else(|| json!({"status": "enqueued"}));
+            (nt.node.clone(), object)
+        })
+        .collect();
+    let mut object = aggregate(task.uid, record, &pairs);
+    if object.get("enqueuedAt").is_none_or(Value::is_null) {
+        object["enqueuedAt"] = json!(task.registered_at);
+    }
+    let terminal = object
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(is_terminal);
+    (object, terminal)
+}
+
+fn node_terminal(object: Option<&Value>) -> bool {
+    object
+        .and_then(|o| o.get("status"))
+        .and_then(Value::as_str)
+        .is_some_and(is_terminal)
+}
+
+/// `POST /_miroir/internal/uid-leases`.
+pub async fn lease(app: &App, envoy: &str, count: u32) -> Result<UidLease, ApiError> {
+    if envoy.is_empty() {
+        return Err(ApiError::invalid(
+            "bad_request",
+            "`envoy` must name the Envoy the lease is for.",
+        ));
+    }
+    if count == 0 || count > MAX_LEASE {
+        return Err(ApiError::invalid(
+            "bad_request",
+            format!("`count` must be between 1 and {MAX_LEASE}."),
+        ));
+    }
+    let lease = app
+        .store
+        .lease_uids(envoy, count)
+        .await
+        .map_err(ApiError::store)?;
+    app.metrics.uid_leases.inc();
+    app.metrics.uids_leased.inc_by(u64::from(count));
+    tracing::info!(envoy, first = lease.first, last = lease.last, "uids leased");
+    Ok(UidLease {
+        first: lease.first,
+        last: lease.last,
+    })
+}
+
+/// `POST /_miroir/internal/tasks`: a fresh uid, or the leased uid the filter already answered
+/// with (idempotent: the same registration twice gives the same answer).
+pub async fn register(app: &App, registration: TaskRegistration) -> Result<Registered, ApiError> {
+    let uid = match registration.task_uid {
+        Some(uid) => {
+            let leases = app.store.leases().await.map_err(ApiError::store)?;
+            if !leases.iter().any(|l| l.contains(uid)) {
+                return Err(ApiError::invalid(
+                    "miroir_invalid_task_uid",
+                    format!(
+                        "Task uid `{uid}` is not in any uid lease issued by the control plane."
+                    ),
+                ));
+            }
+            uid
+        }
+        None => app.store.next_uid().await.map_err(ApiError::store)?,
+    };
+    let mut task = StoredTask {
+        uid,
+        record: registration.record,
+        registered_at: time::now(),
+        node_objects: BTreeMap::new(),
+        task: Value::Null,
+        terminal: false,
+    };
+    (task.task, task.terminal) = view(&task);
+    if !app
+        .store
+        .insert_task(&task)
+        .await
+        .map_err(ApiError::store)?
+    {
+        let existing = app.store.get_task(uid).await.map_err(ApiError::store)?;
+        return match existing {
+            Some(e) if e.record == task.record => Ok(Registered { task_uid: uid }),
+            _ => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "miroir_task_uid_conflict",
+                "invalid_request",
+                format!("Task `{uid}` is already registered with another record."),
+            )),
+        };
+    }
+    app.metrics.tasks_registered.inc();
+    record_index(app, &task).await;
+    Ok(Registered { task_uid: uid })
+}
+
+/// Keeps the index registry in step with the index lifecycle the filter reports.
+async fn record_index(app: &App, task: &StoredTask) {
+    let Some(index) = task.record.index_uid.as_deref() else {
+        return;
+    };
+    let result = match task.record.kind.as_str() {
+        "indexCreation" | "documentAdditionOrUpdate" => match app.store.get_index(index).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                let shards = match app.store.load_topology().await {
+                    Ok(Some(t)) => t.shards,
+                    _ => 0,
+                };
+                let primary_key = task
+                    .record
+                    .details
+                    .get("primaryKey")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                app.store
+                    .put_index(&IndexEntry {
+                        uid: index.to_string(),
+                        primary_key,
+                        shards,
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        "indexDeletion" => app.store.delete_index(index).await.map(|_| ()),
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(index, error = %e, "index registry not updated");
+    }
+}
+
+/// Reads the unfinished node tasks of `tasks` from their nodes (batched per node) and stores
+/// what changed. A node that cannot be reached keeps its last answer. `authorization` is used
+/// when no node key is configured.
+pub async fn refresh(
+    app: &App,
+    tasks: Vec<StoredTask>,
+    authorization: Option<&str>,
+) -> Result<Vec<StoredTask>, ApiError> {
+    let wanted: Vec<&StoredTask> = tasks.iter().filter(|t| !t.terminal).collect();
+    if wanted.is_empty() {
+        return Ok(tasks);
+    }
+    let topology = app
+        .store
+        .load_topology()
+        .await
+        .map_err(ApiError::store)?
+        .unwrap_or(Topology {
+            epoch: 0,
+            shards: 0,
+            replication_factor: 0,
+            nodes: vec![],
+        });
+    let mut per_node: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for task in &wanted {
+        for nt in &task.record.node_tasks {
+            if !node_terminal(task.node_objects.get(&node_key(&nt.node, nt.task_uid))) {
+                per_node
+                    .entry(nt.node.clone())
+                    .or_default()
+                    .push(nt.task_uid);
+            }
+        }
+    }
+    let key = app
+        .config
+        .node_api_key
+        .as_ref()
+        .map(|k| format!("Bearer {k}"))
+        .or_else(|| authorization.map(str::to_string));
+    let mut calls = tokio::task::JoinSet::new();
+    for (node, mut uids) in per_node {
+        let Some(address) = topology.node(&node).map(|n| n.address.clone()) else {
+            continue; // removed from the topology: its last answer stands
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        let (http, key, timeout) = (app.http.clone(), key.clone(), app.node_timeout());
+        calls.spawn(async move {
+            let got = nodes::tasks(&http, &address, key.as_deref(), &uids, timeout).await;
+            (node, got)
+        });
+    }
+    let mut fresh: HashMap<String, Value> = HashMap::new();
+    while let Some(joined) = calls.join_next().await {
+        let Ok((node, got)) = joined else { continue };
+        match got {
+            Ok(objects) => {
+                for object in objects {
+                    if let Some(uid) = object.get("uid").and_then(Value::as_u64) {
+                        fresh.insert(node_key(&node, uid), object);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(node, error = %e, "node tasks not read"),
+        }
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for mut task in tasks {
+        if !task.terminal {
+            let mut changed = false;
+            for nt in &task.record.node_tasks {
+                let k = node_key(&nt.node, nt.task_uid);
+                if let Some(object) = fresh.get(&k) {
+                    if task.node_objects.get(&k) != Some(object) {
+                        task.node_objects.insert(k, object.clone());
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                (task.task, task.terminal) = view(&task);
+                app.store
+                    .update_task(&task)
+                    .await
+                    .map_err(ApiError::store)?;
+            }
+        }
+        out.push(task);
+    }
+    Ok(out)
+}
+
+/// One round of the leader's poller: every unfinished task.
+pub async fn poll_pending(app: &App) -> Result<usize, ApiError> {
+    let pending = app.store.pending_tasks().await.map_err(ApiError::store)?;
+    let mut tasks = Vec::with_capacity(pending.len());
+    for uid in &pending {
+        if let Some(t) = app.store.get_task(*uid).await.map_err(ApiError::store)? {
+            tasks.push(t);
+        }
+    }
+    let refreshed = refresh(app, tasks, None).await?;
+    Ok(refreshed.iter().filter(|t| t.terminal).count())
+}
