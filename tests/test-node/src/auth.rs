@@ -77,6 +77,8 @@ pub fn route_action(method: &Method, path: &str) -> Option<(&'static str, Option
     let m = method.as_str();
     let action = match (m, segments.as_slice()) {
         ("GET", ["version"]) => "version",
+        ("GET", ["experimental-features"]) => "experimental.get",
+        ("PATCH", ["experimental-features"]) => "experimental.update",
         ("GET", ["stats"]) => "stats.get",
         ("GET", ["tasks"]) | ("GET", ["tasks", _]) => "tasks.get",
         ("POST", ["tasks", "cancel"]) => "tasks.cancel",
@@ -102,7 +104,11 @@ pub fn route_action(method: &Method, path: &str) -> Option<(&'static str, Option
                 ("POST", ["documents", "delete-batch"]) | ("POST", ["documents", "delete"]) => {
                     "documents.delete"
                 }
-                ("GET", ["search"]) | ("POST", ["search"]) | ("POST", ["facet-search"]) => "search",
+                ("GET", ["search"])
+                | ("POST", ["search"])
+                | ("POST", ["facet-search"])
+                | ("GET", ["similar"])
+                | ("POST", ["similar"]) => "search",
                 ("GET", ["settings"]) | ("GET", ["settings", _]) => "settings.get",
                 (_, ["settings"]) | (_, ["settings", _]) => "settings.update",
                 ("POST", ["fields"]) => "fields.post",

@@ -973,12 +973,15 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
     Ok(Value::Object(out))
 }
 
+/// `facetDistribution` and `facetStats`.
+pub type Facets = (Map<String, Value>, Map<String, Value>);
+
 /// `facetDistribution` and `facetStats` of some documents.
 pub fn facets_of(
     index: &Index,
     requested: &[String],
     docs: &[&Document],
-) -> Result<(Map<String, Value>, Map<String, Value>), MeiliError> {
+) -> Result<Facets, MeiliError> {
     let names = facet_names(index, requested, docs)?;
     Ok(facets(index, &names, docs))
 }

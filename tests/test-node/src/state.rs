@@ -176,6 +176,8 @@ pub struct AppState {
     pub master_key: Option<String>,
     /// API keys, oldest first; only used with a master key.
     keys: Mutex<Vec<crate::keys::ApiKey>>,
+    /// `/experimental-features`.
+    features: Mutex<Map<String, Value>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -191,7 +193,17 @@ impl AppState {
                 Vec::new()
             }),
             master_key,
+            features: Mutex::new(crate::features::defaults()),
         })
+    }
+
+    pub fn features(&self) -> MutexGuard<'_, Map<String, Value>> {
+        self.features.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the `network` experimental feature is on.
+    pub fn network_enabled(&self) -> bool {
+        self.features().get("network") == Some(&Value::Bool(true))
     }
 
     /// A panic while holding the lock must not take the whole node down with poisoned-lock

@@ -5,6 +5,7 @@ mod indexes;
 mod keys;
 mod search;
 mod settings;
+mod similar;
 mod stats;
 mod tasks;
 
@@ -27,6 +28,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{task_uid}", get(tasks::get_one))
         .route("/multi-search", post(search::multi_search))
+        .route(
+            "/experimental-features",
+            get(search::features_get).patch(search::features_patch),
+        )
         .route("/keys", get(keys::list).post(keys::create))
         .route(
             "/keys/{key}",
@@ -65,6 +70,10 @@ pub fn router(state: SharedState) -> Router {
             get(search::search_get).post(search::search_post),
         )
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
+        .route(
+            "/indexes/{uid}/similar",
+            get(similar::similar_get).post(similar::similar_post),
+        )
         .route(
             "/indexes/{uid}/settings",
             get(settings::get_all)

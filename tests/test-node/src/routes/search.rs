@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::{json_body, ok, validate_index_uid};
 use crate::auth::Access;
 use crate::error::{MeiliError, Result};
+use crate::federation::{federated_search, FederatedQuery, Federation, FederationOptions};
 use crate::params;
 use crate::search::{
     facet_search as run_facet_search, search, FacetSearchQuery, SearchQuery, FIELDS,
@@ -51,8 +52,9 @@ pub async fn search_get(
     Ok(ok(run(&state, &uid, &SearchQuery::from_query(&q)?)?))
 }
 
-/// Non-federated multi-search: each query runs on its own; the first error aborts the request
-/// with ``Inside `.queries[i]`: `` prepended (and a missing index is a 400 here).
+/// `POST /multi-search`. Without `federation`, each query runs on its own and the first error
+/// aborts the request with ``Inside `.queries[i]`: `` prepended (a missing index is a 400 here);
+/// with it, the queries are merged into one list (see [`crate::federation`]).
 pub async fn multi_search(
     State(state): State<SharedState>,
     access: Option<Extension<Access>>,
@@ -61,21 +63,25 @@ pub async fn multi_search(
 ) -> Result<Response> {
     let body = json_body(&headers, &body)?;
     let map = params::object(&body, &["queries", "federation"])?;
-    if map.get("federation").is_some_and(|f| !f.is_null()) {
-        return Err(MeiliError::invalid(
-            "invalid_multi_search_federated",
-            "Federated multi-search is not supported by the miroir test node.",
-        ));
-    }
-    let Some(Value::Array(queries)) = map.get("queries") else {
-        return Err(MeiliError::invalid(
-            "missing_multi_search_queries",
-            "Missing field `queries`",
-        ));
+    let queries = match map.get("queries") {
+        Some(Value::Array(queries)) => queries,
+        None => return Err(MeiliError::bad_request("Missing field `queries`")),
+        Some(other) => {
+            return Err(params::type_error(
+                "bad_request",
+                ".queries",
+                "an array",
+                other,
+            ))
+        }
+    };
+    let federation = match map.get("federation") {
+        None | Some(Value::Null) => None,
+        Some(f) => Some(Federation::from_json(f)?),
     };
     let mut fields: Vec<&str> = vec!["indexUid", "federationOptions"];
     fields.extend_from_slice(FIELDS);
-    let mut results = Vec::new();
+    let mut parsed = Vec::new();
     for (i, query) in queries.iter().enumerate() {
         let wrap = |e: MeiliError| {
             MeiliError::invalid(e.code, format!("Inside `.queries[{i}]`: {}", e.message))
@@ -83,17 +89,35 @@ pub async fn multi_search(
         let obj = params::object(query, &fields).map_err(wrap)?;
         let uid = match obj.get("indexUid") {
             Some(Value::String(s)) => s.clone(),
-            _ => {
-                return Err(wrap(MeiliError::invalid(
+            None => {
+                return Err(MeiliError::invalid(
                     "missing_index_uid",
-                    "Missing field `indexUid`",
-                )))
+                    format!("Missing field `indexUid` inside `.queries[{i}]`"),
+                ))
             }
+            Some(other) => {
+                return Err(params::type_error(
+                    "invalid_index_uid",
+                    &format!(".queries[{i}].indexUid"),
+                    "a string",
+                    other,
+                ))
+            }
+        };
+        validate_index_uid(&uid).map_err(|e| {
+            MeiliError::invalid(
+                e.code,
+                format!("Invalid value at `.queries[{i}].indexUid`: {}", e.message),
+            )
+        })?;
+        let options = match obj.get("federationOptions") {
+            None | Some(Value::Null) => None,
+            Some(o) => Some(FederationOptions::from_json(o, i)?),
         };
         let mut rest: Map<String, Value> = obj.clone();
         rest.remove("indexUid");
         rest.remove("federationOptions");
-        let parsed = SearchQuery::from_body(&Value::Object(rest)).map_err(wrap)?;
+        let query = SearchQuery::from_body(&Value::Object(rest)).map_err(wrap)?;
         if access
             .as_ref()
             .is_some_and(|Extension(a)| !a.is_index_authorized(&uid))
@@ -104,7 +128,44 @@ pub async fn multi_search(
                 format!("Inside `.queries[{i}]`: The provided API key is invalid."),
             ));
         }
-        let result = run(&state, &uid, &parsed).map_err(wrap)?;
+        parsed.push((uid, query, options));
+    }
+
+    if let Some(federation) = federation {
+        let queries: Vec<FederatedQuery> = parsed
+            .into_iter()
+            .map(|(index_uid, query, options)| FederatedQuery {
+                index_uid,
+                query,
+                options: options.unwrap_or(FederationOptions {
+                    weight: 1.0,
+                    remote: None,
+                    query_position: None,
+                }),
+            })
+            .collect();
+        let network = state.network_enabled();
+        let store = state.lock();
+        return Ok(ok(federated_search(
+            &store,
+            &queries,
+            &federation,
+            network,
+        )?));
+    }
+
+    if let Some(i) = parsed.iter().position(|(_, _, o)| o.is_some()) {
+        return Err(MeiliError::invalid(
+            "invalid_multi_search_federation_options",
+            format!("Using `federationOptions` is not allowed in a non-federated search.\n - Hint: remove `federationOptions` from query #{i} or add `federation` to the request."),
+        ));
+    }
+    let mut results = Vec::new();
+    for (i, (uid, query, _)) in parsed.iter().enumerate() {
+        let wrap = |e: MeiliError| {
+            MeiliError::invalid(e.code, format!("Inside `.queries[{i}]`: {}", e.message))
+        };
+        let result = run(&state, uid, query).map_err(wrap)?;
         let mut entry = Map::new();
         entry.insert("indexUid".into(), json!(uid));
         if let Value::Object(r) = result {
@@ -113,4 +174,21 @@ pub async fn multi_search(
         results.push(Value::Object(entry));
     }
     Ok(ok(json!({"results": results})))
+}
+
+/// `GET /experimental-features`.
+pub async fn features_get(State(state): State<SharedState>) -> Response {
+    ok(Value::Object(state.features().clone()))
+}
+
+/// `PATCH /experimental-features`: applied at once, answered with every flag.
+pub async fn features_patch(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let body = json_body(&headers, &body)?;
+    let mut features = state.features();
+    crate::features::patch(&mut features, &body)?;
+    Ok(ok(Value::Object(features.clone())))
 }
