@@ -17,9 +17,10 @@ use crate::ops::delete;
 use crate::ops::keys::Everywhere;
 use crate::ops::multi_search::MultiSearch;
 use crate::ops::read::{FirstAnswer, ReadAll};
+use crate::ops::register::{Pending, Registration};
 use crate::ops::routed::RoutedWrite;
 use crate::ops::scatter::Scatter;
-use crate::ops::task_read::TaskRead;
+use crate::ops::task_read::{TaskForward, TaskRead};
 use crate::ops::write::Write;
 use crate::request::Request;
 use crate::route::{route, Route};
@@ -42,6 +43,8 @@ enum State {
     FirstAnswer(FirstAnswer),
     Everywhere(Everywhere),
     TaskRead(TaskRead),
+    TaskForward(TaskForward),
+    Register(Registration),
 }
 
 impl Exchange {
@@ -77,6 +80,8 @@ impl Exchange {
             State::Everywhere(op) => op.on_reply(token, reply),
             State::Search(op) => op.on_reply(&self.ctx, token, reply, host),
             State::TaskRead(op) => op.on_reply(token, reply),
+            State::TaskForward(op) => op.on_reply(&self.ctx, token, reply, host),
+            State::Register(op) => op.on_reply(token, reply, host),
         };
         self.settle(step, host);
     }
@@ -89,6 +94,15 @@ impl Exchange {
         let ctx = &self.ctx;
         let route = route(&ctx.request.method, &ctx.request.path);
         host.count(route_metric(&route), 1);
+        if makes_task(&route) && !can_track_tasks(ctx, host) {
+            return Step::Answer(
+                MeiliError::unavailable(
+                    "miroir_control_plane_unavailable",
+                    "The control plane, which gives writes their task uid, is unreachable, and this Envoy has no uid left to give. Nothing was written.",
+                )
+                .into(),
+            );
+        }
         let (state, step) = match route {
             Route::Health => (
                 State::Answered,
@@ -163,8 +177,14 @@ impl Exchange {
                 State::Everywhere,
             ),
             Route::ReadAll(kind) => wrap(ReadAll::start(ctx, kind, host), State::ReadAll),
-            Route::GetTask { uid } => started(TaskRead::start(ctx, &uid, host), State::TaskRead),
-            Route::Unsupported => (
+            Route::GetTask { uid } => match &ctx.config.control_plane {
+                Some(_) => wrap(TaskForward::start(ctx, Some(uid), host), State::TaskForward),
+                None => started(TaskRead::start(ctx, &uid, host), State::TaskRead),
+            },
+            Route::Tasks if ctx.config.control_plane.is_some() => {
+                wrap(TaskForward::start(ctx, None, host), State::TaskForward)
+            }
+            Route::Tasks | Route::Unsupported => (
                 State::Answered,
                 Step::Answer(
                     MeiliError::not_supported(&ctx.request.method, &ctx.request.path).into(),
@@ -176,7 +196,15 @@ impl Exchange {
     }
 
     fn settle(&mut self, step: Step, host: &mut dyn Host) {
-        let Step::Answer(answer) = step else { return };
+        let answer = match step {
+            Step::Wait => return,
+            Step::Register(pending) => {
+                let (registration, step) = Registration::start(&self.ctx, *pending, host);
+                self.state = State::Register(registration);
+                return self.settle(step, host);
+            }
+            Step::Answer(answer) => answer,
+        };
         self.state = State::Answered;
         let epoch = self.ctx.config.topology.epoch.to_string();
         let mut headers = vec![
@@ -191,9 +219,11 @@ impl Exchange {
     }
 }
 
-pub enum Step {
+pub(crate) enum Step {
     Wait,
     Answer(Answer),
+    /// The write reached its nodes; its task needs a uid before the client is answered.
+    Register(Box<Pending>),
 }
 
 impl From<Progress> for Step {
@@ -222,6 +252,27 @@ fn started<T>(
     }
 }
 
+/// Whether the request, once it reached the nodes, is answered with a task.
+fn makes_task(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::AddDocuments { .. }
+            | Route::DeleteDocument { .. }
+            | Route::DeleteDocuments { .. }
+            | Route::CreateIndex
+            | Route::Broadcast { .. }
+            | Route::Settings { .. }
+    )
+}
+
+/// A write is only sent to nodes if its task can be given a uid: by the control plane, or, while
+/// it is known to be unreachable, from this Envoy's leased uids.
+fn can_track_tasks(ctx: &Ctx, host: &dyn Host) -> bool {
+    ctx.config.control_plane.is_none()
+        || !crate::tasks::control_plane_unreachable(host)
+        || crate::tasks::leased_remaining(host) > 0
+}
+
 /// Envoy stat counting requests of a route's family.
 fn route_metric(route: &Route) -> &'static str {
     match route {
@@ -238,7 +289,7 @@ fn route_metric(route: &Route) -> &'static str {
             "miroir_requests_changes"
         }
         Route::ReadAll(_) | Route::AnyNode => "miroir_requests_reads",
-        Route::GetTask { .. } => "miroir_requests_tasks",
+        Route::GetTask { .. } | Route::Tasks => "miroir_requests_tasks",
         Route::CreateKey | Route::Everywhere => "miroir_requests_keys",
         Route::Unsupported => "miroir_requests_unsupported",
     }

@@ -14,6 +14,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 
+use crate::background::Background;
 use crate::exchange::Exchange;
 use crate::host::{Call, Host, Reply};
 use crate::request::Request;
@@ -45,9 +46,56 @@ struct Root {
     config: Option<Rc<PluginConfig>>,
     seq: Rc<Cell<u64>>,
     metrics: Rc<Metrics>,
+    background: Option<Background>,
 }
 
-impl Context for Root {}
+/// How often the root context leases uids and hands over task records.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let reply = call_reply(num_headers, body_size);
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        if let Some(background) = self.background.as_mut() {
+            background.on_reply(token, reply, &mut host);
+        }
+    }
+}
+
+/// The reply to a call, read from the host. With no headers (a reset) nothing else is read: the
+/// SDK panics on single header reads then.
+fn call_reply(num_headers: usize, body_size: usize) -> Reply {
+    if num_headers == 0 {
+        return Reply::Failed;
+    }
+    let status = hostcalls::get_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse::<u16>().ok());
+    match status {
+        Some(status) => Reply::Response {
+            status,
+            body: hostcalls::get_buffer(
+                proxy_wasm::types::BufferType::HttpCallResponseBody,
+                0,
+                body_size,
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        },
+        None => Reply::Failed,
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -65,6 +113,15 @@ impl RootContext for Root {
                     let _ = hostcalls::record_metric(id, config.topology.epoch);
                 }
                 log::info!("miroir: topology epoch {} accepted", config.topology.epoch);
+                if config.control_plane.is_some() && self.background.is_none() {
+                    let envoy_id = hostcalls::get_property(vec!["node", "id"])
+                        .ok()
+                        .flatten()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .unwrap_or_default();
+                    self.background = Some(Background::new(envoy_id));
+                    let _ = hostcalls::set_tick_period(TICK);
+                }
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -74,6 +131,17 @@ impl RootContext for Root {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        let (Some(config), Some(background)) = (self.config.clone(), self.background.as_mut())
+        else {
+            return;
+        };
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        background.tick(&config, &mut host);
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -125,24 +193,7 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
-        let reply = if num_headers == 0 {
-            Reply::Failed
-        } else {
-            let status = self
-                .get_http_call_response_headers()
-                .into_iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| v.parse::<u16>().ok());
-            match status {
-                Some(status) => Reply::Response {
-                    status,
-                    body: self
-                        .get_http_call_response_body(0, body_size)
-                        .unwrap_or_default(),
-                },
-                None => Reply::Failed,
-            }
-        };
+        let reply = call_reply(num_headers, body_size);
         let mut host = WasmHost {
             metrics: &self.metrics,
         };

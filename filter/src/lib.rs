@@ -4,6 +4,8 @@
 //! [`host::Host`] and [`mock::MockHost`]; `glue` (wasm32 only) moves bytes between Envoy's
 //! proxy-wasm ABI and [`exchange::Exchange`].
 
+pub mod background;
+pub mod control_plane;
 mod ctx;
 pub mod documents;
 pub mod documents_list;

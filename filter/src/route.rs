@@ -68,6 +68,8 @@ pub enum Route {
         index: String,
         get: bool,
     },
+    /// `GET /tasks`, `POST /tasks/cancel`, `DELETE /tasks`: the control plane's.
+    Tasks,
     GetTask {
         uid: String,
     },
@@ -163,6 +165,7 @@ pub fn route(method: &str, path: &str) -> Route {
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
         },
+        ("GET" | "DELETE", ["tasks"]) | ("POST", ["tasks", "cancel"]) => Route::Tasks,
         _ => Route::Unsupported,
     }
 }

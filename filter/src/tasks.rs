@@ -1,19 +1,22 @@
-//! Task uids handed to clients, until the control plane's cluster-wide registry exists.
+//! Task uids handed to clients, and the records behind them kept in this Envoy.
 //!
-//! A write produces one task on each node it reached, and node uids differ. The filter gives the
-//! client one uid and remembers which node tasks it stands for, in Envoy's process-wide shared
-//! data (so every worker of this Envoy knows it). Scope: one Envoy process; an Envoy restart
-//! forgets them, and another Envoy of a fleet does not know them. The newest
-//! [`RETAINED_TASKS`] are kept.
-
-use std::collections::BTreeMap;
+//! With a control plane (`controlPlane` in the plugin configuration) the control plane allocates
+//! uids and keeps the records; this Envoy keeps only what it had to answer while the control plane
+//! was unreachable: uids from a block leased in advance, their records, and the list of records
+//! still to hand over. Without a control plane (a single static Envoy) uids are allocated here.
+//! Everything lives in Envoy's process-wide shared data, so every worker sees it.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+
+pub use miroir_topology::tasks::{aggregate, NodeTask, Registered, TaskRecord, UidLease};
 
 use crate::host::Host;
 
 const NEXT_KEY: &str = "miroir/tasks/next";
+const LEASES_KEY: &str = "miroir/tasks/leases";
+const OUTBOX_KEY: &str = "miroir/tasks/outbox";
+const UNREACHABLE_KEY: &str = "miroir/tasks/control-plane-unreachable";
+/// Records kept for uids allocated here (static mode); older ones are freed.
 pub const RETAINED_TASKS: u32 = 100_000;
 const CAS_ATTEMPTS: usize = 64;
 
@@ -21,22 +24,51 @@ fn task_key(uid: u32) -> String {
     format!("miroir/tasks/{uid}")
 }
 
-/// What one client-visible task stands for.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskRecord {
-    pub index_uid: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Node id → the node's task uids, in enqueue order.
-    pub nodes: BTreeMap<String, Vec<u64>>,
+/// Reads a JSON value from shared data with its CAS token.
+fn load<T: for<'de> Deserialize<'de> + Default>(host: &dyn Host, key: &str) -> (T, u32) {
+    let (value, cas) = host.shared_get(key);
+    let parsed = value
+        .and_then(|v| serde_json::from_slice(&v).ok())
+        .unwrap_or_default();
+    (parsed, cas)
 }
 
-/// Allocates the next uid (strictly increasing in this Envoy) and stores the record under it.
-pub fn register(host: &mut dyn Host, record: &TaskRecord) -> Option<u32> {
-    let uid = allocate(host)?;
-    let bytes = serde_json::to_vec(record).ok()?;
-    if !host.shared_set(&task_key(uid), &bytes, 0) {
+/// Applies `change` to a JSON value under CAS; `change` returns what the caller gets back.
+fn update<T, R>(host: &mut dyn Host, key: &str, mut change: impl FnMut(&mut T) -> R) -> Option<R>
+where
+    T: Serialize + for<'de> Deserialize<'de> + Default,
+{
+    for _ in 0..CAS_ATTEMPTS {
+        let (mut value, cas) = load::<T>(host, key);
+        let result = change(&mut value);
+        let bytes = serde_json::to_vec(&value).ok()?;
+        if host.shared_set(key, &bytes, cas) {
+            return Some(result);
+        }
+    }
+    None
+}
+
+pub fn store(host: &mut dyn Host, uid: u32, record: &TaskRecord) -> bool {
+    match serde_json::to_vec(record) {
+        Ok(bytes) => host.shared_set(&task_key(uid), &bytes, 0),
+        Err(_) => false,
+    }
+}
+
+pub fn lookup(host: &dyn Host, uid: u32) -> Option<TaskRecord> {
+    let (value, _) = host.shared_get(&task_key(uid));
+    serde_json::from_slice(&value?).ok()
+}
+
+/// Static mode: the next uid of this Envoy, with its record stored under it.
+pub fn register_here(host: &mut dyn Host, record: &TaskRecord) -> Option<u32> {
+    let uid = update::<Option<u32>, _>(host, NEXT_KEY, |next| {
+        let uid = next.unwrap_or(0);
+        *next = uid.checked_add(1);
+        next.map(|_| uid)
+    })??;
+    if !store(host, uid, record) {
         return None;
     }
     if let Some(old) = uid.checked_sub(RETAINED_TASKS) {
@@ -46,129 +78,57 @@ pub fn register(host: &mut dyn Host, record: &TaskRecord) -> Option<u32> {
     Some(uid)
 }
 
-fn allocate(host: &mut dyn Host) -> Option<u32> {
-    for _ in 0..CAS_ATTEMPTS {
-        let (value, cas) = host.shared_get(NEXT_KEY);
-        let next = value
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|s| s.parse::<u32>().ok())
-            .unwrap_or(0);
-        let following = next.checked_add(1)?;
-        if host.shared_set(NEXT_KEY, following.to_string().as_bytes(), cas) {
-            return Some(next);
-        }
-    }
-    None
-}
-
-pub fn lookup(host: &dyn Host, uid: u32) -> Option<TaskRecord> {
-    let (value, _) = host.shared_get(&task_key(uid));
-    serde_json::from_slice(&value?).ok()
-}
-
-/// The client's view of a task from its node tasks: failed if any failed (with that node's
-/// error), canceled if any was canceled, enqueued/processing while any is, succeeded when all are.
-pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[Value]) -> Value {
-    let status_of = |t: &Value| {
-        t.get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let statuses: Vec<String> = node_tasks.iter().map(status_of).collect();
-    let any = |s: &str| statuses.iter().any(|x| x == s);
-    let status = if any("failed") {
-        "failed"
-    } else if any("canceled") {
-        "canceled"
-    } else if any("processing") || (any("enqueued") && any("succeeded")) {
-        "processing"
-    } else if any("enqueued") {
-        "enqueued"
-    } else {
-        "succeeded"
-    };
-    let error = node_tasks
+/// Uids still available from leases.
+pub fn leased_remaining(host: &dyn Host) -> u64 {
+    let (leases, _) = load::<Vec<UidLease>>(host, LEASES_KEY);
+    leases
         .iter()
-        .find(|t| status_of(t) == "failed")
-        .and_then(|t| t.get("error").cloned())
-        .unwrap_or(Value::Null);
-
-    let mut details = Map::new();
-    for task in node_tasks {
-        if let Some(Value::Object(d)) = task.get("details") {
-            for (key, value) in d {
-                match (details.get(key), value) {
-                    (Some(Value::Number(a)), Value::Number(b)) => {
-                        let sum = a.as_u64().unwrap_or(0) + b.as_u64().unwrap_or(0);
-                        details.insert(key.clone(), json!(sum));
-                    }
-                    (None, v) => {
-                        details.insert(key.clone(), v.clone());
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    let times = |field: &str| -> Vec<String> {
-        node_tasks
-            .iter()
-            .filter_map(|t| t.get(field).and_then(Value::as_str).map(str::to_string))
-            .collect()
-    };
-    let terminal = matches!(status, "succeeded" | "failed" | "canceled");
-    // RFC 3339 timestamps in UTC of equal precision compare correctly as strings.
-    let enqueued_at = times("enqueuedAt").into_iter().min();
-    let started_at = if statuses.iter().all(|s| s == "enqueued") {
-        None
-    } else {
-        times("startedAt").into_iter().min()
-    };
-    let finished_at = if terminal {
-        times("finishedAt").into_iter().max()
-    } else {
-        None
-    };
-    let duration = if terminal {
-        node_tasks
-            .iter()
-            .filter_map(|t| {
-                t.get("duration")
-                    .and_then(Value::as_str)
-                    .and_then(parse_duration)
-            })
-            .reduce(f64::max)
-            .map(|secs| format!("PT{secs}S"))
-    } else {
-        None
-    };
-
-    json!({
-        "uid": uid,
-        "batchUid": Value::Null,
-        "indexUid": record.index_uid,
-        "status": status,
-        "type": record.kind,
-        "canceledBy": Value::Null,
-        "details": details,
-        "error": error,
-        "duration": duration,
-        "enqueuedAt": enqueued_at,
-        "startedAt": started_at,
-        "finishedAt": finished_at,
-    })
+        .map(|l| u64::from(l.last).saturating_sub(u64::from(l.first)) + 1)
+        .sum()
 }
 
-/// Seconds of an ISO-8601 duration as Meilisearch writes it (`PT0.012S`, `PT1M2.5S`).
-fn parse_duration(text: &str) -> Option<f64> {
-    let rest = text.strip_prefix("PT")?.strip_suffix('S')?;
-    let (minutes, seconds) = match rest.split_once('M') {
-        Some((m, s)) => (m.parse::<f64>().ok()?, s),
-        None => (0.0, rest),
-    };
-    Some(minutes * 60.0 + seconds.parse::<f64>().ok()?)
+pub fn add_lease(host: &mut dyn Host, lease: UidLease) -> bool {
+    if lease.first > lease.last {
+        return false;
+    }
+    update::<Vec<UidLease>, _>(host, LEASES_KEY, |leases| leases.push(lease)).is_some()
+}
+
+/// Takes the next leased uid, if any is left.
+pub fn take_leased(host: &mut dyn Host) -> Option<u32> {
+    update::<Vec<UidLease>, _>(host, LEASES_KEY, |leases| {
+        let lease = leases.first_mut()?;
+        let uid = lease.first;
+        if lease.first == lease.last {
+            leases.remove(0);
+        } else {
+            lease.first += 1;
+        }
+        Some(uid)
+    })?
+}
+
+/// Records answered with a leased uid and not yet handed to the control plane.
+pub fn outbox(host: &dyn Host) -> Vec<u32> {
+    load::<Vec<u32>>(host, OUTBOX_KEY).0
+}
+
+pub fn outbox_add(host: &mut dyn Host, uid: u32) -> bool {
+    update::<Vec<u32>, _>(host, OUTBOX_KEY, |uids| uids.push(uid)).is_some()
+}
+
+pub fn outbox_remove(host: &mut dyn Host, uid: u32) {
+    update::<Vec<u32>, _>(host, OUTBOX_KEY, |uids| uids.retain(|u| *u != uid));
+}
+
+/// Whether the last call to the control plane failed.
+pub fn control_plane_unreachable(host: &dyn Host) -> bool {
+    host.shared_get(UNREACHABLE_KEY).0.as_deref() == Some(b"1")
+}
+
+pub fn set_control_plane_unreachable(host: &mut dyn Host, unreachable: bool) {
+    let value: &[u8] = if unreachable { b"1" } else { b"0" };
+    host.shared_set(UNREACHABLE_KEY, value, 0);
 }
 
 #[cfg(test)]

@@ -45,6 +45,18 @@ fn one() -> u32 {
     1
 }
 
+impl TaskRecord {
+    pub fn new(index_uid: Option<String>, kind: &str) -> Self {
+        TaskRecord {
+            index_uid,
+            kind: kind.to_string(),
+            details: Map::new(),
+            copies: 1,
+            node_tasks: Vec::new(),
+        }
+    }
+}
+
 /// The body of the filter's registration call to the control plane.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

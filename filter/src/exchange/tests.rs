@@ -4,6 +4,15 @@
 use miroir_topology::reserved::{decode_shard, encode_shard};
 use std::collections::BTreeMap;
 
+use miroir_topology::{Node, NodeState, Topology};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::host::Call;
+use crate::mock::{json_reply, MockHost};
+use crate::tasks::UidLease;
+use miroir_topology::cluster_name;
+
 /// The shards a node was limited to by the filter's `_miroir_shard IN [...]` restriction.
 fn shards_in(filter: &str) -> Vec<u32> {
     filter
@@ -13,14 +22,6 @@ fn shards_in(filter: &str) -> Vec<u32> {
         .filter_map(decode_shard)
         .collect()
 }
-
-use miroir_topology::{Node, NodeState, Topology};
-use serde_json::{json, Value};
-
-use super::*;
-use crate::host::Call;
-use crate::mock::{json_reply, MockHost};
-use miroir_topology::cluster_name;
 
 fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<PluginConfig> {
     Rc::new(PluginConfig::new(Topology {
@@ -208,9 +209,35 @@ impl FakeNode {
     }
 }
 
+/// The control plane's task routes, as the filter sees them.
+#[derive(Default)]
+struct FakeControlPlane {
+    down: bool,
+    next_uid: u32,
+    registered: Vec<miroir_topology::tasks::TaskRegistration>,
+    forwarded: Vec<Call>,
+}
+
+impl FakeControlPlane {
+    fn handle(&mut self, call: &Call) -> Reply {
+        if self.down {
+            return json_reply(503, json!("upstream connect error"));
+        }
+        if call.path == crate::control_plane::REGISTER_PATH {
+            self.registered
+                .push(serde_json::from_slice(call.body.as_ref().unwrap()).unwrap());
+            self.next_uid += 1;
+            return json_reply(201, json!({"taskUid": self.next_uid - 1}));
+        }
+        self.forwarded.push(call.clone());
+        json_reply(200, json!({"uid": 100, "status": "succeeded"}))
+    }
+}
+
 struct Fleet {
     host: MockHost,
     nodes: BTreeMap<String, FakeNode>,
+    control_plane: FakeControlPlane,
 }
 
 impl Fleet {
@@ -223,6 +250,10 @@ impl Fleet {
                 .iter()
                 .map(|n| (cluster_name(&n.id), FakeNode::default()))
                 .collect(),
+            control_plane: FakeControlPlane {
+                next_uid: 100,
+                ..FakeControlPlane::default()
+            },
         }
     }
 
@@ -252,11 +283,14 @@ impl Fleet {
         self.host.response = None;
         let mut exchange = Exchange::start(config.clone(), request, 0, &mut self.host);
         while let Some((token, call)) = self.host.in_flight.pop() {
-            let reply = self
-                .nodes
-                .get_mut(&call.cluster)
-                .map(|n| n.handle(&call))
-                .unwrap_or(Reply::Failed);
+            let reply = if call.cluster == miroir_topology::CONTROL_PLANE_CLUSTER {
+                self.control_plane.handle(&call)
+            } else {
+                self.nodes
+                    .get_mut(&call.cluster)
+                    .map(|n| n.handle(&call))
+                    .unwrap_or(Reply::Failed)
+            };
             exchange.on_reply(token, reply, &mut self.host);
         }
         assert!(
@@ -717,8 +751,8 @@ fn tasks_stand_for_every_node_task() {
     assert_eq!(task["uid"], uid);
     assert_eq!(task["status"], "succeeded");
     assert_eq!(
-        task["details"]["receivedDocuments"], 6,
-        "summed over the 3 node tasks"
+        task["details"]["receivedDocuments"], 90,
+        "the request's count, not the nodes' parts"
     );
     assert_eq!(task["duration"], "PT1.5S");
     let (status, missing) = fleet.run(&config, "GET", "/tasks/999", &[], Value::Null);
@@ -1155,4 +1189,124 @@ fn lookups_use_miroirs_key_and_writes_the_clients() {
             call.path
         );
     }
+}
+
+fn with_control_plane(config: &Rc<PluginConfig>) -> Rc<PluginConfig> {
+    let mut config = (**config).clone();
+    config.control_plane = Some(miroir_topology::ControlPlaneRef {
+        cluster: miroir_topology::CONTROL_PLANE_CLUSTER.into(),
+        authority: "cp:7701".into(),
+        token: "filter-secret".into(),
+        timeout_ms: 2000,
+    });
+    Rc::new(config)
+}
+
+#[test]
+fn writes_get_their_uid_from_the_control_plane_and_task_reads_go_there() {
+    let config = with_control_plane(&config(
+        &[("a0", "a"), ("a1", "a"), ("b0", "b"), ("b1", "b")],
+        8,
+        2,
+    ));
+    let mut fleet = Fleet::new(&config);
+    for node in &config.topology.nodes {
+        fleet.node(&node.id).index = Some(Some("id".into()));
+    }
+    let (status, enqueued) = fleet.add_documents(&config, movies(30));
+    assert_eq!(
+        (status, enqueued["taskUid"].clone()),
+        (202, json!(100)),
+        "{enqueued}"
+    );
+    let registration = &fleet.control_plane.registered[0];
+    assert_eq!(registration.task_uid, None);
+    let record = &registration.record;
+    assert_eq!(record.copies, 2);
+    assert_eq!(record.details["receivedDocuments"], 30);
+    assert_eq!(record.node_tasks.len(), 4, "a node task on every node");
+    for task in &record.node_tasks {
+        assert_eq!(task.group, &task.node[..1]);
+    }
+    let register_call = fleet
+        .host
+        .sent
+        .iter()
+        .find(|c| c.path == crate::control_plane::REGISTER_PATH)
+        .unwrap();
+    assert!(register_call
+        .headers
+        .contains(&("x-miroir-token".into(), "filter-secret".into())));
+
+    let (status, _) = fleet.run(
+        &config,
+        "GET",
+        "/tasks/100?x=1",
+        &[("authorization", "Bearer client")],
+        Value::Null,
+    );
+    assert_eq!(status, 200);
+    let forwarded = fleet.control_plane.forwarded.last().unwrap();
+    assert_eq!(forwarded.path, "/tasks/100?x=1");
+    assert!(
+        forwarded
+            .headers
+            .contains(&("authorization".into(), "Bearer client".into())),
+        "the client's key reaches the control plane"
+    );
+    let (status, _) = fleet.run(&config, "POST", "/tasks/cancel?uids=100", &[], Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(fleet.control_plane.forwarded.last().unwrap().method, "POST");
+}
+
+#[test]
+fn without_the_control_plane_writes_use_leased_uids_and_stay_readable_here() {
+    let config = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    fleet.control_plane.down = true;
+    let (status, refused) = fleet.add_documents(&config, movies(9));
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["code"], "miroir_control_plane_unavailable");
+    // Now known to be unreachable: the next write is refused before any node sees it.
+    let sent = fleet.host.sent.len();
+    let (status, refused) = fleet.add_documents(&config, movies(9));
+    assert_eq!(
+        (status, refused["code"].clone()),
+        (503, json!("miroir_control_plane_unavailable"))
+    );
+    assert_eq!(fleet.host.sent.len(), sent, "nothing was sent");
+
+    crate::tasks::add_lease(
+        &mut fleet.host,
+        UidLease {
+            first: 5000,
+            last: 5001,
+        },
+    );
+    let (status, enqueued) = fleet.add_documents(&config, movies(9));
+    assert_eq!(
+        (status, enqueued["taskUid"].clone()),
+        (202, json!(5000)),
+        "{enqueued}"
+    );
+    assert_eq!(
+        crate::tasks::outbox(&fleet.host),
+        [5000],
+        "kept for the hand-over"
+    );
+
+    let (status, task) = fleet.run(&config, "GET", "/tasks/5000", &[], Value::Null);
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(
+        (task["uid"].clone(), task["status"].clone()),
+        (json!(5000), json!("succeeded"))
+    );
+    let (status, listing) = fleet.run(&config, "GET", "/tasks", &[], Value::Null);
+    assert_eq!(
+        (status, listing["code"].clone()),
+        (503, json!("miroir_control_plane_unavailable"))
+    );
 }

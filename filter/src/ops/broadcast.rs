@@ -1,8 +1,6 @@
 //! Changes every node applies (index and settings changes, deletion by filter, clearing): the
 //! same request to every node, phase after phase, answered with one task.
 
-use std::collections::BTreeMap;
-
 use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
@@ -129,7 +127,7 @@ impl Broadcast {
             kind,
             index_uid,
         };
-        let step = op.step(progress, host);
+        let step = op.step(progress);
         (op, step)
     }
 
@@ -149,7 +147,7 @@ impl Broadcast {
             }
             Stage::Running(sequence) => {
                 let progress = sequence.on_reply(token, reply, host);
-                self.step(progress, host)
+                self.step(progress)
             }
         }
     }
@@ -168,25 +166,21 @@ impl Broadcast {
             shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);
         let (sequence, progress) = Sequence::start(vec![creation, filterable], host);
         self.stage = Stage::Running(sequence);
-        self.step(progress, host)
+        self.step(progress)
     }
 
-    fn step(&mut self, progress: Progress, host: &mut dyn Host) -> Step {
+    fn step(&mut self, progress: Progress) -> Step {
         let Stage::Running(sequence) = &self.stage else {
             return Step::Wait;
         };
         match progress {
             Progress::Finished => {
-                let mut record = TaskRecord {
-                    index_uid: self.index_uid.clone(),
-                    kind: self.kind.into(),
-                    nodes: BTreeMap::new(),
-                };
+                let mut record = TaskRecord::new(self.index_uid.clone(), self.kind);
                 for phase in &sequence.finished {
                     record_tasks(&mut record, phase);
                 }
                 let first = sequence.finished.first().cloned().unwrap_or_default();
-                Step::Answer(enqueued_answer(host, &record, &first))
+                enqueued(record, &first)
             }
             other => other.into(),
         }

@@ -13,12 +13,12 @@ use crate::tasks::TaskRecord;
 
 use super::routed::RoutedWrite;
 
-fn record(index: &str) -> TaskRecord {
-    TaskRecord {
-        index_uid: Some(index.to_string()),
-        kind: "documentDeletion".into(),
-        nodes: BTreeMap::new(),
-    }
+fn record(index: &str, provided_ids: usize) -> TaskRecord {
+    let mut record = TaskRecord::new(Some(index.to_string()), "documentDeletion");
+    record
+        .details
+        .insert("providedIds".into(), serde_json::json!(provided_ids));
+    record
 }
 
 /// `DELETE /indexes/{uid}/documents/{id}`.
@@ -40,7 +40,7 @@ pub(crate) fn delete_one(
             )
         })
         .collect();
-    RoutedWrite::send(ctx, host, calls, [shard], record(index))
+    RoutedWrite::send(ctx, host, calls, [shard], record(index, 1))
 }
 
 /// `POST /indexes/{uid}/documents/delete-batch`: each node gets the ids it holds.
@@ -64,6 +64,7 @@ pub(crate) fn delete_batch(
     let topology = &ctx.config.topology;
     let mut per_node: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut shards = Vec::new();
+    let provided = ids.len();
     for id in ids {
         let Some(key) = canonical_key(&id) else {
             return Err(MeiliError::bad_request(
@@ -94,5 +95,11 @@ pub(crate) fn delete_batch(
             Some((node_id, call))
         })
         .collect();
-    Ok(RoutedWrite::send(ctx, host, calls, shards, record(index)))
+    Ok(RoutedWrite::send(
+        ctx,
+        host,
+        calls,
+        shards,
+        record(index, provided),
+    ))
 }

@@ -1,11 +1,12 @@
 //! The operations a request can be: each a small state machine fed by call replies.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
-use crate::fanout::{outcome, Answer, Outcome};
-use crate::host::{Host, Reply};
-use crate::tasks::{self, TaskRecord};
+use crate::exchange::Step;
+use crate::fanout::{outcome, Outcome};
+use crate::host::Reply;
+use crate::tasks::{NodeTask, TaskRecord};
 
 pub(crate) mod broadcast;
 pub(crate) mod delete;
@@ -13,6 +14,7 @@ pub(crate) mod keys;
 pub(crate) mod lookup;
 pub(crate) mod multi_search;
 pub(crate) mod read;
+pub(crate) mod register;
 pub(crate) mod routed;
 pub(crate) mod scatter;
 pub(crate) mod task_read;
@@ -31,34 +33,30 @@ pub(crate) fn record_tasks(record: &mut TaskRecord, replies: &[(String, Reply)])
     for (node, reply) in replies {
         if let Outcome::Success(body) = outcome(reply) {
             if let Some(uid) = node_task_uid(body) {
-                record.nodes.entry(node.clone()).or_default().push(uid);
+                // The group is filled in from the topology when the task is registered.
+                record.node_tasks.push(NodeTask {
+                    node: node.clone(),
+                    group: String::new(),
+                    task_uid: uid,
+                });
             }
         }
     }
 }
 
-/// The client's 202: the summarized task of the first node in id order, carrying the uid that
-/// stands for every node task of the write.
-pub(crate) fn enqueued_answer(
-    host: &mut dyn Host,
-    record: &TaskRecord,
-    replies: &[(String, Reply)],
-) -> Answer {
+/// The write reached its nodes: register its task, then answer the client's 202 with the
+/// summarized task of the first node in id order, carrying the uid that stands for every node
+/// task of the write.
+pub(crate) fn enqueued(record: TaskRecord, replies: &[(String, Reply)]) -> Step {
     let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let summary = sorted.iter().find_map(|(_, reply)| match outcome(reply) {
         Outcome::Success(body) => serde_json::from_slice::<Map<String, Value>>(body).ok(),
         _ => None,
     });
-    let Some(mut summary) = summary else {
-        return MeiliError::internal("No node returned a task.").into();
-    };
-    match tasks::register(host, record) {
-        Some(uid) => {
-            summary.insert("taskUid".into(), json!(uid));
-            Answer::json(202, &Value::Object(summary))
-        }
-        None => MeiliError::internal("The task could not be registered.").into(),
+    match summary {
+        Some(summary) => Step::Register(Box::new(register::Pending { record, summary })),
+        None => Step::Answer(MeiliError::internal("No node returned a task.").into()),
     }
 }
 

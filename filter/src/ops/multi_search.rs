@@ -72,7 +72,8 @@ impl MultiSearch {
             let (scatter, step) = Scatter::with_query(ctx, &index, query, host).map_err(inside)?;
             multi.queries.push(match step {
                 Step::Answer(answer) => Query::Done { index, answer },
-                Step::Wait => Query::Running {
+                // A search registers no task.
+                Step::Wait | Step::Register(_) => Query::Running {
                     index,
                     scatter: Box::new(scatter),
                 },

@@ -10,7 +10,7 @@ use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Call, Host, Reply};
 use crate::tasks::TaskRecord;
 
-use super::{enqueued_answer, record_tasks};
+use super::{enqueued, record_tasks};
 
 pub(crate) struct RoutedWrite {
     fanout: Fanout<String>,
@@ -107,6 +107,6 @@ impl RoutedWrite {
             ));
         }
         record_tasks(&mut self.record, &replies);
-        Step::Answer(enqueued_answer(host, &self.record, &replies))
+        enqueued(std::mem::take(&mut self.record), &replies)
     }
 }

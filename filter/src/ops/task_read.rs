@@ -1,5 +1,10 @@
+//! Task reads. With a control plane, every task route is its: the request is forwarded with the
+//! client's credentials and the answer relayed. A task this Envoy answered while the control
+//! plane was unreachable can still be read here while it stays unreachable, from the nodes.
+
 use serde_json::Value;
 
+use crate::control_plane;
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
@@ -7,11 +12,29 @@ use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
 use crate::tasks::{self, TaskRecord};
 
-/// `GET /tasks/{uid}`: the node tasks behind a client task, read and aggregated.
+/// `GET /tasks/{uid}` from this Envoy's own records: the node tasks read and aggregated.
 pub(crate) struct TaskRead {
     uid: u32,
     record: TaskRecord,
     fanout: Fanout<String>,
+}
+
+fn parse_uid(uid: &str) -> Result<u32, MeiliError> {
+    uid.parse().map_err(|_| {
+        MeiliError::bad_request(
+            "invalid_task_uids",
+            format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"),
+        )
+    })
+}
+
+fn task_not_found(uid: u32) -> MeiliError {
+    MeiliError::new(
+        404,
+        "task_not_found",
+        crate::error::ErrorType::InvalidRequest,
+        format!("Task `{uid}` not found."),
+    )
 }
 
 impl TaskRead {
@@ -20,35 +43,21 @@ impl TaskRead {
         uid: &str,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let parsed: u32 = uid.parse().map_err(|_| {
-            MeiliError::bad_request(
-                "invalid_task_uids",
-                format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"),
-            )
-        })?;
-        let record = tasks::lookup(host, parsed).ok_or_else(|| {
-            MeiliError::new(
-                404,
-                "task_not_found",
-                crate::error::ErrorType::InvalidRequest,
-                format!("Task `{parsed}` not found."),
-            )
-        })?;
+        let parsed = parse_uid(uid)?;
+        let record = tasks::lookup(host, parsed).ok_or_else(|| task_not_found(parsed))?;
         let mut fanout = Fanout::new();
-        for (node_id, uids) in &record.nodes {
-            let Some(node) = ctx.config.topology.node(node_id) else {
+        for task in &record.node_tasks {
+            let Some(node) = ctx.config.topology.node(&task.node) else {
                 return Err(MeiliError::unavailable(
                     "miroir_node_unavailable",
-                    format!("Task `{parsed}` ran on node `{node_id}`, which left the topology."),
+                    format!(
+                        "Task `{parsed}` ran on node `{}`, which left the topology.",
+                        task.node
+                    ),
                 ));
             };
-            for node_uid in uids {
-                fanout.send(
-                    host,
-                    &ctx.call(node, "GET", format!("/tasks/{node_uid}"), None),
-                    node_id.clone(),
-                );
-            }
+            let call = ctx.lookup_call(node, format!("/tasks/{}", task.task_uid));
+            fanout.send(host, &call, task.node.clone());
         }
         let mut read = TaskRead {
             uid: parsed,
@@ -74,10 +83,12 @@ impl TaskRead {
         if let Some(problem) = first_problem(&replies) {
             return Step::Answer(problem);
         }
-        let node_tasks: Vec<Value> = replies
+        let node_tasks: Vec<(String, Value)> = replies
             .iter()
-            .filter_map(|(_, reply)| match outcome(reply) {
-                Outcome::Success(body) => serde_json::from_slice(body).ok(),
+            .filter_map(|(node, reply)| match outcome(reply) {
+                Outcome::Success(body) => serde_json::from_slice(body)
+                    .ok()
+                    .map(|task| (node.clone(), task)),
                 _ => None,
             })
             .collect();
@@ -85,5 +96,92 @@ impl TaskRead {
             200,
             &tasks::aggregate(self.uid, &self.record, &node_tasks),
         ))
+    }
+}
+
+/// A task route answered by the control plane.
+pub(crate) struct TaskForward {
+    /// `Some` for `GET /tasks/{uid}`, which has a local fallback.
+    uid: Option<String>,
+    token: Option<u32>,
+    local: Option<TaskRead>,
+}
+
+impl TaskForward {
+    pub(crate) fn start(ctx: &Ctx, uid: Option<String>, host: &mut dyn Host) -> (Self, Step) {
+        let mut forward = TaskForward {
+            uid,
+            token: None,
+            local: None,
+        };
+        let Some(cp) = &ctx.config.control_plane else {
+            return (
+                forward,
+                Step::Answer(MeiliError::internal("no control plane").into()),
+            );
+        };
+        let call = control_plane::call(
+            cp,
+            ctx.request_method(),
+            ctx.path_and_query(),
+            ctx.request.forwarded_headers(),
+            ctx.raw_body(),
+        );
+        let step = match host.dispatch(&call) {
+            Ok(token) => {
+                forward.token = Some(token);
+                Step::Wait
+            }
+            Err(_) => forward.unreachable(ctx, host),
+        };
+        (forward, step)
+    }
+
+    pub(crate) fn on_reply(
+        &mut self,
+        ctx: &Ctx,
+        token: u32,
+        reply: Reply,
+        host: &mut dyn Host,
+    ) -> Step {
+        if let Some(local) = &mut self.local {
+            return local.on_reply(token, reply);
+        }
+        if self.token != Some(token) {
+            return Step::Wait;
+        }
+        self.token = None;
+        match reply {
+            // Envoy's own 502/503/504 (connect failure, timeout) are not the control plane's.
+            Reply::Response { status, body } if !(502..=504).contains(&status) => {
+                Step::Answer(Answer::relay(status, body))
+            }
+            _ => self.unreachable(ctx, host),
+        }
+    }
+
+    fn unreachable(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        tasks::set_control_plane_unreachable(host, true);
+        let local = self.uid.as_deref().and_then(|uid| {
+            let parsed = parse_uid(uid).ok()?;
+            tasks::lookup(host, parsed)?;
+            Some(uid.to_string())
+        });
+        let Some(uid) = local else {
+            return Step::Answer(
+                MeiliError::unavailable(
+                    "miroir_control_plane_unavailable",
+                    "The control plane, which keeps the cluster's tasks, is unreachable.",
+                )
+                .into(),
+            );
+        };
+        match TaskRead::start(ctx, &uid, host) {
+            Ok((read, step)) => {
+                self.local = Some(read);
+                step
+            }
+            Err(e) => Step::Answer(e.into()),
+        }
     }
 }

@@ -63,11 +63,7 @@ impl Write {
             batch,
             phase: WritePhase::Lookup(lookup),
             pending: None,
-            record: TaskRecord {
-                index_uid: Some(index),
-                kind: "documentAdditionOrUpdate".into(),
-                nodes: BTreeMap::new(),
-            },
+            record: TaskRecord::new(Some(index), "documentAdditionOrUpdate"),
         };
         let step = write.after_lookup_if_complete(ctx, host);
         Ok((write, step))
@@ -161,6 +157,9 @@ impl Write {
         // A replacement is a new document (one node gives it its old internal id, though; see
         // docs/api-compatibility.md). A partial update keeps the sequence number it had.
         let first_seq = (!self.merge).then(|| crate::seq::allocate(host, ids.len() as u64));
+        self.record
+            .details
+            .insert("receivedDocuments".into(), json!(ids.len()));
         self.pending = Some(Routed {
             primary_key,
             empty,

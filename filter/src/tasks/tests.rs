@@ -1,59 +1,47 @@
-use serde_json::json;
-
 use super::*;
 use crate::mock::MockHost;
 
-fn task(status: &str, received: u64) -> Value {
-    json!({"status": status, "details": {"receivedDocuments": received, "indexedDocuments": null},
-           "enqueuedAt": "2026-11-22T00:00:01Z", "startedAt": "2026-11-22T00:00:02Z",
-           "finishedAt": if status == "succeeded" || status == "failed" { json!("2026-11-22T00:00:03Z") } else { json!(null) },
-           "duration": "PT0.5S", "error": if status == "failed" { json!({"code": "invalid_document_id"}) } else { json!(null) }})
+fn record() -> TaskRecord {
+    TaskRecord::new(Some("movies".into()), "settingsUpdate")
 }
 
 #[test]
 fn uids_increase_and_records_round_trip() {
     let mut host = MockHost::default();
-    let record = TaskRecord {
-        index_uid: Some("movies".into()),
-        kind: "settingsUpdate".into(),
-        nodes: [("n0".to_string(), vec![4, 5])].into(),
-    };
-    assert_eq!(register(&mut host, &record), Some(0));
-    assert_eq!(register(&mut host, &record), Some(1));
-    assert_eq!(lookup(&host, 1), Some(record));
+    assert_eq!(register_here(&mut host, &record()), Some(0));
+    assert_eq!(register_here(&mut host, &record()), Some(1));
+    assert_eq!(lookup(&host, 1), Some(record()));
     assert_eq!(lookup(&host, 2), None);
 }
 
 #[test]
-fn the_status_is_the_least_finished_of_the_node_tasks() {
-    let record = TaskRecord::default();
-    let status = |tasks: &[Value]| {
-        aggregate(0, &record, tasks)["status"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(
-        status(&[task("succeeded", 1), task("succeeded", 2)]),
-        "succeeded"
-    );
-    assert_eq!(
-        status(&[task("enqueued", 1), task("enqueued", 2)]),
-        "enqueued"
-    );
-    assert_eq!(
-        status(&[task("succeeded", 1), task("enqueued", 2)]),
-        "processing"
-    );
-    assert_eq!(status(&[task("succeeded", 1), task("failed", 2)]), "failed");
-    let failed = aggregate(0, &record, &[task("succeeded", 1), task("failed", 2)]);
-    assert_eq!(failed["error"]["code"], "invalid_document_id");
-    let done = aggregate(3, &record, &[task("succeeded", 1), task("succeeded", 2)]);
-    assert_eq!(done["details"]["receivedDocuments"], 3);
-    assert_eq!(done["finishedAt"], "2026-11-22T00:00:03Z");
-    let pending = aggregate(3, &record, &[task("enqueued", 1)]);
-    assert_eq!(
-        (pending["finishedAt"].clone(), pending["duration"].clone()),
-        (Value::Null, Value::Null)
-    );
+fn leased_uids_are_taken_in_order_across_leases() {
+    let mut host = MockHost::default();
+    assert_eq!(take_leased(&mut host), None);
+    assert!(add_lease(
+        &mut host,
+        UidLease {
+            first: 10,
+            last: 11
+        }
+    ));
+    assert!(add_lease(
+        &mut host,
+        UidLease {
+            first: 50,
+            last: 50
+        }
+    ));
+    assert_eq!(leased_remaining(&host), 3);
+    let taken: Vec<Option<u32>> = (0..4).map(|_| take_leased(&mut host)).collect();
+    assert_eq!(taken, [Some(10), Some(11), Some(50), None]);
+}
+
+#[test]
+fn the_outbox_keeps_what_was_not_handed_over() {
+    let mut host = MockHost::default();
+    outbox_add(&mut host, 7);
+    outbox_add(&mut host, 9);
+    outbox_remove(&mut host, 7);
+    assert_eq!(outbox(&host), [9]);
 }
