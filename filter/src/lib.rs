@@ -19,6 +19,7 @@ pub mod route;
 pub mod search;
 pub mod seq;
 pub mod sequence;
+pub mod settings_cache;
 pub mod stats;
 pub mod tasks;
 

@@ -626,7 +626,13 @@ fn the_clients_filter_is_kept_and_anded() {
         &[],
         json!({"filter": "genre = drama", "showRankingScore": true}),
     );
-    for call in &fleet.host.sent {
+    let searches = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.path.ends_with("/search"));
+    assert_eq!(searches.clone().count(), 3);
+    for call in searches {
         let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
         assert_eq!(sent["filter"][0], "genre = drama");
         assert!(sent["filter"][1]

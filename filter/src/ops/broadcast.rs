@@ -39,6 +39,9 @@ impl Broadcast {
         index_uid: Option<String>,
         host: &mut dyn Host,
     ) -> (Self, Step) {
+        if let Some(index) = &index_uid {
+            crate::settings_cache::forget(host, index);
+        }
         let phase = every_node(
             ctx,
             ctx.request_method(),
@@ -78,6 +81,7 @@ impl Broadcast {
         let method = ctx.request_method();
         let path = ctx.path_and_query();
         let settings_path = format!("/indexes/{index}/settings");
+        crate::settings_cache::forget(host, &index);
         let phases = match (method, sub) {
             ("PATCH", None) => {
                 let mut body = ctx.body_object()?;

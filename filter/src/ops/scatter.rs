@@ -31,8 +31,9 @@ pub(crate) struct Scatter {
     /// Nodes that did not answer during this request: never asked again.
     failed: BTreeSet<String>,
     fanout: Fanout<usize>,
-    /// The index's faceting settings, read alongside the search when facets are asked for.
-    faceting: FacetingRead,
+    /// The index's settings the merge needs, read before the nodes are asked unless cached.
+    settings: SettingsRead,
+    faceting: Faceting,
 }
 
 /// What is scattered: a search (merged into one page) or a facet search (values summed).
@@ -44,9 +45,10 @@ pub(crate) enum Mode {
     Documents,
 }
 
-enum FacetingRead {
-    Pending(Fanout<String>),
-    Known(Faceting),
+enum SettingsRead {
+    /// The read, and the nodes to ask once it answered.
+    Pending(Fanout<String>, BTreeMap<String, Vec<u32>>),
+    Known,
 }
 
 impl Scatter {
@@ -110,7 +112,8 @@ impl Scatter {
             slots: Vec::new(),
             failed: BTreeSet::new(),
             fanout: Fanout::new(),
-            faceting: FacetingRead::Known(Faceting::default()),
+            settings: SettingsRead::Known,
+            faceting: Faceting::default(),
         };
         // Shards with no active owner in this group are asked of another group straight away.
         let mut assignments = plan.assignments;
@@ -134,19 +137,21 @@ impl Scatter {
                 None => return Err(shard_unavailable(host, &[shard])),
             }
         }
-        // Facet values are ordered and cut with the index's faceting settings.
-        let wants_facets = matches!(mode, Mode::FacetSearch)
-            || scatter
-                .client
-                .get("facets")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-        if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
-            if wants_facets {
-                let mut read = Fanout::new();
-                let path = format!("/indexes/{index}/settings/faceting");
-                read.send(host, &ctx.lookup_call(node, path), node.id.clone());
-                scatter.faceting = FacetingRead::Pending(read);
+        // Facet values are ordered and cut with the index's faceting settings, and hits are made
+        // distinct by its distinct attribute.
+        if !matches!(mode, Mode::Documents) {
+            match crate::settings_cache::get(host, index) {
+                Some(settings) => scatter.apply_settings(&settings),
+                None => {
+                    if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
+                        let mut read = Fanout::new();
+                        let path = format!("/indexes/{index}/settings");
+                        read.send(host, &ctx.lookup_call(node, path), node.id.clone());
+                        scatter.settings = SettingsRead::Pending(read, assignments);
+                        let step = scatter.settings_progress(ctx, host);
+                        return Ok((scatter, step));
+                    }
+                }
             }
         }
         for (node, shards) in assignments {
@@ -156,10 +161,59 @@ impl Scatter {
         Ok((scatter, step))
     }
 
+    fn apply_settings(&mut self, settings: &Value) {
+        if let Some(faceting) = settings.get("faceting") {
+            self.faceting = Faceting::from_settings(faceting);
+        }
+        // The index's distinct attribute, made explicit: nodes apply it all the same, and the
+        // merge drops duplicates across shards by it.
+        if let (Mode::Search(_), Some(attr)) = (
+            self.mode,
+            settings.get("distinctAttribute").and_then(Value::as_str),
+        ) {
+            if !self.client.contains_key("distinct") {
+                self.client.insert("distinct".into(), Value::from(attr));
+            }
+        }
+    }
+
+    /// Once the settings read answered: apply them (defaults if the node failed; its refusal, an
+    /// unknown index say, is the answer) and ask the nodes.
+    fn settings_progress(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let SettingsRead::Pending(read, _) = &mut self.settings else {
+            return Step::Wait;
+        };
+        if !read.is_complete() {
+            return Step::Wait;
+        }
+        let reply = read.replies.pop();
+        let SettingsRead::Pending(_, assignments) =
+            std::mem::replace(&mut self.settings, SettingsRead::Known)
+        else {
+            return Step::Wait;
+        };
+        match reply.as_ref().map(|(_, r)| outcome(r)) {
+            Some(Outcome::Success(body)) => {
+                if let Ok(settings) = serde_json::from_slice::<Value>(body) {
+                    crate::settings_cache::put(host, &self.index, &settings);
+                    self.apply_settings(&settings);
+                }
+            }
+            Some(Outcome::Refused { status, body }) => {
+                return Step::Answer(Answer::relay(status, body.to_vec()))
+            }
+            _ => host.log_warn("could not read the index settings; merging with the defaults"),
+        }
+        for (node, shards) in assignments {
+            self.ask(ctx, host, node, shards);
+        }
+        self.progress(ctx, host)
+    }
+
     /// Whether a reply with this token belongs to this search.
     pub(crate) fn owns(&self, token: u32) -> bool {
         self.fanout.owns(token)
-            || matches!(&self.faceting, FacetingRead::Pending(read) if read.owns(token))
+            || matches!(&self.settings, SettingsRead::Pending(read, _) if read.owns(token))
     }
 
     pub(crate) fn on_reply(
@@ -169,11 +223,10 @@ impl Scatter {
         reply: Reply,
         host: &mut dyn Host,
     ) -> Step {
-        if let FacetingRead::Pending(read) = &mut self.faceting {
+        if let SettingsRead::Pending(read, _) = &mut self.settings {
             if read.owns(token) {
                 read.accept(token, reply);
-                self.settle_faceting(host);
-                return self.progress(ctx, host);
+                return self.settings_progress(ctx, host);
             }
         }
         if !self.fanout.accept(token, reply) {
@@ -275,13 +328,10 @@ impl Scatter {
                 return self.progress(ctx, host);
             }
         }
-        self.settle_faceting(host);
-        if !self.fanout.is_complete() || matches!(self.faceting, FacetingRead::Pending(_)) {
+        if !self.fanout.is_complete() || matches!(self.settings, SettingsRead::Pending(..)) {
             return Step::Wait;
         }
-        let FacetingRead::Known(faceting) = &self.faceting else {
-            return Step::Wait;
-        };
+        let faceting = &self.faceting;
         let responses: Vec<Map<String, Value>> = self
             .slots
             .iter_mut()
@@ -295,36 +345,6 @@ impl Scatter {
             Mode::Documents => documents_list::merge(&self.client, responses),
         };
         Step::Answer(Answer::json(200, &merged))
-    }
-}
-
-impl Scatter {
-    /// Once the faceting read answered: its settings, or the defaults if it failed (the
-    /// distribution is then ordered and cut as with default settings).
-    fn settle_faceting(&mut self, host: &mut dyn Host) {
-        let FacetingRead::Pending(read) = &mut self.faceting else {
-            return;
-        };
-        if !read.is_complete() {
-            return;
-        }
-        let settings = read
-            .replies
-            .pop()
-            .and_then(|(_, reply)| match outcome(&reply) {
-                Outcome::Success(body) => serde_json::from_slice::<Value>(body).ok(),
-                _ => None,
-            });
-        if settings.is_none() {
-            host.log_warn(
-                "could not read the faceting settings; ordering facets with the defaults",
-            );
-        }
-        self.faceting = FacetingRead::Known(
-            settings
-                .map(|s| Faceting::from_settings(&s))
-                .unwrap_or_default(),
-        );
     }
 }
 
