@@ -160,3 +160,6 @@ impl Fleet {
         FleetView { envoys }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -75,3 +75,6 @@ pub fn epoch_of(ecds_version: &str) -> Option<u64> {
     }
     epoch.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;
