@@ -129,6 +129,11 @@ impl App {
         result
     }
 
+    /// The filter binary the publisher already serves (given at its creation).
+    pub fn remember_wasm(&self, wasm: WasmSpec) {
+        *lock(&self.last_wasm) = Some(wasm);
+    }
+
     pub async fn set_wasm(&self, wasm: WasmSpec) -> Result<Value, PublishError> {
         *lock(&self.last_wasm) = Some(wasm.clone());
         let result = self.publisher.set_wasm(wasm, self.ack_timeout()).await;

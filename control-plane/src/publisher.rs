@@ -175,3 +175,89 @@ impl Publisher for MemoryPublisher {
         self.with(|s| s.current.clone())
     }
 }
+
+/// The real fleet: the xDS server (`miroir_xds::Xds`) the Envoys hold ADS streams with.
+#[derive(Clone)]
+pub struct XdsPublisher {
+    pub xds: miroir_xds::Xds,
+}
+
+pub fn wasm_source(wasm: &WasmSpec) -> miroir_xds::WasmSource {
+    match wasm {
+        WasmSpec::Path(p) => miroir_xds::WasmSource::Local(p.clone()),
+        WasmSpec::Remote { uri, sha256 } => miroir_xds::WasmSource::Remote {
+            uri: uri.clone(),
+            sha256: sha256.clone(),
+        },
+    }
+}
+
+fn publish_error(e: miroir_xds::RolloutError) -> PublishError {
+    let kind = match &e {
+        miroir_xds::RolloutError::Nack { .. } => PublishErrorKind::Nack,
+        miroir_xds::RolloutError::Timeout { .. } => PublishErrorKind::Timeout,
+        miroir_xds::RolloutError::Invalid { .. } => PublishErrorKind::Invalid,
+    };
+    PublishError {
+        kind,
+        message: e.to_string(),
+        detail: serde_json::to_value(&e).unwrap_or(Value::Null),
+    }
+}
+
+fn report(r: miroir_xds::RolloutReport) -> Value {
+    serde_json::to_value(&r).unwrap_or(Value::Null)
+}
+
+impl Publisher for XdsPublisher {
+    fn rollout(
+        &self,
+        config: PluginConfig,
+        ack_timeout: Duration,
+    ) -> BoxFuture<'_, Result<Value, PublishError>> {
+        Box::pin(async move {
+            self.xds
+                .rollout(config, ack_timeout)
+                .await
+                .map(report)
+                .map_err(publish_error)
+        })
+    }
+
+    fn set_wasm(
+        &self,
+        wasm: WasmSpec,
+        ack_timeout: Duration,
+    ) -> BoxFuture<'_, Result<Value, PublishError>> {
+        Box::pin(async move {
+            self.xds
+                .set_wasm(wasm_source(&wasm), ack_timeout)
+                .await
+                .map(report)
+                .map_err(publish_error)
+        })
+    }
+
+    fn fleet(&self) -> Fleet {
+        let view = self.xds.fleet();
+        Fleet {
+            envoys: view
+                .envoys
+                .iter()
+                .map(|e| EnvoyAck {
+                    node_id: e.node_id.clone(),
+                    epoch: e.epoch,
+                })
+                .collect(),
+            view: serde_json::to_value(&view).unwrap_or(Value::Null),
+        }
+    }
+
+    fn rollout_status(&self) -> Value {
+        serde_json::to_value(self.xds.rollout_status()).unwrap_or(Value::Null)
+    }
+
+    fn current(&self) -> Option<PluginConfig> {
+        self.xds.current()
+    }
+}

@@ -104,3 +104,349 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// A Meilisearch node as the control plane sees it: `/health`, `GET /tasks?uids=`,
+/// `POST /tasks/cancel?uids=`, `DELETE /tasks?uids=`, with a master key.
+#[derive(Clone)]
+pub struct FakeNode {
+    pub address: String,
+    pub healthy: Arc<AtomicBool>,
+    pub tasks: Arc<Mutex<BTreeMap<u64, Value>>>,
+    /// Query strings of the cancel/delete calls received, prefixed by the verb.
+    pub calls: Arc<Mutex<Vec<String>>>,
+    pub key: String,
+}
+
+fn auth_error(headers: &HeaderMap, key: &str) -> Option<(StatusCode, Json<Value>)> {
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        None => Some((
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"message": "The Authorization header is missing. It must use the bearer authorization method.",
+                        "code": "missing_authorization_header", "type": "auth",
+                        "link": "https://docs.meilisearch.com/errors#missing_authorization_header"}),
+            ),
+        )),
+        Some(v) if v == format!("Bearer {key}") => None,
+        Some(_) => Some((
+            StatusCode::FORBIDDEN,
+            Json(
+                json!({"message": "The provided API key is invalid.", "code": "invalid_api_key",
+                        "type": "auth", "link": "https://docs.meilisearch.com/errors#invalid_api_key"}),
+            ),
+        )),
+    }
+}
+
+fn uids_of(params: &[(String, String)]) -> Vec<u64> {
+    params
+        .iter()
+        .filter(|(k, _)| k == "uids")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .filter_map(|u| u.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub fn node_task(uid: u64, status: &str, received: u64) -> Value {
+    let done = matches!(status, "succeeded" | "failed" | "canceled");
+    json!({
+        "uid": uid, "batchUid": uid, "indexUid": "movies", "status": status,
+        "type": "documentAdditionOrUpdate", "canceledBy": null,
+        "details": {"receivedDocuments": received, "indexedDocuments": if done { json!(received) } else { Value::Null }},
+        "error": null,
+        "duration": if done { json!("PT0.5S") } else { Value::Null },
+        "enqueuedAt": format!("2026-11-21T10:00:0{}Z", uid % 10),
+        "startedAt": if status == "enqueued" { Value::Null } else { json!("2026-11-21T10:00:10Z") },
+        "finishedAt": if done { json!("2026-11-21T10:00:11Z") } else { Value::Null },
+    })
+}
+
+impl FakeNode {
+    pub async fn start(key: &str) -> FakeNode {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let node = FakeNode {
+            address: listener.local_addr().expect("addr").to_string(),
+            healthy: Arc::new(AtomicBool::new(true)),
+            tasks: Arc::new(Mutex::new(BTreeMap::new())),
+            calls: Arc::new(Mutex::new(Vec::new())),
+            key: key.to_string(),
+        };
+        let router = Router::new()
+            .route("/health", get(health))
+            .route("/tasks", get(list).delete(delete))
+            .route("/tasks/cancel", post(cancel))
+            .with_state(node.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        node
+    }
+
+    pub fn put(&self, task: Value) {
+        let uid = task["uid"].as_u64().expect("uid");
+        self.tasks.lock().expect("lock").insert(uid, task);
+    }
+
+    pub fn set_status(&self, uid: u64, status: &str) {
+        let received = self.tasks.lock().expect("lock")[&uid]["details"]["receivedDocuments"]
+            .as_u64()
+            .unwrap_or(0);
+        self.put(node_task(uid, status, received));
+    }
+
+    fn enqueue(&self, kind: &str, details: Value) -> Value {
+        let mut tasks = self.tasks.lock().expect("lock");
+        let uid = tasks.keys().next_back().map(|u| u + 1).unwrap_or(0);
+        let mut task = node_task(uid, "succeeded", 0);
+        task["type"] = json!(kind);
+        task["indexUid"] = Value::Null;
+        task["details"] = details;
+        tasks.insert(uid, task);
+        json!({"taskUid": uid, "indexUid": null, "status": "enqueued", "type": kind,
+               "enqueuedAt": "2026-11-21T10:00:00Z"})
+    }
+}
+
+async fn health(State(node): State<FakeNode>) -> (StatusCode, Json<Value>) {
+    if node.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, Json(json!({"status": "available"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable"})),
+        )
+    }
+}
+
+async fn list(
+    State(node): State<FakeNode>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    let uids = uids_of(&params);
+    let tasks = node.tasks.lock().expect("lock");
+    let results: Vec<Value> = tasks
+        .values()
+        .rev()
+        .filter(|t| uids.is_empty() || uids.contains(&t["uid"].as_u64().unwrap_or(u64::MAX)))
+        .cloned()
+        .collect();
+    (
+        StatusCode::OK,
+        Json(json!({"results": results, "total": results.len()})),
+    )
+}
+
+async fn cancel(
+    State(node): State<FakeNode>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    let uids = uids_of(&params);
+    node.calls
+        .lock()
+        .expect("lock")
+        .push(format!("cancel {uids:?}"));
+    let mut canceled = 0;
+    for uid in &uids {
+        let status = node
+            .tasks
+            .lock()
+            .expect("lock")
+            .get(uid)
+            .map(|t| t["status"].clone());
+        if status
+            .as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|s| s == "enqueued" || s == "processing")
+        {
+            node.set_status(*uid, "canceled");
+            canceled += 1;
+        }
+    }
+    let summary = node.enqueue(
+        "taskCancelation",
+        json!({"matchedTasks": uids.len(), "canceledTasks": canceled, "originalFilter": "?uids=..."}),
+    );
+    (StatusCode::OK, Json(summary))
+}
+
+async fn delete(
+    State(node): State<FakeNode>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    let uids = uids_of(&params);
+    node.calls
+        .lock()
+        .expect("lock")
+        .push(format!("delete {uids:?}"));
+    let mut deleted = 0;
+    for uid in &uids {
+        if node.tasks.lock().expect("lock").remove(uid).is_some() {
+            deleted += 1;
+        }
+    }
+    let summary = node.enqueue(
+        "taskDeletion",
+        json!({"matchedTasks": uids.len(), "deletedTasks": deleted, "originalFilter": "?uids=..."}),
+    );
+    (StatusCode::OK, Json(summary))
+}
+
+/// A control plane (embedded store, in-memory fleet) in front of `n` fake nodes, one per group
+/// `g0` with replication factor 1, served on an ephemeral port.
+pub struct Cluster {
+    pub app: Arc<crate::app::App>,
+    pub publisher: crate::publisher::MemoryPublisher,
+    pub nodes: Vec<FakeNode>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    pub server: tokio::task::JoinHandle<()>,
+}
+
+pub const ADMIN_KEY: &str = "admin-key";
+pub const FILTER_TOKEN: &str = "filter-token";
+pub const MASTER_KEY: &str = "master-key";
+
+impl Cluster {
+    pub async fn start(n: usize) -> Cluster {
+        let dir = TempDir::new("cluster");
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(FakeNode::start(MASTER_KEY).await);
+        }
+        let topology = crate::config::InitialTopology {
+            epoch: 1,
+            shards: 8,
+            replication_factor: 1,
+            nodes: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, node)| miroir_topology::Node {
+                    id: format!("n{i}"),
+                    address: node.address.clone(),
+                    group: "g0".into(),
+                    state: miroir_topology::NodeState::Active,
+                })
+                .collect(),
+        };
+        let config = crate::config::Config {
+            admin_key: Some(ADMIN_KEY.into()),
+            filter_token: Some(FILTER_TOKEN.into()),
+            node_api_key: Some(MASTER_KEY.into()),
+            topology: Some(topology),
+            node_timeout_ms: 5_000,
+            store: format!("embedded:{}", dir.path().display()),
+            ..Default::default()
+        };
+        Self::with(config, nodes, dir).await
+    }
+
+    pub async fn with(
+        config: crate::config::Config,
+        nodes: Vec<FakeNode>,
+        dir: TempDir,
+    ) -> Cluster {
+        let store = crate::store::open(&config.store).await.expect("store");
+        if let Some(t) = &config.topology {
+            let _ = store
+                .cas_topology(None, &t.topology())
+                .await
+                .expect("initial");
+        }
+        let publisher = crate::publisher::MemoryPublisher::new();
+        let app = crate::app::App::new(config, store, Arc::new(publisher.clone()));
+        app.leader.store(true, Ordering::Relaxed);
+        app.sync_from_store().await.expect("sync");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = crate::routes::router(app.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Cluster {
+            server,
+            app,
+            publisher,
+            nodes,
+            base,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (`null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {ADMIN_KEY}");
+        self.call(method, path, &[("authorization", &auth)], body)
+            .await
+    }
+
+    pub async fn client(&self, method: &str, path: &str) -> (u16, Value) {
+        let auth = format!("Bearer {MASTER_KEY}");
+        self.call(method, path, &[("authorization", &auth)], None)
+            .await
+    }
+
+    pub async fn filter(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(
+            "POST",
+            path,
+            &[("x-miroir-token", FILTER_TOKEN)],
+            Some(body),
+        )
+        .await
+    }
+}

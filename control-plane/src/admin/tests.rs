@@ -1,1 +1,376 @@
+//! The admin routes with a fake fleet (`MemoryPublisher`) and fake nodes.
 
+use std::sync::atomic::Ordering;
+
+use miroir_topology::{NodeState, CONTROL_PLANE_CLUSTER};
+use serde_json::json;
+
+use crate::health::{check_round, HealthTracker};
+use crate::publisher::{EnvoyAck, Publisher};
+use crate::testutil::{Cluster, ADMIN_KEY, FILTER_TOKEN, MASTER_KEY};
+
+#[tokio::test]
+async fn the_admin_key_is_required() {
+    let cluster = Cluster::start(1).await;
+    let (status, body) = cluster.call("GET", "/_miroir/topology", &[], None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("missing_authorization_header"))
+    );
+    let (status, body) = cluster
+        .call(
+            "GET",
+            "/_miroir/topology",
+            &[("authorization", "Bearer nope")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("invalid_api_key"))
+    );
+    assert_eq!(body["type"], "auth");
+    let (status, _) = cluster.call("GET", "/metrics", &[], None).await;
+    assert_eq!(status, 401);
+    let (status, _) = cluster.admin("GET", "/_miroir/topology", None).await;
+    assert_eq!(status, 200);
+    let _ = ADMIN_KEY;
+}
+
+#[tokio::test]
+async fn topology_and_shards() {
+    let cluster = Cluster::start(3).await;
+    let (status, topology) = cluster.admin("GET", "/_miroir/topology", None).await;
+    assert_eq!(status, 200, "{topology}");
+    assert_eq!(topology["epoch"], 1);
+    assert_eq!(topology["shards"], 8);
+    assert_eq!(topology["nodes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(topology["nodes"][0]["draining"], false);
+
+    let (status, shards) = cluster.admin("GET", "/_miroir/shards", None).await;
+    assert_eq!(status, 200, "{shards}");
+    let stored = cluster
+        .app
+        .store
+        .load_topology()
+        .await
+        .expect("load")
+        .expect("topology");
+    for shard in 0..8u32 {
+        let owners: Vec<String> = stored
+            .owners(shard, "g0")
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        assert_eq!(
+            shards["shards"][shard as usize]["owners"]["g0"],
+            json!(owners)
+        );
+    }
+
+    // The startup rollout carries the control-plane reference for the filter.
+    let rolled = cluster.publisher.rollouts();
+    assert_eq!(rolled.len(), 1);
+    let reference = rolled[0].control_plane.clone().expect("control plane");
+    assert_eq!(reference.cluster, CONTROL_PLANE_CLUSTER);
+    assert_eq!(reference.token, FILTER_TOKEN);
+    assert_eq!(rolled[0].node_api_key.as_deref(), Some(MASTER_KEY));
+}
+
+#[tokio::test]
+async fn nodes_are_added_removed_and_drained() {
+    let cluster = Cluster::start(2).await;
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topology"]["epoch"], 2);
+    assert_eq!(
+        cluster.publisher.current().map(|c| c.topology.epoch),
+        Some(2)
+    );
+
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("miroir_node_already_exists"))
+    );
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n8", "address": "nowhere", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("miroir_invalid_topology"))
+    );
+
+    let (status, body) = cluster.admin("POST", "/_miroir/nodes/n9/drain", None).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, topology) = cluster.admin("GET", "/_miroir/topology", None).await;
+    assert_eq!(topology["epoch"], 2, "draining does not change placement");
+    let n9 = topology["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == "n9")
+        .cloned();
+    assert_eq!(n9.map(|n| n["draining"].clone()), Some(json!(true)));
+
+    let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n9", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topology"]["epoch"], 3);
+    let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n9", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("miroir_node_not_found"))
+    );
+    let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n0", None).await;
+    assert_eq!(status, 200, "{body}");
+    // The last node cannot go, nor be drained.
+    let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n1", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("miroir_invalid_topology"))
+    );
+    let (status, _) = cluster.admin("POST", "/_miroir/nodes/n1/drain", None).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_nack_is_reported_with_envoys_message() {
+    let cluster = Cluster::start(1).await;
+    cluster.publisher.nack_next("wasm: failed to load");
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("miroir_rollout_rejected"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("wasm: failed to load")),
+        "{body}"
+    );
+
+    cluster.publisher.nack_next("bad module");
+    let (status, body) = cluster
+        .admin(
+            "PUT",
+            "/_miroir/filter",
+            Some(json!({"wasm": "/opt/miroir/new.wasm"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        cluster
+            .app
+            .store
+            .get_setting("wasm")
+            .await
+            .expect("setting"),
+        None
+    );
+
+    let (status, body) = cluster
+        .admin(
+            "PUT",
+            "/_miroir/filter",
+            Some(json!({"wasm": {"uri": "http://cp/f.wasm", "sha256": "ab"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(cluster.publisher.wasm().is_some());
+    assert!(cluster
+        .app
+        .store
+        .get_setting("wasm")
+        .await
+        .expect("setting")
+        .is_some());
+}
+
+#[tokio::test]
+async fn ready_waits_for_the_fleet() {
+    let cluster = Cluster::start(1).await;
+    let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    cluster.publisher.set_envoys(vec![EnvoyAck {
+        node_id: "envoy-a".into(),
+        epoch: Some(0),
+    }]);
+    let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_not_ready"))
+    );
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("envoy-a")));
+    // The next rollout reaches it.
+    let (status, _) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = cluster.call("GET", "/_miroir/ready", &[], None).await;
+    assert_eq!(status, 200);
+    let (status, fleet) = cluster.admin("GET", "/_miroir/fleet", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(fleet["epoch"], 2);
+    assert_eq!(fleet["fleet"]["envoys"][0]["nodeId"], "envoy-a");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let cluster = Cluster::start(1).await;
+    let response = cluster
+        .http
+        .get(format!("{}/metrics", cluster.base))
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    let text = response.text().await.expect("text");
+    for needle in [
+        "miroir_topology_epoch 1",
+        "miroir_leader 1",
+        "miroir_rollouts_total{result=\"ok\"} 1",
+        "miroir_nodes{state=\"active\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn health_checks_fail_and_recover_a_node() {
+    let cluster = Cluster::start(2).await;
+    let mut tracker = HealthTracker::new(&cluster.app.config.health);
+    let threshold = cluster.app.config.health.unhealthy_threshold;
+    cluster.nodes[1].healthy.store(false, Ordering::Relaxed);
+    for _ in 1..threshold {
+        assert_eq!(
+            check_round(&cluster.app, &mut tracker)
+                .await
+                .expect("round"),
+            0
+        );
+    }
+    assert_eq!(
+        check_round(&cluster.app, &mut tracker)
+            .await
+            .expect("round"),
+        1
+    );
+    let topology = cluster
+        .app
+        .store
+        .load_topology()
+        .await
+        .expect("load")
+        .expect("t");
+    assert_eq!(topology.epoch, 2);
+    assert_eq!(
+        topology.node("n1").map(|n| n.state),
+        Some(NodeState::Failed)
+    );
+    assert_eq!(
+        topology.node("n0").map(|n| n.state),
+        Some(NodeState::Active)
+    );
+    assert_eq!(
+        cluster.publisher.current().map(|c| c.topology),
+        Some(topology)
+    );
+
+    cluster.nodes[1].healthy.store(true, Ordering::Relaxed);
+    let mut changed = 0;
+    for _ in 0..cluster.app.config.health.healthy_threshold {
+        changed += check_round(&cluster.app, &mut tracker)
+            .await
+            .expect("round");
+    }
+    assert_eq!(changed, 1);
+    let topology = cluster
+        .app
+        .store
+        .load_topology()
+        .await
+        .expect("load")
+        .expect("t");
+    assert_eq!(
+        (topology.epoch, topology.node("n1").map(|n| n.state)),
+        (3, Some(NodeState::Active))
+    );
+}
+
+#[tokio::test]
+async fn a_restart_resumes_without_a_new_epoch() {
+    let cluster = Cluster::start(1).await;
+    let (status, _) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let before = cluster.publisher.current().expect("current");
+    let config = cluster.app.config.clone();
+    let store_spec = config.store.clone();
+    let Cluster {
+        app,
+        dir,
+        nodes,
+        server,
+        http,
+        ..
+    } = cluster;
+    server.abort();
+    drop((app, http));
+    // The embedded store is one file owned by one process: wait until the old handle is gone.
+    let mut restarted = None;
+    for _ in 0..500 {
+        match crate::store::open(&store_spec).await {
+            Ok(store) => {
+                drop(store);
+                restarted = Some(Cluster::with(config.clone(), nodes.clone(), dir).await);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    let restarted = restarted.expect("store reopened");
+    let after = restarted.publisher.current().expect("current");
+    assert_eq!(after, before, "same model, same epoch");
+    let stored = restarted
+        .app
+        .store
+        .load_topology()
+        .await
+        .expect("load")
+        .expect("t");
+    assert_eq!(stored.epoch, 2);
+}

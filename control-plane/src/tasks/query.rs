@@ -295,16 +295,20 @@ pub fn parse_list(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
         match param.as_str() {
             "limit" => query.limit = positive(param, value)? as usize,
             "from" => query.from = Some(positive(param, value)?),
-            "reverse" => query.reverse = match value.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(bad(
-                    param,
-                    format!(
+            "reverse" => {
+                query.reverse = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(bad(
+                            param,
+                            format!(
                         "could not parse `{value}` as a boolean, expected either `true` or `false`"
                     ),
-                )),
-            },
+                        ))
+                    }
+                }
+            }
             p if FILTERS.contains(&p) => query.filter.apply(p, value)?,
             p => return Err(unknown(p, &allowed)),
         }

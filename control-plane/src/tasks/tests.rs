@@ -1,1 +1,320 @@
+//! The task routes against fake nodes: registration, leases, reads, lists, cancel and delete.
 
+use serde_json::{json, Value};
+
+use crate::testutil::{node_task, Cluster, FILTER_TOKEN};
+
+/// A write that reached node task `uid` on every node of the cluster.
+fn registration(uid: u64, nodes: usize, task_uid: Option<u32>) -> Value {
+    let node_tasks: Vec<Value> = (0..nodes)
+        .map(|i| json!({"node": format!("n{i}"), "group": "g0", "taskUid": uid}))
+        .collect();
+    let mut body = json!({"record": {"indexUid": "movies", "type": "documentAdditionOrUpdate",
+                                     "details": {"receivedDocuments": 4}, "copies": 1,
+                                     "nodeTasks": node_tasks}});
+    if let Some(t) = task_uid {
+        body["taskUid"] = json!(t);
+    }
+    body
+}
+
+async fn write(cluster: &Cluster, node_uid: u64, status: &str) -> u64 {
+    for node in &cluster.nodes {
+        node.put(node_task(node_uid, status, 2));
+    }
+    let (status, body) = cluster
+        .filter(
+            "/_miroir/internal/tasks",
+            registration(node_uid, cluster.nodes.len(), None),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["taskUid"].as_u64().expect("taskUid")
+}
+
+#[tokio::test]
+async fn registration_allocates_increasing_uids_and_checks_the_token() {
+    let cluster = Cluster::start(2).await;
+    let a = write(&cluster, 0, "enqueued").await;
+    let b = write(&cluster, 1, "enqueued").await;
+    assert!(b > a, "{a} then {b}");
+
+    let (status, body) = cluster
+        .call(
+            "POST",
+            "/_miroir/internal/tasks",
+            &[],
+            Some(registration(0, 1, None)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("miroir_missing_token"))
+    );
+    let (status, body) = cluster
+        .call(
+            "POST",
+            "/_miroir/internal/tasks",
+            &[("x-miroir-token", "nope")],
+            Some(registration(0, 1, None)),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("miroir_invalid_token"))
+    );
+    let (status, body) = cluster
+        .filter("/_miroir/internal/tasks", json!({"nope": 1}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    let _ = FILTER_TOKEN;
+}
+
+#[tokio::test]
+async fn leased_uids_register_once() {
+    let cluster = Cluster::start(1).await;
+    let (status, lease) = cluster
+        .filter(
+            "/_miroir/internal/uid-leases",
+            json!({"envoy": "envoy-a", "count": 5}),
+        )
+        .await;
+    assert_eq!(status, 201, "{lease}");
+    let first = lease["first"].as_u64().expect("first") as u32;
+    assert_eq!(lease["last"].as_u64(), Some(u64::from(first) + 4));
+    cluster.nodes[0].put(node_task(7, "succeeded", 3));
+
+    let body = registration(7, 1, Some(first + 2));
+    let (status, answer) = cluster
+        .filter("/_miroir/internal/tasks", body.clone())
+        .await;
+    assert_eq!((status, answer), (201, json!({"taskUid": first + 2})));
+    let (status, answer) = cluster.filter("/_miroir/internal/tasks", body).await;
+    assert_eq!(
+        (status, answer),
+        (201, json!({"taskUid": first + 2})),
+        "idempotent"
+    );
+    let (status, answer) = cluster
+        .filter(
+            "/_miroir/internal/tasks",
+            registration(8, 1, Some(first + 2)),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("miroir_task_uid_conflict"))
+    );
+    let (status, answer) = cluster
+        .filter(
+            "/_miroir/internal/tasks",
+            registration(7, 1, Some(first + 5)),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (400, Some("miroir_invalid_task_uid"))
+    );
+
+    // A fresh uid comes after the lease.
+    let next = write(&cluster, 9, "enqueued").await;
+    assert!(next > u64::from(first + 4));
+    let (status, lease) = cluster
+        .filter(
+            "/_miroir/internal/uid-leases",
+            json!({"envoy": "envoy-a", "count": 0}),
+        )
+        .await;
+    assert_eq!(status, 400, "{lease}");
+}
+
+#[tokio::test]
+async fn a_task_is_aggregated_and_refreshed_when_read() {
+    let cluster = Cluster::start(2).await;
+    let uid = write(&cluster, 3, "enqueued").await;
+    let (status, task) = cluster.client("GET", &format!("/tasks/{uid}")).await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["status"], "enqueued");
+    assert_eq!(task["uid"], json!(uid));
+    assert_eq!(task["type"], "documentAdditionOrUpdate");
+
+    cluster.nodes[0].set_status(3, "succeeded");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{uid}")).await;
+    assert_eq!(task["status"], "processing", "one node done, one enqueued");
+    cluster.nodes[1].set_status(3, "succeeded");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{uid}")).await;
+    assert_eq!(task["status"], "succeeded");
+    assert_eq!(
+        task["details"]["receivedDocuments"], 4,
+        "the request's own details win"
+    );
+    assert_eq!(
+        task["details"]["indexedDocuments"], 4,
+        "summed over the group"
+    );
+    assert_eq!(task["finishedAt"], "2026-11-21T10:00:11Z");
+
+    // Finished: served from the registry even if the nodes forget it.
+    cluster.nodes[0].tasks.lock().expect("lock").clear();
+    let (_, again) = cluster.client("GET", &format!("/tasks/{uid}")).await;
+    assert_eq!(again, task);
+
+    let (status, body) = cluster.client("GET", "/tasks/999999").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"message": "Task `999999` not found.", "code": "task_not_found",
+               "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_not_found"})
+    );
+    let (status, body) = cluster.client("GET", "/tasks/abc").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_task_uids"))
+    );
+}
+
+#[tokio::test]
+async fn client_keys_are_checked_by_a_node() {
+    let cluster = Cluster::start(1).await;
+    let (status, body) = cluster.call("GET", "/tasks", &[], None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("missing_authorization_header"))
+    );
+    let (status, body) = cluster
+        .call(
+            "GET",
+            "/tasks/0",
+            &[("authorization", "Bearer wrong")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["message"], "The provided API key is invalid.");
+}
+
+#[tokio::test]
+async fn the_list_filters_and_pages_newest_first() {
+    let cluster = Cluster::start(1).await;
+    let mut uids = Vec::new();
+    for i in 0..5 {
+        uids.push(
+            write(
+                &cluster,
+                i,
+                if i % 2 == 0 { "succeeded" } else { "enqueued" },
+            )
+            .await,
+        );
+    }
+    let (status, page) = cluster.client("GET", "/tasks?limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let got: Vec<u64> = page["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|t| t["uid"].as_u64().expect("uid"))
+        .collect();
+    assert_eq!(got, vec![uids[4], uids[3]]);
+    assert_eq!(page["total"], 5);
+    assert_eq!(page["limit"], 2);
+    assert_eq!(page["from"], json!(uids[4]));
+    assert_eq!(page["next"], json!(uids[2]));
+
+    let (_, page) = cluster.client("GET", "/tasks?statuses=enqueued").await;
+    assert_eq!(page["total"], 2);
+    let (_, page) = cluster
+        .client(
+            "GET",
+            &format!("/tasks?uids={},{}&reverse=true", uids[0], uids[1]),
+        )
+        .await;
+    assert_eq!(page["results"][0]["uid"], json!(uids[0]));
+    let (status, body) = cluster.client("GET", "/tasks?statuses=nope").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_task_statuses"))
+    );
+}
+
+#[tokio::test]
+async fn cancel_reaches_the_node_tasks() {
+    let cluster = Cluster::start(2).await;
+    let done = write(&cluster, 0, "succeeded").await;
+    let pending = write(&cluster, 1, "enqueued").await;
+
+    let (status, body) = cluster.client("POST", "/tasks/cancel").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("missing_task_filters"))
+    );
+
+    let (status, summary) = cluster
+        .client("POST", "/tasks/cancel?statuses=enqueued,processing")
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["type"], "taskCancelation");
+    assert_eq!(summary["status"], "enqueued");
+    assert_eq!(summary["indexUid"], Value::Null);
+    let cancel_uid = summary["taskUid"].as_u64().expect("taskUid");
+    assert!(cancel_uid > pending);
+    for node in &cluster.nodes {
+        assert_eq!(
+            *node.calls.lock().expect("lock"),
+            vec!["cancel [1]".to_string()]
+        );
+    }
+
+    let (_, task) = cluster.client("GET", &format!("/tasks/{pending}")).await;
+    assert_eq!(task["status"], "canceled");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{cancel_uid}")).await;
+    assert_eq!(task["type"], "taskCancelation");
+    assert_eq!(task["status"], "succeeded");
+    assert_eq!(task["details"]["matchedTasks"], 1);
+    assert_eq!(
+        task["details"]["originalFilter"],
+        "?statuses=enqueued,processing"
+    );
+
+    // Deletion: only finished tasks, removed from the registry too.
+    let (status, summary) = cluster
+        .client("DELETE", &format!("/tasks?uids={done},{pending}"))
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["type"], "taskDeletion");
+    let (status, _) = cluster.client("GET", &format!("/tasks/{done}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = cluster.client("GET", &format!("/tasks/{pending}")).await;
+    assert_eq!(status, 404, "canceled is finished: deleted too");
+    assert!(cluster.nodes[0]
+        .calls
+        .lock()
+        .expect("lock")
+        .contains(&"delete [0, 1]".to_string()));
+}
+
+#[tokio::test]
+async fn the_poller_finishes_tasks() {
+    let cluster = Cluster::start(1).await;
+    let uid = write(&cluster, 0, "enqueued").await;
+    cluster.nodes[0].set_status(0, "failed");
+    let finished = super::registry::poll_pending(&cluster.app)
+        .await
+        .expect("poll");
+    assert_eq!(finished, 1);
+    assert!(cluster
+        .app
+        .store
+        .pending_tasks()
+        .await
+        .expect("pending")
+        .is_empty());
+    let task = cluster
+        .app
+        .store
+        .get_task(uid as u32)
+        .await
+        .expect("get")
+        .expect("task");
+    assert_eq!(task.task["status"], "failed");
+}
