@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryService;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -15,12 +16,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::connection::{Connection, Output};
 use crate::shared::{now_ms, Shared};
+use crate::ECDS_TYPE_URL;
 
 /// Responses queued per stream. Envoy acknowledges each before the next of its type is sent, so
 /// a handful per type is the most that can be in flight.
 const OUTBOUND_QUEUE: usize = 32;
 
-/// The tonic service; build it with [`crate::Xds::service`].
+/// The tonic services (ADS, and ECDS alone for Envoys whose other resources come from another
+/// control plane, e.g. istiod); build them with [`crate::Xds::service`] and
+/// [`crate::Xds::ecds_service`].
 pub struct AdsService {
     shared: Arc<Shared>,
 }
@@ -55,6 +59,56 @@ impl AggregatedDiscoveryService for AdsService {
         Err(Status::unimplemented(
             "Miroir serves state-of-the-world ADS only (ads_config.api_type: GRPC)",
         ))
+    }
+}
+
+/// The filter configuration alone, for Envoys that point an HTTP filter's `config_discovery` at
+/// Miroir with an `api_config_source` (their listeners and clusters come from elsewhere). Same
+/// connection state machine, cache and fleet as ADS: such Envoys gate rollouts' filter step.
+#[tonic::async_trait]
+impl ExtensionConfigDiscoveryService for AdsService {
+    type StreamExtensionConfigsStream = ResponseStream<DiscoveryResponse>;
+    type DeltaExtensionConfigsStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_extension_configs(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamExtensionConfigsStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        tokio::spawn(run_stream(self.shared.clone(), inbound, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_extension_configs(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaExtensionConfigsStream>, Status> {
+        Err(Status::unimplemented(
+            "Miroir serves state-of-the-world ECDS only (api_config_source.api_type: GRPC)",
+        ))
+    }
+
+    async fn fetch_extension_configs(
+        &self,
+        request: Request<DiscoveryRequest>,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
+        let request = request.into_inner();
+        let group = request
+            .node
+            .as_ref()
+            .map(|n| n.cluster.clone())
+            .unwrap_or_default();
+        let snapshot = self.shared.snapshot(&group);
+        let Some(resources) = snapshot.as_deref().and_then(|s| s.get(ECDS_TYPE_URL)) else {
+            return Err(Status::unavailable("no configuration rolled out yet"));
+        };
+        Ok(Response::new(DiscoveryResponse {
+            version_info: resources.version().to_string(),
+            resources: resources.select(&request.resource_names, false),
+            type_url: ECDS_TYPE_URL.to_string(),
+            ..Default::default()
+        }))
     }
 }
 

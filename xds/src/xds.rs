@@ -8,6 +8,7 @@ use miroir_topology::PluginConfig;
 use crate::server::AdsService;
 use crate::{FleetView, ResourceOptions, RolloutError, RolloutReport, RolloutStatus, WasmSource};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_server::ExtensionConfigDiscoveryServiceServer;
 
 /// Cheap to clone: every clone drives the same cache and fleet.
 #[derive(Clone)]
@@ -26,6 +27,13 @@ impl Xds {
     /// `Server::builder().add_service(xds.service()).serve(addr)`.
     pub fn service(&self) -> AggregatedDiscoveryServiceServer<AdsService> {
         AggregatedDiscoveryServiceServer::new(AdsService::new(self.inner.clone()))
+    }
+
+    /// The ECDS-only gRPC service (`envoy.service.extension.v3.ExtensionConfigDiscoveryService`),
+    /// for Envoys whose listeners and clusters come from another control plane (Istio, see
+    /// docs/istio.md). Mount it next to [`Xds::service`] on the same server.
+    pub fn ecds_service(&self) -> ExtensionConfigDiscoveryServiceServer<AdsService> {
+        ExtensionConfigDiscoveryServiceServer::new(AdsService::new(self.inner.clone()))
     }
 
     /// Rolls `config` out in three steps (clusters old ∪ new, filter config, pruning), each

@@ -297,3 +297,80 @@ async fn invalid_topologies_are_refused_before_any_push() {
     assert!(matches!(err, RolloutError::Invalid { .. }), "{err:?}");
     assert_eq!(xds.current(), None);
 }
+
+/// An Envoy fed by another control plane (Istio) that asks Miroir only for the filter config.
+#[tokio::test]
+async fn the_ecds_service_serves_and_gates_on_filter_configs_alone() {
+    use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_service_client::ExtensionConfigDiscoveryServiceClient;
+
+    let (xds, _) = serve().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ecds = xds.ecds_service();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ecds)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await
+    });
+    xds.rollout(config(1, &["a"]), TIMEOUT).await.unwrap();
+
+    let mut client = ExtensionConfigDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: Some(EnvoyNode {
+            id: "sidecar-1".into(),
+            cluster: "search.default".into(),
+            ..Default::default()
+        }),
+        type_url: ECDS_TYPE_URL.into(),
+        resource_names: vec![FILTER_NAME.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut inbound = client
+        .stream_extension_configs(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = inbound.message().await.unwrap().unwrap();
+    assert!(first.version_info.starts_with("epoch-1-"));
+    assert_eq!(first.resources.len(), 1);
+    // Envoy ACKs from now on, in the background.
+    let acker = tokio::spawn(async move {
+        let mut response = first;
+        loop {
+            tx.send(DiscoveryRequest {
+                type_url: ECDS_TYPE_URL.into(),
+                resource_names: vec![FILTER_NAME.into()],
+                version_info: response.version_info.clone(),
+                response_nonce: response.nonce.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            match inbound.message().await {
+                Ok(Some(next)) => response = next,
+                _ => return,
+            }
+        }
+    });
+    wait_for("the sidecar on epoch 1", || {
+        xds.fleet().envoys.first().and_then(|e| e.epoch) == Some(1)
+    })
+    .await;
+    let report = xds.rollout(config(2, &["a", "b"]), TIMEOUT).await.unwrap();
+    assert_eq!(report.acked_by, ["sidecar-1"]);
+    let fleet = xds.fleet();
+    assert_eq!(fleet.envoys[0].epoch, Some(2));
+    assert_eq!(fleet.envoys[0].cluster, "search.default");
+    assert_eq!(
+        fleet.envoys[0].types.keys().collect::<Vec<_>>(),
+        [ECDS_TYPE_URL],
+        "subscribed to the filter config only"
+    );
+    acker.abort();
+}
