@@ -137,9 +137,16 @@ impl Exchange {
                 let scatter = body.and_then(|b| Scatter::documents(ctx, &index, b, host));
                 started(scatter, |s| State::Search(Box::new(s)))
             }
-            Route::MultiSearch => started(MultiSearch::start(ctx, host), |m| {
-                State::MultiSearch(Box::new(m))
-            }),
+            Route::MultiSearch => match ctx.body_object() {
+                Ok(body) if body.get("federation").is_some_and(|f| !f.is_null()) => {
+                    started(Scatter::federated(ctx, body, host), |s| {
+                        State::Search(Box::new(s))
+                    })
+                }
+                _ => started(MultiSearch::start(ctx, host), |m| {
+                    State::MultiSearch(Box::new(m))
+                }),
+            },
             Route::AddDocuments { index, merge } => {
                 started(Write::start(ctx, index, merge, host), |w| {
                     State::Write(Box::new(w))

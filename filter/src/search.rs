@@ -10,6 +10,8 @@ use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
 
+pub mod federated;
+
 /// The client's pagination: offset/limit (estimated totals) or page/hitsPerPage (exhaustive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pagination {
@@ -365,6 +367,11 @@ fn rules_of(hit: &Value) -> Vec<(String, Value)> {
     rules.into_iter().map(|(_, rule, d)| (rule, d)).collect()
 }
 
+/// Whether a hit came from the semantic side of a search (its similarity replaced the rules).
+fn is_semantic(rules: &[(String, Value)]) -> bool {
+    rules.iter().any(|(rule, _)| rule == "vectorSort")
+}
+
 /// Orders two hits as one node's bucket sort would: the first rule that tells them apart
 /// decides. `None` when they were ranked by different rules and cannot be compared this way.
 fn compare_rules(a: &[(String, Value)], b: &[(String, Value)]) -> Option<Ordering> {
@@ -474,7 +481,6 @@ pub fn merge(
     let mut candidates = Vec::new();
     let mut processing_time = 0u64;
     let mut estimated_total = 0u64;
-    let mut semantic_hits = 0u64;
     let mut total_hits = 0u64;
     let mut facets: BTreeMap<String, FacetCounts> = BTreeMap::new();
     let mut facet_stats: Map<String, Value> = Map::new();
@@ -502,7 +508,6 @@ pub fn merge(
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
         processing_time = processing_time.max(number("processingTimeMs"));
         estimated_total += number("estimatedTotalHits");
-        semantic_hits += number("semanticHitCount");
         total_hits += number("totalHits");
         if let Some(Value::Object(distribution)) = response.get("facetDistribution") {
             has_facets = true;
@@ -514,9 +519,29 @@ pub fn merge(
         }
     }
 
+    // A hybrid search ranks semantic hits at `score × semanticRatio` against keyword hits at
+    // `score × (1 − semanticRatio)`, a semantic hit first on a tie; each hit still shows its own
+    // unweighted score.
+    let ratio = client.get("hybrid").filter(|h| h.is_object()).map(|h| {
+        h.get("semanticRatio")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.5)
+    });
+    let weighted = |c: &Candidate| match ratio {
+        Some(r) if is_semantic(&c.rules) => c.score * r,
+        Some(r) => c.score * (1.0 - r),
+        None => c.score,
+    };
     candidates.sort_by(|a, b| {
         compare_rules(&a.rules, &b.rules)
-            .unwrap_or_else(|| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal))
+            .unwrap_or_else(|| {
+                let (wa, wb) = (weighted(a), weighted(b));
+                if (wa - wb).abs() <= f64::EPSILON {
+                    is_semantic(&b.rules).cmp(&is_semantic(&a.rules))
+                } else {
+                    wb.partial_cmp(&wa).unwrap_or(Ordering::Equal)
+                }
+            })
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
@@ -536,10 +561,15 @@ pub fn merge(
             })
     });
     let (skip, keep) = pagination.window();
-    let hits: Vec<Value> = candidates
+    let page: Vec<Candidate> = candidates
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(usize::try_from(keep).unwrap_or(usize::MAX))
+        .collect();
+    // Meilisearch counts the semantic hits of the page it returns.
+    let semantic_hits = page.iter().filter(|c| is_semantic(&c.rules)).count();
+    let hits: Vec<Value> = page
+        .into_iter()
         .map(|c| {
             let mut hit = strip_internal(c.hit, show);
             if let (Some(attr), Value::Object(fields)) = (&hide, &mut hit) {
@@ -647,17 +677,20 @@ impl Faceting {
     /// Orders each attribute's summed values as one node would, and keeps the first
     /// `maxValuesPerFacet`. `alpha`: numbers numerically, then strings; `count`: most frequent
     /// first, ties alphabetically.
+    fn by_count(&self, attribute: &str) -> bool {
+        self.sort_facet_values_by
+            .get(attribute)
+            .or_else(|| self.sort_facet_values_by.get("*"))
+            .and_then(Value::as_str)
+            == Some("count")
+    }
+
     fn order(&self, facets: &mut Map<String, Value>) {
         for (attribute, values) in facets.iter_mut() {
             let Value::Object(counts) = values else {
                 continue;
             };
-            let by_count = self
-                .sort_facet_values_by
-                .get(attribute)
-                .or_else(|| self.sort_facet_values_by.get("*"))
-                .and_then(Value::as_str)
-                == Some("count");
+            let by_count = self.by_count(attribute);
             let mut entries: Vec<(String, Value)> = std::mem::take(counts).into_iter().collect();
             entries.sort_by(|(a, ca), (b, cb)| {
                 let alpha = facet_value_order(a, b);

@@ -29,14 +29,6 @@ pub(crate) struct MultiSearch {
 impl MultiSearch {
     pub(crate) fn start(ctx: &Ctx, host: &mut dyn Host) -> Result<(Self, Step), MeiliError> {
         let body = ctx.body_object()?;
-        if body.get("federation").is_some_and(|f| !f.is_null()) {
-            return Err(MeiliError::new(
-                501,
-                "miroir_not_supported",
-                crate::error::ErrorType::InvalidRequest,
-                "Miroir does not support federated multi-search yet.",
-            ));
-        }
         let queries = match body.get("queries") {
             Some(Value::Array(queries)) => queries.clone(),
             _ => {

@@ -43,6 +43,9 @@ pub(crate) enum Mode {
     FacetSearch,
     /// `GET /documents` and `POST /documents/fetch`.
     Documents,
+    /// `POST /multi-search` with `federation`: the whole request to every node. `None` when its
+    /// pagination is invalid: sent unchanged, for the nodes to refuse.
+    Federated(Option<Pagination>),
 }
 
 enum SettingsRead {
@@ -79,6 +82,16 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         Self::begin(ctx, index, ctx.body_object()?, Mode::FacetSearch, host)
+    }
+
+    /// A federated multi-search; `client` is the whole request.
+    pub(crate) fn federated(
+        ctx: &Ctx,
+        client: Map<String, Value>,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
+        let pagination = search::federated::pagination(&client);
+        Self::begin(ctx, "", client, Mode::Federated(pagination), host)
     }
 
     /// A document listing; `client` is the fetch body (the GET form already converted).
@@ -139,7 +152,7 @@ impl Scatter {
         }
         // Facet values are ordered and cut with the index's faceting settings, and hits are made
         // distinct by its distinct attribute.
-        if !matches!(mode, Mode::Documents) {
+        if matches!(mode, Mode::Search(_) | Mode::FacetSearch) {
             match crate::settings_cache::get(host, index) {
                 Some(settings) => scatter.apply_settings(&settings),
                 None => {
@@ -251,8 +264,15 @@ impl Scatter {
                     documents_list::node_body(&self.client, &shards),
                     "documents/fetch",
                 ),
+                Mode::Federated(pagination) => (
+                    search::federated::node_body(&self.client, pagination, &shards),
+                    "",
+                ),
             };
-            let path = format!("/indexes/{}/{route}", self.index);
+            let path = match self.mode {
+                Mode::Federated(_) => "/multi-search".to_string(),
+                _ => format!("/indexes/{}/{route}", self.index),
+            };
             let call = ctx.json_call(node, "POST", path, &Value::Object(body));
             self.slots.push(Slot {
                 node: node_id,
@@ -343,6 +363,15 @@ impl Scatter {
             }
             Mode::FacetSearch => search::merge_facet_hits(&self.client, responses, faceting),
             Mode::Documents => documents_list::merge(&self.client, responses),
+            Mode::Federated(pagination) => search::federated::merge(
+                &self.client,
+                pagination.unwrap_or(Pagination::Offset {
+                    offset: 0,
+                    limit: 20,
+                }),
+                responses,
+                faceting,
+            ),
         };
         Step::Answer(Answer::json(200, &merged))
     }

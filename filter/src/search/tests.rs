@@ -326,21 +326,42 @@ fn facet_values_are_ordered_and_cut_like_one_node() {
 }
 
 #[test]
-fn semantic_hit_counts_add_up() {
-    let response = |n: u64| {
+fn hybrid_hits_rank_by_weighted_score_and_the_page_counts_its_semantic_hits() {
+    let keyword = |id: &str, score: f64| json!({"id": id, "_rankingScore": score, "_rankingScoreDetails": {"words": {"order": 0, "score": score}}});
+    let semantic = |id: &str, score: f64| json!({"id": id, "_rankingScore": score, "_rankingScoreDetails": {"vectorSort": {"order": 0, "similarity": score}}});
+    let response = |hits: Vec<Value>| {
         obj(
-            json!({"hits": [], "query": "", "processingTimeMs": 0, "limit": 20, "offset": 0, "estimatedTotalHits": n, "semanticHitCount": n}),
+            json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 3, "offset": 0, "estimatedTotalHits": 9, "semanticHitCount": 3}),
         )
     };
+    // Ratio 0.8: semantic 0.5 weighs 0.4, keyword 0.9 weighs 0.18, keyword 1.0 weighs 0.2.
     let merged = merge_default(
-        &obj(json!({})),
+        &obj(json!({"hybrid": {"embedder": "e", "semanticRatio": 0.8}})),
         Pagination::Offset {
             offset: 0,
-            limit: 20,
+            limit: 3,
         },
-        vec![response(2), response(3)],
+        vec![
+            response(vec![keyword("k1", 1.0), keyword("k2", 0.9)]),
+            response(vec![semantic("s1", 0.5), semantic("s2", 0.2)]),
+        ],
     );
-    assert_eq!(merged["semanticHitCount"], 5);
+    let ids: Vec<&str> = merged["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["s1", "k1", "k2"]);
+    assert_eq!(
+        merged["semanticHitCount"], 1,
+        "counted on the page, not summed"
+    );
+    assert_eq!(
+        merged["hits"][0]["_rankingScore"],
+        Value::Null,
+        "scores shown only when asked"
+    );
 }
 
 #[test]
