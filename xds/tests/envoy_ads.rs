@@ -256,3 +256,91 @@ async fn an_envoy_connecting_later_gets_the_final_snapshot() {
         assert!(clusters.iter().any(|c| c == name), "{name} in {clusters:?}");
     }
 }
+
+/// The Istio shape (docs/istio.md): listener and clusters come from elsewhere (here a static
+/// bootstrap), and only the filter config from Miroir, through `api_config_source` and the
+/// ECDS service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envoy_can_take_only_the_filter_config_from_miroir() {
+    let Some(wasm) = wasm_or_skip() else { return };
+    let dir = test_dir("ecds-only");
+    let xds = Xds::new(ResourceOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        wasm: WasmSource::Local(wasm.clone()),
+        control_plane_http: "127.0.0.1:9".into(),
+        health: HealthCheckOptions::default(),
+        node_timeout_ms: 5_000,
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let xds_addr = tcp.local_addr().unwrap();
+    let ecds = xds.ecds_service();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(ecds)
+            .serve_with_incoming(TcpListenerStream::new(tcp))
+            .await
+    });
+    let config = config(9, &["x", "y"]);
+    xds.rollout(config.clone(), ACK_TIMEOUT).await.unwrap();
+
+    let opts = miroir_envoy::RenderOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        wasm_path: wasm,
+        config_dir: dir.clone(),
+        node_timeout_ms: 5_000,
+        node_api_key: None,
+    };
+    let mut bootstrap = miroir_envoy::bootstrap(&config.topology, &opts);
+    bootstrap["node"] = serde_json::json!({"id": "sidecar-it", "cluster": "search.default"});
+    let filter = &mut bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"]
+        [0]["typed_config"]["http_filters"][0];
+    filter["config_discovery"]["config_source"] = serde_json::json!({
+        "api_config_source": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "miroir-xds"}}],
+        },
+        "resource_api_version": "V3",
+    });
+    bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "name": "miroir-xds",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "miroir-xds", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": xds_addr.port()}},
+            }}]}]},
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                },
+            },
+        }));
+    let path = dir.join("envoy.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).unwrap()).unwrap();
+    let mut envoy = Envoy::start(&path, &dir);
+    envoy.poll("epoch 9 acked", WAIT, |_| {
+        match epoch_of(&xds, "sidecar-it")? {
+            9 => Ok(()),
+            other => Err(format!("epoch {other}")),
+        }
+    });
+    let listener = envoy.poll("the listener", WAIT, |e| e.listener());
+    envoy.poll("the filter answering", WAIT, |_| health(listener));
+    let fleet = xds.fleet();
+    assert_eq!(
+        fleet.envoys[0].types.keys().collect::<Vec<_>>(),
+        [ECDS_TYPE_URL]
+    );
+    // A topology change reaches it, gated on its ACK.
+    let report = xds
+        .rollout(self::config(10, &["x", "y"]), ACK_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(report.acked_by, ["sidecar-it"]);
+    assert_eq!(envoy.ecds_version().unwrap(), report.ecds_version);
+}
