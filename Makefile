@@ -49,9 +49,13 @@ test-e2e: build
 test: lint test-unit test-wasm test-e2e
 
 # Not part of `make test`: benchmarks take minutes and print ratios against a baseline measured
-# in the same run (never a timed assertion).
-bench: setup
+# in the same run (never a timed assertion). docs/benchmarks.md explains how to read them.
+# The end-to-end part runs release builds of the test node and of miroir-bench (with
+# MEILISEARCH_BIN set, real Meilisearch nodes); BENCH_ARGS passes options to miroir-bench.
+bench: wasm
+	cargo build --release -p miroir-test-node --bin miroir-test-node -p miroir-e2e --bin miroir-bench
 	cargo bench -p miroir-filter --bench merge
+	MIROIR_TEST_NODE_BIN=$(CURDIR)/target/release/miroir-test-node target/release/miroir-bench $(BENCH_ARGS)
 	python3 tools/bench-report.py target
 
 clean:

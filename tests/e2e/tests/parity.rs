@@ -29,7 +29,7 @@ use miroir_e2e::{corpus, paths, Client, Cluster, Spec};
 use serde_json::{json, Value};
 
 use diff::{class_of, compact, first_difference, same_hits_other_order, strip, Difference};
-use queries::{Case, Request, DISTINCT_ATTR, FACETING, MAIN, PAGINATION, RULES};
+use queries::{Case, Request, DISTINCT_ATTR, FACETING, MAIN, PAGINATION, RULES, VECTORS};
 
 const DEFAULT_DOCS: usize = 3000;
 const BATCH: usize = 1000;
@@ -64,6 +64,12 @@ fn index_settings() -> Vec<(&'static str, Value)> {
             with(json!({"pagination": {"maxTotalHits": 30}})),
         ),
         (DISTINCT_ATTR, with(json!({"distinctAttribute": "studio"}))),
+        (
+            VECTORS,
+            with(json!({"embedders": {
+                "embedding": {"source": "userProvided", "dimensions": 3}
+            }})),
+        ),
     ]
 }
 
@@ -82,6 +88,18 @@ fn load(client: &Client, docs: &[Value]) {
             &format!("/indexes/{uid}/settings"),
             &settings,
         );
+        let docs: Vec<Value> = if uid == VECTORS {
+            docs.iter()
+                .map(|d| {
+                    let mut d = d.clone();
+                    let id = d["id"].as_u64().unwrap_or(0);
+                    d["_vectors"] = json!({"embedding": queries::embedding(id)});
+                    d
+                })
+                .collect()
+        } else {
+            docs.to_vec()
+        };
         for chunk in docs.chunks(BATCH) {
             support::write(
                 client,
@@ -149,45 +167,173 @@ fn send(client: &Client, case: &Case) -> (u16, Value) {
     (reply.status, strip(&body))
 }
 
+/// family → (queries, per target: (mismatching queries, of which tie order only)).
+type PerFamily = BTreeMap<&'static str, (usize, BTreeMap<&'static str, (usize, usize)>)>;
+
 struct Mismatch {
     family: &'static str,
     target: &'static str,
     query: String,
     difference: Difference,
-    /// The hits hold the same documents, in another order.
-    order_only: bool,
+    /// Both sides' whole hit around a difference inside one hit.
+    hit: Option<(Value, Value)>,
+    /// What kind of hits difference this is, if it is one (see [`Diagnosis`]).
+    diagnosis: Option<Diagnosis>,
+}
+
+/// A hits mismatch, looked at again with `showRankingScoreDetails` (a second request: the
+/// comparison itself is never relaxed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Diagnosis {
+    /// Hit after hit, both sides have the same ranking details: only the order of hits that
+    /// one node ranks equal (ties) differs, or which of them a page boundary cuts.
+    TieOrder,
+    /// The same hits, in another order, with different ranking details.
+    SameHitsOtherOrder,
+    /// The ranking details (or fields besides the hits) differ.
+    Ranking,
+}
+
+impl Diagnosis {
+    fn label(self) -> &'static str {
+        match self {
+            Diagnosis::TieOrder => " [tie order: equal ranking details hit by hit]",
+            Diagnosis::SameHitsOtherOrder => " [same hits, other order, details differ]",
+            Diagnosis::Ranking => " [not a tie: ranking details or other fields differ]",
+        }
+    }
 }
 
 impl Mismatch {
+    fn label(&self) -> &'static str {
+        self.diagnosis.map(Diagnosis::label).unwrap_or("")
+    }
+
     fn class(&self) -> String {
         format!(
             "{} {}{}",
             self.family,
             class_of(&self.difference.path),
-            if self.order_only {
-                " (same hits, other order)"
-            } else {
-                ""
-            }
+            self.label()
         )
     }
 
     fn render(&self, max: usize) -> String {
-        format!(
+        let mut out = format!(
             "[{}] on {}: {}\n    first difference at {}{}\n      one node: {}\n      {}: {}",
             self.family,
             self.target,
             self.query,
             self.difference.path,
-            if self.order_only {
-                " (same hits, other order)"
-            } else {
-                ""
-            },
+            self.label(),
             compact(self.difference.want.as_ref(), max),
             self.target,
             compact(self.difference.got.as_ref(), max),
-        )
+        );
+        if let Some((want, got)) = &self.hit {
+            let _ = write!(
+                out,
+                "\n    the whole hit:\n      one node: {}\n      {}: {}",
+                compact(Some(want), 2 * max),
+                self.target,
+                compact(Some(got), 2 * max)
+            );
+        }
+        out
+    }
+}
+
+/// The path of the hit holding `path` (`.results[0].hits[3]` for `.results[0].hits[3].id`),
+/// when the difference lies deeper than the hit itself.
+fn hit_path(path: &str) -> Option<&str> {
+    let start = path.rfind("hits[")?;
+    let end = start + path[start..].find(']')? + 1;
+    (end < path.len() && path[end..].starts_with('.')).then(|| &path[..end])
+}
+
+/// The case again with `showRankingScoreDetails` (on every query of a multi-search), for a
+/// search whose hits differ; `None` for other requests.
+fn with_details(case: &Case) -> Option<Case> {
+    let request = match &case.request {
+        Request::Post { path, body } if path.ends_with("/search") || path.ends_with("/similar") => {
+            let mut body = body.clone();
+            body["showRankingScoreDetails"] = json!(true);
+            Request::Post {
+                path: path.clone(),
+                body,
+            }
+        }
+        Request::Post { path, body } if path == "/multi-search" => {
+            let mut body = body.clone();
+            for query in body["queries"].as_array_mut().into_iter().flatten() {
+                query["showRankingScoreDetails"] = json!(true);
+            }
+            Request::Post {
+                path: path.clone(),
+                body,
+            }
+        }
+        Request::Get { path } if path.contains("/search") || path.contains("/similar") => {
+            Request::Get {
+                path: format!(
+                    "{path}{}showRankingScoreDetails=true",
+                    if path.contains('?') { '&' } else { '?' }
+                ),
+            }
+        }
+        _ => return None,
+    };
+    Some(Case {
+        family: case.family,
+        request,
+    })
+}
+
+/// Every hit replaced by its ranking details.
+fn details_only(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("hits", Value::Array(hits)) => Value::Array(
+                            hits.iter()
+                                .map(|h| h["_rankingScoreDetails"].clone())
+                                .collect(),
+                        ),
+                        _ => details_only(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(details_only).collect()),
+        other => other.clone(),
+    }
+}
+
+fn diagnose(
+    case: &Case,
+    reference: &Client,
+    target: &Client,
+    want: &Value,
+    got: &Value,
+    path: &str,
+) -> Option<Diagnosis> {
+    if !path.contains("hits[") {
+        return None;
+    }
+    let tie = with_details(case).is_some_and(|again| {
+        let (ws, w) = send(reference, &again);
+        let (gs, g) = send(target, &again);
+        ws == gs && details_only(&w) == details_only(&g)
+    });
+    if tie {
+        Some(Diagnosis::TieOrder)
+    } else if order_only(want, got, path) {
+        Some(Diagnosis::SameHitsOtherOrder)
+    } else {
+        Some(Diagnosis::Ranking)
     }
 }
 
@@ -246,11 +392,22 @@ fn every_answer_through_miroir_equals_one_nodes() {
 
     let mut mismatches: Vec<Mismatch> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
-    // family → (queries, mismatching queries per target)
-    let mut per_family: BTreeMap<&'static str, (usize, BTreeMap<&'static str, usize>)> =
-        BTreeMap::new();
+    let mut per_family: PerFamily = BTreeMap::new();
     for case in &cases {
-        let (want_status, want) = send(&reference_client, case);
+        // The reference and every cluster at once: the nodes work in parallel.
+        let (reference_reply, replies) = std::thread::scope(|scope| {
+            let handles: Vec<_> = clients
+                .iter()
+                .map(|(_, client)| scope.spawn(move || send(client, case)))
+                .collect();
+            let reference_reply = send(&reference_client, case);
+            let replies: Vec<(u16, Value)> = handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect();
+            (reference_reply, replies)
+        });
+        let (want_status, want) = reference_reply;
         if case.family != "errors" && !(200..300).contains(&want_status) {
             refused.push(format!(
                 "[{}] {}: {want_status} {want}",
@@ -260,8 +417,7 @@ fn every_answer_through_miroir_equals_one_nodes() {
         }
         let entry = per_family.entry(case.family).or_default();
         entry.0 += 1;
-        for (target, client) in &clients {
-            let (got_status, got) = send(client, case);
+        for ((target, client), (got_status, got)) in clients.iter().zip(replies) {
             let difference = if got_status != want_status {
                 Some(Difference {
                     path: "(status)".into(),
@@ -272,14 +428,28 @@ fn every_answer_through_miroir_equals_one_nodes() {
                 first_difference(&want, &got)
             };
             if let Some(difference) = difference {
-                *entry.1.entry(target).or_default() += 1;
+                let hit = hit_path(&difference.path)
+                    .and_then(|p| Some((at(&want, p)?.clone(), at(&got, p)?.clone())));
                 let mismatch = Mismatch {
                     family: case.family,
                     target,
                     query: case.describe(),
-                    order_only: order_only(&want, &got, &difference.path),
+                    diagnosis: diagnose(
+                        case,
+                        &reference_client,
+                        client,
+                        &want,
+                        &got,
+                        &difference.path,
+                    ),
+                    hit,
                     difference,
                 };
+                let counts = entry.1.entry(target).or_default();
+                counts.0 += 1;
+                if mismatch.diagnosis == Some(Diagnosis::TieOrder) {
+                    counts.1 += 1;
+                }
                 println!("MISMATCH {}", mismatch.render(400));
                 mismatches.push(mismatch);
             }
@@ -326,7 +496,7 @@ fn every_answer_through_miroir_equals_one_nodes() {
 fn report(
     cases: &[Case],
     clients: &[(&'static str, Client)],
-    per_family: &BTreeMap<&'static str, (usize, BTreeMap<&'static str, usize>)>,
+    per_family: &PerFamily,
     mismatches: &[Mismatch],
     refused: &[String],
     docs: usize,
@@ -340,19 +510,21 @@ fn report(
     let names: Vec<&str> = clients.iter().map(|(n, _)| *n).collect();
     let _ = writeln!(
         out,
-        "| family | queries | mismatching on {} |",
-        names.join(" | ")
+        "Cells: mismatching queries (of which only the order of tied hits differs).\n"
     );
+    let _ = writeln!(out, "| family | queries | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|---|{}", "---|".repeat(names.len()));
-    let mut total = vec![0usize; names.len()];
+    let mut total = vec![(0usize, 0usize); names.len()];
+    let cell = |(m, t): (usize, usize)| format!("{m} ({t})");
     for (family, (count, by_target)) in per_family {
         let cells: Vec<String> = names
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let m = by_target.get(n).copied().unwrap_or(0);
-                total[i] += m;
-                m.to_string()
+                let m = by_target.get(n).copied().unwrap_or((0, 0));
+                total[i].0 += m.0;
+                total[i].1 += m.1;
+                cell(m)
             })
             .collect();
         let _ = writeln!(out, "| {family} | {count} | {} |", cells.join(" | "));
@@ -361,11 +533,7 @@ fn report(
         out,
         "| **all** | {} | {} |\n",
         cases.len(),
-        total
-            .iter()
-            .map(|t| t.to_string())
-            .collect::<Vec<_>>()
-            .join(" | ")
+        total.into_iter().map(cell).collect::<Vec<_>>().join(" | ")
     );
     if !refused.is_empty() {
         let _ = writeln!(out, "## Cases the reference refused (suite bugs)\n");

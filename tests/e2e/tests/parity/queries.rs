@@ -11,6 +11,29 @@ pub const RULES: &str = "movies_rules";
 pub const FACETING: &str = "movies_faceting";
 pub const PAGINATION: &str = "movies_pagination";
 pub const DISTINCT_ATTR: &str = "movies_distinct";
+/// The corpus with a 3-dimension user-provided embedding (`embedding`), for semantic, hybrid
+/// and `/similar` queries.
+pub const VECTORS: &str = "movies_vectors";
+
+/// Document `id`'s embedding: components from a small set, so many documents share one
+/// (ties); every tenth document has none.
+pub fn embedding(id: u64) -> Value {
+    if id % 10 == 7 {
+        return Value::Null;
+    }
+    let mut rng = Rng::new(0xE3BED + id);
+    let component = |rng: &mut Rng| (rng.below(5) as f64 - 2.0) / 2.0;
+    let v = [
+        component(&mut rng),
+        component(&mut rng),
+        component(&mut rng),
+    ];
+    if v.iter().all(|c| *c == 0.0) {
+        json!([1.0, 0.0, 0.0])
+    } else {
+        json!(v)
+    }
+}
 
 /// One request, sent as it is to the reference and to every cluster.
 #[derive(Clone, Debug)]
@@ -559,6 +582,108 @@ fn errors_family(cases: &mut Vec<Case>) {
     ));
 }
 
+fn vector_family(cases: &mut Vec<Case>) {
+    let semantic = |ratio: f64| json!({"embedder": "embedding", "semanticRatio": ratio});
+    for body in [
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": semantic(1.0)}),
+        json!({"vector": [0.5, -1.0, 0.5], "hybrid": semantic(1.0), "limit": 40, "showRankingScore": true}),
+        json!({"vector": [0.0, 1.0, 1.0], "hybrid": semantic(1.0), "filter": "genres = drama", "offset": 10, "limit": 10}),
+        json!({"vector": [1.0, 1.0, 0.0], "hybrid": semantic(1.0), "showRankingScoreDetails": true, "limit": 5}),
+        json!({"vector": [-1.0, 0.0, 0.5], "hybrid": semantic(1.0), "page": 2, "hitsPerPage": 15}),
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": semantic(1.0), "rankingScoreThreshold": 0.9}),
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": semantic(1.0), "retrieveVectors": true, "limit": 5}),
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": semantic(1.0), "facets": ["genres"], "distinct": "studio"}),
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": semantic(1.0), "sort": ["year:asc"]}),
+        json!({"q": "mirror", "vector": [0.0, 0.5, 1.0], "hybrid": semantic(0.5)}),
+        json!({"q": "mirror road", "vector": [0.0, 0.5, 1.0], "hybrid": semantic(0.8), "showRankingScore": true, "limit": 30}),
+        json!({"q": "storm", "vector": [1.0, -1.0, 0.0], "hybrid": semantic(0.2), "filter": "year > 1990"}),
+        json!({"q": "night", "hybrid": semantic(0.0)}),
+        json!({"q": "garden", "vector": [1.0, 1.0, 1.0], "hybrid": semantic(0.5), "facets": ["tags"], "page": 1, "hitsPerPage": 10}),
+    ] {
+        cases.push(search("vector", VECTORS, body));
+    }
+    // Wrong dimensions, unknown embedder, text a user-provided embedder cannot embed.
+    for body in [
+        json!({"vector": [1.0, 0.0], "hybrid": semantic(1.0)}),
+        json!({"vector": [1.0, 0.0, 0.0], "hybrid": {"embedder": "nope", "semanticRatio": 1.0}}),
+        json!({"q": "river", "hybrid": semantic(0.5)}),
+    ] {
+        cases.push(search("errors", VECTORS, body));
+    }
+    cases.push(get(
+        "vector",
+        &format!(
+            "/indexes/{VECTORS}/search?{}",
+            query_string(&[
+                ("q", "night"),
+                ("hybridEmbedder", "embedding"),
+                ("hybridSemanticRatio", "0.0")
+            ])
+        ),
+    ));
+    let similar = format!("/indexes/{VECTORS}/similar");
+    for body in [
+        json!({"id": 5, "embedder": "embedding"}),
+        json!({"id": 5, "embedder": "embedding", "limit": 50, "showRankingScore": true}),
+        json!({"id": 12, "embedder": "embedding", "offset": 15, "limit": 10}),
+        json!({"id": 12, "embedder": "embedding", "filter": "rating > 5", "attributesToRetrieve": ["id", "title"]}),
+        json!({"id": 40, "embedder": "embedding", "showRankingScoreDetails": true, "limit": 5}),
+        json!({"id": 40, "embedder": "embedding", "rankingScoreThreshold": 0.95}),
+        json!({"id": 40, "embedder": "embedding", "retrieveVectors": true, "limit": 3}),
+        json!({"id": 7, "embedder": "embedding"}),
+    ] {
+        cases.push(post("similar", &similar, body));
+    }
+    for body in [
+        json!({"id": 999999, "embedder": "embedding"}),
+        json!({"id": 5, "embedder": "nope"}),
+    ] {
+        cases.push(post("errors", &similar, body));
+    }
+    cases.push(get(
+        "similar",
+        &format!("{similar}?id=5&embedder=embedding&offset=2&limit=7"),
+    ));
+}
+
+fn federated_family(cases: &mut Vec<Case>) {
+    let bodies = [
+        json!({"federation": {}, "queries": [
+            {"indexUid": MAIN, "q": "mirror"},
+            {"indexUid": RULES, "q": "road"},
+        ]}),
+        json!({"federation": {"limit": 30, "offset": 5}, "queries": [
+            {"indexUid": MAIN, "q": "river", "filter": "year > 1990"},
+            {"indexUid": MAIN, "q": "night", "federationOptions": {"weight": 2.0}},
+        ]}),
+        json!({"federation": {"page": 2, "hitsPerPage": 10}, "queries": [
+            {"indexUid": MAIN, "q": "storm garden"},
+            {"indexUid": FACETING, "q": "ocean"},
+        ]}),
+        json!({"federation": {"facetsByIndex": {"movies": ["genres", "year"], "movies_faceting": ["studio"]}}, "queries": [
+            {"indexUid": MAIN, "q": "light"},
+            {"indexUid": FACETING, "q": "light"},
+        ]}),
+        json!({"federation": {"facetsByIndex": {"movies": ["genres"], "movies_rules": ["genres"]}, "mergeFacets": {}}, "queries": [
+            {"indexUid": MAIN, "q": "shadow"},
+            {"indexUid": RULES, "q": "forest"},
+        ]}),
+        json!({"federation": {"distinct": "studio"}, "queries": [
+            {"indexUid": MAIN, "q": "winter"},
+            {"indexUid": RULES, "q": "winter"},
+        ]}),
+        json!({"federation": {}, "queries": [
+            {"indexUid": MAIN, "q": "city", "showRankingScore": true, "sort": ["year:asc"]},
+            {"indexUid": VECTORS, "vector": [1.0, 0.0, 0.0], "hybrid": {"embedder": "embedding", "semanticRatio": 1.0}},
+        ]}),
+        json!({"federation": {}, "queries": []}),
+        json!({"federation": {}, "queries": [{"indexUid": MAIN, "limit": 5}]}),
+    ];
+    for body in bodies {
+        cases.push(post("federated", "/multi-search", body));
+    }
+}
+
 /// Seeded combinations of everything above.
 fn generated_family(cases: &mut Vec<Case>) {
     let mut rng = Rng::new(0xC0FFEE);
@@ -650,6 +775,8 @@ pub fn all() -> Vec<Case> {
     multi_family(&mut cases);
     facet_search_family(&mut cases);
     errors_family(&mut cases);
+    vector_family(&mut cases);
+    federated_family(&mut cases);
     generated_family(&mut cases);
     cases
 }
