@@ -79,6 +79,14 @@ impl App {
         Duration::from_millis(self.config.node_timeout_ms)
     }
 
+    /// Deadline of node calls made while a client waits (synchronous task refresh, key checks):
+    /// within the filter's own deadline for the control plane, so the client gets an answer
+    /// (possibly from the cache) rather than the filter's timeout.
+    pub fn read_timeout(&self) -> Duration {
+        let budget = (self.config.control_plane_timeout_ms / 2).max(100);
+        Duration::from_millis(budget.min(self.config.node_timeout_ms))
+    }
+
     fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.config.rollout_ack_timeout_ms)
     }

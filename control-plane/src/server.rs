@@ -46,11 +46,45 @@ fn resource_options(config: &Config, wasm: &WasmSpec) -> ResourceOptions {
     }
 }
 
-/// Runs until `shutdown` completes, then stops cleanly (gives the leadership up).
+/// A started control plane: where it listens, and how to stop it.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    /// `None` when no filter binary is configured (the xDS server is off).
+    pub xds_addr: Option<SocketAddr>,
+    pub app: Arc<App>,
+    stop: tokio::sync::watch::Sender<bool>,
+    served: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Stops serving, ends the background loops, gives the leadership up.
+    pub async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        self.served.await.map_err(|e| e.to_string())?
+    }
+}
+
+/// Runs until `shutdown` completes, then stops cleanly.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let running = start(config).await?;
+    let xds_text = running
+        .xds_addr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".into());
+    println!(
+        "miroir-control-plane ready: http={} xds={xds_text} store={}",
+        running.http_addr, running.app.config.store
+    );
+    shutdown.await;
+    running.stop().await
+}
+
+/// Opens the store, binds both listeners, rolls the stored topology out (no epoch bump), and
+/// starts serving and the background loops.
+pub async fn start(mut config: Config) -> Result<Running, String> {
     let store = store::open(&config.store)
         .await
         .map_err(|e| format!("store {}: {e}", config.store))?;
@@ -76,44 +110,49 @@ pub async fn run(
         .await
         .map_err(|e| format!("httpListen {}: {e}", config.http_listen))?;
     let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+    if config.http_advertise.is_none() {
+        // An ephemeral port (`:0`) is only known once bound.
+        config.http_advertise = Some(http_addr.to_string());
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
 
     // Without a filter binary there is nothing to serve Envoys: run the registry and admin API
     // alone (a development setup with a file-configured Envoy).
-    let (publisher, xds): (Arc<dyn Publisher>, Option<(miroir_xds::Xds, SocketAddr)>) =
-        match wasm(&store, &config).await? {
-            Some(wasm) => {
-                let xds = miroir_xds::Xds::new(resource_options(&config, &wasm));
-                let listener = tokio::net::TcpListener::bind(config.xds_listen)
-                    .await
-                    .map_err(|e| format!("xdsListen {}: {e}", config.xds_listen))?;
-                let addr = listener.local_addr().map_err(|e| e.to_string())?;
-                let service = xds.service();
-                let mut stopped = stopped.clone();
-                tokio::spawn(async move {
-                    let served = tonic::transport::Server::builder()
-                        .add_service(service)
-                        .serve_with_incoming_shutdown(
-                            tonic::transport::server::TcpIncoming::from(listener),
-                            async move {
-                                let _ = stopped.changed().await;
-                            },
-                        )
-                        .await;
-                    if let Err(e) = served {
-                        tracing::error!(error = %e, "xDS server stopped");
-                    }
-                });
-                let publisher = XdsPublisher { xds: xds.clone() };
-                (Arc::new(publisher), Some((xds, addr)))
-            }
-            None => {
-                tracing::warn!("no `wasm` configured: the xDS server is off");
-                (Arc::new(MemoryPublisher::new()), None)
-            }
-        };
+    let wasm = wasm(&store, &config).await?;
+    let (publisher, xds_addr): (Arc<dyn Publisher>, Option<SocketAddr>) = match &wasm {
+        Some(wasm) => {
+            let xds = miroir_xds::Xds::new(resource_options(&config, wasm));
+            let listener = tokio::net::TcpListener::bind(config.xds_listen)
+                .await
+                .map_err(|e| format!("xdsListen {}: {e}", config.xds_listen))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let service = xds.service();
+            let mut stopped = stopped.clone();
+            // Not awaited at shutdown: ADS streams never end on their own, and a graceful stop
+            // would wait for them.
+            tokio::spawn(async move {
+                let served = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        async move {
+                            let _ = stopped.changed().await;
+                        },
+                    )
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "xDS server stopped");
+                }
+            });
+            (Arc::new(XdsPublisher { xds }), Some(addr))
+        }
+        None => {
+            tracing::warn!("no `wasm` configured: the xDS server is off");
+            (Arc::new(MemoryPublisher::new()), None)
+        }
+    };
     let app = App::new(config.clone(), store.clone(), publisher);
-    if let Some(w) = wasm(&store, &config).await? {
+    if let Some(w) = wasm {
         // Already in the xDS options: not a change to roll out again.
         app.remember_wasm(w);
     }
@@ -123,30 +162,28 @@ pub async fn run(
     }
     let loops = spawn_loops(&app, &config, stopped.clone());
 
-    let xds_text = xds
-        .as_ref()
-        .map(|(_, a)| a.to_string())
-        .unwrap_or_else(|| "off".into());
-    println!(
-        "miroir-control-plane ready: http={http_addr} xds={xds_text} store={}",
-        config.store
-    );
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
     let mut http_stopped = stopped.clone();
-    let served = axum::serve(http, routes::router(app.clone()))
-        .with_graceful_shutdown(async move {
-            let _ = http_stopped.changed().await;
-        })
-        .await
-        .map_err(|e| format!("http: {e}"));
-    for handle in loops {
-        let _ = handle.await;
-    }
-    tracing::info!("stopped");
-    served
+    let router = routes::router(app.clone());
+    let served = tokio::spawn(async move {
+        let served = axum::serve(http, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.changed().await;
+            })
+            .await
+            .map_err(|e| format!("http: {e}"));
+        for handle in loops {
+            let _ = handle.await;
+        }
+        tracing::info!("stopped");
+        served
+    });
+    Ok(Running {
+        http_addr,
+        xds_addr,
+        app,
+        stop,
+        served,
+    })
 }
 
 fn spawn_loops(
@@ -194,5 +231,69 @@ async fn follow_store(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<b
         if let Err(e) = app.sync_from_store().await {
             tracing::warn!(error = %e, "following the store");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::InitialTopology;
+    use crate::testutil::TempDir;
+    use miroir_topology::{Node, NodeState};
+    use serde_json::Value;
+
+    fn config(dir: &TempDir) -> Config {
+        Config {
+            http_listen: "127.0.0.1:0".parse().expect("addr"),
+            xds_listen: "127.0.0.1:0".parse().expect("addr"),
+            store: format!("embedded:{}", dir.path().join("data").display()),
+            admin_key: Some("adm".into()),
+            wasm: Some(WasmSpec::Path("/opt/miroir/miroir_filter.wasm".into())),
+            topology: Some(InitialTopology {
+                epoch: 1,
+                shards: 4,
+                replication_factor: 1,
+                nodes: vec![Node {
+                    id: "n0".into(),
+                    address: "127.0.0.1:7700".into(),
+                    group: "g0".into(),
+                    state: NodeState::Active,
+                }],
+            }),
+            ..Default::default()
+        }
+    }
+
+    async fn fleet(running: &Running) -> Value {
+        reqwest::Client::new()
+            .get(format!("http://{}/_miroir/fleet", running.http_addr))
+            .header("authorization", "Bearer adm")
+            .send()
+            .await
+            .expect("fleet")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    #[tokio::test]
+    async fn restarts_serve_the_stored_epoch() {
+        let dir = TempDir::new("server");
+        let running = start(config(&dir)).await.expect("start");
+        assert!(running.xds_addr.is_some());
+        let first = fleet(&running).await;
+        assert_eq!(first["servedEpoch"], 1);
+        let served = running.app.publisher.current().expect("current");
+        let authority = served.control_plane.as_ref().map(|c| c.authority.clone());
+        assert_eq!(authority, Some(running.http_addr.to_string()));
+        running.stop().await.expect("stop");
+
+        let mut cfg = config(&dir);
+        // Same advertised address as before, so the plugin configuration is the same.
+        cfg.http_advertise = authority;
+        let running = start(cfg).await.expect("restart");
+        assert_eq!(fleet(&running).await["servedEpoch"], 1, "no epoch bump");
+        assert_eq!(running.app.publisher.current(), Some(served));
+        running.stop().await.expect("stop");
     }
 }

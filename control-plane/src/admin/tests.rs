@@ -374,3 +374,49 @@ async fn a_restart_resumes_without_a_new_epoch() {
         .expect("t");
     assert_eq!(stored.epoch, 2);
 }
+
+#[tokio::test]
+async fn replicas_share_the_topology_through_redis() {
+    let server = crate::testutil::RedisServer::start();
+    let a = Cluster::start(1).await;
+    let mut config = a.app.config.clone();
+    config.store = server.url.clone();
+    let replica = |config: crate::config::Config, nodes| async move {
+        Cluster::with(config, nodes, crate::testutil::TempDir::new("replica")).await
+    };
+    let one = replica(config.clone(), a.nodes.clone()).await;
+    let two = replica(config, a.nodes.clone()).await;
+    let (status, body) = one
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n7", "address": "127.0.0.1:7707", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The other replica's xDS server follows the store.
+    assert_eq!(two.publisher.current().map(|c| c.topology.epoch), Some(1));
+    two.app.sync_from_store().await.expect("sync");
+    assert_eq!(two.publisher.current().map(|c| c.topology.epoch), Some(2));
+    let (_, topology) = two.admin("GET", "/_miroir/topology", None).await;
+    assert_eq!(topology["epoch"], 2);
+    // Uids are shared too.
+    let first = one
+        .filter(
+            "/_miroir/internal/uid-leases",
+            json!({"envoy": "e1", "count": 3}),
+        )
+        .await
+        .1;
+    let second = two
+        .filter(
+            "/_miroir/internal/uid-leases",
+            json!({"envoy": "e2", "count": 3}),
+        )
+        .await
+        .1;
+    assert_eq!(
+        second["first"].as_u64(),
+        first["last"].as_u64().map(|l| l + 1)
+    );
+}

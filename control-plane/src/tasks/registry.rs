@@ -187,6 +187,7 @@ pub async fn refresh(
     app: &App,
     tasks: Vec<StoredTask>,
     authorization: Option<&str>,
+    timeout: std::time::Duration,
 ) -> Result<Vec<StoredTask>, ApiError> {
     let wanted: Vec<&StoredTask> = tasks.iter().filter(|t| !t.terminal).collect();
     if wanted.is_empty() {
@@ -227,7 +228,7 @@ pub async fn refresh(
         };
         uids.sort_unstable();
         uids.dedup();
-        let (http, key, timeout) = (app.http.clone(), key.clone(), app.node_timeout());
+        let (http, key) = (app.http.clone(), key.clone());
         calls.spawn(async move {
             let got = nodes::tasks(&http, &address, key.as_deref(), &uids, timeout).await;
             (node, got)
@@ -282,6 +283,6 @@ pub async fn poll_pending(app: &App) -> Result<usize, ApiError> {
             tasks.push(t);
         }
     }
-    let refreshed = refresh(app, tasks, None).await?;
+    let refreshed = refresh(app, tasks, None, app.node_timeout()).await?;
     Ok(refreshed.iter().filter(|t| t.terminal).count())
 }

@@ -64,7 +64,7 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Fai
             &app.http,
             &node.address,
             auth.as_deref(),
-            app.node_timeout(),
+            app.read_timeout(),
         )
         .await
         {
@@ -105,7 +105,7 @@ pub async fn get_task(
         let task = if task.terminal {
             task
         } else {
-            registry::refresh(&app, vec![task.clone()], auth.as_deref())
+            registry::refresh(&app, vec![task.clone()], auth.as_deref(), app.read_timeout())
                 .await?
                 .pop()
                 .unwrap_or(task)
@@ -123,7 +123,7 @@ async fn fresh_tasks(app: &App, auth: Option<&str>) -> Result<Vec<StoredTask>, A
     if pending == 0 || pending > SYNC_REFRESH_LIMIT {
         return Ok(all);
     }
-    registry::refresh(app, all, auth).await
+    registry::refresh(app, all, auth, app.read_timeout()).await
 }
 
 /// `GET /tasks`.
