@@ -36,7 +36,7 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p miroir-filter -p miroir-topology --target wasm32-wasip1 -- -D warnings
 
-test-unit: setup
+test-unit: wasm
 	cargo test --workspace --exclude miroir-e2e
 
 # The shared model must give the same answers on wasm32 as natively: same tests, other target.
