@@ -80,7 +80,7 @@ fn start_envoy(dir: &Path, node_id: &str, xds: SocketAddr) -> Envoy {
     Envoy::start(&path, dir)
 }
 
-/// The built filter, or `None` (the test is skipped) when `make wasm` has not run.
+/// The built filter. A missing build fails the test: `make test` builds it first.
 fn wasm_or_skip() -> Option<std::path::PathBuf> {
     let bin = support::envoy_bin();
     assert!(
@@ -89,12 +89,12 @@ fn wasm_or_skip() -> Option<std::path::PathBuf> {
         bin.display()
     );
     let wasm = filter_wasm();
-    if wasm.exists() {
-        Some(std::path::absolute(wasm).unwrap())
-    } else {
-        eprintln!("skipped: {} not built (run `make wasm`)", wasm.display());
-        None
-    }
+    assert!(
+        wasm.exists(),
+        "{} not built (run `make wasm`)",
+        wasm.display()
+    );
+    Some(std::path::absolute(wasm).unwrap())
 }
 
 fn epoch_of(xds: &Xds, node_id: &str) -> Result<u64, String> {
