@@ -68,12 +68,9 @@ fn node_terminal(object: Option<&Value>) -> bool {
 
 /// `POST /_miroir/internal/uid-leases`.
 pub async fn lease(app: &App, envoy: &str, count: u32) -> Result<UidLease, ApiError> {
-    if envoy.is_empty() {
-        return Err(ApiError::invalid(
-            "bad_request",
-            "`envoy` must name the Envoy the lease is for.",
-        ));
-    }
+    // The Envoy's name only labels the lease; a filter that could not read its node id still
+    // gets one.
+    let envoy = if envoy.is_empty() { "unknown" } else { envoy };
     if count == 0 || count > MAX_LEASE {
         return Err(ApiError::invalid(
             "bad_request",

@@ -260,6 +260,10 @@ async fn cancel_or_delete(
     let mut details = Map::new();
     let matched_count = if delete { matched.len() } else { targets.len() };
     details.insert("matchedTasks".into(), json!(matched_count));
+    if !delete && node_tasks.is_empty() {
+        // Nothing reached a node: the count no node will report is known now.
+        details.insert("canceledTasks".into(), json!(0));
+    }
     if delete {
         let uids: Vec<u32> = targets.iter().map(|t| t.uid).collect();
         let deleted = app
@@ -354,6 +358,7 @@ pub async fn register_task(
     }
     .instrument(tracing::info_span!("register_task"))
     .await
+    .inspect_err(|e| tracing::warn!(error = %e, "task registration refused"))
 }
 
 #[derive(Deserialize)]
@@ -377,4 +382,5 @@ pub async fn lease_uids(
     }
     .instrument(tracing::info_span!("lease_uids"))
     .await
+    .inspect_err(|e| tracing::warn!(error = %e, "uid lease refused"))
 }
