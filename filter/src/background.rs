@@ -38,6 +38,13 @@ impl Background {
         }
     }
 
+    /// Envoy's node id may not be readable yet when the plugin is configured; it is asked again.
+    pub fn ensure_envoy_id(&mut self, read: impl FnOnce() -> String) {
+        if self.envoy_id.is_empty() {
+            self.envoy_id = read();
+        }
+    }
+
     pub fn tick(&mut self, config: &PluginConfig, host: &mut dyn Host) {
         let Some(cp) = &config.control_plane else {
             return;

@@ -49,6 +49,14 @@ struct Root {
     background: Option<Background>,
 }
 
+fn envoy_id() -> String {
+    hostcalls::get_property(vec!["node", "id"])
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
 /// How often the root context leases uids and hands over task records.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -114,12 +122,7 @@ impl RootContext for Root {
                 }
                 log::info!("miroir: topology epoch {} accepted", config.topology.epoch);
                 if config.control_plane.is_some() && self.background.is_none() {
-                    let envoy_id = hostcalls::get_property(vec!["node", "id"])
-                        .ok()
-                        .flatten()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .unwrap_or_default();
-                    self.background = Some(Background::new(envoy_id));
+                    self.background = Some(Background::new(envoy_id()));
                     let _ = hostcalls::set_tick_period(TICK);
                 }
                 self.config = Some(Rc::new(config));
@@ -138,6 +141,7 @@ impl RootContext for Root {
         else {
             return;
         };
+        background.ensure_envoy_id(envoy_id);
         let mut host = WasmHost {
             metrics: &self.metrics,
         };

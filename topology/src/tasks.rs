@@ -185,7 +185,14 @@ fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) 
     let counted_group = record.node_tasks.iter().map(|t| t.group.as_str()).min();
     let mut out = Map::new();
     let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
-    for (node, task) in node_tasks {
+    // A write may also have created the index and made `_miroir_shard` filterable on some
+    // nodes: those tasks count for the status, not for the details.
+    let of_kind = |t: &Value| t.get("type").and_then(Value::as_str) == Some(record.kind.as_str());
+    let any_of_kind = node_tasks.iter().any(|(_, t)| of_kind(t));
+    for (node, task) in node_tasks
+        .iter()
+        .filter(|(_, t)| !any_of_kind || of_kind(t))
+    {
         let Some(Value::Object(d)) = task.get("details") else {
             continue;
         };

@@ -152,22 +152,35 @@ impl TaskForward {
         }
         self.token = None;
         match reply {
+            // A task answered here while the control plane was unreachable, not handed over yet.
+            Reply::Response { status: 404, .. } if self.local_uid(host).is_some() => {
+                self.read_locally(ctx, host)
+            }
             // Envoy's own 502/503/504 (connect failure, timeout) are not the control plane's.
             Reply::Response { status, body } if !(502..=504).contains(&status) => {
                 Step::Answer(Answer::relay(status, body))
             }
-            _ => self.unreachable(ctx, host),
+            _ => {
+                tasks::set_control_plane_unreachable(host, true);
+                self.read_locally(ctx, host)
+            }
         }
+    }
+
+    /// The uid asked for, if this Envoy holds its record.
+    fn local_uid(&self, host: &dyn Host) -> Option<String> {
+        let uid = self.uid.as_deref()?;
+        tasks::lookup(host, parse_uid(uid).ok()?)?;
+        Some(uid.to_string())
     }
 
     fn unreachable(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
         tasks::set_control_plane_unreachable(host, true);
-        let local = self.uid.as_deref().and_then(|uid| {
-            let parsed = parse_uid(uid).ok()?;
-            tasks::lookup(host, parsed)?;
-            Some(uid.to_string())
-        });
-        let Some(uid) = local else {
+        self.read_locally(ctx, host)
+    }
+
+    fn read_locally(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let Some(uid) = self.local_uid(host) else {
             return Step::Answer(
                 MeiliError::unavailable(
                     "miroir_control_plane_unavailable",

@@ -121,3 +121,19 @@ fn registrations_round_trip_in_camel_case() {
         reg
     );
 }
+
+#[test]
+fn details_come_from_the_tasks_of_the_records_kind() {
+    let mut setup = task("succeeded", None);
+    setup["type"] = json!("settingsUpdate");
+    setup["details"] = json!({"filterableAttributes": ["_miroir_shard"]});
+    let mut write = task("succeeded", Some(10));
+    write["type"] = json!("documentAdditionOrUpdate");
+    let t = aggregate(
+        1,
+        &record(1),
+        &[("a1".to_string(), setup), ("a1".to_string(), write)],
+    );
+    assert_eq!(t["details"].get("filterableAttributes"), None);
+    assert_eq!(t["details"]["indexedDocuments"], 10);
+}
