@@ -269,12 +269,43 @@ fn distinct_of(client: &Map<String, Value>) -> Option<String> {
 
 /// Keeps the first hit (in merged order) of each distinct value: each node applied `distinct`
 /// to its own shards only. Hits without the attribute are all kept, as Meilisearch does.
+/// A hit with several values (an array) is dropped if any was seen, and marks all as seen.
 fn drop_distinct_duplicates(candidates: &mut Vec<Candidate>, attr: &str) {
     let mut seen = std::collections::BTreeSet::new();
-    candidates.retain(|c| match c.hit.get(attr) {
-        Some(value) if !value.is_null() => seen.insert(value.to_string()),
-        _ => true,
+    candidates.retain(|c| {
+        let values = distinct_values(&c.hit, attr);
+        if values.iter().any(|v| seen.contains(v)) {
+            return false;
+        }
+        seen.extend(values);
+        true
     });
+}
+
+/// The facet values of a (possibly dotted) attribute in a hit, normalized as Meilisearch
+/// compares facet values. Hits without any are all kept, as Meilisearch does.
+pub(crate) fn distinct_values(hit: &Value, attr: &str) -> Vec<String> {
+    fn collect(value: &Value, path: &[&str], out: &mut Vec<String>) {
+        match (value, path.split_first()) {
+            (Value::Array(items), _) => items.iter().for_each(|v| collect(v, path, out)),
+            (Value::Object(fields), Some((first, rest))) => {
+                if let Some(v) = fields.get(*first) {
+                    collect(v, rest, out);
+                }
+            }
+            (Value::String(s), None) => out.push(format!("s:{}", s.trim().to_lowercase())),
+            (Value::Number(n), None) => out.push(format!("n:{}", n.as_f64().unwrap_or(0.0))),
+            (Value::Bool(b), None) => out.push(format!("s:{b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    // A flattened key (`"a.b": ...`) is found as such first.
+    match hit.get(attr) {
+        Some(value) => collect(value, &[], &mut out),
+        None => collect(hit, &attr.split('.').collect::<Vec<_>>(), &mut out),
+    }
+    out
 }
 
 /// A facet search as sent to one node: the client's, limited to the node's shards.
@@ -560,6 +591,10 @@ pub fn merge(
                     .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
             })
     });
+    if let Some(max) = faceting.max_total_hits {
+        candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        total_hits = total_hits.min(max);
+    }
     let (skip, keep) = pagination.window();
     let page: Vec<Candidate> = candidates
         .into_iter()
@@ -648,6 +683,8 @@ fn strip_internal(mut hit: Value, show: Shown) -> Value {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faceting {
     pub max_values_per_facet: usize,
+    /// `pagination.maxTotalHits`: one node never ranks past it.
+    pub max_total_hits: Option<u64>,
     /// Attribute (or `*`) → `alpha` or `count`.
     pub sort_facet_values_by: Map<String, Value>,
 }
@@ -656,6 +693,7 @@ impl Default for Faceting {
     fn default() -> Self {
         Faceting {
             max_values_per_facet: 100,
+            max_total_hits: None,
             sort_facet_values_by: Map::from_iter([("*".to_string(), json!("alpha"))]),
         }
     }

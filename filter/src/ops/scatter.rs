@@ -178,6 +178,10 @@ impl Scatter {
         if let Some(faceting) = settings.get("faceting") {
             self.faceting = Faceting::from_settings(faceting);
         }
+        self.faceting.max_total_hits = settings
+            .get("pagination")
+            .and_then(|p| p.get("maxTotalHits"))
+            .and_then(Value::as_u64);
         // The index's distinct attribute, made explicit: nodes apply it all the same, and the
         // merge drops duplicates across shards by it.
         if let (Mode::Search(_), Some(attr)) = (

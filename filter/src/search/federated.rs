@@ -185,9 +185,13 @@ pub fn merge(
     });
     if let Some(attr) = federation_distinct(client) {
         let mut seen = std::collections::BTreeSet::new();
-        candidates.retain(|c| match c.hit.get(&attr) {
-            Some(value) if !value.is_null() => seen.insert(value.to_string()),
-            _ => true,
+        candidates.retain(|c| {
+            let values = super::distinct_values(&c.hit, &attr);
+            if values.iter().any(|v| seen.contains(v)) {
+                return false;
+            }
+            seen.extend(values);
+            true
         });
     }
     let shown = shown(client);

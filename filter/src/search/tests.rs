@@ -465,3 +465,61 @@ fn exact_ties_follow_insertion_order_across_shards_and_stay_hidden() {
         .iter()
         .all(|h| h.get("_miroir_seq").is_none() && h.get("_miroir_shard").is_none()));
 }
+
+#[test]
+fn distinct_values_are_nested_paths_and_any_shared_value_of_an_array() {
+    let hit = json!({"director": {"name": "Ada"}, "genres": ["Drama", "horror"]});
+    assert_eq!(distinct_values(&hit, "director.name"), ["s:ada"]);
+    assert_eq!(distinct_values(&hit, "genres"), ["s:drama", "s:horror"]);
+    let client = obj(json!({"distinct": "genres"}));
+    let response = |hits: Value| obj(json!({"hits": hits, "estimatedTotalHits": 2}));
+    let merged = merge_default(
+        &client,
+        Pagination::Offset {
+            offset: 0,
+            limit: 10,
+        },
+        vec![
+            response(json!([{"id": 1, "_rankingScore": 0.9, "genres": ["drama", "horror"]}])),
+            response(
+                json!([{"id": 2, "_rankingScore": 0.8, "genres": ["horror"]}, {"id": 3, "_rankingScore": 0.7, "genres": "comedy"}]),
+            ),
+        ],
+    );
+    let ids: Vec<u64> = merged["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3]);
+}
+
+#[test]
+fn no_hit_is_ranked_past_max_total_hits() {
+    let faceting = Faceting {
+        max_total_hits: Some(3),
+        ..Faceting::default()
+    };
+    let response = |ids: &[u64]| {
+        let hits: Vec<Value> = ids
+            .iter()
+            .map(|i| json!({"id": i, "_rankingScore": 1.0 - *i as f64 / 10.0}))
+            .collect();
+        obj(json!({"hits": hits, "totalHits": 3}))
+    };
+    let merged = merge(
+        &obj(json!({})),
+        Pagination::Pages {
+            page: 1,
+            hits_per_page: 10,
+        },
+        vec![response(&[1, 3, 5]), response(&[2, 4, 6])],
+        &faceting,
+    );
+    assert_eq!(merged["hits"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        (merged["totalHits"].clone(), merged["totalPages"].clone()),
+        (json!(3), json!(1))
+    );
+}
