@@ -396,7 +396,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Nodes start in parallel: real Meilisearch takes a while to open its database.
-fn launch_nodes(
+pub(crate) fn launch_nodes(
     specs: &[(String, String)],
     kind: &NodeKind,
     dir: &Path,
@@ -419,7 +419,7 @@ fn launch_nodes(
 }
 
 /// Unique per cluster and ≥ 16 bytes, as Meilisearch requires outside development.
-fn master_key(name: &str) -> String {
+pub(crate) fn master_key(name: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write(name.as_bytes());
@@ -434,7 +434,7 @@ fn master_key(name: &str) -> String {
 
 /// Two live clusters with one name would wipe and share one directory.
 #[derive(Debug)]
-struct NameGuard(String);
+pub(crate) struct NameGuard(String);
 
 fn names() -> MutexGuard<'static, HashSet<String>> {
     static NAMES: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
@@ -442,7 +442,7 @@ fn names() -> MutexGuard<'static, HashSet<String>> {
 }
 
 impl NameGuard {
-    fn claim(name: &str) -> NameGuard {
+    pub(crate) fn claim(name: &str) -> NameGuard {
         assert!(
             names().insert(name.to_string()),
             "a cluster named `{name}` is already running: each test needs its own name"

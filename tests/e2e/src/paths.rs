@@ -79,6 +79,17 @@ pub fn test_node_bin() -> PathBuf {
     )
 }
 
+pub fn control_plane_bin() -> PathBuf {
+    require(
+        from_env_or(
+            "MIROIR_CONTROL_PLANE_BIN",
+            target_dir().join("debug/miroir-control-plane"),
+        ),
+        "miroir-control-plane",
+        "set MIROIR_CONTROL_PLANE_BIN or run `make build`, which builds it",
+    )
+}
+
 /// Real Meilisearch when `MEILISEARCH_BIN` is set.
 pub fn meilisearch_bin() -> Option<PathBuf> {
     let bin = std::env::var_os("MEILISEARCH_BIN").filter(|v| !v.is_empty())?;
