@@ -1,11 +1,12 @@
-//! `make start`: a local Miroir stack (3 nodes in one replica group + Envoy with the filter) for
-//! trying Miroir with any Meilisearch SDK. Runs until SIGINT or SIGTERM; everything it started
-//! is killed on the way out (a signal's default action would skip the cluster's Drop and leave
-//! the nodes and Envoy running).
+//! `make start`: a local Miroir stack run through the control plane: 3 nodes in one replica
+//! group, `miroir-control-plane` with its embedded store, and one Envoy on the ADS bootstrap
+//! (it knows only the control plane and gets its listener, clusters and filter over xDS).
+//! Runs until SIGINT or SIGTERM; everything it started is killed on the way out (a signal's
+//! default action would skip the fleet's Drop and leave the processes running).
 
 use std::net::SocketAddr;
 
-use miroir_e2e::{Cluster, Options, Spec};
+use miroir_e2e::{Fleet, FleetOptions, Spec};
 
 fn main() {
     let port: u16 = std::env::var("MIROIR_PORT")
@@ -13,26 +14,39 @@ fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(7700);
     let key = std::env::var("MIROIR_MASTER_KEY").unwrap_or_else(|_| "miroir-dev-master-key".into());
-    let options = Options {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+    let admin_key =
+        std::env::var("MIROIR_ADMIN_KEY").unwrap_or_else(|_| "miroir-dev-admin-key".into());
+    let options = FleetOptions {
+        envoy_listen: SocketAddr::from(([127, 0, 0, 1], port)),
         master_key: Some(key.clone()),
-        ..Options::default()
+        admin_key: Some(admin_key.clone()),
+        // Development pace: nodes are checked every second, failed after 3 missed checks.
+        health: miroir_e2e::Health {
+            interval_ms: 1_000,
+            ..miroir_e2e::Health::default()
+        },
+        ..FleetOptions::default()
     };
     let spec = Spec::new(&[("n0", "g0"), ("n1", "g0"), ("n2", "g0")], 16, 1);
-    let cluster = Cluster::start_with("miroir-stack", spec, options);
+    let fleet = Fleet::start("miroir-stack", spec, options);
     let nodes = if std::env::var_os("MEILISEARCH_BIN").is_some() {
         "Meilisearch"
     } else {
         "test (Meilisearch-compatible)"
     };
+    let cp = fleet.control_plane(0);
     println!("Miroir is up. Send Meilisearch requests to:");
-    println!("  URL:        {}", cluster.envoy_url());
+    println!("  URL:        {}", fleet.envoy_url(0));
     println!("  master key: {key}");
-    println!("{} nodes: {}", nodes, cluster.node_ids().join(", "));
+    println!("Control plane (admin API /_miroir/*, /metrics, docs/admin-api.openapi.yaml):");
+    println!("  URL:        {}", cp.url());
+    println!("  admin key:  {admin_key}");
+    println!("  xDS (ADS):  {}", cp.xds_address());
+    println!("{} nodes: {}", nodes, fleet.node_ids().join(", "));
     println!(
         "Envoy admin: {} · logs: {}",
-        cluster.admin_url(),
-        cluster.dir().display()
+        fleet.envoy(0).admin_url(),
+        fleet.dir().display()
     );
     println!("Ctrl-C stops the stack.");
     let (stop, stopped) = std::sync::mpsc::channel();
@@ -42,6 +56,6 @@ fn main() {
         eprintln!("cannot handle signals ({e}); stop the stack with Ctrl-C in this terminal");
     }
     let _ = stopped.recv();
-    drop(cluster);
+    drop(fleet);
     println!("Miroir stopped.");
 }
