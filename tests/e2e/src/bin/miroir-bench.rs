@@ -42,8 +42,8 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         docs: 20_000,
-        iterations: 3000,
-        warmup: 300,
+        iterations: 1500,
+        warmup: 160,
         payload_mb: 100,
         small_payload_mb: 4,
         out: paths::target_dir().join("bench"),

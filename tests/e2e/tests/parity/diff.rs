@@ -107,10 +107,17 @@ pub fn class_of(path: &str) -> String {
         }
     }
     // "(length a vs b)" suffixes vary per query.
-    match out.find(" (length") {
-        Some(at) => format!("{} (length)", &out[..at]),
-        None => out,
+    if let Some(at) = out.find(" (length") {
+        out = format!("{} (length)", &out[..at]);
     }
+    // Facet values vary per query too: `.facetDistribution.year.*`.
+    if let Some(at) = out.find("facetDistribution.") {
+        let facet_start = at + "facetDistribution.".len();
+        if let Some(dot) = out[facet_start..].find('.') {
+            out = format!("{}.*", &out[..facet_start + dot]);
+        }
+    }
+    out
 }
 
 /// A value on one line, cut to `max` characters.
@@ -151,6 +158,10 @@ mod tests {
             ".hits[1].id"
         );
         assert_eq!(class_of(".hits[1].id"), ".hits[*].id");
+        assert_eq!(
+            class_of(".results[2].facetDistribution.year.1955"),
+            ".results[*].facetDistribution.year.*"
+        );
         // Strict: `1` and `1.0` are rendered differently, a client can tell them apart.
         assert!(first_difference(&json!({"a": 1.0}), &json!({"a": 1})).is_some());
         let d = first_difference(&json!([1, 2]), &json!([1])).unwrap();

@@ -677,11 +677,16 @@ fn federated_family(cases: &mut Vec<Case>) {
             {"indexUid": VECTORS, "vector": [1.0, 0.0, 0.0], "hybrid": {"embedder": "embedding", "semanticRatio": 1.0}},
         ]}),
         json!({"federation": {}, "queries": []}),
-        json!({"federation": {}, "queries": [{"indexUid": MAIN, "limit": 5}]}),
     ];
     for body in bodies {
         cases.push(post("federated", "/multi-search", body));
     }
+    // Pagination belongs to `federation`, not to the queries.
+    cases.push(post(
+        "errors",
+        "/multi-search",
+        json!({"federation": {}, "queries": [{"indexUid": MAIN, "limit": 5}]}),
+    ));
 }
 
 /// Seeded combinations of everything above.
