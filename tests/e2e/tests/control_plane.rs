@@ -626,10 +626,14 @@ fn cp_dead_node_is_marked_failed_and_avoided() {
 
     let failovers = "wasmcustom.miroir_search_failovers";
     let call_failures = "wasmcustom.miroir_node_call_failures";
+    // Requests Envoy sent on n2's cluster (its active health checks are not counted).
+    let n2_requests = "cluster.miroir-node-n2.upstream_rq_total";
     let before = (
         fleet.envoy_stat(0, failovers),
         fleet.envoy_stat(0, call_failures),
+        fleet.envoy_stat(0, n2_requests),
     );
+    assert!(before.2 > 0, "{n2_requests} is not counted: {before:?}");
     let failed: Vec<String> = (0..40).filter_map(|_| search_all(&client).err()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     let reply = client.post("/indexes/movies/search", &json!({"q": "kw0033"}));
@@ -638,9 +642,10 @@ fn cp_dead_node_is_marked_failed_and_avoided() {
     let after = (
         fleet.envoy_stat(0, failovers),
         fleet.envoy_stat(0, call_failures),
+        fleet.envoy_stat(0, n2_requests),
     );
     assert_eq!(
         before, after,
-        "(search failovers, node call failures) changed after n2 was marked failed"
+        "(search failovers, node call failures, requests to n2) changed after n2 was marked failed"
     );
 }
