@@ -41,7 +41,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        docs: 20_000,
+        docs: 10_000,
         iterations: 1500,
         warmup: 160,
         payload_mb: 100,
