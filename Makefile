@@ -10,7 +10,7 @@ WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e bench clean
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e parity bench clean
 
 # redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
 setup: $(VENV)/.installed
@@ -49,6 +49,10 @@ test-e2e: build
 	cargo test -p miroir-e2e
 
 test: lint test-unit test-wasm test-e2e
+
+# Every generated query through Miroir against one node (minutes; report in target/parity/).
+parity: build
+	cargo test -p miroir-e2e --test parity -- --include-ignored
 
 # Not part of `make test`: benchmarks take minutes and print ratios against a baseline measured
 # in the same run (never a timed assertion). docs/benchmarks.md explains how to read them.
