@@ -264,8 +264,10 @@ fn envoy_validates_the_filter_config_inlined() {
     let wasm = std::env::var_os("MIROIR_FILTER_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/wasm32-wasip1/release/miroir_filter.wasm")
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                .join("wasm32-wasip1/release/miroir_filter.wasm")
         });
     assert!(wasm.exists(), "{} not built (make wasm)", wasm.display());
     let dir = scratch("validate-inline");

@@ -24,7 +24,11 @@ pub fn envoy_bin() -> PathBuf {
 pub fn filter_wasm() -> PathBuf {
     match std::env::var_os("MIROIR_FILTER_WASM") {
         Some(path) => PathBuf::from(path),
-        None => repo_root().join("target/wasm32-wasip1/release/miroir_filter.wasm"),
+        // Where cargo builds it: `CARGO_TARGET_DIR` when set, as `make wasm` honours it.
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"))
+            .join("wasm32-wasip1/release/miroir_filter.wasm"),
     }
 }
 
