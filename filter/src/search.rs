@@ -269,11 +269,12 @@ fn distinct_of(client: &Map<String, Value>) -> Option<String> {
 
 /// Keeps the first hit (in merged order) of each distinct value: each node applied `distinct`
 /// to its own shards only. Hits without the attribute are all kept, as Meilisearch does.
-/// A hit with several values (an array) is dropped if any was seen, and marks all as seen.
-fn drop_distinct_duplicates(candidates: &mut Vec<Candidate>, attr: &str) {
+/// Keeps the first item (in merged order) of each distinct value. A hit with several values (an
+/// array) is dropped if any was seen, and marks all as seen.
+pub(crate) fn retain_distinct<T>(items: &mut Vec<T>, attr: &str, hit: impl Fn(&T) -> &Value) {
     let mut seen = std::collections::BTreeSet::new();
-    candidates.retain(|c| {
-        let values = distinct_values(&c.hit, attr);
+    items.retain(|item| {
+        let values = distinct_values(hit(item), attr);
         if values.iter().any(|v| seen.contains(v)) {
             return false;
         }
@@ -579,7 +580,7 @@ pub fn merge(
     });
     let distinct = distinct_of(client);
     if let Some(attr) = &distinct {
-        drop_distinct_duplicates(&mut candidates, attr);
+        retain_distinct(&mut candidates, attr, |c| &c.hit);
     }
     // A distinct attribute retrieved only for this merge is not shown.
     let hide = distinct.filter(|attr| {
@@ -616,6 +617,34 @@ pub fn merge(
 
     template.insert("hits".into(), Value::Array(hits));
     template.insert("processingTimeMs".into(), json!(processing_time));
+    page_fields(
+        &mut template,
+        pagination,
+        (estimated_total, total_hits),
+        semantic_hits,
+    );
+    if has_facets {
+        let mut facets: Map<String, Value> = facets
+            .into_iter()
+            .map(|(attribute, counts)| (attribute, Value::Object(counts.into_map())))
+            .collect();
+        faceting.order(&mut facets);
+        template.insert("facetDistribution".into(), Value::Object(facets));
+    }
+    if has_facet_stats {
+        template.insert("facetStats".into(), Value::Object(facet_stats));
+    }
+    Value::Object(template)
+}
+
+/// The page's pagination fields and totals, as one node words them for the client's pagination.
+/// `semanticHitCount` only where the nodes gave one.
+fn page_fields(
+    template: &mut Map<String, Value>,
+    pagination: Pagination,
+    (estimated_total, total_hits): (u64, u64),
+    semantic_hits: usize,
+) {
     match pagination {
         Pagination::Offset { offset, limit } => {
             template.insert("limit".into(), json!(limit));
@@ -640,18 +669,6 @@ pub fn merge(
     if template.contains_key("semanticHitCount") {
         template.insert("semanticHitCount".into(), json!(semantic_hits));
     }
-    if has_facets {
-        let mut facets: Map<String, Value> = facets
-            .into_iter()
-            .map(|(attribute, counts)| (attribute, Value::Object(counts.into_map())))
-            .collect();
-        faceting.order(&mut facets);
-        template.insert("facetDistribution".into(), Value::Object(facets));
-    }
-    if has_facet_stats {
-        template.insert("facetStats".into(), Value::Object(facet_stats));
-    }
-    Value::Object(template)
 }
 
 /// What the client asked to see of the ranking.

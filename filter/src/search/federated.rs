@@ -12,8 +12,9 @@ use miroir_topology::SEQ_FIELD;
 use serde_json::{json, Map, Value};
 
 use super::{
-    compare_rules, compare_seq, is_semantic, merge_facet_stats, restrict_filter, rules_of,
-    strip_internal, sum_facets, FacetCounts, Faceting, Pagination, Shown,
+    compare_rules, compare_seq, is_semantic, merge_facet_stats, page_fields, restrict_filter,
+    retain_distinct, rules_of, strip_internal, sum_facets, FacetCounts, Faceting, Pagination,
+    Shown,
 };
 
 /// The federation's pagination, or `None` when it is invalid (the nodes word the error).
@@ -184,15 +185,7 @@ pub fn merge(
             .then(a.node.cmp(&b.node))
     });
     if let Some(attr) = federation_distinct(client) {
-        let mut seen = std::collections::BTreeSet::new();
-        candidates.retain(|c| {
-            let values = super::distinct_values(&c.hit, &attr);
-            if values.iter().any(|v| seen.contains(v)) {
-                return false;
-            }
-            seen.extend(values);
-            true
-        });
+        retain_distinct(&mut candidates, &attr, |c| &c.hit);
     }
     let shown = shown(client);
     let (skip, keep) = pagination.window();
@@ -218,30 +211,12 @@ pub fn merge(
 
     template.insert("hits".into(), Value::Array(hits));
     template.insert("processingTimeMs".into(), json!(processing_time));
-    match pagination {
-        Pagination::Offset { offset, limit } => {
-            template.insert("limit".into(), json!(limit));
-            template.insert("offset".into(), json!(offset));
-            template.insert("estimatedTotalHits".into(), json!(estimated_total));
-        }
-        Pagination::Pages {
-            page,
-            hits_per_page,
-        } => {
-            let total_pages = if hits_per_page == 0 {
-                0
-            } else {
-                total_hits.div_ceil(hits_per_page)
-            };
-            template.insert("hitsPerPage".into(), json!(hits_per_page));
-            template.insert("page".into(), json!(page));
-            template.insert("totalPages".into(), json!(total_pages));
-            template.insert("totalHits".into(), json!(total_hits));
-        }
-    }
-    if template.contains_key("semanticHitCount") {
-        template.insert("semanticHitCount".into(), json!(semantic_hits));
-    }
+    page_fields(
+        &mut template,
+        pagination,
+        (estimated_total, total_hits),
+        semantic_hits,
+    );
     if template.contains_key("facetsByIndex") {
         let indexes: Map<String, Value> = by_index
             .into_iter()
