@@ -31,9 +31,8 @@ pub const EXTENSION_CONFIG_TYPE_URL: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 
 const MIB: u64 = 1024 * 1024;
-/// Meilisearch accepts payloads up to 100 MB; the filter buffers whole bodies, so the listener
-/// must hold one plus headers and pipelined bytes.
-pub const LISTENER_BUFFER_LIMIT_BYTES: u64 = 100 * MIB + 4 * MIB;
+/// Holds the largest body the filter accepts (shared with the xDS listener).
+pub use miroir_topology::limits::LISTENER_BUFFER_LIMIT_BYTES;
 /// `dispatch_http_call` responses above this are reset (the call fails). The default is 32 MiB.
 pub const ASYNC_RESPONSE_BUFFER_LIMIT_BYTES: u64 = 128 * MIB;
 /// Cap on client connections to one Envoy.

@@ -134,7 +134,10 @@ fn limits_fit_meilisearch_payloads() {
     let limit = listener["per_connection_buffer_limit_bytes"]
         .as_u64()
         .unwrap();
-    assert!(limit > 100 * 1024 * 1024, "{limit}");
+    assert!(
+        limit > miroir_topology::limits::PAYLOAD_LIMIT_BYTES,
+        "{limit}"
+    );
     let runtime = &rendered.bootstrap["layered_runtime"]["layers"][0]["static_layer"];
     let async_limit = runtime["http.async_response_buffer_limit"]
         .as_u64()

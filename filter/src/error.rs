@@ -47,6 +47,19 @@ impl MeiliError {
         Self::new(400, code, ErrorType::InvalidRequest, message)
     }
 
+    /// Meilisearch's answer to a body above its payload limit.
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            413,
+            "payload_too_large",
+            ErrorType::InvalidRequest,
+            format!(
+                "The provided payload reached the size limit. The maximum accepted payload size is {}.",
+                miroir_topology::limits::binary_size(limit)
+            ),
+        )
+    }
+
     pub fn not_supported(method: &str, path: &str) -> Self {
         Self::new(
             501,

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
 use miroir_topology::{Node, NodeState, PluginConfig};
 use serde_json::json;
 
@@ -66,6 +67,26 @@ impl Exchange {
         let step = exchange.begin(host);
         exchange.settle(step, host);
         exchange
+    }
+
+    /// Refuses a request whose body (announced by `content-length`, or buffered so far) is above
+    /// Meilisearch's payload limit, before the rest of it is buffered. True when it answered.
+    pub fn refuse_oversized(config: &PluginConfig, size: u64, host: &mut dyn Host) -> bool {
+        if size <= PAYLOAD_LIMIT_BYTES {
+            return false;
+        }
+        host.count("miroir_payload_too_large", 1);
+        let epoch = config.topology.epoch.to_string();
+        let answer: Answer = MeiliError::payload_too_large(PAYLOAD_LIMIT_BYTES).into();
+        host.respond(
+            answer.status,
+            &[
+                ("content-type", "application/json"),
+                ("x-miroir-topology-epoch", epoch.as_str()),
+            ],
+            &answer.body,
+        );
+        true
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {

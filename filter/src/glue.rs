@@ -154,6 +154,7 @@ impl RootContext for Root {
             seq: self.seq.clone(),
             metrics: self.metrics.clone(),
             exchange: None,
+            refused: false,
         }))
     }
 
@@ -167,6 +168,8 @@ struct Http {
     seq: Rc<Cell<u64>>,
     metrics: Rc<Metrics>,
     exchange: Option<Exchange>,
+    /// Answered 413 before the body was complete: the rest of it is ignored.
+    refused: bool,
 }
 
 impl Http {
@@ -186,6 +189,19 @@ impl Http {
         let seq = self.seq.get();
         self.seq.set(seq.wrapping_add(1));
         self.exchange = Some(Exchange::start(config, request, seq, &mut host));
+    }
+
+    /// Answers 413 once `size` bytes are announced or buffered above the payload limit.
+    fn refuse_oversized(&mut self, size: u64) -> bool {
+        if !self.refused {
+            if let Some(config) = self.config.clone() {
+                let mut host = WasmHost {
+                    metrics: &self.metrics,
+                };
+                self.refused = Exchange::refuse_oversized(&config, size, &mut host);
+            }
+        }
+        self.refused
     }
 }
 
@@ -209,6 +225,13 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let announced = self
+            .get_http_request_header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if self.refuse_oversized(announced) {
+            return Action::Pause;
+        }
         if end_of_stream {
             self.start(Vec::new());
         }
@@ -217,6 +240,9 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.refuse_oversized(body_size as u64) {
+            return Action::Pause;
+        }
         if end_of_stream && self.exchange.is_none() {
             let body = self.get_http_request_body(0, body_size).unwrap_or_default();
             self.start(body);

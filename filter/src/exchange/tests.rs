@@ -1316,3 +1316,27 @@ fn without_the_control_plane_writes_use_leased_uids_and_stay_readable_here() {
         (503, json!("miroir_control_plane_unavailable"))
     );
 }
+
+#[test]
+fn a_body_above_the_payload_limit_is_refused_like_meilisearch_before_any_node_is_called() {
+    let config = three_nodes();
+    let mut host = MockHost::default();
+    assert!(!Exchange::refuse_oversized(&config, 100_000_000, &mut host));
+    assert_eq!(host.responses, 0);
+
+    assert!(Exchange::refuse_oversized(&config, 100_000_001, &mut host));
+    assert!(host.sent.is_empty());
+    assert_eq!(
+        host.answer(),
+        Some((
+            413,
+            json!({
+                "message": "The provided payload reached the size limit. The maximum accepted payload size is 95.367431640625 MiB.",
+                "code": "payload_too_large",
+                "type": "invalid_request",
+                "link": "https://docs.meilisearch.com/errors#payload_too_large"
+            })
+        ))
+    );
+    assert_eq!(host.header("x-miroir-topology-epoch"), Some("7"));
+}

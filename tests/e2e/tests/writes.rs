@@ -180,3 +180,76 @@ fn every_payload_format_stores_what_one_node_stores() {
     assert_eq!(sharded.len(), 80);
     assert_eq!(sharded, reference);
 }
+
+/// Meilisearch takes payloads up to 100 MB: a 20 MB NDJSON batch goes through Envoy and the filter
+/// whole, and one byte over the limit gets Meilisearch's 413 before any node sees it.
+#[test]
+fn large_batches_are_accepted_up_to_meilisearchs_payload_limit() {
+    let cluster = Cluster::start("writes_large", three_nodes(1));
+    let client = cluster.client();
+
+    let mut body = Vec::new();
+    let mut count = 0u64;
+    while body.len() < 20_000_000 {
+        let doc = json!({"id": count, "title": "large batch ".repeat(40), "n": count});
+        body.extend_from_slice(doc.to_string().as_bytes());
+        body.push(b'\n');
+        count += 1;
+    }
+    let reply = client.send(
+        "POST",
+        "/indexes/large/documents",
+        Some(("application/x-ndjson", &body)),
+    );
+    let (status, task) = reply.pair();
+    assert_eq!(status, 202, "{task}");
+    cluster.wait_all_nodes_idle();
+    let (status, stats) = client.get("/indexes/large/stats").pair();
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["numberOfDocuments"], json!(count), "{stats}");
+
+    // Envoy answers as soon as the headers announce too much and closes the connection, so the
+    // client announces the size and waits for the answer instead of writing 100 MB into a reset.
+    let before = node_task_counts(&cluster);
+    let (status, error) = announce_only(&cluster, "/indexes/large/documents", 100_000_001);
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(
+        error,
+        json!({
+            "message": "The provided payload reached the size limit. The maximum accepted payload size is 95.367431640625 MiB.",
+            "code": "payload_too_large",
+            "type": "invalid_request",
+            "link": "https://docs.meilisearch.com/errors#payload_too_large"
+        })
+    );
+    assert_eq!(
+        node_task_counts(&cluster),
+        before,
+        "no node saw the request"
+    );
+}
+
+/// Sends only a request's headers, announcing `length` bytes of NDJSON, and reads the answer.
+fn announce_only(cluster: &Cluster, path: &str, length: u64) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let address = cluster
+        .envoy_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {}\r\ncontent-type: application/x-ndjson\r\ncontent-length: {length}\r\n\r\n",
+        cluster.master_key()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}

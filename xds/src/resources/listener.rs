@@ -35,10 +35,9 @@ use super::{millis, resource};
 use crate::cache::Resource;
 use crate::{FILTER_NAME, LISTENER_NAME, WASM_FILTER_TYPE_URL};
 
-const MIB: u32 = 1024 * 1024;
-/// Meilisearch accepts payloads up to 100 MB and the filter buffers whole bodies, so the listener
-/// must hold one plus headers and pipelined bytes (`miroir_envoy::LISTENER_BUFFER_LIMIT_BYTES`).
-pub const LISTENER_BUFFER_LIMIT_BYTES: u32 = 100 * MIB + 4 * MIB;
+/// Holds the largest body the filter accepts (`miroir_topology::limits`); fits the proto's u32.
+pub const LISTENER_BUFFER_LIMIT_BYTES: u32 =
+    miroir_topology::limits::LISTENER_BUFFER_LIMIT_BYTES as u32;
 
 /// What a client sees if a request reaches the router: the filter is absent or let it through.
 /// Same text as `miroir_envoy::GUARD_BODY`.

@@ -9,6 +9,7 @@ mod similar;
 mod stats;
 mod tasks;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -91,7 +92,29 @@ pub fn router(state: SharedState) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ))
+        .layer(DefaultBodyLimit::max(PAYLOAD_LIMIT_BYTES))
+        .layer(middleware::map_response(payload_too_large))
         .with_state(state)
+}
+
+/// Meilisearch's default `--http-payload-size-limit` (100 MB).
+pub const PAYLOAD_LIMIT_BYTES: usize = 100_000_000;
+
+/// Over the body limit axum answers a plain-text 413; Meilisearch answers its error object.
+async fn payload_too_large(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return response;
+    }
+    MeiliError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "The provided payload reached the size limit. The maximum accepted payload size is 95.367431640625 MiB.",
+    )
+    .into_response()
 }
 
 pub fn ok(value: Value) -> Response {
