@@ -22,7 +22,7 @@ pub enum Agreement {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Health,
-    /// Any node's answer will do (`GET /version`).
+    /// Any node's answer will do (`GET /version`, `GET /experimental-features`).
     AnyNode,
     CreateIndex,
     /// The same change on every node, answered with one task of type `kind`.
@@ -74,7 +74,8 @@ pub enum Route {
         uid: String,
     },
     CreateKey,
-    /// The same synchronous change on every node (`PATCH`/`DELETE /keys/{uidOrKey}`).
+    /// The same synchronous change on every node (`PATCH`/`DELETE /keys/{uidOrKey}`,
+    /// `PATCH /experimental-features`).
     Everywhere,
     Unsupported,
 }
@@ -84,7 +85,9 @@ pub fn route(method: &str, path: &str) -> Route {
     let index = |uid: &&str| Some(uid.to_string());
     match (method, segments.as_slice()) {
         ("GET", ["health"]) => Route::Health,
-        ("GET", ["version"]) => Route::AnyNode,
+        // Features are per node: set on every node through Miroir, so any node tells them.
+        ("GET", ["version"] | ["experimental-features"]) => Route::AnyNode,
+        ("PATCH", ["experimental-features"]) => Route::Everywhere,
         ("GET", ["indexes"]) => Route::ReadAll(Agreement::IndexList),
         ("POST", ["indexes"]) => Route::CreateIndex,
         ("GET", ["indexes", _]) => Route::ReadAll(Agreement::Index),

@@ -381,3 +381,32 @@ fn facet_search_matches_one_node() {
         assert_eq!(got["facetQuery"], want["facetQuery"]);
     }
 }
+
+/// Experimental features are per node: a PATCH through Miroir sets them on every node, and a
+/// GET tells them like one node would.
+#[test]
+fn experimental_features_are_set_on_every_node() {
+    let cluster = Cluster::start("routes_features", three_nodes(1));
+    let client = cluster.client();
+    let (status, patched) = client
+        .patch("/experimental-features", &json!({"containsFilter": true}))
+        .pair();
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["containsFilter"], json!(true), "{patched}");
+    for node in cluster.node_ids() {
+        let (status, features) = cluster
+            .node_client(&node)
+            .get("/experimental-features")
+            .pair();
+        assert_eq!(status, 200, "{features}");
+        assert_eq!(features, patched, "{node}");
+    }
+    let (status, features) = client.get("/experimental-features").pair();
+    assert_eq!((status, features), (200, patched));
+
+    let (status, error) = client
+        .patch("/experimental-features", &json!({"noSuchFeature": true}))
+        .pair();
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], json!("bad_request"), "{error}");
+}
