@@ -87,6 +87,15 @@ impl App {
         Duration::from_millis(budget.min(self.config.node_timeout_ms))
     }
 
+    /// What Miroir's own node reads send: the node key, else the client's `authorization`.
+    pub fn node_authorization(&self, client: Option<&str>) -> Option<String> {
+        self.config
+            .node_api_key
+            .as_ref()
+            .map(|k| format!("Bearer {k}"))
+            .or_else(|| client.map(str::to_string))
+    }
+
     fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.config.rollout_ack_timeout_ms)
     }

@@ -13,6 +13,7 @@ pub mod nodes;
 pub mod publisher;
 pub mod routes;
 pub mod server;
+pub mod settings_check;
 pub mod store;
 pub mod tasks;
 pub mod time;

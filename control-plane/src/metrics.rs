@@ -6,6 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::store::{CheckStatus, IndexEntry};
+
 type Labels = Vec<(String, String)>;
 
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -30,6 +32,11 @@ pub struct Metrics {
     pub rollout_nacks: Counter,
     pub leader: Gauge,
     pub envoys: Gauge,
+    /// `index`: 1 when the last settings check found every node identical, 0 when nodes
+    /// differ; absent when never checked or unverified. Set from the index registry.
+    pub index_settings_consistent: Family<Labels, Gauge>,
+    /// `result`: consistent, inconsistent, unverified.
+    pub index_settings_checks: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +60,8 @@ impl Metrics {
             rollout_nacks: Counter::default(),
             leader: Gauge::default(),
             envoys: Gauge::default(),
+            index_settings_consistent: Family::default(),
+            index_settings_checks: Family::default(),
         };
         registry.register(
             "topology_epoch",
@@ -92,7 +101,32 @@ impl Metrics {
             m.leader.clone(),
         );
         registry.register("envoys", "Connected Envoys", m.envoys.clone());
+        registry.register(
+            "index_settings_consistent",
+            "1 if every node held the same primary key and settings at the index's last check, 0 if not",
+            m.index_settings_consistent.clone(),
+        );
+        registry.register(
+            "index_settings_checks",
+            "Checks of an index's settings across the nodes after a change, by result",
+            m.index_settings_checks.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The consistency gauges from the index registry, which every replica shares.
+    pub fn observe_indexes(&self, indexes: &[IndexEntry]) {
+        self.index_settings_consistent.clear();
+        for index in indexes {
+            let value = match index.settings.as_ref().map(|s| s.status) {
+                Some(CheckStatus::Consistent) => 1,
+                Some(CheckStatus::Inconsistent) => 0,
+                Some(CheckStatus::Unverified) | None => continue,
+            };
+            self.index_settings_consistent
+                .get_or_create(&labels(&[("index", &index.uid)]))
+                .set(value);
+        }
     }
 
     pub fn render(&self) -> String {

@@ -137,3 +137,67 @@ pub async fn check_key(
     .await
     .map(|_| ())
 }
+
+fn index_not_found(relayed: &Relayed) -> bool {
+    relayed.status == StatusCode::NOT_FOUND
+        && serde_json::from_slice::<Value>(&relayed.bytes)
+            .ok()
+            .and_then(|b| b.get("code").and_then(Value::as_str).map(str::to_string))
+            .is_some_and(|code| code == "index_not_found")
+}
+
+/// `{"primaryKey", "settings"}` of index `uid` on the node (`GET /indexes/{uid}` and its
+/// `/settings`, read together), `None` when the node does not have the index.
+pub async fn index_schema(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    uid: &str,
+    timeout: Duration,
+) -> Result<Option<Value>, NodeError> {
+    let (index, settings) = tokio::join!(
+        send(
+            http.get(url(address, &format!("/indexes/{uid}"))),
+            authorization,
+            timeout
+        ),
+        send(
+            http.get(url(address, &format!("/indexes/{uid}/settings"))),
+            authorization,
+            timeout
+        ),
+    );
+    match (index, settings) {
+        (Ok(index), Ok(settings)) => Ok(Some(serde_json::json!({
+            "primaryKey": index.get("primaryKey").cloned().unwrap_or(Value::Null),
+            "settings": settings,
+        }))),
+        // Deleted between the two reads counts as deleted.
+        (Err(NodeError::Status(r)), _) | (_, Err(NodeError::Status(r))) if index_not_found(&r) => {
+            Ok(None)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// Task types that change an index's primary key or settings.
+pub const SCHEMA_TASK_TYPES: &str =
+    "settingsUpdate,indexCreation,indexUpdate,indexSwap,indexDeletion";
+
+/// Whether the node still has a change of index `uid`'s schema enqueued or processing.
+pub async fn schema_change_pending(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    uid: &str,
+    timeout: Duration,
+) -> Result<bool, NodeError> {
+    let path = format!(
+        "/tasks?indexUids={uid}&statuses=enqueued,processing&types={SCHEMA_TASK_TYPES}&limit=1"
+    );
+    let body = send(http.get(url(address, &path)), authorization, timeout).await?;
+    Ok(body
+        .get("results")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty()))
+}

@@ -109,14 +109,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-/// A Meilisearch node as the control plane sees it: `/health`, `GET /tasks?uids=`,
-/// `POST /tasks/cancel?uids=`, `DELETE /tasks?uids=`, with a master key.
+/// A Meilisearch node as the control plane sees it: `/health`, `GET /tasks` (filtered by
+/// `uids`, `statuses`, `types`, `indexUids`), `POST /tasks/cancel?uids=`, `DELETE /tasks?uids=`,
+/// `GET /indexes/{uid}` and its `/settings`, with a master key.
 #[derive(Clone)]
 pub struct FakeNode {
     pub address: String,
@@ -125,6 +126,10 @@ pub struct FakeNode {
     /// Query strings of the cancel/delete calls received, prefixed by the verb.
     pub calls: Arc<Mutex<Vec<String>>>,
     pub key: String,
+    /// Index uid → (primary key, settings).
+    pub indexes: Arc<Mutex<BTreeMap<String, (Value, Value)>>>,
+    /// Index reads answer 503 while set.
+    pub indexes_broken: Arc<AtomicBool>,
 }
 
 fn auth_error(headers: &HeaderMap, key: &str) -> Option<(StatusCode, Json<Value>)> {
@@ -160,6 +165,15 @@ fn uids_of(params: &[(String, String)]) -> Vec<u64> {
         .collect()
 }
 
+/// Whether `task` passes the list filter `param` (a comma-separated list of `field` values),
+/// if given.
+fn passes(params: &[(String, String)], param: &str, field: &str, task: &Value) -> bool {
+    params
+        .iter()
+        .filter(|(k, _)| k == param)
+        .all(|(_, v)| v.split(',').any(|x| task[field].as_str() == Some(x)))
+}
+
 pub fn node_task(uid: u64, status: &str, received: u64) -> Value {
     let done = matches!(status, "succeeded" | "failed" | "canceled");
     json!({
@@ -185,9 +199,13 @@ impl FakeNode {
             tasks: Arc::new(Mutex::new(BTreeMap::new())),
             calls: Arc::new(Mutex::new(Vec::new())),
             key: key.to_string(),
+            indexes: Arc::new(Mutex::new(BTreeMap::new())),
+            indexes_broken: Arc::new(AtomicBool::new(false)),
         };
         let router = Router::new()
             .route("/health", get(health))
+            .route("/indexes/{uid}", get(get_index))
+            .route("/indexes/{uid}/settings", get(get_settings))
             .route("/tasks", get(list).delete(delete))
             .route("/tasks/cancel", post(cancel))
             .with_state(node.clone());
@@ -202,11 +220,22 @@ impl FakeNode {
         self.tasks.lock().expect("lock").insert(uid, task);
     }
 
+    /// Changes a task's status (and its dates, details), keeping its type and index.
     pub fn set_status(&self, uid: u64, status: &str) {
-        let received = self.tasks.lock().expect("lock")[&uid]["details"]["receivedDocuments"]
-            .as_u64()
-            .unwrap_or(0);
-        self.put(node_task(uid, status, received));
+        let old = self.tasks.lock().expect("lock")[&uid].clone();
+        let received = old["details"]["receivedDocuments"].as_u64().unwrap_or(0);
+        let mut task = node_task(uid, status, received);
+        for field in ["type", "indexUid"] {
+            task[field] = old[field].clone();
+        }
+        self.put(task);
+    }
+
+    pub fn set_index(&self, uid: &str, primary_key: &str, settings: Value) {
+        self.indexes
+            .lock()
+            .expect("lock")
+            .insert(uid.to_string(), (json!(primary_key), settings));
     }
 
     fn enqueue(&self, kind: &str, details: Value) -> Value {
@@ -247,12 +276,63 @@ async fn list(
         .values()
         .rev()
         .filter(|t| uids.is_empty() || uids.contains(&t["uid"].as_u64().unwrap_or(u64::MAX)))
+        .filter(|t| {
+            passes(&params, "statuses", "status", t)
+                && passes(&params, "types", "type", t)
+                && passes(&params, "indexUids", "indexUid", t)
+        })
         .cloned()
         .collect();
     (
         StatusCode::OK,
         Json(json!({"results": results, "total": results.len()})),
     )
+}
+
+fn index_read(
+    node: &FakeNode,
+    uid: &str,
+    headers: &HeaderMap,
+    answer: impl FnOnce(&Value, &Value) -> Value,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(headers, &node.key) {
+        return e;
+    }
+    if node.indexes_broken.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"message": "unavailable"})),
+        );
+    }
+    match node.indexes.lock().expect("lock").get(uid) {
+        Some((primary_key, settings)) => (StatusCode::OK, Json(answer(primary_key, settings))),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(
+                json!({"message": format!("Index `{uid}` not found."), "code": "index_not_found",
+                        "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#index_not_found"}),
+            ),
+        ),
+    }
+}
+
+async fn get_index(
+    State(node): State<FakeNode>,
+    UrlPath(uid): UrlPath<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    index_read(&node, &uid, &headers, |primary_key, _| {
+        json!({"uid": uid, "primaryKey": primary_key,
+               "createdAt": "2026-11-21T10:00:00Z", "updatedAt": "2026-11-21T10:00:00Z"})
+    })
+}
+
+async fn get_settings(
+    State(node): State<FakeNode>,
+    UrlPath(uid): UrlPath<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    index_read(&node, &uid, &headers, |_, settings| settings.clone())
 }
 
 async fn cancel(
@@ -411,6 +491,18 @@ impl Cluster {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, _, body) = self.exchange(method, path, headers, body).await;
+        (status, body)
+    }
+
+    /// [`Cluster::call`] with the response headers.
+    pub async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         for (k, v) in headers {
@@ -421,9 +513,11 @@ impl Cluster {
         }
         let response = request.send().await.expect("send");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("body");
         (
             status,
+            headers,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
     }

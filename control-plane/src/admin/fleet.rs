@@ -151,6 +151,10 @@ pub async fn metrics(
         app.metrics
             .envoys
             .set(app.publisher.fleet().envoys.len() as i64);
+        match app.store.list_indexes().await {
+            Ok(indexes) => app.metrics.observe_indexes(&indexes),
+            Err(e) => tracing::warn!(error = %e, "index registry not read for the metrics"),
+        }
         Ok((
             [(
                 "content-type",

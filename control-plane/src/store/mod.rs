@@ -50,6 +50,45 @@ pub struct IndexEntry {
     pub uid: String,
     pub primary_key: Option<String>,
     pub shards: u32,
+    /// The last comparison of the index's settings across the nodes (`None`: never checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsCheck>,
+}
+
+/// Outcome of reading an index's primary key and settings from every node after a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CheckStatus {
+    /// Every node answered, with the same primary key and settings.
+    Consistent,
+    /// Some nodes differ from the majority (the first node's side on a tie).
+    Inconsistent,
+    /// The nodes that answered agree, but some could not be read: nothing is known of them.
+    Unverified,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Consistent => "consistent",
+            CheckStatus::Inconsistent => "inconsistent",
+            CheckStatus::Unverified => "unverified",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsCheck {
+    pub status: CheckStatus,
+    /// Nodes whose primary key or settings differ from the majority's.
+    pub disagreeing_nodes: Vec<String>,
+    /// Nodes that could not be read (down, timed out, refused the node key).
+    pub unreachable_nodes: Vec<String>,
+    /// RFC 3339.
+    pub checked_at: String,
+    /// The task whose completion triggered the check.
+    pub task_uid: u32,
 }
 
 /// A block of uids reserved for one Envoy.
@@ -84,6 +123,10 @@ pub struct StoredTask {
     pub task: Value,
     /// Finished: no node task can change any more, so the poller leaves it alone.
     pub terminal: bool,
+    /// Nodes the settings check after this task found disagreeing (`x-miroir-disagreeing-nodes`
+    /// on `GET /tasks/{uid}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disagreeing_nodes: Vec<String>,
 }
 
 /// The state every control-plane operation needs. Implementations are cheap to clone (`Arc`).

@@ -43,6 +43,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
         node_objects: Default::default(),
         task: json!({"uid": uid}),
         terminal,
+        disagreeing_nodes: Vec::new(),
     }
 }
 
@@ -213,6 +214,13 @@ where
         uid: "movies".into(),
         primary_key: Some("id".into()),
         shards: 4,
+        settings: Some(SettingsCheck {
+            status: CheckStatus::Inconsistent,
+            disagreeing_nodes: vec!["n1".into()],
+            unreachable_nodes: vec![],
+            checked_at: "2026-01-01T00:00:00Z".into(),
+            task_uid: 3,
+        }),
     };
     store.put_index(&index).await.expect("put index");
     assert_eq!(

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::nodes;
+use crate::settings_check;
 use crate::store::{IndexEntry, StoredTask, MAX_LEASE};
 use crate::time;
 
@@ -116,6 +117,7 @@ pub async fn register(app: &App, registration: TaskRegistration) -> Result<Regis
         node_objects: BTreeMap::new(),
         task: Value::Null,
         terminal: false,
+        disagreeing_nodes: Vec::new(),
     };
     (task.task, task.terminal) = view(&task);
     if !app
@@ -164,6 +166,7 @@ async fn record_index(app: &App, task: &StoredTask) {
                         uid: index.to_string(),
                         primary_key,
                         shards,
+                        settings: None,
                     })
                     .await
             }
@@ -212,12 +215,7 @@ pub async fn refresh(
             }
         }
     }
-    let key = app
-        .config
-        .node_api_key
-        .as_ref()
-        .map(|k| format!("Bearer {k}"))
-        .or_else(|| authorization.map(str::to_string));
+    let key = app.node_authorization(authorization);
     let mut calls = tokio::task::JoinSet::new();
     for (node, mut uids) in per_node {
         let Some(address) = topology.node(&node).map(|n| n.address.clone()) else {
@@ -246,27 +244,38 @@ pub async fn refresh(
         }
     }
     let mut out = Vec::with_capacity(tasks.len());
+    let mut changed = Vec::new();
+    let mut finished = Vec::new();
     for mut task in tasks {
         if !task.terminal {
-            let mut changed = false;
+            let mut updated = false;
             for nt in &task.record.node_tasks {
                 let k = node_key(&nt.node, nt.task_uid);
                 if let Some(object) = fresh.get(&k) {
                     if task.node_objects.get(&k) != Some(object) {
                         task.node_objects.insert(k, object.clone());
-                        changed = true;
+                        updated = true;
                     }
                 }
             }
-            if changed {
+            if updated {
                 (task.task, task.terminal) = view(&task);
-                app.store
-                    .update_task(&task)
-                    .await
-                    .map_err(ApiError::store)?;
+                if task.terminal {
+                    finished.push(out.len());
+                }
+                changed.push(out.len());
             }
         }
         out.push(task);
+    }
+    // Before the tasks are stored finished, so the read that first sees one finished already
+    // carries what the check found.
+    settings_check::after_finished(app, &mut out, &finished, key.as_deref(), timeout).await;
+    for i in changed {
+        app.store
+            .update_task(&out[i])
+            .await
+            .map_err(ApiError::store)?;
     }
     Ok(out)
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use miroir_topology::tasks::{NodeTask, TaskRecord, TaskRegistration};
@@ -82,12 +82,19 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Fai
     Err(ApiError::node_unavailable(format!("No node could check the API key ({last}).")).into())
 }
 
+/// Nodes the settings check after a task found disagreeing, for the client.
+pub const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
+
+/// Sent by the filter, which only sees a reply's status and body: the answer is then
+/// `{"task": <task>, "disagreeingNodes": [..]}` and the filter turns the list into the header.
+pub const ENVELOPE_HEADER: &str = "x-miroir-envelope";
+
 /// `GET /tasks/{uid}`.
 pub async fn get_task(
     State(app): State<Arc<App>>,
     Path(uid): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, Failure> {
+) -> Result<Response, Failure> {
     async move {
         let auth = authorize(&app, &headers).await?;
         let uid: u32 = uid.parse().map_err(|_| {
@@ -110,7 +117,20 @@ pub async fn get_task(
                 .pop()
                 .unwrap_or(task)
         };
-        Ok(Json(task.task))
+        if headers.contains_key(ENVELOPE_HEADER) {
+            return Ok(Json(json!({
+                "task": task.task,
+                "disagreeingNodes": task.disagreeing_nodes,
+            }))
+            .into_response());
+        }
+        let mut response = Json(task.task).into_response();
+        if !task.disagreeing_nodes.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&task.disagreeing_nodes.join(",")) {
+                response.headers_mut().insert(DISAGREEMENT_HEADER, value);
+            }
+        }
+        Ok(response)
     }
     .instrument(tracing::info_span!("get_task"))
     .await

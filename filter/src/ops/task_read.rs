@@ -2,8 +2,10 @@
 //! client's credentials and the answer relayed. A task this Envoy answered while the control
 //! plane was unreachable can still be read here while it stays unreachable, from the nodes.
 
+use serde::Deserialize;
 use serde_json::Value;
 
+use super::read::DISAGREEMENT_HEADER;
 use crate::control_plane;
 use crate::ctx::Ctx;
 use crate::error::MeiliError;
@@ -11,6 +13,35 @@ use crate::exchange::Step;
 use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
 use crate::tasks::{self, TaskRecord};
+
+/// Asks the control plane to answer `GET /tasks/{uid}` as [`Envelope`]: a reply reaches the
+/// filter as status and body only, and the nodes its settings check after the task found
+/// disagreeing must reach the client as `x-miroir-disagreeing-nodes`.
+const ENVELOPE_HEADER: &str = "x-miroir-envelope";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    task: Value,
+    #[serde(default)]
+    disagreeing_nodes: Vec<String>,
+}
+
+/// The task of an envelope, with the header; any other body (a control plane that does not
+/// know envelopes) as it came.
+fn unwrap_task(body: Vec<u8>) -> Answer {
+    match serde_json::from_slice::<Envelope>(&body) {
+        Ok(envelope) => {
+            let answer = Answer::json(200, &envelope.task);
+            if envelope.disagreeing_nodes.is_empty() {
+                answer
+            } else {
+                answer.with_header(DISAGREEMENT_HEADER, envelope.disagreeing_nodes.join(","))
+            }
+        }
+        Err(_) => Answer::relay(200, body),
+    }
+}
 
 /// `GET /tasks/{uid}` from this Envoy's own records: the node tasks read and aggregated.
 pub(crate) struct TaskRead {
@@ -120,11 +151,15 @@ impl TaskForward {
                 Step::Answer(MeiliError::internal("no control plane").into()),
             );
         };
+        let mut headers = ctx.request.forwarded_headers();
+        if forward.uid.is_some() {
+            headers.push((ENVELOPE_HEADER.into(), "task".into()));
+        }
         let call = control_plane::call(
             cp,
             ctx.request_method(),
             ctx.path_and_query(),
-            ctx.request.forwarded_headers(),
+            headers,
             ctx.raw_body(),
         );
         let step = match host.dispatch(&call) {
@@ -155,6 +190,9 @@ impl TaskForward {
             // A task answered here while the control plane was unreachable, not handed over yet.
             Reply::Response { status: 404, .. } if self.local_uid(host).is_some() => {
                 self.read_locally(ctx, host)
+            }
+            Reply::Response { status: 200, body } if self.uid.is_some() => {
+                Step::Answer(unwrap_task(body))
             }
             // Envoy's own 502/503/504 (connect failure, timeout) are not the control plane's.
             Reply::Response { status, body } if !(502..=504).contains(&status) => {
@@ -196,5 +234,64 @@ impl TaskForward {
             }
             Err(e) => Step::Answer(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use miroir_topology::{
+        ControlPlaneRef, Node, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER,
+    };
+    use serde_json::json;
+
+    use crate::exchange::Exchange;
+    use crate::mock::{json_reply, MockHost};
+    use crate::request::Request;
+
+    /// `GET /tasks/5` through the filter, the control plane answering `reply`.
+    fn read_task(reply: serde_json::Value) -> MockHost {
+        let mut config = PluginConfig::new(Topology {
+            epoch: 1,
+            shards: 2,
+            replication_factor: 1,
+            nodes: vec![Node {
+                id: "n0".into(),
+                address: "127.0.0.1:1".into(),
+                group: "g".into(),
+                state: NodeState::Active,
+            }],
+        });
+        config.control_plane = Some(ControlPlaneRef {
+            cluster: CONTROL_PLANE_CLUSTER.into(),
+            authority: "cp:7701".into(),
+            token: "t".into(),
+            timeout_ms: 2000,
+        });
+        let mut host = MockHost::default();
+        let request = Request::new("GET", "/tasks/5", vec![], Vec::new());
+        let mut exchange = Exchange::start(Rc::new(config), request, 0, &mut host);
+        let (token, call) = host.in_flight.pop().expect("a call to the control plane");
+        assert!(call
+            .headers
+            .contains(&("x-miroir-envelope".into(), "task".into())));
+        exchange.on_reply(token, json_reply(200, reply), &mut host);
+        host
+    }
+
+    #[test]
+    fn the_disagreeing_nodes_the_control_plane_found_reach_the_client() {
+        let task = json!({"uid": 5, "status": "succeeded", "type": "settingsUpdate"});
+        let host = read_task(json!({"task": task, "disagreeingNodes": ["n1", "n2"]}));
+        assert_eq!(host.answer(), Some((200, task.clone())));
+        assert_eq!(host.header("x-miroir-disagreeing-nodes"), Some("n1,n2"));
+
+        let host = read_task(json!({"task": task, "disagreeingNodes": []}));
+        assert_eq!(host.answer(), Some((200, task.clone())));
+        assert_eq!(host.header("x-miroir-disagreeing-nodes"), None);
+        // A control plane that does not wrap its answers.
+        let host = read_task(task.clone());
+        assert_eq!(host.answer(), Some((200, task)));
     }
 }

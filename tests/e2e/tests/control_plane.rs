@@ -649,3 +649,77 @@ fn cp_dead_node_is_marked_failed_and_avoided() {
         "(search failovers, node call failures, requests to n2) changed after n2 was marked failed"
     );
 }
+
+/// `GET /tasks/{uid}` through `client` until the task succeeded, as SDKs' `waitForTask` does;
+/// the headers of the answer that said so.
+fn wait_task_reply(client: &Client, uid: u64) -> miroir_e2e::Reply {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = client.get(&format!("/tasks/{uid}"));
+        let task = reply.json();
+        match task["status"].as_str() {
+            Some("succeeded") => return reply,
+            Some("failed") | Some("canceled") => panic!("task {uid} did not succeed: {task}"),
+            _ => assert!(Instant::now() < deadline, "task {uid} still {task}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Scenario 7: a node's settings changed behind Miroir's back are found by the check that
+/// follows the next settings change through Miroir: on the answer that tells the client the
+/// task succeeded, in the admin API, and in the metrics.
+#[test]
+fn cp_settings_divergence_is_reported() {
+    let fleet = Fleet::start(
+        "cp_settings_divergence",
+        three_nodes(1),
+        options(StoreKind::Embedded, 1),
+    );
+    let client = fleet.client(0);
+    let settings_of = |index: &str| {
+        let indexes = fleet.admin().get("/_miroir/indexes").json();
+        indexes["results"]
+            .as_array()
+            .and_then(|r| r.iter().find(|i| i["uid"] == index).cloned())
+            .map(|i| i["settings"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let created = client
+        .post("/indexes", &json!({"uid": "books", "primaryKey": "id"}))
+        .json();
+    let uid = created["taskUid"].as_u64().expect("taskUid");
+    let reply = wait_task_reply(&client, uid);
+    assert_eq!(reply.header("x-miroir-disagreeing-nodes"), None);
+    assert_eq!(settings_of("books")["status"], "consistent");
+
+    let (status, behind) = fleet
+        .node_client("n1")
+        .patch(
+            "/indexes/books/settings",
+            &json!({"distinctAttribute": "title"}),
+        )
+        .pair();
+    assert_eq!(status, 202, "{behind}");
+    wait_task(&fleet.node_client("n1"), &behind);
+
+    let enqueued = client
+        .patch(
+            "/indexes/books/settings",
+            &json!({"searchableAttributes": ["title"]}),
+        )
+        .json();
+    let uid = enqueued["taskUid"].as_u64().expect("taskUid");
+    let reply = wait_task_reply(&client, uid);
+    assert_eq!(reply.header("x-miroir-disagreeing-nodes"), Some("n1"));
+    let check = settings_of("books");
+    assert_eq!(check["status"], "inconsistent", "{check}");
+    assert_eq!(check["disagreeingNodes"], json!(["n1"]), "{check}");
+    assert_eq!(check["taskUid"], uid, "{check}");
+    assert_eq!(
+        fleet
+            .control_plane(0)
+            .metric("miroir_index_settings_consistent"),
+        Some(0.0)
+    );
+}
