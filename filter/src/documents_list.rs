@@ -32,10 +32,19 @@ pub fn fetch_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, 
             "fields" | "ids" | "sort" => list(),
             "filter" => json!(raw),
             "retrieveVectors" => json!(raw == "true"),
+            // In the order Meilisearch declares them (`BrowseQueryGet`).
             _ => {
-                return Err(MeiliError::bad_request(
-                    "bad_request",
-                    format!("Unknown parameter `{name}`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `filter`, `sort`, `ids`"),
+                return Err(MeiliError::unknown_parameter(
+                    name,
+                    &[
+                        "offset",
+                        "limit",
+                        "fields",
+                        "retrieveVectors",
+                        "ids",
+                        "filter",
+                        "sort",
+                    ],
                 ))
             }
         };
@@ -202,6 +211,11 @@ mod tests {
         assert_eq!(
             fetch_from_get(&bad).unwrap_err().code,
             "invalid_document_limit"
+        );
+        let unknown = vec![("sortBy".to_string(), "year".to_string())];
+        assert_eq!(
+            fetch_from_get(&unknown).unwrap_err().message,
+            "Unknown parameter `sortBy`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"
         );
     }
 }

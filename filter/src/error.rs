@@ -1,6 +1,8 @@
 //! Meilisearch-shaped errors. Clients and SDKs parse `code`, so Miroir speaks Meilisearch's error
 //! object; codes of Miroir's own conditions start with `miroir_`.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,20 @@ impl MeiliError {
         Self::new(500, "miroir_internal", ErrorType::Internal, message)
     }
 
+    /// Meilisearch's (deserr's) refusal of a query parameter the route does not take: a close
+    /// match is suggested, then every accepted name in the order the route declares them.
+    pub fn unknown_parameter(name: &str, accepted: &[&str]) -> Self {
+        let expected: Vec<String> = accepted.iter().map(|a| format!("`{a}`")).collect();
+        Self::bad_request(
+            "bad_request",
+            format!(
+                "Unknown parameter `{name}`: {}expected one of {}",
+                did_you_mean(name, accepted),
+                expected.join(", ")
+            ),
+        )
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "message": self.message,
@@ -85,5 +101,110 @@ impl MeiliError {
             "type": self.kind.as_str(),
             "link": format!("https://docs.meilisearch.com/errors#{}", self.code),
         })
+    }
+}
+
+/// deserr's suggestion: the closest accepted name within a typo budget that grows with the length
+/// (in bytes) of what was received; the first of equally close names wins.
+fn did_you_mean(received: &str, accepted: &[&str]) -> String {
+    let budget = match received.len() {
+        0..=3 => return String::new(),
+        4..=7 => 1,
+        8..=12 => 2,
+        13..=17 => 3,
+        18..=24 => 4,
+        _ => 5,
+    };
+    accepted
+        .iter()
+        .map(|a| (a, damerau_levenshtein(received, a)))
+        .filter(|(_, distance)| *distance <= budget)
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(a, _)| format!("did you mean `{a}`? "))
+        .unwrap_or_default()
+}
+
+/// The unrestricted Damerau-Levenshtein distance over chars (strsim's, which deserr uses): a
+/// transposition may be edited further, so `ca` is two edits from `abc`, not three.
+fn damerau_levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let width = b.len() + 2;
+    let infinity = a.len() + b.len();
+    // Row i + 1 and column j + 1 hold the distance between a[..i] and b[..j]; row and column 0
+    // are sentinels.
+    let mut d = vec![infinity; (a.len() + 2) * width];
+    let at = |d: &[usize], i: usize, j: usize| d.get(i * width + j).copied().unwrap_or(infinity);
+    let set = |d: &mut Vec<usize>, i: usize, j: usize, v: usize| {
+        if let Some(cell) = d.get_mut(i * width + j) {
+            *cell = v;
+        }
+    };
+    for i in 0..=a.len() {
+        set(&mut d, i + 1, 1, i);
+    }
+    for j in 0..=b.len() {
+        set(&mut d, 1, j + 1, j);
+    }
+    // For each char, the last row of `a` it was seen in.
+    let mut last_row: BTreeMap<char, usize> = BTreeMap::new();
+    for (i, ca) in a.iter().enumerate().map(|(i, c)| (i + 1, c)) {
+        // The last column of this row where the chars matched.
+        let mut last_match_col = 0;
+        for (j, cb) in b.iter().enumerate().map(|(j, c)| (j + 1, c)) {
+            let k = last_row.get(cb).copied().unwrap_or(0);
+            let l = last_match_col;
+            let cost = if ca == cb {
+                last_match_col = j;
+                0
+            } else {
+                1
+            };
+            let best = (at(&d, i, j) + cost)
+                .min(at(&d, i + 1, j) + 1)
+                .min(at(&d, i, j + 1) + 1)
+                .min(at(&d, k, l) + (i - k - 1) + 1 + (j - l - 1));
+            set(&mut d, i + 1, j + 1, best);
+        }
+        last_row.insert(*ca, i);
+    }
+    at(&d, a.len() + 1, b.len() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_count_a_transposition_as_one_edit_even_when_edited_further() {
+        assert_eq!(damerau_levenshtein("filler", "filter"), 1);
+        assert_eq!(damerau_levenshtein("sart", "sort"), 1);
+        assert_eq!(damerau_levenshtein("ab", "ba"), 1);
+        assert_eq!(damerau_levenshtein("ca", "abc"), 2);
+        assert_eq!(damerau_levenshtein("", "abc"), 3);
+        assert_eq!(damerau_levenshtein("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn an_unknown_parameter_names_a_close_match_first() {
+        let accepted = ["q", "filter", "sort", "attributesToHighlight"];
+        assert_eq!(
+            MeiliError::unknown_parameter("filler", &accepted).message,
+            "Unknown parameter `filler`: did you mean `filter`? expected one of `q`, `filter`, `sort`, `attributesToHighlight`"
+        );
+        assert_eq!(
+            MeiliError::unknown_parameter("attributes_to_highlight", &accepted).message,
+            "Unknown parameter `attributes_to_highlight`: did you mean `attributesToHighlight`? expected one of `q`, `filter`, `sort`, `attributesToHighlight`"
+        );
+        // Three bytes or fewer get no suggestion, and a far name none either.
+        for far in ["srt", "filterable", "query"] {
+            assert!(!MeiliError::unknown_parameter(far, &accepted)
+                .message
+                .contains("did you mean"));
+        }
+        assert_eq!(
+            MeiliError::unknown_parameter("x", &accepted).code,
+            "bad_request"
+        );
     }
 }

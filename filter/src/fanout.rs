@@ -103,11 +103,21 @@ pub struct Answer {
 
 impl Answer {
     pub fn json(status: u16, body: &Value) -> Self {
-        Answer::relay(status, serde_json::to_vec(body).unwrap_or_default())
+        Answer {
+            status,
+            body: serde_json::to_vec(body).unwrap_or_default(),
+            headers: Vec::new(),
+        }
     }
 
-    /// A node's own answer, byte for byte.
+    /// A node's own answer, byte for byte; an error reworded where the node's words give Miroir
+    /// away (`node_error`). Every node error a client sees comes through here.
     pub fn relay(status: u16, body: Vec<u8>) -> Self {
+        let body = if status >= 400 {
+            crate::node_error::scrub(body)
+        } else {
+            body
+        };
         Answer {
             status,
             body,

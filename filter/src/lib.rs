@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod fanout;
 pub mod host;
+pub mod node_error;
 mod ops;
 pub mod request;
 pub mod route;

@@ -88,8 +88,11 @@ enum GetParam {
     Bool,
 }
 
+/// In the order Meilisearch declares them (`SearchQueryGet`), which its unknown-parameter error
+/// lists.
 const GET_PARAMS: &[(&str, GetParam)] = &[
     ("q", GetParam::Text),
+    ("vector", GetParam::List),
     ("offset", GetParam::Integer),
     ("limit", GetParam::Integer),
     ("page", GetParam::Integer),
@@ -116,7 +119,8 @@ const GET_PARAMS: &[(&str, GetParam)] = &[
     ("hybridSemanticRatio", GetParam::Float),
     ("rankingScoreThreshold", GetParam::Float),
     ("locales", GetParam::List),
-    ("vector", GetParam::List),
+    ("personalizeUserContext", GetParam::Text),
+    ("useNetwork", GetParam::Bool),
 ];
 
 /// `GET /indexes/{uid}/search` parameters as the equivalent POST body, with Meilisearch's errors.
@@ -125,14 +129,8 @@ pub fn query_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, 
     let mut hybrid = Map::new();
     for (name, raw) in pairs {
         let Some((_, kind)) = GET_PARAMS.iter().find(|(n, _)| n == name) else {
-            let expected: Vec<String> = GET_PARAMS.iter().map(|(n, _)| format!("`{n}`")).collect();
-            return Err(MeiliError::bad_request(
-                "bad_request",
-                format!(
-                    "Unknown parameter `{name}`: expected one of {}",
-                    expected.join(", ")
-                ),
-            ));
+            let accepted: Vec<&str> = GET_PARAMS.iter().map(|(n, _)| *n).collect();
+            return Err(MeiliError::unknown_parameter(name, &accepted));
         };
         let code = invalid_search_code(name);
         let invalid = |what: &str| {
@@ -166,6 +164,9 @@ pub fn query_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, 
             "hybridSemanticRatio" => {
                 hybrid.insert("semanticRatio".into(), value);
             }
+            "personalizeUserContext" => {
+                body.insert("personalize".into(), json!({"userContext": value}));
+            }
             _ => {
                 body.insert(name.clone(), value);
             }
@@ -192,6 +193,8 @@ fn invalid_search_code(name: &str) -> &'static str {
         "showMatchesPosition" => "invalid_search_show_matches_position",
         "showRankingScore" => "invalid_search_show_ranking_score",
         "showRankingScoreDetails" => "invalid_search_show_ranking_score_details",
+        "showPerformanceDetails" => "invalid_search_show_performance_details",
+        "useNetwork" => "invalid_search_use_network",
         _ => "bad_request",
     }
 }
@@ -201,7 +204,9 @@ fn invalid_search_code(name: &str) -> &'static str {
 pub use miroir_topology::reserved::shard_filter;
 
 /// ANDs the shard restriction with the client's filter (a string, or an array whose outer level
-/// is AND).
+/// is AND), as an element of its own: Meilisearch parses each element alone, so a syntax error in
+/// the client's filter reads as for that filter alone (errors quoting the whole filter are
+/// reworded by `node_error`).
 pub fn restrict_filter(client: Option<&Value>, shards: &[u32]) -> Value {
     let own = Value::String(shard_filter(shards));
     match client {
@@ -211,7 +216,10 @@ pub fn restrict_filter(client: Option<&Value>, shards: &[u32]) -> Value {
             all.push(own);
             Value::Array(all)
         }
-        Some(other) => Value::Array(vec![other.clone(), own]),
+        Some(Value::String(filter)) => Value::Array(vec![json!(filter), own]),
+        // Not a filter: every node refuses it, in the words it uses for a filter of that type
+        // (inside an array it would name other expected types).
+        Some(other) => other.clone(),
     }
 }
 

@@ -655,6 +655,95 @@ fn node_errors_reach_the_client_unchanged() {
     assert_eq!(fleet.host.answer(), Some((404, error)));
 }
 
+/// A node's refusal of a filter naming an attribute that is not filterable, worded as the test
+/// node and Meilisearch 1.50 word it: every filterable attribute listed (`_miroir_shard` too) and
+/// the node's whole filter quoted, shard restriction included.
+fn refuse_overview_filter(call: &Call) -> Reply {
+    if call.method == "GET" {
+        // The index's settings, read before searching.
+        return json_reply(200, json!({}));
+    }
+    let body: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+    let filter = body
+        .get("filter")
+        .unwrap_or_else(|| &body["queries"][0]["filter"]);
+    let restriction = filter[1].as_str().unwrap().replacen(
+        miroir_topology::SHARD_FIELD,
+        &format!("\"{}\"", miroir_topology::SHARD_FIELD),
+        1,
+    );
+    let inside = if call.path == "/multi-search" {
+        "Inside `.queries[0]`: "
+    } else {
+        ""
+    };
+    json_reply(
+        400,
+        json!({"message": format!("{inside}Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `genre`.\n2:10 \"overview\" = \"storm\" AND {restriction}"), "code": "invalid_search_filter", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#invalid_search_filter"}),
+    )
+}
+
+#[test]
+fn node_errors_read_as_one_nodes_whatever_the_route() {
+    let config = three_nodes();
+    let one_node = "Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `genre`.\n2:10 \"overview\" = \"storm\"";
+    let filter = json!({"filter": "overview = storm"});
+    let cases = [
+        ("POST", "/indexes/movies/search", filter.clone(), ""),
+        (
+            "POST",
+            "/indexes/movies/facet-search",
+            json!({"facetName": "genre", "filter": "overview = storm"}),
+            "",
+        ),
+        (
+            "POST",
+            "/indexes/movies/documents/fetch",
+            filter.clone(),
+            "",
+        ),
+        (
+            "GET",
+            "/indexes/movies/documents?filter=overview%20%3D%20storm",
+            Value::Null,
+            "",
+        ),
+        (
+            "POST",
+            "/multi-search",
+            json!({"queries": [{"indexUid": "movies", "filter": "overview = storm"}]}),
+            "Inside `.queries[0]`: ",
+        ),
+        (
+            "POST",
+            "/multi-search",
+            json!({"federation": {}, "queries": [{"indexUid": "movies", "filter": "overview = storm"}]}),
+            "Inside `.queries[0]`: ",
+        ),
+    ];
+    for (method, path, body, inside) in cases {
+        let mut host = MockHost::default();
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&body).unwrap()
+        };
+        let request = Request::new(method, path, vec![], bytes);
+        let mut exchange = Exchange::start(config.clone(), request, 0, &mut host);
+        while let Some((token, call)) = host.in_flight.pop() {
+            exchange.on_reply(token, refuse_overview_filter(&call), &mut host);
+        }
+        let (status, error) = host.answer().unwrap();
+        assert_eq!(status, 400, "{method} {path}");
+        assert_eq!(
+            error["message"],
+            format!("{inside}{one_node}"),
+            "{method} {path}"
+        );
+        assert_eq!(error["code"], "invalid_search_filter");
+    }
+}
+
 #[test]
 fn an_unreachable_node_without_replica_is_a_503_not_a_crash() {
     let config = three_nodes();

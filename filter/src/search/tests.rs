@@ -523,3 +523,54 @@ fn no_hit_is_ranked_past_max_total_hits() {
         (json!(3), json!(1))
     );
 }
+
+#[test]
+fn get_parameters_are_refused_and_mapped_as_meilisearch_declares_them() {
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let unknown = query_from_get(&pairs(&[("unknownParam", "1")])).unwrap_err();
+    assert_eq!((unknown.status, unknown.code), (400, "bad_request"));
+    assert_eq!(
+        unknown.message,
+        "Unknown parameter `unknownParam`: expected one of `q`, `vector`, `offset`, `limit`, `page`, `hitsPerPage`, `attributesToRetrieve`, `retrieveVectors`, `attributesToCrop`, `cropLength`, `attributesToHighlight`, `filter`, `sort`, `distinct`, `showMatchesPosition`, `showRankingScore`, `showRankingScoreDetails`, `showPerformanceDetails`, `facets`, `highlightPreTag`, `highlightPostTag`, `cropMarker`, `matchingStrategy`, `attributesToSearchOn`, `hybridEmbedder`, `hybridSemanticRatio`, `rankingScoreThreshold`, `locales`, `personalizeUserContext`, `useNetwork`"
+    );
+    let typo = query_from_get(&pairs(&[("filtre", "a = 1")])).unwrap_err();
+    assert!(typo
+        .message
+        .starts_with("Unknown parameter `filtre`: did you mean `filter`? expected one of `q`,"));
+    let body = query_from_get(&pairs(&[
+        ("personalizeUserContext", "likes westerns"),
+        ("useNetwork", "false"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        Value::Object(body),
+        json!({"personalize": {"userContext": "likes westerns"}, "useNetwork": false})
+    );
+    let bad = query_from_get(&pairs(&[("useNetwork", "maybe")])).unwrap_err();
+    assert_eq!(bad.code, "invalid_search_use_network");
+}
+
+#[test]
+fn the_restriction_is_an_element_of_its_own_and_a_non_filter_goes_as_it_is() {
+    let own = json!(shard_filter(&[3]));
+    assert_eq!(restrict_filter(None, &[3]), own);
+    assert_eq!(
+        restrict_filter(Some(&json!("a = 1 OR b = 2")), &[3]),
+        json!(["a = 1 OR b = 2", own])
+    );
+    assert_eq!(
+        restrict_filter(Some(&json!([["a = 1", "b = 2"], "c = 3"])), &[3]),
+        json!([["a = 1", "b = 2"], "c = 3", own])
+    );
+    // Inside an array, a number would be refused as "expected String, [String]" rather than as
+    // one node refuses a number filter ("expected String, Array").
+    assert_eq!(restrict_filter(Some(&json!(5)), &[3]), json!(5));
+    assert_eq!(
+        restrict_filter(Some(&json!({"a": 1})), &[3]),
+        json!({"a": 1})
+    );
+}
