@@ -1,7 +1,6 @@
 //! Meilisearch-shaped errors. Clients and SDKs parse `code`, so Miroir speaks Meilisearch's error
 //! object; codes of Miroir's own conditions start with `miroir_`.
 
-use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
@@ -117,73 +116,16 @@ fn did_you_mean(received: &str, accepted: &[&str]) -> String {
     };
     accepted
         .iter()
-        .map(|a| (a, damerau_levenshtein(received, a)))
+        .map(|a| (a, strsim::damerau_levenshtein(received, a)))
         .filter(|(_, distance)| *distance <= budget)
         .min_by_key(|(_, distance)| *distance)
         .map(|(a, _)| format!("did you mean `{a}`? "))
         .unwrap_or_default()
 }
 
-/// The unrestricted Damerau-Levenshtein distance over chars (strsim's, which deserr uses): a
-/// transposition may be edited further, so `ca` is two edits from `abc`, not three.
-fn damerau_levenshtein(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let width = b.len() + 2;
-    let infinity = a.len() + b.len();
-    // Row i + 1 and column j + 1 hold the distance between a[..i] and b[..j]; row and column 0
-    // are sentinels.
-    let mut d = vec![infinity; (a.len() + 2) * width];
-    let at = |d: &[usize], i: usize, j: usize| d.get(i * width + j).copied().unwrap_or(infinity);
-    let set = |d: &mut Vec<usize>, i: usize, j: usize, v: usize| {
-        if let Some(cell) = d.get_mut(i * width + j) {
-            *cell = v;
-        }
-    };
-    for i in 0..=a.len() {
-        set(&mut d, i + 1, 1, i);
-    }
-    for j in 0..=b.len() {
-        set(&mut d, 1, j + 1, j);
-    }
-    // For each char, the last row of `a` it was seen in.
-    let mut last_row: BTreeMap<char, usize> = BTreeMap::new();
-    for (i, ca) in a.iter().enumerate().map(|(i, c)| (i + 1, c)) {
-        // The last column of this row where the chars matched.
-        let mut last_match_col = 0;
-        for (j, cb) in b.iter().enumerate().map(|(j, c)| (j + 1, c)) {
-            let k = last_row.get(cb).copied().unwrap_or(0);
-            let l = last_match_col;
-            let cost = if ca == cb {
-                last_match_col = j;
-                0
-            } else {
-                1
-            };
-            let best = (at(&d, i, j) + cost)
-                .min(at(&d, i + 1, j) + 1)
-                .min(at(&d, i, j + 1) + 1)
-                .min(at(&d, k, l) + (i - k - 1) + 1 + (j - l - 1));
-            set(&mut d, i + 1, j + 1, best);
-        }
-        last_row.insert(*ca, i);
-    }
-    at(&d, a.len() + 1, b.len() + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn distances_count_a_transposition_as_one_edit_even_when_edited_further() {
-        assert_eq!(damerau_levenshtein("filler", "filter"), 1);
-        assert_eq!(damerau_levenshtein("sart", "sort"), 1);
-        assert_eq!(damerau_levenshtein("ab", "ba"), 1);
-        assert_eq!(damerau_levenshtein("ca", "abc"), 2);
-        assert_eq!(damerau_levenshtein("", "abc"), 3);
-        assert_eq!(damerau_levenshtein("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn an_unknown_parameter_names_a_close_match_first() {

@@ -600,9 +600,11 @@ pub fn merge(
                     .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
             })
     });
+    // One node ranks no hit past `maxTotalHits`, but its totals are not capped: a live 1.50 node
+    // with 63,666 documents answers `totalHits: 63666` (../shared/notes/meilisearch.md), although
+    // older sources cap `number_of_hits`.
     if let Some(max) = faceting.max_total_hits {
         candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        total_hits = total_hits.min(max);
     }
     let (skip, keep) = pagination.window();
     let page: Vec<Candidate> = candidates

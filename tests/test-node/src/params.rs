@@ -32,16 +32,38 @@ pub fn type_error(code: &'static str, location: &str, expected: &str, found: &Va
 
 pub fn unknown_field(field: &str, expected: &[&str]) -> MeiliError {
     MeiliError::bad_request(format!(
-        "Unknown field `{field}`: expected one of {}",
+        "Unknown field `{field}`: {}expected one of {}",
+        did_you_mean(field, expected),
         backticked(expected)
     ))
 }
 
 pub fn unknown_parameter(param: &str, expected: &[&str]) -> MeiliError {
     MeiliError::bad_request(format!(
-        "Unknown parameter `{param}`: expected one of {}",
+        "Unknown parameter `{param}`: {}expected one of {}",
+        did_you_mean(param, expected),
         backticked(expected)
     ))
+}
+
+/// deserr's suggestion: the closest expected name (Damerau-Levenshtein) within a typo budget
+/// that grows with the received name's length; the first of equally close names wins.
+fn did_you_mean(received: &str, expected: &[&str]) -> String {
+    let budget = match received.len() {
+        0..=3 => return String::new(),
+        4..=7 => 1,
+        8..=12 => 2,
+        13..=17 => 3,
+        18..=24 => 4,
+        _ => 5,
+    };
+    expected
+        .iter()
+        .map(|e| (e, strsim::damerau_levenshtein(received, e)))
+        .filter(|(_, distance)| *distance <= budget)
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(e, _)| format!("did you mean `{e}`? "))
+        .unwrap_or_default()
 }
 
 pub fn backticked(items: &[&str]) -> String {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use crate::documents::{lookup, project, values_at};
+use crate::documents::{project, values_at};
 use crate::error::MeiliError;
 use crate::filter::{self, Filter};
 use crate::hybrid::{self, HybridQuery, SearchKind};
@@ -51,6 +51,7 @@ pub const FIELDS: &[&str] = &[
 
 const GET_PARAMS: &[&str] = &[
     "q",
+    "vector",
     "offset",
     "limit",
     "page",
@@ -59,26 +60,25 @@ const GET_PARAMS: &[&str] = &[
     "retrieveVectors",
     "attributesToCrop",
     "cropLength",
-    "cropMarker",
     "attributesToHighlight",
-    "highlightPreTag",
-    "highlightPostTag",
+    "filter",
+    "sort",
+    "distinct",
     "showMatchesPosition",
     "showRankingScore",
     "showRankingScoreDetails",
     "showPerformanceDetails",
-    "filter",
-    "sort",
-    "distinct",
     "facets",
+    "highlightPreTag",
+    "highlightPostTag",
+    "cropMarker",
     "matchingStrategy",
     "attributesToSearchOn",
     "hybridEmbedder",
     "hybridSemanticRatio",
-    "vector",
     "rankingScoreThreshold",
     "locales",
-    "personalize",
+    "personalizeUserContext",
     "useNetwork",
 ];
 
@@ -277,7 +277,7 @@ impl SearchQuery {
                     Ok(t) => json!(t),
                     Err(_) => return Err(threshold_error()),
                 },
-                "personalize" | "useNetwork" => continue,
+                "personalizeUserContext" | "useNetwork" => continue,
                 other => return Err(params::unknown_parameter(other, GET_PARAMS)),
             };
             body.insert(key.clone(), value);
@@ -755,14 +755,36 @@ pub struct Outcome<'a> {
     pub kind: SearchKind,
 }
 
-/// Keeps the best-ranked document of each value of `attr` (documents without one all stay).
+/// Keeps the best-ranked document of each value of `attr`, as Meilisearch's distinct rule does
+/// with facet values: a kept document excludes every document sharing any of its values (one
+/// per array element), and documents without a value all stay.
 fn apply_distinct(candidates: &mut Vec<Candidate>, attr: Option<&str>) {
     let Some(attr) = attr else { return };
     let mut seen = HashSet::new();
-    candidates.retain(|c| match lookup(c.doc, attr) {
-        Some(v) if !v.is_null() => seen.insert(v.to_string()),
-        _ => true,
+    candidates.retain(|c| {
+        let values = distinct_values(c.doc, attr);
+        if values.iter().any(|v| seen.contains(v)) {
+            return false;
+        }
+        seen.extend(values);
+        true
     });
+}
+
+/// A document's facet values of `attr` (array elements each), as the distinct rule compares
+/// them: numbers as numbers, strings and booleans normalized; `null` is no value.
+pub fn distinct_values(doc: &Document, attr: &str) -> Vec<String> {
+    let mut leaves = Vec::new();
+    values_at(doc, attr, &mut leaves);
+    leaves
+        .into_iter()
+        .filter_map(|v| match v {
+            Value::Number(n) => n.as_f64().map(|f| format!("n{f}")),
+            Value::String(s) => Some(format!("s{}", normalize_facet(s))),
+            Value::Bool(b) => Some(format!("s{b}")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs a search and keeps the hits `from..from + count` (already limited by `maxTotalHits`).

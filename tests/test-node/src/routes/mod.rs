@@ -94,11 +94,25 @@ pub fn router(state: SharedState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(PAYLOAD_LIMIT_BYTES))
         .layer(middleware::map_response(payload_too_large))
+        .layer(middleware::from_fn(announced_too_large))
         .with_state(state)
 }
 
 /// Meilisearch's default `--http-payload-size-limit` (100 MB).
 pub const PAYLOAD_LIMIT_BYTES: usize = 100_000_000;
+
+/// A body announced above the limit is refused before it is read, as Meilisearch does.
+async fn announced_too_large(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > PAYLOAD_LIMIT_BYTES) {
+        return payload_too_large(StatusCode::PAYLOAD_TOO_LARGE.into_response()).await;
+    }
+    next.run(request).await
+}
 
 /// Over the body limit axum answers a plain-text 413; Meilisearch answers its error object.
 async fn payload_too_large(response: Response) -> Response {
