@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
             &bodies,
             |b, bodies| {
                 b.iter(|| {
-                    let merged = merge(&client, pagination, parse(bodies), &faceting);
+                    let merged = merge(&client, pagination, parse(bodies), &faceting, None);
                     serde_json::to_vec(&merged).unwrap_or_default()
                 })
             },

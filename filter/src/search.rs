@@ -10,7 +10,10 @@ use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
 
+pub mod distinct_count;
 pub mod federated;
+pub mod followup;
+pub mod refine;
 
 /// The client's pagination: offset/limit (estimated totals) or page/hitsPerPage (exhaustive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,10 +254,144 @@ pub fn node_body(
     body.insert("filter".into(), filter);
     // The merge needs each hit's distinct value to drop duplicates across shards, and its
     // sequence number to break exact ties.
+    let needed = distinct_of(client)
+        .into_iter()
+        .chain([SEQ_FIELD.to_string()]);
+    retrieve_also(&mut body, needed);
+    body
+}
+
+/// A search's body for one node (`node_body`), also asking for the facet distribution of its
+/// distinct attribute: which values each node holds is what an exact total needs
+/// (`distinct_count`). `distinct` requires the attribute to be filterable, so this is allowed.
+pub fn search_node_body(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    shards: &[u32],
+) -> Map<String, Value> {
+    let mut body = node_body(client, pagination, shards);
+    if let Some(attr) = distinct_of(client) {
+        if !asks_facet(client, &attr) {
+            match body.get_mut("facets") {
+                Some(Value::Array(facets)) => facets.push(json!(attr)),
+                // Not a list: the nodes refuse it, in their own words.
+                Some(_) => {}
+                None => {
+                    body.insert("facets".into(), json!([attr]));
+                }
+            }
+        }
+    }
+    body
+}
+
+/// Whether the client's `facets` name the attribute, or a pattern that covers it.
+pub(crate) fn asks_facet(client: &Map<String, Value>, attr: &str) -> bool {
+    client
+        .get("facets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|pattern| pattern_covers(pattern, attr))
+}
+
+/// Meilisearch's attribute patterns: `*` stands for any run of characters.
+fn pattern_covers(pattern: &str, attr: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = attr.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Whether the index's `filterableAttributes` let a search filter on (and facet by) the attribute:
+/// the first rule whose pattern covers it, or one of its parent objects, decides.
+pub fn is_filterable(settings: &Value, attr: &str) -> bool {
+    let covers = |pattern: &str| {
+        pattern_covers(pattern, attr)
+            || attr
+                .strip_prefix(pattern)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    for rule in settings
+        .get("filterableAttributes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        match rule {
+            Value::String(pattern) if covers(pattern) => return true,
+            Value::Object(rule) => {
+                let patterns = rule.get("attributePatterns").and_then(Value::as_array);
+                if !patterns
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .any(covers)
+                {
+                    continue;
+                }
+                let filter = rule.get("features").and_then(|f| f.get("filter"));
+                let allowed = |op: &str| filter.and_then(|f| f.get(op)).and_then(Value::as_bool);
+                // Meilisearch's default for a pattern rule: equality on, comparison off.
+                return allowed("equality").unwrap_or(true)
+                    || allowed("comparison").unwrap_or(false);
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The client's search without what only shapes hits (pagination, formatting, scores, facets,
+/// distinct): the base of the follow-up searches that only count.
+pub(crate) fn counting_base(client: &Map<String, Value>) -> Map<String, Value> {
+    const SHAPING: &[&str] = &[
+        "offset",
+        "limit",
+        "page",
+        "hitsPerPage",
+        "attributesToRetrieve",
+        "retrieveVectors",
+        "attributesToCrop",
+        "cropLength",
+        "cropMarker",
+        "attributesToHighlight",
+        "highlightPreTag",
+        "highlightPostTag",
+        "showMatchesPosition",
+        "showRankingScore",
+        "showRankingScoreDetails",
+        "showPerformanceDetails",
+        "sort",
+        "facets",
+        "distinct",
+    ];
+    client
+        .iter()
+        .filter(|(k, _)| !SHAPING.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Adds attributes to a query's `attributesToRetrieve` list, when it names some and not `*`.
+pub(crate) fn retrieve_also(
+    body: &mut Map<String, Value>,
+    needed: impl IntoIterator<Item = String>,
+) {
     if let Some(Value::Array(retrieve)) = body.get_mut("attributesToRetrieve") {
-        let needed = distinct_of(client)
-            .into_iter()
-            .chain([SEQ_FIELD.to_string()]);
         for attr in needed {
             if !retrieve
                 .iter()
@@ -264,11 +401,10 @@ pub fn node_body(
             }
         }
     }
-    body
 }
 
 /// The query's `distinct` attribute.
-fn distinct_of(client: &Map<String, Value>) -> Option<String> {
+pub(crate) fn distinct_of(client: &Map<String, Value>) -> Option<String> {
     client
         .get("distinct")
         .and_then(Value::as_str)
@@ -507,11 +643,15 @@ pub(crate) fn compare_sort_values(
 /// equal keeps each node's own order and interleaves nodes by position: this order restricted to one node is that node's order, so every
 /// node's first `offset+limit` hits contain the global page and successive pages neither repeat
 /// nor skip a hit.
+///
+/// `distinct_total`: the number of distinct hits over every node, when the search is distinct
+/// (`distinct_count`); the nodes' totals are summed otherwise.
 pub fn merge(
     client: &Map<String, Value>,
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
     faceting: &Faceting,
+    distinct_total: Option<u64>,
 ) -> Value {
     let asked = |field: &str| client.get(field).and_then(Value::as_bool).unwrap_or(false);
     let show = Shown {
@@ -600,6 +740,9 @@ pub fn merge(
                     .any(|a| a.as_str() == Some("*") || a.as_str() == Some(attr.as_str()))
             })
     });
+    if let Some(total) = distinct_total {
+        (estimated_total, total_hits) = (total, total);
+    }
     // One node ranks no hit past `maxTotalHits`, but its totals are not capped: a live 1.50 node
     // with 63,666 documents answers `totalHits: 63666` (../shared/notes/meilisearch.md), although
     // older sources cap `number_of_hits`.
@@ -706,7 +849,8 @@ fn strip_internal(mut hit: Value, show: Shown) -> Value {
     hit
 }
 
-/// An index's `faceting` settings: how merged facet values are ordered and cut.
+/// The index settings a merge follows: `faceting` (how merged facet values are ordered and cut),
+/// `pagination.maxTotalHits` and `displayedAttributes`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Faceting {
     pub max_values_per_facet: usize,
@@ -714,6 +858,8 @@ pub struct Faceting {
     pub max_total_hits: Option<u64>,
     /// Attribute (or `*`) → `alpha` or `count`.
     pub sort_facet_values_by: Map<String, Value>,
+    /// `displayedAttributes`; `None` for all.
+    pub displayed: Option<Vec<String>>,
 }
 
 impl Default for Faceting {
@@ -722,11 +868,50 @@ impl Default for Faceting {
             max_values_per_facet: 100,
             max_total_hits: None,
             sort_facet_values_by: Map::from_iter([("*".to_string(), json!("alpha"))]),
+            displayed: None,
         }
     }
 }
 
+/// Meilisearch's default `pagination.maxTotalHits`.
+pub const DEFAULT_MAX_TOTAL_HITS: u64 = 1000;
+
 impl Faceting {
+    /// From `GET /indexes/{uid}/settings` (the whole settings); defaults for what it lacks.
+    pub fn from_index_settings(settings: &Value) -> Self {
+        let mut faceting = settings
+            .get("faceting")
+            .map(Faceting::from_settings)
+            .unwrap_or_default();
+        faceting.max_total_hits = settings
+            .get("pagination")
+            .and_then(|p| p.get("maxTotalHits"))
+            .and_then(Value::as_u64);
+        faceting.displayed = settings
+            .get("displayedAttributes")
+            .and_then(Value::as_array)
+            .filter(|list| !list.iter().any(|a| a.as_str() == Some("*")))
+            .map(|list| {
+                list.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            });
+        faceting
+    }
+
+    /// Whether hits show the attribute (itself, or an object holding it, is displayed).
+    pub fn shows(&self, attr: &str) -> bool {
+        self.displayed.as_ref().is_none_or(|list| {
+            list.iter().any(|d| {
+                attr == d
+                    || attr
+                        .strip_prefix(d.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        })
+    }
+
     /// From `GET /indexes/{uid}/settings/faceting`; defaults for what it lacks.
     pub fn from_settings(settings: &Value) -> Self {
         let mut faceting = Faceting::default();
@@ -742,7 +927,7 @@ impl Faceting {
     /// Orders each attribute's summed values as one node would, and keeps the first
     /// `maxValuesPerFacet`. `alpha`: numbers numerically, then strings; `count`: most frequent
     /// first, ties alphabetically.
-    fn by_count(&self, attribute: &str) -> bool {
+    pub(crate) fn by_count(&self, attribute: &str) -> bool {
         self.sort_facet_values_by
             .get(attribute)
             .or_else(|| self.sort_facet_values_by.get("*"))
@@ -793,11 +978,17 @@ struct FacetCounts {
     values: BTreeMap<String, (String, u64)>,
 }
 
+/// A facet value as Meilisearch compares them: trimmed and lower-cased (numbers, which nodes
+/// write as text, are unaffected).
+pub(crate) fn facet_key(value: &str) -> String {
+    value.trim().to_lowercase()
+}
+
 impl FacetCounts {
     fn add(&mut self, value: &str, count: u64) {
         let entry = self
             .values
-            .entry(value.trim().to_lowercase())
+            .entry(facet_key(value))
             .or_insert_with(|| (value.to_string(), 0));
         entry.1 += count;
     }

@@ -10,6 +10,7 @@ use crate::tasks::{NodeTask, TaskRecord};
 
 pub(crate) mod broadcast;
 pub(crate) mod delete;
+pub(crate) mod follow_up;
 pub(crate) mod keys;
 pub(crate) mod lookup;
 pub(crate) mod multi_search;

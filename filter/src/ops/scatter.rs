@@ -12,7 +12,10 @@ use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
+use crate::search::followup::{FollowUp, Kind};
 use crate::search::{self, Faceting, Pagination};
+
+use super::follow_up::Rounds;
 
 /// One node asked for some shards. Slots keep their creation order, which the merge's tie order
 /// follows.
@@ -34,6 +37,10 @@ pub(crate) struct Scatter {
     /// The index's settings the merge needs, read before the nodes are asked unless cached.
     settings: SettingsRead,
     faceting: Faceting,
+    /// A federated search's settings, by index.
+    faceting_by_index: BTreeMap<String, Faceting>,
+    /// Rounds after the first answers (exact facet counts, distinct totals).
+    follow: Option<Rounds>,
 }
 
 /// What is scattered: a search (merged into one page) or a facet search (values summed).
@@ -49,7 +56,7 @@ pub(crate) enum Mode {
 }
 
 enum SettingsRead {
-    /// The read, and the nodes to ask once it answered.
+    /// The reads (by index), and the nodes to ask once they answered.
     Pending(Fanout<String>, BTreeMap<String, Vec<u32>>),
     Known,
 }
@@ -127,6 +134,8 @@ impl Scatter {
             fanout: Fanout::new(),
             settings: SettingsRead::Known,
             faceting: Faceting::default(),
+            faceting_by_index: BTreeMap::new(),
+            follow: None,
         };
         // Shards with no active owner in this group are asked of another group straight away.
         let mut assignments = plan.assignments;
@@ -152,20 +161,30 @@ impl Scatter {
         }
         // Facet values are ordered and cut with the index's faceting settings, and hits are made
         // distinct by its distinct attribute.
-        if matches!(mode, Mode::Search(_) | Mode::FacetSearch) {
-            match crate::settings_cache::get(host, index) {
-                Some(settings) => scatter.apply_settings(&settings),
+        // A federated search orders and cuts each index's facets with that index's settings.
+        let indexes = match mode {
+            Mode::Search(_) | Mode::FacetSearch => vec![index.to_string()],
+            Mode::Federated(_) => search::federated::faceted_indexes(&scatter.client),
+            Mode::Documents => Vec::new(),
+        };
+        let mut read = Fanout::new();
+        let mut reading = false;
+        for index in indexes {
+            match crate::settings_cache::get(host, &index) {
+                Some(settings) => scatter.apply_settings(&index, &settings),
                 None => {
                     if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
-                        let mut read = Fanout::new();
                         let path = format!("/indexes/{index}/settings");
-                        read.send(host, &ctx.lookup_call(node, path), node.id.clone());
-                        scatter.settings = SettingsRead::Pending(read, assignments);
-                        let step = scatter.settings_progress(ctx, host);
-                        return Ok((scatter, step));
+                        read.send(host, &ctx.lookup_call(node, path), index);
+                        reading = true;
                     }
                 }
             }
+        }
+        if reading {
+            scatter.settings = SettingsRead::Pending(read, assignments);
+            let step = scatter.settings_progress(ctx, host);
+            return Ok((scatter, step));
         }
         for (node, shards) in assignments {
             scatter.ask(ctx, host, node, shards);
@@ -174,23 +193,35 @@ impl Scatter {
         Ok((scatter, step))
     }
 
-    fn apply_settings(&mut self, settings: &Value) {
-        if let Some(faceting) = settings.get("faceting") {
-            self.faceting = Faceting::from_settings(faceting);
+    fn apply_settings(&mut self, index: &str, settings: &Value) {
+        let faceting = Faceting::from_index_settings(settings);
+        if let Mode::Federated(_) = self.mode {
+            self.faceting_by_index.insert(index.to_string(), faceting);
+            return;
         }
-        self.faceting.max_total_hits = settings
-            .get("pagination")
-            .and_then(|p| p.get("maxTotalHits"))
-            .and_then(Value::as_u64);
+        self.faceting = faceting;
         // The index's distinct attribute, made explicit: nodes apply it all the same, and the
-        // merge drops duplicates across shards by it.
+        // merge drops duplicates across shards by it. A query's `distinct` must be filterable;
+        // another one the nodes apply alone, each to its shards.
         if let (Mode::Search(_), Some(attr)) = (
             self.mode,
             settings.get("distinctAttribute").and_then(Value::as_str),
         ) {
-            if !self.client.contains_key("distinct") {
+            if !self.client.contains_key("distinct") && search::is_filterable(settings, attr) {
                 self.client.insert("distinct".into(), Value::from(attr));
             }
+        }
+    }
+
+    /// The settings the merge follows for an index.
+    fn faceting_of(&self, index: &str) -> Faceting {
+        match self.mode {
+            Mode::Federated(_) => self
+                .faceting_by_index
+                .get(index)
+                .cloned()
+                .unwrap_or_default(),
+            _ => self.faceting.clone(),
         }
     }
 
@@ -203,23 +234,26 @@ impl Scatter {
         if !read.is_complete() {
             return Step::Wait;
         }
-        let reply = read.replies.pop();
+        let replies = std::mem::take(&mut read.replies);
         let SettingsRead::Pending(_, assignments) =
             std::mem::replace(&mut self.settings, SettingsRead::Known)
         else {
             return Step::Wait;
         };
-        match reply.as_ref().map(|(_, r)| outcome(r)) {
-            Some(Outcome::Success(body)) => {
-                if let Ok(settings) = serde_json::from_slice::<Value>(body) {
-                    crate::settings_cache::put(host, &self.index, &settings);
-                    self.apply_settings(&settings);
+        for (index, reply) in replies {
+            match outcome(&reply) {
+                Outcome::Success(body) => {
+                    if let Ok(settings) = serde_json::from_slice::<Value>(body) {
+                        crate::settings_cache::put(host, &index, &settings);
+                        self.apply_settings(&index, &settings);
+                    }
                 }
+                // A federated search's nodes word an unknown index in their own terms.
+                Outcome::Refused { status, body } if !matches!(self.mode, Mode::Federated(_)) => {
+                    return Step::Answer(Answer::relay(status, body.to_vec()))
+                }
+                _ => host.log_warn("could not read the index settings; merging with the defaults"),
             }
-            Some(Outcome::Refused { status, body }) => {
-                return Step::Answer(Answer::relay(status, body.to_vec()))
-            }
-            _ => host.log_warn("could not read the index settings; merging with the defaults"),
         }
         for (node, shards) in assignments {
             self.ask(ctx, host, node, shards);
@@ -231,6 +265,7 @@ impl Scatter {
     pub(crate) fn owns(&self, token: u32) -> bool {
         self.fanout.owns(token)
             || matches!(&self.settings, SettingsRead::Pending(read, _) if read.owns(token))
+            || self.follow.as_ref().is_some_and(|f| f.owns(token))
     }
 
     pub(crate) fn on_reply(
@@ -246,6 +281,14 @@ impl Scatter {
                 return self.settings_progress(ctx, host);
             }
         }
+        if self.follow.as_ref().is_some_and(|f| f.owns(token)) {
+            let nodes = self.answered_nodes();
+            let done = self
+                .follow
+                .as_mut()
+                .is_none_or(|f| f.on_reply(ctx, host, token, reply, &nodes));
+            return if done { self.answer() } else { Step::Wait };
+        }
         if !self.fanout.accept(token, reply) {
             return Step::Wait;
         }
@@ -257,7 +300,7 @@ impl Scatter {
         if let Some(node) = ctx.config.topology.node(&node_id) {
             let (body, route) = match self.mode {
                 Mode::Search(pagination) => (
-                    search::node_body(&self.client, pagination, &shards),
+                    search::search_node_body(&self.client, pagination, &shards),
                     "search",
                 ),
                 Mode::FacetSearch => (
@@ -355,16 +398,59 @@ impl Scatter {
         if !self.fanout.is_complete() || matches!(self.settings, SettingsRead::Pending(..)) {
             return Step::Wait;
         }
-        let faceting = &self.faceting;
-        let responses: Vec<Map<String, Value>> = self
+        if self.follow.is_none() {
+            self.follow = self.follow_up(ctx, host);
+            if self.follow.as_ref().is_some_and(Rounds::pending) {
+                return Step::Wait;
+            }
+        }
+        self.answer()
+    }
+
+    /// The nodes that answered, in slot order (the order of the merged answers).
+    fn answered_nodes(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter(|s| s.response.is_some())
+            .map(|s| s.node.clone())
+            .collect()
+    }
+
+    /// The rounds this search needs after its first answers, started.
+    fn follow_up(&self, ctx: &Ctx, host: &mut dyn Host) -> Option<Rounds> {
+        let kind = match self.mode {
+            Mode::Search(pagination) => Kind::Search(pagination),
+            Mode::FacetSearch => Kind::FacetSearch,
+            Mode::Federated(Some(_)) => Kind::Federated,
+            _ => return None,
+        };
+        let answered: Vec<(&[u32], &Map<String, Value>)> = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.shards.as_slice(), s.response.as_ref()?)))
+            .collect();
+        let faceting = |index: &str| self.faceting_of(index);
+        let logic = FollowUp::start(kind, &self.index, &self.client, &faceting, &answered);
+        Some(Rounds::start(ctx, host, logic, &self.answered_nodes()))
+    }
+
+    /// Merges the answers into the client's.
+    fn answer(&mut self) -> Step {
+        let mut responses: Vec<Map<String, Value>> = self
             .slots
             .iter_mut()
             .filter_map(|s| s.response.take())
             .collect();
+        let distinct_total = self.follow.take().and_then(|f| f.finish(&mut responses));
+        let faceting = &self.faceting;
         let merged = match self.mode {
-            Mode::Search(pagination) => {
-                search::merge(&self.client, pagination, responses, faceting)
-            }
+            Mode::Search(pagination) => search::merge(
+                &self.client,
+                pagination,
+                responses,
+                faceting,
+                distinct_total,
+            ),
             Mode::FacetSearch => search::merge_facet_hits(&self.client, responses, faceting),
             Mode::Documents => documents_list::merge(&self.client, responses),
             Mode::Federated(pagination) => search::federated::merge(
@@ -374,7 +460,7 @@ impl Scatter {
                     limit: 20,
                 }),
                 responses,
-                faceting,
+                &self.faceting_by_index,
             ),
         };
         Step::Answer(Answer::json(200, &merged))

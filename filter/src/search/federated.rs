@@ -70,6 +70,16 @@ pub fn node_body(
     body
 }
 
+/// The indexes named in `federation.facetsByIndex`: their settings order and cut their facets.
+pub fn faceted_indexes(client: &Map<String, Value>) -> Vec<String> {
+    client
+        .get("federation")
+        .and_then(|f| f.get("facetsByIndex"))
+        .and_then(Value::as_object)
+        .map(|by_index| by_index.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 fn federation_distinct(client: &Map<String, Value>) -> Option<String> {
     client
         .get("federation")?
@@ -108,11 +118,13 @@ fn shown(client: &Map<String, Value>) -> Vec<Shown> {
         .collect()
 }
 
+/// Merges the nodes' federated answers; `faceting` holds the settings of the indexes in
+/// `facetsByIndex` (defaults for an index it lacks).
 pub fn merge(
     client: &Map<String, Value>,
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
-    faceting: &Faceting,
+    faceting: &BTreeMap<String, Faceting>,
 ) -> Value {
     let mut candidates = Vec::new();
     let mut processing_time = 0u64;
@@ -225,7 +237,11 @@ pub fn merge(
                     .into_iter()
                     .map(|(attr, c)| (attr, Value::Object(c.into_map())))
                     .collect();
-                faceting.order(&mut distribution);
+                faceting
+                    .get(&index)
+                    .cloned()
+                    .unwrap_or_default()
+                    .order(&mut distribution);
                 (index, json!({"distribution": distribution, "stats": stats}))
             })
             .collect();
@@ -241,7 +257,12 @@ pub fn merge(
         let distribution: Map<String, Value> = merged_facets
             .into_iter()
             .map(|(attr, c)| {
-                let by_count = faceting.by_count(&attr);
+                // Meilisearch refuses to merge facets the indexes order differently: any index
+                // asking for the attribute tells its order.
+                let by_count = faceting
+                    .iter()
+                    .filter(|(index, _)| asks(client, index, &attr))
+                    .any(|(_, f)| f.by_count(&attr));
                 (
                     attr,
                     Value::Object(order_merged(c.into_map(), by_count, max)),
@@ -254,6 +275,19 @@ pub fn merge(
         template.insert("facetStats".into(), Value::Object(merged_stats));
     }
     Value::Object(template)
+}
+
+/// Whether `facetsByIndex` asks the index for the attribute.
+fn asks(client: &Map<String, Value>, index: &str, attr: &str) -> bool {
+    client
+        .get("federation")
+        .and_then(|f| f.get("facetsByIndex"))
+        .and_then(|f| f.get(index))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|pattern| super::pattern_covers(pattern, attr))
 }
 
 /// `mergeFacets` orders values by their text, bytewise (so "10" before "9"), or by count, and

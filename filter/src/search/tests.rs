@@ -7,7 +7,7 @@ fn merge_default(
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
 ) -> Value {
-    merge(client, pagination, responses, &Faceting::default())
+    merge(client, pagination, responses, &Faceting::default(), None)
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -317,6 +317,7 @@ fn facet_values_are_ordered_and_cut_like_one_node() {
         },
         responses(),
         &faceting,
+        None,
     );
     assert_eq!(
         merged["facetDistribution"]["genre"],
@@ -516,6 +517,7 @@ fn no_hit_is_ranked_past_max_total_hits() {
         },
         vec![response(&[1, 3, 5]), response(&[2, 4, 6])],
         &faceting,
+        None,
     );
     assert_eq!(merged["hits"].as_array().unwrap().len(), 3);
     // Totals are not capped (a live 1.50 node counts every candidate).
@@ -523,6 +525,18 @@ fn no_hit_is_ranked_past_max_total_hits() {
         (merged["totalHits"].clone(), merged["totalPages"].clone()),
         (json!(6), json!(1))
     );
+    let estimated = |total: u64| obj(json!({"hits": [], "estimatedTotalHits": total}));
+    let merged = merge(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 0,
+        },
+        vec![estimated(2), estimated(2)],
+        &faceting,
+        None,
+    );
+    assert_eq!(merged["estimatedTotalHits"], json!(4), "summed, not capped");
 }
 
 #[test]

@@ -421,12 +421,6 @@ fn kmerge(lists: Vec<Vec<Hit>>) -> Vec<Hit> {
     out
 }
 
-fn distinct_values(doc: &Document, attr: &str) -> Vec<String> {
-    let mut values = Vec::new();
-    crate::documents::values_at(doc, attr, &mut values);
-    values.into_iter().map(Value::to_string).collect()
-}
-
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Order {
     Alpha,
@@ -593,7 +587,7 @@ pub fn federated_search(
                         distinct: federation
                             .distinct
                             .as_deref()
-                            .map(|d| distinct_values(c.doc, d))
+                            .map(|d| search::distinct_values(c.doc, d))
                             .unwrap_or_default(),
                         rendered,
                     }

@@ -340,11 +340,11 @@ pub fn merge<'a>(
             continue;
         }
         if let Some(attr) = distinct {
-            if let Some(v) = crate::documents::lookup(c.doc, attr).filter(|v| !v.is_null()) {
-                if !seen_values.insert(v.to_string()) {
-                    continue;
-                }
+            let values = crate::search::distinct_values(c.doc, attr);
+            if values.iter().any(|v| seen_values.contains(v)) {
+                continue;
             }
+            seen_values.extend(values);
         }
         kept.push((take_semantic, c));
     }
