@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""`make bench`'s report: criterion's merge estimates as ratios against the baseline measured in
-the same run, then the end-to-end results of `miroir-bench` (target/bench/e2e.md, already
-ratios against the direct baseline of its own run). Prints everything and writes
-target/bench/report.md. Usage: bench-report.py [TARGET_DIR]"""
+"""`make bench`'s report: criterion's merge and partition estimates as ratios against the
+baselines measured in the same run, then the end-to-end results of `miroir-bench`
+(target/bench/e2e.md, already ratios against the direct baseline of its own run). Prints
+everything and writes target/bench/report.md. Usage: bench-report.py [TARGET_DIR]"""
 import json
 import pathlib
 import sys
@@ -12,7 +12,7 @@ group = root / "criterion" / "merge"
 out = root / "bench"
 
 
-def mean_ns(bench: str, shards: int):
+def mean_ns(bench: str, shards: int, group=group):
     path = group / bench / str(shards) / "new" / "estimates.json"
     if not path.exists():
         return None
@@ -35,6 +35,25 @@ merge = "## Search merge (criterion, same run)\n\n" + "\n".join(rows) + "\n"
 if missing:
     merge += f"\nNo criterion estimates for {', '.join(missing)} shards under {group}.\n"
 sections.append(merge)
+
+partition = root / "criterion" / "partition"
+base, full = (mean_ns(b, "20MB", partition) for b in ("baseline-parse", "parse-validate-partition"))
+if base is None or full is None:
+    sections.append(
+        f"## Document batch (criterion, same run)\n\nNo criterion estimates under {partition} "
+        "(`cargo bench -p miroir-filter --bench partition`).\n"
+    )
+else:
+    size = json.loads((partition / "baseline-parse" / "20MB" / "new" / "benchmark.json").read_text())
+    mb = size["throughput"]["Bytes"] / 1e6
+    sections.append(
+        "## Document batch (criterion, same run)\n\n"
+        f"{mb:.1f} MB of NDJSON (~1 KB documents), 3 nodes.\n\n"
+        "| baseline: parse into values (ms) | parse + validate + every node's body (ms) | ratio |\n"
+        "|---|---|---|\n"
+        f"| {base / 1e6:.1f} ({mb / (base / 1e9):.0f} MB/s) | {full / 1e6:.1f} "
+        f"({mb / (full / 1e9):.0f} MB/s) | {full / base:.2f}× |\n"
+    )
 
 e2e = out / "e2e.md"
 if e2e.exists():

@@ -1,24 +1,50 @@
-//! Document batches: parsed and validated whole, then split per node with `_miroir_shard` stamped
-//! on every document. Nothing is sent unless the entire batch is valid.
+//! Document batches: validated whole, then split per node with `_miroir_shard` stamped on every
+//! document. Nothing is sent unless the entire batch is valid.
+//!
+//! JSON and NDJSON documents are never built: a batch is the client's bytes plus where each
+//! document lies in them, and each node gets copies of its documents' bytes, so a node stores
+//! what one Meilisearch would store from the same request (numbers written as the client wrote
+//! them), and a batch costs about its own size once more, not a tree of values per document.
 
-use std::collections::BTreeMap;
-
-use miroir_topology::reserved::{encode_seq, encode_shard};
-use miroir_topology::{canonical_key, is_reserved, Topology, SEQ_FIELD, SHARD_FIELD};
-use serde_json::{Map, Value};
+use miroir_topology::{canonical_key, is_reserved};
+use serde_json::Value;
 
 use crate::error::MeiliError;
 
-pub type Document = Map<String, Value>;
+mod json;
+mod partition;
+
+pub use json::Span;
+pub use partition::Partition;
 
 const CONTENT_TYPES: &str = "`application/json`, `application/x-ndjson`, `text/csv`";
 
-/// A document batch as the client sent it.
+/// How a JSON batch lays its documents out; nodes get theirs the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `application/json`: an array of objects (or one object, forwarded as an array of one).
+    Array,
+    /// `application/x-ndjson`: one object per line.
+    Lines,
+}
+
+impl Layout {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Layout::Array => "application/json",
+            Layout::Lines => "application/x-ndjson",
+        }
+    }
+}
+
+/// A document batch as the client sent it. The client's body is passed along with it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Batch {
-    /// `application/json` or `application/x-ndjson`: both describe the same documents, which are
-    /// forwarded as JSON.
-    Json(Vec<Document>),
+    Json {
+        layout: Layout,
+        /// Each document's place in the body, in batch order.
+        documents: Vec<Span>,
+    },
     /// `text/csv` rows are forwarded as CSV, so every node types the values (`name:number`, ...)
     /// exactly as one Meilisearch would.
     Csv {
@@ -26,6 +52,15 @@ pub enum Batch {
         header: csv::StringRecord,
         rows: Vec<csv::StringRecord>,
     },
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch::Json {
+            layout: Layout::Array,
+            documents: Vec::new(),
+        }
+    }
 }
 
 /// A node's share of a batch: its body and content type.
@@ -86,42 +121,13 @@ pub fn parse_batch(
             format!("The `{format}` payload provided is malformed. `Couldn't serialize document value: {detail}`."),
         )
     };
-    match format {
-        "json" => parse_json(body, malformed),
-        "ndjson" => serde_json::Deserializer::from_slice(body)
-            .into_iter::<Value>()
-            .map(|item| match item.map_err(|e| malformed(e.to_string()))? {
-                Value::Object(doc) => Ok(doc),
-                other => Err(malformed(format!(
-                    "invalid type: {}, expected a map",
-                    json_kind(&other)
-                ))),
-            })
-            .collect::<Result<_, _>>()
-            .map(Batch::Json),
-        _ => parse_csv(body, csv_delimiter, malformed),
-    }
-}
-
-fn parse_json(body: &[u8], malformed: impl Fn(String) -> MeiliError) -> Result<Batch, MeiliError> {
-    match serde_json::from_slice::<Value>(body).map_err(|e| malformed(e.to_string()))? {
-        Value::Object(doc) => Ok(Batch::Json(vec![doc])),
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::Object(doc) => Ok(doc),
-                other => Err(malformed(format!(
-                    "invalid type: {}, expected a map",
-                    json_kind(&other)
-                ))),
-            })
-            .collect::<Result<_, _>>()
-            .map(Batch::Json),
-        other => Err(malformed(format!(
-            "invalid type: {}, expected a sequence",
-            json_kind(&other)
-        ))),
-    }
+    let documents = match format {
+        "json" => json::array_documents(body).map(|documents| (Layout::Array, documents)),
+        "ndjson" => json::line_documents(body).map(|documents| (Layout::Lines, documents)),
+        _ => return parse_csv(body, csv_delimiter, malformed),
+    };
+    let (layout, documents) = documents.map_err(malformed)?;
+    Ok(Batch::Json { layout, documents })
 }
 
 fn parse_csv(
@@ -165,24 +171,16 @@ fn csv_name(field: &str) -> &str {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "sequence",
-        Value::Object(_) => "map",
-    }
-}
-
 /// Meilisearch's inference: the single top-level attribute of the first document whose name ends
 /// with `id` (case-insensitively).
-pub fn infer_primary_key(batch: &Batch) -> Result<String, MeiliError> {
+pub fn infer_primary_key(batch: &Batch, body: &[u8]) -> Result<String, MeiliError> {
     let keys: Vec<String> = match batch {
-        Batch::Json(docs) => docs
+        Batch::Json { documents, .. } => documents
             .first()
-            .map(|d| d.keys().cloned().collect())
+            .and_then(|first| body.get(first.start..first.end))
+            .map(json::attribute_names)
+            .transpose()
+            .map_err(unreadable)?
             .unwrap_or_default(),
         Batch::Csv { header, .. } => header.iter().map(|f| csv_name(f).to_string()).collect(),
     };
@@ -205,19 +203,6 @@ pub fn infer_primary_key(batch: &Batch) -> Result<String, MeiliError> {
             ),
         )),
     }
-}
-
-/// The value at a (possibly dotted, `a.b`) primary key.
-fn primary_key_value<'a>(doc: &'a Document, primary_key: &str) -> Option<&'a Value> {
-    if let Some(v) = doc.get(primary_key) {
-        return Some(v);
-    }
-    let mut parts = primary_key.split('.');
-    let mut current = doc.get(parts.next()?)?;
-    for part in parts {
-        current = current.as_object()?.get(part)?;
-    }
-    Some(current)
 }
 
 fn valid_string_id(id: &str) -> bool {
@@ -249,25 +234,43 @@ fn invalid_id(shown: &str) -> MeiliError {
     )
 }
 
-/// Checks every document and returns each one's canonical id, in batch order.
-pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliError> {
+/// A document [`parse_batch`] accepted could not be read again: the body is not the batch's.
+fn unreadable(e: serde_json::Error) -> MeiliError {
+    MeiliError::internal(format!("a document could not be read again: {e}"))
+}
+
+/// Checks every document; returns `key` of each one's canonical id, in batch order.
+pub fn validate<T>(
+    batch: &Batch,
+    body: &[u8],
+    primary_key: &str,
+    mut key: impl FnMut(String) -> T,
+) -> Result<Vec<T>, MeiliError> {
     match batch {
-        Batch::Json(docs) => docs
+        Batch::Json { documents, .. } => documents
             .iter()
             .enumerate()
-            .map(|(position, doc)| {
-                if let Some(field) = doc.keys().find(|k| is_reserved(k)) {
-                    return Err(reserved(position, field));
-                }
-                let value = primary_key_value(doc, primary_key).ok_or_else(|| {
-                    missing_key(
-                        position,
-                        primary_key,
-                        &Value::Object(doc.clone()).to_string(),
+            .map(|(position, span)| {
+                let document = body.get(span.start..span.end).unwrap_or_default();
+                // Only the identifier is read whole, so only it can fail to read (`1e400`, a
+                // lone surrogate): no identifier either way.
+                let fields = json::fields(document, primary_key).map_err(|e| {
+                    MeiliError::bad_request(
+                        "invalid_document_id",
+                        format!("The identifier of the document at position {position} cannot be read: {e}."),
                     )
                 })?;
-                match canonical_key(value) {
-                    Some(id) if value.is_number() || valid_string_id(&id) => Ok(id),
+                if let Some(field) = fields.reserved {
+                    return Err(reserved(position, field));
+                }
+                let Some(value) = fields.primary_key else {
+                    let shown = serde_json::from_slice::<Value>(document)
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|_| String::from_utf8_lossy(document).into_owned());
+                    return Err(missing_key(position, primary_key, &shown));
+                };
+                match canonical_key(&value) {
+                    Some(id) if value.is_number() || valid_string_id(&id) => Ok(key(id)),
                     _ => Err(invalid_id(&value.to_string())),
                 }
             })
@@ -294,13 +297,13 @@ pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliEr
                     if numeric {
                         // A typed number is the same document as its decimal integer form.
                         return match (raw.parse::<u64>(), raw.parse::<i64>()) {
-                            (Ok(n), _) => Ok(n.to_string()),
-                            (_, Ok(n)) => Ok(n.to_string()),
+                            (Ok(n), _) => Ok(key(n.to_string())),
+                            (_, Ok(n)) => Ok(key(n.to_string())),
                             _ => Err(invalid_id(raw)),
                         };
                     }
                     if valid_string_id(raw) {
-                        Ok(raw.to_string())
+                        Ok(key(raw.to_string()))
                     } else {
                         Err(invalid_id(&Value::String(raw.to_string()).to_string()))
                     }
@@ -310,102 +313,23 @@ pub fn validate(batch: &Batch, primary_key: &str) -> Result<Vec<String>, MeiliEr
     }
 }
 
-/// Node id → its share of the batch, in batch order (so later operations on the same id still
-/// win on every node, as on one Meilisearch). Each document is stamped with its shard and, when
-/// `first_seq` is given, with consecutive sequence numbers from it in batch order.
-pub fn partition(
-    topology: &Topology,
-    batch: Batch,
-    ids: &[String],
-    first_seq: Option<u64>,
-) -> BTreeMap<String, Part> {
-    let seq_of = |position: usize| first_seq.map(|s| encode_seq(s.saturating_add(position as u64)));
-    let shards: Vec<u32> = ids.iter().map(|id| topology.shard_for_key(id)).collect();
-    let mut targets: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for shard in &shards {
-        targets.entry(*shard).or_insert_with(|| {
-            topology
-                .write_targets(*shard)
-                .iter()
-                .map(|n| n.id.clone())
-                .collect()
-        });
-    }
-    let nodes_of = |shard: &u32| targets.get(shard).cloned().unwrap_or_default();
-    match batch {
-        Batch::Json(docs) => {
-            let mut per_node: BTreeMap<String, Vec<Document>> = BTreeMap::new();
-            for (position, (mut doc, shard)) in docs.into_iter().zip(&shards).enumerate() {
-                doc.insert(SHARD_FIELD.to_string(), Value::from(encode_shard(*shard)));
-                if let Some(seq) = seq_of(position) {
-                    doc.insert(SEQ_FIELD.to_string(), Value::from(seq));
-                }
-                for node in nodes_of(shard) {
-                    per_node.entry(node).or_default().push(doc.clone());
-                }
-            }
-            per_node
-                .into_iter()
-                .map(|(node, docs)| {
-                    let body = serde_json::to_vec(&docs).unwrap_or_default();
-                    (
-                        node,
-                        Part {
-                            content_type: "application/json",
-                            body,
-                        },
-                    )
-                })
-                .collect()
-        }
-        Batch::Csv {
-            delimiter,
-            mut header,
-            rows,
-        } => {
-            header.push_field(SHARD_FIELD);
-            if first_seq.is_some() {
-                header.push_field(SEQ_FIELD);
-            }
-            let mut per_node: BTreeMap<String, csv::Writer<Vec<u8>>> = BTreeMap::new();
-            for (position, (mut row, shard)) in rows.into_iter().zip(&shards).enumerate() {
-                row.push_field(&encode_shard(*shard));
-                if let Some(seq) = seq_of(position) {
-                    row.push_field(&seq);
-                }
-                for node in nodes_of(shard) {
-                    let writer = per_node.entry(node).or_insert_with(|| {
-                        let mut w = csv::WriterBuilder::new()
-                            .delimiter(delimiter)
-                            .from_writer(Vec::new());
-                        let _ = w.write_record(&header);
-                        w
-                    });
-                    let _ = writer.write_record(&row);
-                }
-            }
-            per_node
-                .into_iter()
-                .map(|(node, writer)| {
-                    let body = writer.into_inner().unwrap_or_default();
-                    (
-                        node,
-                        Part {
-                            content_type: "text/csv",
-                            body,
-                        },
-                    )
-                })
-                .collect()
-        }
-    }
-}
-
 impl Batch {
+    /// How many documents it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Json { documents, .. } => documents.len(),
+            Batch::Csv { rows, .. } => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A body that makes a task without documents, for a batch that routed to no node.
     pub fn empty_part(&self) -> Part {
         match self {
-            Batch::Json(_) => Part {
+            Batch::Json { .. } => Part {
                 content_type: "application/json",
                 body: b"[]".to_vec(),
             },

