@@ -60,7 +60,7 @@ parity: build
 # MEILISEARCH_BIN set, real Meilisearch nodes); BENCH_ARGS passes options to miroir-bench.
 bench: wasm
 	cargo build --release -p miroir-test-node --bin miroir-test-node -p miroir-e2e --bin miroir-bench
-	cargo bench -p miroir-filter --bench merge
+	cargo bench -p miroir-filter --bench merge --bench partition
 	MIROIR_TEST_NODE_BIN=$(CURDIR)/target/release/miroir-test-node target/release/miroir-bench $(BENCH_ARGS)
 	python3 tools/bench-report.py target
 
