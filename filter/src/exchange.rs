@@ -21,6 +21,7 @@ use crate::ops::read::{FirstAnswer, ReadAll};
 use crate::ops::register::{Pending, Registration};
 use crate::ops::routed::RoutedWrite;
 use crate::ops::scatter::Scatter;
+use crate::ops::similar::Similar;
 use crate::ops::task_read::{TaskForward, TaskRead};
 use crate::ops::write::Write;
 use crate::request::Request;
@@ -40,6 +41,7 @@ enum State {
     Routed(RoutedWrite),
     Search(Box<Scatter>),
     MultiSearch(Box<MultiSearch>),
+    Similar(Box<Similar>),
     ReadAll(ReadAll),
     FirstAnswer(FirstAnswer),
     Everywhere(Everywhere),
@@ -96,6 +98,7 @@ impl Exchange {
             State::Write(op) => op.on_reply(&self.ctx, token, reply, host),
             State::Routed(op) => op.on_reply(token, reply, host),
             State::MultiSearch(op) => op.on_reply(&self.ctx, token, reply, host),
+            State::Similar(op) => op.on_reply(&self.ctx, token, reply, host),
             State::ReadAll(op) => op.on_reply(token, reply, host),
             State::FirstAnswer(op) => op.on_reply(token, reply, host),
             State::Everywhere(op) => op.on_reply(token, reply),
@@ -144,6 +147,9 @@ impl Exchange {
                     .and_then(|query| Scatter::with_query(ctx, &index, query, host));
                 started(scatter, |s| State::Search(Box::new(s)))
             }
+            Route::Similar { index, get } => wrap(Similar::start(ctx, &index, get, host), |s| {
+                State::Similar(Box::new(s))
+            }),
             Route::FacetSearch { index } => {
                 started(Scatter::facet_search(ctx, &index, host), |s| {
                     State::Search(Box::new(s))
@@ -308,6 +314,7 @@ fn route_metric(route: &Route) -> &'static str {
         Route::Search { .. }
         | Route::SearchGet { .. }
         | Route::MultiSearch
+        | Route::Similar { .. }
         | Route::FacetSearch { .. } => "miroir_requests_search",
         Route::AddDocuments { .. }
         | Route::DeleteDocument { .. }
@@ -325,6 +332,14 @@ fn route_metric(route: &Route) -> &'static str {
 
 /// Every node, active ones first, rotated so that reads spread.
 fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
+    nodes_in_read_order(ctx)
+        .into_iter()
+        .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
+        .collect()
+}
+
+/// Every node, active ones first, rotated so that reads spread.
+pub(crate) fn nodes_in_read_order(ctx: &Ctx) -> Vec<&Node> {
     let nodes: Vec<&Node> = ctx.nodes().collect();
     let offset = (ctx.seq % nodes.len().max(1) as u64) as usize;
     let mut ordered: Vec<&Node> = nodes
@@ -336,16 +351,20 @@ fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
         .collect();
     ordered.sort_by_key(|n| n.state != NodeState::Active);
     ordered
+}
+
+/// The owners of a document's shard, in the order they are read.
+fn document_candidates(ctx: &Ctx, id: &str) -> Vec<(String, Call)> {
+    shard_readers(ctx, ctx.config.topology.shard_for_key(id))
         .into_iter()
         .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
         .collect()
 }
 
-/// The owners of a document's shard: first in one replica group (rotating), then in the others,
-/// active owners first, so a read fails over to another replica.
-fn document_candidates(ctx: &Ctx, id: &str) -> Vec<(String, Call)> {
+/// The owners of a shard: first in one replica group (rotating), then in the others, active
+/// owners first, so a read fails over to another replica.
+pub(crate) fn shard_readers(ctx: &Ctx, shard: u32) -> Vec<&Node> {
     let topology = &ctx.config.topology;
-    let shard = topology.shard_for_key(id);
     let groups = topology.group_names();
     let offset = (ctx.seq % groups.len().max(1) as u64) as usize;
     let mut owners: Vec<&Node> = Vec::new();
@@ -356,7 +375,4 @@ fn document_candidates(ctx: &Ctx, id: &str) -> Vec<(String, Call)> {
     }
     owners.sort_by_key(|n| n.state != NodeState::Active);
     owners
-        .into_iter()
-        .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
-        .collect()
 }

@@ -63,6 +63,11 @@ pub enum Route {
     FacetSearch {
         index: String,
     },
+    /// `POST /indexes/{uid}/similar`, or its `GET` form (`get`).
+    Similar {
+        index: String,
+        get: bool,
+    },
     /// `GET /documents` (`get`) or `POST /documents/fetch`.
     ListDocuments {
         index: String,
@@ -161,6 +166,10 @@ pub fn route(method: &str, path: &str) -> Route {
         ("POST", ["indexes", uid, "facet-search"]) => Route::FacetSearch {
             index: uid.to_string(),
         },
+        ("POST" | "GET", ["indexes", uid, "similar"]) => Route::Similar {
+            index: uid.to_string(),
+            get: method == "GET",
+        },
         ("GET", ["keys"]) => Route::ReadAll(Agreement::KeyList),
         ("GET", ["keys", _]) => Route::ReadAll(Agreement::Key),
         ("POST", ["keys"]) => Route::CreateKey,
@@ -243,6 +252,13 @@ mod tests {
                 index: "movies".into()
             }
         );
-        assert_eq!(route("POST", "/indexes/movies/similar"), Route::Unsupported);
+        assert_eq!(
+            route("GET", "/indexes/movies/similar"),
+            Route::Similar {
+                index: "movies".into(),
+                get: true
+            }
+        );
+        assert_eq!(route("POST", "/indexes/movies/compact"), Route::Unsupported);
     }
 }

@@ -14,6 +14,7 @@ pub mod distinct_count;
 pub mod federated;
 pub mod followup;
 pub mod refine;
+pub mod similar;
 
 /// The client's pagination: offset/limit (estimated totals) or page/hitsPerPage (exhaustive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -344,13 +344,7 @@ fn health_is_answered_by_the_filter() {
 fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let config = three_nodes();
     let mut fleet = Fleet::new(&config);
-    let (status, body) = fleet.run(
-        &config,
-        "POST",
-        "/indexes/movies/similar",
-        &[],
-        json!({"id": 1, "embedder": "default"}),
-    );
+    let (status, body) = fleet.run(&config, "POST", "/snapshots", &[], Value::Null);
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_supported");
     assert_eq!(body["type"], "invalid_request");

@@ -18,6 +18,7 @@ pub(crate) mod read;
 pub(crate) mod register;
 pub(crate) mod routed;
 pub(crate) mod scatter;
+pub(crate) mod similar;
 pub(crate) mod task_read;
 pub(crate) mod write;
 

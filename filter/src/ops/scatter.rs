@@ -13,7 +13,7 @@ use crate::exchange::Step;
 use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
 use crate::search::followup::{FollowUp, Kind};
-use crate::search::{self, Faceting, Pagination};
+use crate::search::{self, similar, Faceting, Pagination};
 
 use super::follow_up::Rounds;
 
@@ -53,6 +53,8 @@ pub(crate) enum Mode {
     /// `POST /multi-search` with `federation`: the whole request to every node. `None` when its
     /// pagination is invalid: sent unchanged, for the nodes to refuse.
     Federated(Option<Pagination>),
+    /// `/similar`: every shard but the target's searched by the target's embedding.
+    Similar(similar::Window),
 }
 
 enum SettingsRead {
@@ -79,7 +81,21 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let mode = Mode::Search(search::parse_pagination(&client)?);
-        Self::begin(ctx, index, client, mode, host)
+        Self::begin(ctx, index, client, mode, None, host)
+    }
+
+    /// `/similar`: `answered` is the target's shard's own `/similar` answer; the other shards
+    /// are searched with `search`.
+    pub(crate) fn similar(
+        ctx: &Ctx,
+        index: &str,
+        search: Map<String, Value>,
+        window: similar::Window,
+        answered: Map<String, Value>,
+        host: &mut dyn Host,
+    ) -> Result<(Self, Step), MeiliError> {
+        let mode = Mode::Similar(window);
+        Self::begin(ctx, index, search, mode, Some(answered), host)
     }
 
     /// `POST /indexes/{uid}/facet-search`: each shard's facet values, summed.
@@ -88,7 +104,14 @@ impl Scatter {
         index: &str,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        Self::begin(ctx, index, ctx.body_object()?, Mode::FacetSearch, host)
+        Self::begin(
+            ctx,
+            index,
+            ctx.body_object()?,
+            Mode::FacetSearch,
+            None,
+            host,
+        )
     }
 
     /// A federated multi-search; `client` is the whole request.
@@ -98,7 +121,7 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let pagination = search::federated::pagination(&client);
-        Self::begin(ctx, "", client, Mode::Federated(pagination), host)
+        Self::begin(ctx, "", client, Mode::Federated(pagination), None, host)
     }
 
     /// A document listing; `client` is the fetch body (the GET form already converted).
@@ -108,7 +131,7 @@ impl Scatter {
         client: Map<String, Value>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        Self::begin(ctx, index, client, Mode::Documents, host)
+        Self::begin(ctx, index, client, Mode::Documents, None, host)
     }
 
     fn begin(
@@ -116,6 +139,7 @@ impl Scatter {
         index: &str,
         client: Map<String, Value>,
         mode: Mode,
+        answered: Option<Map<String, Value>>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let topology = &ctx.config.topology;
@@ -153,6 +177,19 @@ impl Scatter {
             assignments.retain(|_, shards| !shards.is_empty());
             unavailable.retain(|s| wanted.contains(s));
         }
+        // A shard already answered is not asked again; its answer merges first.
+        if let (Mode::Similar(window), Some(answered)) = (mode, answered) {
+            for shards in assignments.values_mut() {
+                shards.retain(|s| *s != window.shard);
+            }
+            assignments.retain(|_, shards| !shards.is_empty());
+            unavailable.retain(|s| *s != window.shard);
+            scatter.slots.push(Slot {
+                node: String::new(),
+                shards: vec![window.shard],
+                response: Some(answered),
+            });
+        }
         for shard in unavailable {
             match scatter.replacement(topology, shard) {
                 Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
@@ -163,7 +200,7 @@ impl Scatter {
         // distinct by its distinct attribute.
         // A federated search orders and cuts each index's facets with that index's settings.
         let indexes = match mode {
-            Mode::Search(_) | Mode::FacetSearch => vec![index.to_string()],
+            Mode::Search(_) | Mode::FacetSearch | Mode::Similar(_) => vec![index.to_string()],
             Mode::Federated(_) => search::federated::faceted_indexes(&scatter.client),
             Mode::Documents => Vec::new(),
         };
@@ -315,6 +352,9 @@ impl Scatter {
                     search::federated::node_body(&self.client, pagination, &shards),
                     "",
                 ),
+                Mode::Similar(window) => {
+                    (similar::node_body(&self.client, window, &shards), "search")
+                }
             };
             let path = match self.mode {
                 Mode::Federated(_) => "/multi-search".to_string(),
@@ -462,6 +502,12 @@ impl Scatter {
                 responses,
                 &self.faceting_by_index,
             ),
+            Mode::Similar(window) => {
+                match similar::merge(window, responses, faceting.max_total_hits) {
+                    Ok(merged) => merged,
+                    Err(e) => return Step::Answer(e.into()),
+                }
+            }
         };
         Step::Answer(Answer::json(200, &merged))
     }

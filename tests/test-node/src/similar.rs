@@ -2,10 +2,13 @@
 //! given document, as Meilisearch's `Similar` search finds them.
 //!
 //! The universe is every document the filter keeps, minus the target. Only documents with an
-//! embedding for the embedder are hits, by similarity (best pair of embeddings), ties by internal
-//! id. `rankingScoreThreshold` stops at the first hit below it, and then the total counts only
-//! the documents seen so far. `estimatedTotalHits` is the universe (capped at `maxTotalHits`, as
-//! Meilisearch does for this route), including documents without embeddings.
+//! embedding for the embedder are hits, by similarity, ties by internal id. Meilisearch keeps a
+//! document's n-th embedding in the embedder's n-th vector store and looks for the target's n-th
+//! embedding's neighbours in that store only, so a document is as similar as its best embedding
+//! compared with the target's embedding of the same rank. `rankingScoreThreshold` stops at the
+//! first hit below it, and then the total counts only the documents seen so far.
+//! `estimatedTotalHits` is the universe (capped at `maxTotalHits`, as Meilisearch does for this
+//! route), including documents without embeddings.
 
 use std::collections::BTreeSet;
 
@@ -137,7 +140,9 @@ impl SimilarQuery {
         let mut body = Map::new();
         for (key, raw) in pairs {
             let value = match key.as_str() {
-                "id" | "filter" | "embedder" => json!(raw),
+                "id" | "embedder" => json!(raw),
+                // Meilisearch reads a filter that parses as JSON (an array) as JSON.
+                "filter" => serde_json::from_str(raw).unwrap_or_else(|_| json!(raw)),
                 "offset" | "limit" => {
                     let code = if key == "offset" {
                         "invalid_similar_offset"
@@ -208,7 +213,7 @@ pub fn similar(index: &Index, query: &SimilarQuery) -> Result<Value, MeiliError>
             continue;
         }
         candidates.insert(*docid);
-        if let Some(s) = vectors::best_similarity(embedder, &targets, doc) {
+        if let Some(s) = paired_similarity(embedder, &targets, doc) {
             ranked.push((*docid, doc, s));
         }
     }
@@ -265,6 +270,22 @@ pub fn similar(index: &Index, query: &SimilarQuery) -> Result<Value, MeiliError>
     }))
 }
 
+/// The best similarity between the target's n-th embedding and the document's n-th, shifted by
+/// the embedder's distribution; `None` when no rank has both.
+fn paired_similarity(
+    embedder: &vectors::Embedder,
+    targets: &[Vec<f32>],
+    doc: &Document,
+) -> Option<f32> {
+    targets
+        .iter()
+        .zip(vectors::embeddings(doc, &embedder.name))
+        .filter(|(t, v)| t.len() == v.len())
+        .map(|(t, v)| vectors::similarity(t, &v))
+        .reduce(f32::max)
+        .map(|s| embedder.shift(s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +315,52 @@ mod tests {
         assert_eq!(e.code, "invalid_similar_offset");
         let q = SimilarQuery::from_body(&json!({"id": 7, "embedder": "e"})).unwrap();
         assert_eq!((q.id.as_str(), q.limit, q.offset), ("7", 20, 0));
+        let pairs = |filter: &str| {
+            vec![
+                ("id".to_string(), "1".to_string()),
+                ("embedder".to_string(), "e".to_string()),
+                ("filter".to_string(), filter.to_string()),
+            ]
+        };
+        let q = SimilarQuery::from_query(&pairs(r#"["a = 1", "b = 2"]"#)).unwrap();
+        assert_eq!(q.filter, Some(json!(["a = 1", "b = 2"])), "JSON is JSON");
+        let q = SimilarQuery::from_query(&pairs("a = 1")).unwrap();
+        assert_eq!(q.filter, Some(json!("a = 1")));
+    }
+
+    #[test]
+    fn embeddings_are_compared_rank_by_rank() {
+        let mut index = Index::new("i", Some("id".into()), std::time::SystemTime::UNIX_EPOCH);
+        let embedders = json!({"embedders": {"e": {"source": "userProvided", "dimensions": 2}}});
+        index.settings.apply(embedders.as_object().unwrap());
+        let docs = [
+            json!({"id": 0, "_vectors": {"e": [[1.0, 0.0], [0.0, 1.0]]}}),
+            // Its only embedding equals the target's second: Meilisearch never compares them.
+            json!({"id": 1, "_vectors": {"e": [[0.0, 1.0]]}}),
+            json!({"id": 2, "_vectors": {"e": [[1.0, 1.0]]}}),
+            json!({"id": 3, "_vectors": {"e": [[-1.0, 0.0], [0.0, 1.0]]}}),
+        ];
+        for doc in docs {
+            let id = doc["id"].to_string();
+            index.put(id, doc.as_object().unwrap().clone());
+        }
+        let query =
+            SimilarQuery::from_body(&json!({"id": 0, "embedder": "e", "showRankingScore": true}))
+                .unwrap();
+        let answer = similar(&index, &query).unwrap();
+        let ranked: Vec<(u64, f64)> = answer["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["id"].as_u64().unwrap(),
+                    h["_rankingScore"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(ranked[0], (3, 1.0), "second embeddings equal");
+        assert_eq!(ranked[1].0, 2);
+        assert_eq!(ranked[2], (1, 0.5), "first embeddings orthogonal");
     }
 }
