@@ -50,9 +50,9 @@ test-e2e: build
 
 test: lint test-unit test-wasm test-e2e
 
-# Every generated query through Miroir against one node (minutes; report in target/parity/).
+# The parity suite alone (also part of test-e2e; report in target/parity/).
 parity: build
-	cargo test -p miroir-e2e --test parity -- --include-ignored
+	cargo test -p miroir-e2e --test parity
 
 # Not part of `make test`: benchmarks take minutes and print ratios against a baseline measured
 # in the same run (never a timed assertion). docs/benchmarks.md explains how to read them.

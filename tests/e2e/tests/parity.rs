@@ -243,6 +243,79 @@ impl Mismatch {
     }
 }
 
+/// Attributes of the corpus holding several values per document.
+const MULTI_VALUED: &[&str] = &["genres", "tags"];
+
+/// The distinct attribute a case searches with, if any: the `distinct` parameter (of the body, a
+/// GET query string, any query of a multi-search, or `federation.distinct`) or the index's
+/// `distinctAttribute`.
+fn distinct_of(case: &Case) -> Option<String> {
+    let (path, body) = match &case.request {
+        Request::Post { path, body } => (path.as_str(), Some(body)),
+        Request::Get { path } => (path.as_str(), None),
+    };
+    let from_query = path.split_once('?').and_then(|(_, query)| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("distinct="))
+            .map(str::to_string)
+    });
+    let from_body = body.and_then(|body| {
+        let queries = body["queries"].as_array().cloned().unwrap_or_default();
+        std::iter::once(body.clone())
+            .chain(queries)
+            .chain(std::iter::once(body["federation"].clone()))
+            .find_map(|b| b["distinct"].as_str().map(str::to_string))
+    });
+    let index_level = (path.contains(&format!("/indexes/{DISTINCT_ATTR}/"))
+        || body.is_some_and(|b| b.to_string().contains(&format!("\"{DISTINCT_ATTR}\""))))
+    .then(|| "studio".to_string());
+    from_query.or(from_body).or(index_level)
+}
+
+/// Why a merged answer may differ from one node's in a way docs/api-compatibility.md documents,
+/// and which fields then stay out of the comparison (`None`: the whole answer). Only merged
+/// answers qualify: Envoy over one node must equal the node in every case.
+fn documented_difference(
+    case: &Case,
+    target: &str,
+) -> Option<(&'static str, Option<&'static [&'static str]>)> {
+    if target == "envoy_1" {
+        return None;
+    }
+    let attr = distinct_of(case)?;
+    if MULTI_VALUED.contains(&attr.as_str()) {
+        return Some((
+            "distinct on a multi-valued attribute: each node drops hits by its own shards' values",
+            None,
+        ));
+    }
+    // With distinct, one Meilisearch node derives `estimatedTotalHits` (offset/limit) and facet
+    // counts from the candidates its ranking walked through, an estimate that depends on the
+    // ranking, not on the index alone.
+    Some((
+        "distinct: one node's estimatedTotalHits and facet counts are estimates",
+        Some(&["estimatedTotalHits", "facetDistribution", "facetStats"]),
+    ))
+}
+
+/// `value` without the `fields` at its top level and in each result of a multi-search.
+fn without(value: &Value, fields: &[&str]) -> Value {
+    let mut value = value.clone();
+    let mut strip_fields = |v: &mut Value| {
+        if let Some(map) = v.as_object_mut() {
+            for field in fields {
+                map.remove(*field);
+            }
+        }
+    };
+    strip_fields(&mut value);
+    if let Some(results) = value.get_mut("results").and_then(Value::as_array_mut) {
+        results.iter_mut().for_each(&mut strip_fields);
+    }
+    value
+}
+
 /// The path of the hit holding `path` (`.results[0].hits[3]` for `.results[0].hits[3].id`),
 /// when the difference lies deeper than the hit itself.
 fn hit_path(path: &str) -> Option<&str> {
@@ -371,7 +444,6 @@ fn order_only(want: &Value, got: &Value, path: &str) -> bool {
 // target/parity/report.md and in the note. `make parity` runs it; `make test` will
 // again once every class is fixed or documented.
 #[test]
-#[ignore = "parity is not reached yet: run `make parity`"]
 fn every_answer_through_miroir_equals_one_nodes() {
     let n = std::env::var("PARITY_DOCS")
         .ok()
@@ -397,6 +469,8 @@ fn every_answer_through_miroir_equals_one_nodes() {
     let mut mismatches: Vec<Mismatch> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut per_family: PerFamily = BTreeMap::new();
+    // Answers that differ only as docs/api-compatibility.md documents, by reason.
+    let mut documented_skips: BTreeMap<&'static str, usize> = BTreeMap::new();
     for case in &cases {
         // The reference and every cluster at once: the nodes work in parallel.
         let (reference_reply, replies) = std::thread::scope(|scope| {
@@ -422,6 +496,7 @@ fn every_answer_through_miroir_equals_one_nodes() {
         let entry = per_family.entry(case.family).or_default();
         entry.0 += 1;
         for ((target, client), (got_status, got)) in clients.iter().zip(replies) {
+            let documented = documented_difference(case, target);
             let difference = if got_status != want_status {
                 Some(Difference {
                     path: "(status)".into(),
@@ -429,8 +504,23 @@ fn every_answer_through_miroir_equals_one_nodes() {
                     got: Some(json!({"status": got_status, "body": got})),
                 })
             } else {
-                first_difference(&want, &got)
+                match documented {
+                    Some((_, Some(fields))) => {
+                        first_difference(&without(&want, fields), &without(&got, fields))
+                    }
+                    _ => first_difference(&want, &got),
+                }
             };
+            if let (Some(difference), Some((reason, None))) = (&difference, documented) {
+                *documented_skips.entry(reason).or_default() += 1;
+                println!(
+                    "DOCUMENTED [{}] on {target}: {} ({reason}; first difference at {})",
+                    case.family,
+                    case.describe(),
+                    difference.path
+                );
+                continue;
+            }
             if let Some(difference) = difference {
                 let hit = hit_path(&difference.path)
                     .and_then(|p| Some((at(&want, p)?.clone(), at(&got, p)?.clone())));
@@ -460,7 +550,16 @@ fn every_answer_through_miroir_equals_one_nodes() {
         }
     }
 
-    let report = report(&cases, &clients, &per_family, &mismatches, &refused, n);
+    let mut report = report(&cases, &clients, &per_family, &mismatches, &refused, n);
+    if !documented_skips.is_empty() {
+        let _ = writeln!(
+            report,
+            "\n## Documented differences (docs/api-compatibility.md), not counted above\n"
+        );
+        for (reason, count) in &documented_skips {
+            let _ = writeln!(report, "- {reason}: {count} answers");
+        }
+    }
     println!("\n{report}");
     println!(
         "(setup {:.1}s, queries {:.1}s)",
