@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::error::MeiliError;
 
 pub mod distinct_count;
+pub mod distinct_hits;
 pub mod federated;
 pub mod followup;
 pub mod refine;
@@ -412,10 +413,9 @@ pub(crate) fn distinct_of(client: &Map<String, Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Keeps the first hit (in merged order) of each distinct value: each node applied `distinct`
-/// to its own shards only. Hits without the attribute are all kept, as Meilisearch does.
-/// Keeps the first item (in merged order) of each distinct value. A hit with several values (an
-/// array) is dropped if any was seen, and marks all as seen.
+/// Keeps the first item (in merged order) of each distinct value, as one node's distinct rule:
+/// an item is dropped when a kept one holds one of its values (arrays hold several). Hits
+/// without the attribute are all kept, as Meilisearch does.
 pub(crate) fn retain_distinct<T>(items: &mut Vec<T>, attr: &str, hit: impl Fn(&T) -> &Value) {
     let mut seen = std::collections::BTreeSet::new();
     items.retain(|item| {
@@ -431,7 +431,16 @@ pub(crate) fn retain_distinct<T>(items: &mut Vec<T>, attr: &str, hit: impl Fn(&T
 /// The facet values of a (possibly dotted) attribute in a hit, normalized as Meilisearch
 /// compares facet values. Hits without any are all kept, as Meilisearch does.
 pub(crate) fn distinct_values(hit: &Value, attr: &str) -> Vec<String> {
-    fn collect(value: &Value, path: &[&str], out: &mut Vec<String>) {
+    distinct_leaves(hit, attr)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Each facet value of the attribute in a hit: its normalized key (`distinct_values`) and its
+/// text as written in the document (numbers as JSON writes them), for a filter to name it.
+pub(crate) fn distinct_leaves(hit: &Value, attr: &str) -> Vec<(String, String)> {
+    fn collect(value: &Value, path: &[&str], out: &mut Vec<(String, String)>) {
         match (value, path.split_first()) {
             (Value::Array(items), _) => items.iter().for_each(|v| collect(v, path, out)),
             (Value::Object(fields), Some((first, rest))) => {
@@ -439,9 +448,13 @@ pub(crate) fn distinct_values(hit: &Value, attr: &str) -> Vec<String> {
                     collect(v, rest, out);
                 }
             }
-            (Value::String(s), None) => out.push(format!("s:{}", s.trim().to_lowercase())),
-            (Value::Number(n), None) => out.push(format!("n:{}", n.as_f64().unwrap_or(0.0))),
-            (Value::Bool(b), None) => out.push(format!("s:{b}")),
+            (Value::String(s), None) => {
+                out.push((format!("s:{}", s.trim().to_lowercase()), s.clone()))
+            }
+            (Value::Number(n), None) => {
+                out.push((format!("n:{}", n.as_f64().unwrap_or(0.0)), n.to_string()))
+            }
+            (Value::Bool(b), None) => out.push((format!("s:{b}"), b.to_string())),
             _ => {}
         }
     }
@@ -523,6 +536,23 @@ struct Candidate {
     position: usize,
     node: usize,
     hit: Value,
+}
+
+impl Candidate {
+    /// The `position`-th hit of the `node`-th response.
+    fn new(hit: Value, position: usize, node: usize) -> Self {
+        Candidate {
+            score: hit
+                .get("_rankingScore")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0),
+            seq: seq_of(&hit),
+            rules: rules_of(&hit),
+            position,
+            node,
+            hit,
+        }
+    }
 }
 
 /// A hit's `_rankingScoreDetails` entries in ranking-rule order.
@@ -637,6 +667,37 @@ pub(crate) fn compare_sort_values(
     }
 }
 
+/// Orders the nodes' hits as `merge` describes.
+fn rank(client: &Map<String, Value>, candidates: &mut [Candidate]) {
+    // A hybrid search ranks semantic hits at `score × semanticRatio` against keyword hits at
+    // `score × (1 − semanticRatio)`, a semantic hit first on a tie; each hit still shows its own
+    // unweighted score.
+    let ratio = client.get("hybrid").filter(|h| h.is_object()).map(|h| {
+        h.get("semanticRatio")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.5)
+    });
+    let weighted = |c: &Candidate| match ratio {
+        Some(r) if is_semantic(&c.rules) => c.score * r,
+        Some(r) => c.score * (1.0 - r),
+        None => c.score,
+    };
+    candidates.sort_by(|a, b| {
+        compare_rules(&a.rules, &b.rules)
+            .unwrap_or_else(|| {
+                let (wa, wb) = (weighted(a), weighted(b));
+                if (wa - wb).abs() <= f64::EPSILON {
+                    is_semantic(&b.rules).cmp(&is_semantic(&a.rules))
+                } else {
+                    wb.partial_cmp(&wa).unwrap_or(Ordering::Equal)
+                }
+            })
+            .then_with(|| compare_seq(a.seq, b.seq))
+            .then(a.position.cmp(&b.position))
+            .then(a.node.cmp(&b.node))
+    });
+}
+
 /// Merges the nodes' responses (in a fixed node order) into the client's page.
 ///
 /// Hits are ordered rule by rule as one node ranks them (by `_rankingScore` descending where the
@@ -672,18 +733,7 @@ pub fn merge(
     for (node, mut response) in responses.into_iter().enumerate() {
         if let Some(Value::Array(hits)) = response.remove("hits") {
             for (position, hit) in hits.into_iter().enumerate() {
-                let score = hit
-                    .get("_rankingScore")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0);
-                candidates.push(Candidate {
-                    score,
-                    seq: seq_of(&hit),
-                    rules: rules_of(&hit),
-                    position,
-                    node,
-                    hit,
-                });
+                candidates.push(Candidate::new(hit, position, node));
             }
         }
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
@@ -700,33 +750,7 @@ pub fn merge(
         }
     }
 
-    // A hybrid search ranks semantic hits at `score × semanticRatio` against keyword hits at
-    // `score × (1 − semanticRatio)`, a semantic hit first on a tie; each hit still shows its own
-    // unweighted score.
-    let ratio = client.get("hybrid").filter(|h| h.is_object()).map(|h| {
-        h.get("semanticRatio")
-            .and_then(Value::as_f64)
-            .unwrap_or(0.5)
-    });
-    let weighted = |c: &Candidate| match ratio {
-        Some(r) if is_semantic(&c.rules) => c.score * r,
-        Some(r) => c.score * (1.0 - r),
-        None => c.score,
-    };
-    candidates.sort_by(|a, b| {
-        compare_rules(&a.rules, &b.rules)
-            .unwrap_or_else(|| {
-                let (wa, wb) = (weighted(a), weighted(b));
-                if (wa - wb).abs() <= f64::EPSILON {
-                    is_semantic(&b.rules).cmp(&is_semantic(&a.rules))
-                } else {
-                    wb.partial_cmp(&wa).unwrap_or(Ordering::Equal)
-                }
-            })
-            .then_with(|| compare_seq(a.seq, b.seq))
-            .then(a.position.cmp(&b.position))
-            .then(a.node.cmp(&b.node))
-    });
+    rank(client, &mut candidates);
     let distinct = distinct_of(client);
     if let Some(attr) = &distinct {
         retain_distinct(&mut candidates, attr, |c| &c.hit);

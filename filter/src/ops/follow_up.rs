@@ -33,6 +33,9 @@ impl Rounds {
         loop {
             let calls = self.logic.next_round();
             if calls.is_empty() {
+                if self.logic.take_unsettled() {
+                    host.count("miroir_search_distinct_unsettled", 1);
+                }
                 return false;
             }
             self.fanout = Fanout::new();

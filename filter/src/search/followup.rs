@@ -1,10 +1,13 @@
 //! The rounds a scattered search may need after the nodes' first answers: exact facet counts in
-//! `count` order (`refine`) and the number of distinct hits (`distinct_count`). `FollowUp` turns
-//! their questions into node calls and the answers back into what they learn; the scatter sends
-//! the calls, and merges once no question is left, from the first answers completed here.
+//! `count` order (`refine`), the number of distinct hits (`distinct_count`) and the hits of a
+//! search distinct on an attribute with several values per document (`distinct_hits`).
+//! `FollowUp` turns their questions into node calls and the answers back into what they learn;
+//! the scatter sends the calls, and merges once no question is left, from the first answers
+//! completed here.
 //!
 //! Every follow-up call repeats the client's search on the same node, restricted to the same
-//! shards, with an extra filter and without the hits: it counts the same documents.
+//! shards, with an extra filter: the counting ones without the hits, so they count the same
+//! documents.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +15,7 @@ use miroir_topology::reserved;
 use serde_json::{json, Map, Value};
 
 use super::distinct_count::{Census, Limits};
+use super::distinct_hits::DistinctHits;
 use super::refine::{probe_filter, Probe, Race};
 use super::{
     asks_facet, counting_base, distinct_of, restrict_filter, Faceting, Pagination,
@@ -47,6 +51,8 @@ enum Question {
     Probe(usize, Probe),
     /// The node's distinct hits, for the census.
     List,
+    /// The node's hits again, for `distinct_hits`.
+    Hits,
 }
 
 pub struct FollowUp {
@@ -57,6 +63,7 @@ pub struct FollowUp {
     shards: Vec<Vec<u32>>,
     entries: Vec<Entry>,
     census: Option<Census>,
+    hits: Option<DistinctHits>,
     /// A facet Miroir asked for the census only: not shown to the client.
     added_facet: Option<String>,
     /// The round in flight: each call's slot and questions.
@@ -89,7 +96,11 @@ fn facet_hits(hits: Option<&Value>) -> Option<Vec<(String, u64)>> {
 }
 
 /// The client's filter restricted to the node's shards, ANDed with one more condition.
-fn with_condition(client_filter: Option<&Value>, shards: &[u32], condition: String) -> Value {
+pub(super) fn with_condition(
+    client_filter: Option<&Value>,
+    shards: &[u32],
+    condition: String,
+) -> Value {
     match restrict_filter(client_filter, shards) {
         Value::Array(mut all) => {
             all.push(Value::String(condition));
@@ -121,6 +132,7 @@ impl FollowUp {
             shards: slots.iter().map(|(s, _)| s.to_vec()).collect(),
             entries: Vec::new(),
             census: None,
+            hits: None,
             added_facet: None,
             round: Vec::new(),
             rounds: 0,
@@ -140,6 +152,14 @@ impl FollowUp {
                             displayed: settings.shows(&attr),
                         };
                         follow.census = Some(Census::new(&attr, &limits, &responses));
+                        follow.hits = DistinctHits::start(
+                            client,
+                            &attr,
+                            pagination,
+                            settings.max_total_hits,
+                            limits.list_size,
+                            &responses,
+                        );
                         if !asks_facet(client, &attr) {
                             follow.added_facet = Some(attr);
                         }
@@ -263,6 +283,9 @@ impl FollowUp {
                 by_slot.entry(slot).or_default().push(Question::List);
             }
         }
+        for slot in self.hits.iter_mut().flat_map(DistinctHits::next_round) {
+            by_slot.entry(slot).or_default().push(Question::Hits);
+        }
         self.rounds += 1;
         self.round.clear();
         let mut calls = Vec::new();
@@ -335,6 +358,14 @@ impl FollowUp {
                     None => query,
                 }
             }
+            Question::Hits => {
+                let mut query = match &self.hits {
+                    Some(hits) => hits.query(slot, shards),
+                    None => Map::new(),
+                };
+                query.insert("indexUid".into(), json!(self.index));
+                query
+            }
         }
     }
 
@@ -405,7 +436,8 @@ impl FollowUp {
             (Kind::Search(_), _) => Vec::new(),
             (_, answer) => vec![answer],
         };
-        for (question, answer) in questions.iter().zip(answers) {
+        for (i, question) in questions.iter().enumerate() {
+            let answer = answers.get(i).cloned().flatten();
             match question {
                 Question::Probe(e, probe) => {
                     let list = answer.as_ref().and_then(|a| self.listed_in(*e, a));
@@ -417,6 +449,11 @@ impl FollowUp {
                     if let (Some(census), Some(Value::Object(answer))) = (&mut self.census, answer)
                     {
                         census.accept_list(slot, &answer);
+                    }
+                }
+                Question::Hits => {
+                    if let Some(hits) = &mut self.hits {
+                        hits.accept(slot, answer.as_ref());
                     }
                 }
             }
@@ -443,9 +480,15 @@ impl FollowUp {
         }
     }
 
+    /// Whether the hits of a distinct search may differ from one node's: its rounds ran out.
+    /// Reported once.
+    pub fn take_unsettled(&mut self) -> bool {
+        self.hits.as_mut().is_some_and(DistinctHits::take_unsettled)
+    }
+
     /// Completes the first answers with what the rounds learned (each node's counts of the
-    /// values it had cut), hides the facet asked for the census only, and gives the number of
-    /// distinct hits when the search is distinct.
+    /// values it had cut, the hits of a distinct search), hides the facet asked for the census
+    /// only, and gives the number of distinct hits when the search is distinct.
     pub fn finish(self, responses: &mut [Map<String, Value>]) -> Option<u64> {
         for entry in &self.entries {
             for (slot, value, count) in entry.race.learned() {
@@ -455,6 +498,7 @@ impl FollowUp {
                 add_count(self.kind, response, entry, value, count);
             }
         }
+        let known = self.hits.and_then(|hits| hits.finish(responses));
         if let Some(attribute) = &self.added_facet {
             let shown = self.client.contains_key("facets");
             for response in responses.iter_mut() {
@@ -467,7 +511,7 @@ impl FollowUp {
                 }
             }
         }
-        self.census.map(|c| c.total())
+        known.or_else(|| self.census.map(|c| c.total()))
     }
 }
 
