@@ -243,9 +243,6 @@ impl Mismatch {
     }
 }
 
-/// Attributes of the corpus holding several values per document.
-const MULTI_VALUED: &[&str] = &["genres", "tags"];
-
 /// The distinct attribute a case searches with, if any: the `distinct` parameter (of the body, a
 /// GET query string, any query of a multi-search, or `federation.distinct`) or the index's
 /// `distinctAttribute`.
@@ -273,30 +270,18 @@ fn distinct_of(case: &Case) -> Option<String> {
     from_query.or(from_body).or(index_level)
 }
 
-/// Why a merged answer may differ from one node's in a way docs/api-compatibility.md documents,
-/// and which fields then stay out of the comparison (`None`: the whole answer). Only merged
-/// answers qualify: Envoy over one node must equal the node in every case.
-fn documented_difference(
-    case: &Case,
-    target: &str,
-) -> Option<(&'static str, Option<&'static [&'static str]>)> {
+/// The fields of a merged answer left out of the comparison, where docs/api-compatibility.md
+/// documents that they may differ from one node's. Only merged answers qualify: Envoy over one
+/// node must equal the node in every case.
+fn documented_difference(case: &Case, target: &str) -> Option<&'static [&'static str]> {
     if target == "envoy_1" {
         return None;
     }
-    let attr = distinct_of(case)?;
-    if MULTI_VALUED.contains(&attr.as_str()) {
-        return Some((
-            "distinct on a multi-valued attribute: each node drops hits by its own shards' values",
-            None,
-        ));
-    }
+    distinct_of(case)?;
     // With distinct, one Meilisearch node derives `estimatedTotalHits` (offset/limit) and facet
     // counts from the candidates its ranking walked through, an estimate that depends on the
     // ranking, not on the index alone.
-    Some((
-        "distinct: one node's estimatedTotalHits and facet counts are estimates",
-        Some(&["estimatedTotalHits", "facetDistribution", "facetStats"]),
-    ))
+    Some(&["estimatedTotalHits", "facetDistribution", "facetStats"])
 }
 
 /// `value` without the `fields` at its top level and in each result of a multi-search.
@@ -469,8 +454,6 @@ fn every_answer_through_miroir_equals_one_nodes() {
     let mut mismatches: Vec<Mismatch> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut per_family: PerFamily = BTreeMap::new();
-    // Answers that differ only as docs/api-compatibility.md documents, by reason.
-    let mut documented_skips: BTreeMap<&'static str, usize> = BTreeMap::new();
     for case in &cases {
         // The reference and every cluster at once: the nodes work in parallel.
         let (reference_reply, replies) = std::thread::scope(|scope| {
@@ -505,22 +488,12 @@ fn every_answer_through_miroir_equals_one_nodes() {
                 })
             } else {
                 match documented {
-                    Some((_, Some(fields))) => {
+                    Some(fields) => {
                         first_difference(&without(&want, fields), &without(&got, fields))
                     }
-                    _ => first_difference(&want, &got),
+                    None => first_difference(&want, &got),
                 }
             };
-            if let (Some(difference), Some((reason, None))) = (&difference, documented) {
-                *documented_skips.entry(reason).or_default() += 1;
-                println!(
-                    "DOCUMENTED [{}] on {target}: {} ({reason}; first difference at {})",
-                    case.family,
-                    case.describe(),
-                    difference.path
-                );
-                continue;
-            }
             if let Some(difference) = difference {
                 let hit = hit_path(&difference.path)
                     .and_then(|p| Some((at(&want, p)?.clone(), at(&got, p)?.clone())));
@@ -550,16 +523,7 @@ fn every_answer_through_miroir_equals_one_nodes() {
         }
     }
 
-    let mut report = report(&cases, &clients, &per_family, &mismatches, &refused, n);
-    if !documented_skips.is_empty() {
-        let _ = writeln!(
-            report,
-            "\n## Documented differences (docs/api-compatibility.md), not counted above\n"
-        );
-        for (reason, count) in &documented_skips {
-            let _ = writeln!(report, "- {reason}: {count} answers");
-        }
-    }
+    let report = report(&cases, &clients, &per_family, &mismatches, &refused, n);
     println!("\n{report}");
     println!(
         "(setup {:.1}s, queries {:.1}s)",
