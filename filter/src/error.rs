@@ -1,7 +1,6 @@
 //! Meilisearch-shaped errors. Clients and SDKs parse `code`, so Miroir speaks Meilisearch's error
 //! object; codes of Miroir's own conditions start with `miroir_`.
 
-
 use serde_json::{json, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

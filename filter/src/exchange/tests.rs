@@ -400,7 +400,11 @@ fn ndjson_reaches_nodes_as_written_by_the_client() {
         fleet.node(id).index = Some(Some("id".into()));
     }
     let body: String = (0..30)
-        .map(|i| format!("{{\"id\": {i}, \"rating\": {i}.50, \"big\": 123456789012345678901234567890}}\n"))
+        .map(|i| {
+            format!(
+                "{{\"id\": {i}, \"rating\": {i}.50, \"big\": 123456789012345678901234567890}}\n"
+            )
+        })
         .collect();
     let request = Request::new(
         "POST",
@@ -414,7 +418,12 @@ fn ndjson_reaches_nodes_as_written_by_the_client() {
         exchange.on_reply(token, reply, &mut fleet.host);
     }
     assert_eq!(fleet.host.answer().unwrap().0, 202);
-    let writes: Vec<&Call> = fleet.host.sent.iter().filter(|c| c.method == "POST").collect();
+    let writes: Vec<&Call> = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.method == "POST")
+        .collect();
     assert_eq!(writes.len(), 3);
     let mut lines = 0;
     for call in writes {
@@ -423,7 +432,12 @@ fn ndjson_reaches_nodes_as_written_by_the_client() {
             .contains(&("content-type".into(), "application/x-ndjson".into())));
         let sent = String::from_utf8(call.body.clone().unwrap()).unwrap();
         for line in sent.lines() {
-            let id: u64 = line["{\"id\": ".len()..].split(',').next().unwrap().parse().unwrap();
+            let id: u64 = line["{\"id\": ".len()..]
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(
                 line.starts_with(&format!(
                     "{{\"id\": {id}, \"rating\": {id}.50, \"big\": 123456789012345678901234567890,\"_miroir_shard\":"
