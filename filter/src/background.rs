@@ -102,7 +102,7 @@ impl Background {
             return;
         };
         let body = match reply {
-            Reply::Response { status, body } if (200..300).contains(&status) => body,
+            Reply::Response { status, body, .. } if (200..300).contains(&status) => body,
             _ => {
                 tasks::set_control_plane_unreachable(host, true);
                 return;

@@ -75,14 +75,16 @@ pub enum Outcome<'a> {
 pub fn outcome(reply: &Reply) -> Outcome<'_> {
     match reply {
         Reply::Failed => Outcome::Unavailable("connection reset or response too large".into()),
-        Reply::Response { status, body } if (200..300).contains(status) => Outcome::Success(body),
+        Reply::Response { status, body, .. } if (200..300).contains(status) => {
+            Outcome::Success(body)
+        }
         // A 4xx is the node's verdict on the request (Meilisearch's errors, or its bodiless 405
         // for a wrong verb): the client gets it as is.
-        Reply::Response { status, body } if *status < 500 => Outcome::Refused {
+        Reply::Response { status, body, .. } if *status < 500 => Outcome::Refused {
             status: *status,
             body,
         },
-        Reply::Response { status, body } => {
+        Reply::Response { status, body, .. } => {
             let text = String::from_utf8_lossy(body);
             Outcome::Unavailable(format!(
                 "HTTP {status}: {}",

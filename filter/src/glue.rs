@@ -84,14 +84,20 @@ fn call_reply(num_headers: usize, body_size: usize) -> Reply {
     if num_headers == 0 {
         return Reply::Failed;
     }
-    let status = hostcalls::get_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
-        .unwrap_or_default()
+    // `get_map` is safe here (num_headers > 0); per-header getters are not (the SDK panic trap).
+    let (pseudo, headers): (Vec<_>, Vec<_>) =
+        hostcalls::get_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|(k, _)| k.starts_with(':'));
+    let status = pseudo
         .into_iter()
         .find(|(k, _)| k == ":status")
         .and_then(|(_, v)| v.parse::<u16>().ok());
     match status {
         Some(status) => Reply::Response {
             status,
+            headers,
             body: hostcalls::get_buffer(
                 proxy_wasm::types::BufferType::HttpCallResponseBody,
                 0,

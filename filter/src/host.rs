@@ -17,7 +17,12 @@ pub struct Call {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// The node (or Envoy on its behalf: 503 on connect failure, 504 on timeout) answered.
-    Response { status: u16, body: Vec<u8> },
+    /// `headers` are lower-case, pseudo-headers (`:status`) excluded.
+    Response {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// No response at all: the call was reset or its response exceeded the buffer limit.
     Failed,
 }

@@ -99,6 +99,7 @@ impl Host for MockHost {
 pub fn json_reply(status: u16, body: serde_json::Value) -> Reply {
     Reply::Response {
         status,
+        headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }

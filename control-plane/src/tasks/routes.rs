@@ -85,10 +85,6 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Fai
 /// Nodes the settings check after a task found disagreeing, for the client.
 pub const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
 
-/// Sent by the filter, which only sees a reply's status and body: the answer is then
-/// `{"task": <task>, "disagreeingNodes": [..]}` and the filter turns the list into the header.
-pub const ENVELOPE_HEADER: &str = "x-miroir-envelope";
-
 /// `GET /tasks/{uid}`.
 pub async fn get_task(
     State(app): State<Arc<App>>,
@@ -117,13 +113,6 @@ pub async fn get_task(
                 .pop()
                 .unwrap_or(task)
         };
-        if headers.contains_key(ENVELOPE_HEADER) {
-            return Ok(Json(json!({
-                "task": task.task,
-                "disagreeingNodes": task.disagreeing_nodes,
-            }))
-            .into_response());
-        }
         let mut response = Json(task.task).into_response();
         if !task.disagreeing_nodes.is_empty() {
             if let Ok(value) = HeaderValue::from_str(&task.disagreeing_nodes.join(",")) {

@@ -576,6 +576,7 @@ fn writes_need_a_majority_of_each_shards_owners() {
         let reply = if call.method == "POST" && call.cluster == cluster_name("n2") {
             Reply::Response {
                 status: 503,
+                headers: Vec::new(),
                 body: b"upstream connect error".to_vec(),
             }
         } else {

@@ -48,10 +48,12 @@ impl IndexLookup {
         let mut others = Vec::new();
         for (node, reply) in std::mem::take(&mut self.0.replies) {
             match &reply {
-                Reply::Response { status: 404, body } if super::is_index_not_found(body) => {
-                    found.missing.push(node)
-                }
-                Reply::Response { status: 200, body } => {
+                Reply::Response {
+                    status: 404, body, ..
+                } if super::is_index_not_found(body) => found.missing.push(node),
+                Reply::Response {
+                    status: 200, body, ..
+                } => {
                     if found.primary_key.is_none() {
                         found.primary_key =
                             serde_json::from_slice::<Value>(body).ok().and_then(|v| {

@@ -73,7 +73,7 @@ impl Registration {
         }
         self.token = None;
         let registered = match &reply {
-            Reply::Response { status, body } if (200..300).contains(status) => {
+            Reply::Response { status, body, .. } if (200..300).contains(status) => {
                 serde_json::from_slice::<Registered>(body).ok()
             }
             _ => None,

@@ -2,7 +2,6 @@
 //! client's credentials and the answer relayed. A task this Envoy answered while the control
 //! plane was unreachable can still be read here while it stays unreachable, from the nodes.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::read::DISAGREEMENT_HEADER;
@@ -13,35 +12,6 @@ use crate::exchange::Step;
 use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
 use crate::tasks::{self, TaskRecord};
-
-/// Asks the control plane to answer `GET /tasks/{uid}` as [`Envelope`]: a reply reaches the
-/// filter as status and body only, and the nodes its settings check after the task found
-/// disagreeing must reach the client as `x-miroir-disagreeing-nodes`.
-const ENVELOPE_HEADER: &str = "x-miroir-envelope";
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope {
-    task: Value,
-    #[serde(default)]
-    disagreeing_nodes: Vec<String>,
-}
-
-/// The task of an envelope, with the header; any other body (a control plane that does not
-/// know envelopes) as it came.
-fn unwrap_task(body: Vec<u8>) -> Answer {
-    match serde_json::from_slice::<Envelope>(&body) {
-        Ok(envelope) => {
-            let answer = Answer::json(200, &envelope.task);
-            if envelope.disagreeing_nodes.is_empty() {
-                answer
-            } else {
-                answer.with_header(DISAGREEMENT_HEADER, envelope.disagreeing_nodes.join(","))
-            }
-        }
-        Err(_) => Answer::relay(200, body),
-    }
-}
 
 /// `GET /tasks/{uid}` from this Envoy's own records: the node tasks read and aggregated.
 pub(crate) struct TaskRead {
@@ -151,10 +121,7 @@ impl TaskForward {
                 Step::Answer(MeiliError::internal("no control plane").into()),
             );
         };
-        let mut headers = ctx.request.forwarded_headers();
-        if forward.uid.is_some() {
-            headers.push((ENVELOPE_HEADER.into(), "task".into()));
-        }
+        let headers = ctx.request.forwarded_headers();
         let call = control_plane::call(
             cp,
             ctx.request_method(),
@@ -191,12 +158,22 @@ impl TaskForward {
             Reply::Response { status: 404, .. } if self.local_uid(host).is_some() => {
                 self.read_locally(ctx, host)
             }
-            Reply::Response { status: 200, body } if self.uid.is_some() => {
-                Step::Answer(unwrap_task(body))
-            }
             // Envoy's own 502/503/504 (connect failure, timeout) are not the control plane's.
-            Reply::Response { status, body } if !(502..=504).contains(&status) => {
-                Step::Answer(Answer::relay(status, body))
+            Reply::Response {
+                status,
+                headers,
+                body,
+            } if !(502..=504).contains(&status) => {
+                // The nodes the control plane's settings check found disagreeing after this task.
+                let disagreeing = headers
+                    .into_iter()
+                    .find(|(name, _)| name == DISAGREEMENT_HEADER)
+                    .map(|(_, nodes)| nodes);
+                let answer = Answer::relay(status, body);
+                Step::Answer(match disagreeing {
+                    Some(nodes) => answer.with_header(DISAGREEMENT_HEADER, nodes),
+                    None => answer,
+                })
             }
             _ => {
                 tasks::set_control_plane_unreachable(host, true);
@@ -247,11 +224,12 @@ mod tests {
     use serde_json::json;
 
     use crate::exchange::Exchange;
-    use crate::mock::{json_reply, MockHost};
+    use crate::host::Reply;
+    use crate::mock::MockHost;
     use crate::request::Request;
 
-    /// `GET /tasks/5` through the filter, the control plane answering `reply`.
-    fn read_task(reply: serde_json::Value) -> MockHost {
+    /// `GET /tasks/5` through the filter, the control plane answering `task` with `headers`.
+    fn read_task(task: &serde_json::Value, headers: &[(&str, &str)]) -> MockHost {
         let mut config = PluginConfig::new(Topology {
             epoch: 1,
             shards: 2,
@@ -273,25 +251,28 @@ mod tests {
         let request = Request::new("GET", "/tasks/5", vec![], Vec::new());
         let mut exchange = Exchange::start(Rc::new(config), request, 0, &mut host);
         let (token, call) = host.in_flight.pop().expect("a call to the control plane");
-        assert!(call
-            .headers
-            .contains(&("x-miroir-envelope".into(), "task".into())));
-        exchange.on_reply(token, json_reply(200, reply), &mut host);
+        assert_eq!(call.cluster, CONTROL_PLANE_CLUSTER);
+        let reply = Reply::Response {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: serde_json::to_vec(task).unwrap(),
+        };
+        exchange.on_reply(token, reply, &mut host);
         host
     }
 
     #[test]
     fn the_disagreeing_nodes_the_control_plane_found_reach_the_client() {
         let task = json!({"uid": 5, "status": "succeeded", "type": "settingsUpdate"});
-        let host = read_task(json!({"task": task, "disagreeingNodes": ["n1", "n2"]}));
+        let host = read_task(&task, &[("x-miroir-disagreeing-nodes", "n1,n2")]);
         assert_eq!(host.answer(), Some((200, task.clone())));
         assert_eq!(host.header("x-miroir-disagreeing-nodes"), Some("n1,n2"));
 
-        let host = read_task(json!({"task": task, "disagreeingNodes": []}));
-        assert_eq!(host.answer(), Some((200, task.clone())));
-        assert_eq!(host.header("x-miroir-disagreeing-nodes"), None);
-        // A control plane that does not wrap its answers.
-        let host = read_task(task.clone());
+        let host = read_task(&task, &[("content-type", "application/json")]);
         assert_eq!(host.answer(), Some((200, task)));
+        assert_eq!(host.header("x-miroir-disagreeing-nodes"), None);
     }
 }

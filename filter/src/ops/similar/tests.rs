@@ -317,7 +317,7 @@ fn reference_answer(reference: &FakeNode, body: &Value) -> (u16, Value) {
         timeout_ms: 0,
     };
     match reference.handle(&call) {
-        Reply::Response { status, body } => (status, serde_json::from_slice(&body).unwrap()),
+        Reply::Response { status, body, .. } => (status, serde_json::from_slice(&body).unwrap()),
         Reply::Failed => panic!("the reference failed"),
     }
 }
