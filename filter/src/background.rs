@@ -129,30 +129,13 @@ impl Background {
 mod tests {
     use std::rc::Rc;
 
-    use miroir_topology::{ControlPlaneRef, Node, NodeState, Topology, CONTROL_PLANE_CLUSTER};
-
     use super::*;
-    use crate::mock::{json_reply, MockHost};
+    use miroir_topology::CONTROL_PLANE_CLUSTER;
+
+    use crate::mock::{json_reply, one_node, with_control_plane, MockHost};
 
     fn config() -> Rc<PluginConfig> {
-        let mut config = PluginConfig::new(Topology {
-            epoch: 1,
-            shards: 1,
-            replication_factor: 1,
-            nodes: vec![Node {
-                id: "n0".into(),
-                address: "127.0.0.1:1".into(),
-                group: "g".into(),
-                state: NodeState::Active,
-            }],
-        });
-        config.control_plane = Some(ControlPlaneRef {
-            cluster: CONTROL_PLANE_CLUSTER.into(),
-            authority: "cp".into(),
-            token: "t".into(),
-            timeout_ms: 100,
-        });
-        Rc::new(config)
+        with_control_plane(one_node(1))
     }
 
     #[test]

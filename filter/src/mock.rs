@@ -103,3 +103,34 @@ pub fn json_reply(status: u16, body: serde_json::Value) -> Reply {
         body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }
+
+/// Token the filter presents to the control plane in [`with_control_plane`] configurations.
+pub const CONTROL_PLANE_TOKEN: &str = "filter-secret";
+
+/// One active node `n0` in group `g`, over `shards` shards.
+pub fn one_node(shards: u32) -> miroir_topology::PluginConfig {
+    miroir_topology::PluginConfig::new(miroir_topology::Topology {
+        epoch: 1,
+        shards,
+        replication_factor: 1,
+        nodes: vec![miroir_topology::Node {
+            id: "n0".into(),
+            address: "127.0.0.1:1".into(),
+            group: "g".into(),
+            state: miroir_topology::NodeState::Active,
+        }],
+    })
+}
+
+/// `config` with a control plane (cluster `miroir-control-plane`, authority `cp:7701`).
+pub fn with_control_plane(
+    mut config: miroir_topology::PluginConfig,
+) -> std::rc::Rc<miroir_topology::PluginConfig> {
+    config.control_plane = Some(miroir_topology::ControlPlaneRef {
+        cluster: miroir_topology::CONTROL_PLANE_CLUSTER.into(),
+        authority: "cp:7701".into(),
+        token: CONTROL_PLANE_TOKEN.into(),
+        timeout_ms: 2000,
+    });
+    std::rc::Rc::new(config)
+}

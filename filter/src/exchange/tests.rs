@@ -1349,14 +1349,7 @@ fn lookups_use_miroirs_key_and_writes_the_clients() {
 }
 
 fn with_control_plane(config: &Rc<PluginConfig>) -> Rc<PluginConfig> {
-    let mut config = (**config).clone();
-    config.control_plane = Some(miroir_topology::ControlPlaneRef {
-        cluster: miroir_topology::CONTROL_PLANE_CLUSTER.into(),
-        authority: "cp:7701".into(),
-        token: "filter-secret".into(),
-        timeout_ms: 2000,
-    });
-    Rc::new(config)
+    crate::mock::with_control_plane((**config).clone())
 }
 
 #[test]
@@ -1391,9 +1384,10 @@ fn writes_get_their_uid_from_the_control_plane_and_task_reads_go_there() {
         .iter()
         .find(|c| c.path == crate::control_plane::REGISTER_PATH)
         .unwrap();
-    assert!(register_call
-        .headers
-        .contains(&("x-miroir-token".into(), "filter-secret".into())));
+    assert!(register_call.headers.contains(&(
+        "x-miroir-token".into(),
+        crate::mock::CONTROL_PLANE_TOKEN.into()
+    )));
 
     let (status, _) = fleet.run(
         &config,

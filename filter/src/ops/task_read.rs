@@ -216,40 +216,20 @@ impl TaskForward {
 
 #[cfg(test)]
 mod tests {
-    use std::rc::Rc;
-
-    use miroir_topology::{
-        ControlPlaneRef, Node, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER,
-    };
+    use miroir_topology::CONTROL_PLANE_CLUSTER;
     use serde_json::json;
 
     use crate::exchange::Exchange;
     use crate::host::Reply;
-    use crate::mock::MockHost;
+    use crate::mock::{one_node, with_control_plane, MockHost};
     use crate::request::Request;
 
     /// `GET /tasks/5` through the filter, the control plane answering `task` with `headers`.
     fn read_task(task: &serde_json::Value, headers: &[(&str, &str)]) -> MockHost {
-        let mut config = PluginConfig::new(Topology {
-            epoch: 1,
-            shards: 2,
-            replication_factor: 1,
-            nodes: vec![Node {
-                id: "n0".into(),
-                address: "127.0.0.1:1".into(),
-                group: "g".into(),
-                state: NodeState::Active,
-            }],
-        });
-        config.control_plane = Some(ControlPlaneRef {
-            cluster: CONTROL_PLANE_CLUSTER.into(),
-            authority: "cp:7701".into(),
-            token: "t".into(),
-            timeout_ms: 2000,
-        });
+        let config = with_control_plane(one_node(2));
         let mut host = MockHost::default();
         let request = Request::new("GET", "/tasks/5", vec![], Vec::new());
-        let mut exchange = Exchange::start(Rc::new(config), request, 0, &mut host);
+        let mut exchange = Exchange::start(config, request, 0, &mut host);
         let (token, call) = host.in_flight.pop().expect("a call to the control plane");
         assert_eq!(call.cluster, CONTROL_PLANE_CLUSTER);
         let reply = Reply::Response {

@@ -40,8 +40,7 @@ pub const LISTENER_BUFFER_LIMIT_BYTES: u32 =
     miroir_topology::limits::LISTENER_BUFFER_LIMIT_BYTES as u32;
 
 /// What a client sees if a request reaches the router: the filter is absent or let it through.
-/// Same text as `miroir_envoy::GUARD_BODY`.
-pub const GUARD_BODY: &str = r#"{"message":"Miroir filter unavailable: the request was not forwarded.","code":"miroir_filter_unavailable","type":"system","link":"https://docs.meilisearch.com/errors#miroir_filter_unavailable"}"#;
+pub use miroir_envoy::GUARD_BODY;
 
 /// The HCM's timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
