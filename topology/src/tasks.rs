@@ -39,6 +39,10 @@ pub struct TaskRecord {
     pub copies: u32,
     /// In enqueue order.
     pub node_tasks: Vec<NodeTask>,
+    /// The write's `customMetadata` query parameter, shown on the task as Meilisearch shows it
+    /// (absent when not given, `""` when given empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metadata: Option<String>,
 }
 
 fn one() -> u32 {
@@ -53,6 +57,7 @@ impl TaskRecord {
             details: Map::new(),
             copies: 1,
             node_tasks: Vec::new(),
+            custom_metadata: None,
         }
     }
 }
@@ -157,7 +162,7 @@ pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) 
         None
     };
 
-    json!({
+    let mut object = json!({
         "uid": uid,
         "batchUid": Value::Null,
         "indexUid": record.index_uid,
@@ -170,7 +175,19 @@ pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) 
         "enqueuedAt": enqueued_at,
         "startedAt": started_at,
         "finishedAt": finished_at,
-    })
+    });
+    // The record's own (the filter saw the query string), else what a node task of the
+    // record's kind carries.
+    let custom_metadata = record.custom_metadata.clone().or_else(|| {
+        node_tasks
+            .iter()
+            .filter(|(_, t)| t.get("type").and_then(Value::as_str) == Some(record.kind.as_str()))
+            .find_map(|(_, t)| field(t, "customMetadata"))
+    });
+    if let Some(meta) = custom_metadata {
+        object["customMetadata"] = json!(meta);
+    }
+    object
 }
 
 /// Non-counted fields from the first node task that has them, counted fields summed over the

@@ -26,6 +26,7 @@ fn record(copies: u32) -> TaskRecord {
             .collect(),
         copies,
         node_tasks: vec![nt("a1", "a"), nt("a2", "a"), nt("b1", "b")],
+        custom_metadata: None,
     }
 }
 
@@ -136,4 +137,42 @@ fn details_come_from_the_tasks_of_the_records_kind() {
     );
     assert_eq!(t["details"].get("filterableAttributes"), None);
     assert_eq!(t["details"]["indexedDocuments"], 10);
+}
+
+#[test]
+fn custom_metadata_is_shown_as_meilisearch_shows_it() {
+    let kind = |t: Value| {
+        let mut t = t;
+        t["type"] = json!("documentAdditionOrUpdate");
+        t
+    };
+    let plain = vec![("a1".to_string(), kind(task("succeeded", Some(1))))];
+    assert!(aggregate(0, &record(1), &plain)
+        .get("customMetadata")
+        .is_none());
+    let mut tagged = kind(task("succeeded", Some(1)));
+    tagged["customMetadata"] = json!("");
+    let from_node = aggregate(0, &record(1), &[("a1".to_string(), tagged)]);
+    assert_eq!(from_node["customMetadata"], "", "given empty stays empty");
+    let mut with_meta = record(1);
+    with_meta.custom_metadata = Some("batch-42".into());
+    let object = aggregate(0, &with_meta, &plain);
+    assert_eq!(object["customMetadata"], "batch-42");
+    assert_eq!(
+        object
+            .as_object()
+            .and_then(|o| o.keys().next_back())
+            .map(String::as_str),
+        Some("customMetadata"),
+        "last, as in Meilisearch's task view"
+    );
+    let registration: TaskRegistration =
+        serde_json::from_value(json!({"record": {"indexUid": null, "type": "indexCreation",
+                                                  "nodeTasks": [], "customMetadata": "x"}}))
+        .expect("parse");
+    assert_eq!(registration.record.custom_metadata.as_deref(), Some("x"));
+    assert!(serde_json::to_value(record(1))
+        .expect("json")
+        .get("customMetadata")
+        .is_none());
 }
