@@ -17,6 +17,7 @@ pub mod settings_check;
 pub mod store;
 pub mod tasks;
 pub mod time;
+pub mod webhooks;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -138,6 +138,77 @@ pub async fn check_key(
     .map(|_| ())
 }
 
+/// What a client key must be allowed to do on a control-plane route, and the node call that
+/// shows whether it is (the node answers 401/403 before anything else when it is not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Right {
+    /// `tasks.get` (`/tasks`, `/batches`): `GET /tasks?limit=1`.
+    TasksGet,
+    /// `webhooks.get`: `GET /webhooks`.
+    WebhooksGet,
+    /// `webhooks.create`: `POST /webhooks` with an invalid body (400 once the key passed).
+    WebhooksCreate,
+    /// `webhooks.update`: `PATCH` of the nil uuid (400 `immutable_webhook` once the key passed).
+    WebhooksUpdate,
+    /// `webhooks.delete`: `DELETE` of the nil uuid (400 `immutable_webhook` once the key passed).
+    WebhooksDelete,
+}
+
+const NIL_WEBHOOK: &str = "/webhooks/00000000-0000-0000-0000-000000000000";
+
+impl Right {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Right::TasksGet => "tasks.get",
+            Right::WebhooksGet => "webhooks.get",
+            Right::WebhooksCreate => "webhooks.create",
+            Right::WebhooksUpdate => "webhooks.update",
+            Right::WebhooksDelete => "webhooks.delete",
+        }
+    }
+}
+
+/// Whether the node accepts `authorization` for `right`. The webhook probes change nothing: each
+/// is refused by the route itself (400) right after the key check. A node without the webhook
+/// routes (404/405: not Meilisearch, or older than 1.17) is asked for `tasks.get` instead.
+pub async fn check_right(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    right: Right,
+    timeout: Duration,
+) -> Result<(), NodeError> {
+    let probe = match right {
+        Right::TasksGet => return check_key(http, address, authorization, timeout).await,
+        Right::WebhooksGet => http.get(url(address, "/webhooks")),
+        Right::WebhooksCreate => http
+            .post(url(address, "/webhooks"))
+            .header("content-type", "application/json")
+            .body(r#"{"url":0}"#),
+        Right::WebhooksUpdate => http
+            .patch(url(address, NIL_WEBHOOK))
+            .header("content-type", "application/json")
+            .body("{}"),
+        Right::WebhooksDelete => http.delete(url(address, NIL_WEBHOOK)),
+    };
+    match send(probe, authorization, timeout).await {
+        Ok(_) => Ok(()),
+        Err(NodeError::Status(r))
+            if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN =>
+        {
+            Err(NodeError::Status(r))
+        }
+        Err(NodeError::Status(r))
+            if r.status == StatusCode::NOT_FOUND || r.status == StatusCode::METHOD_NOT_ALLOWED =>
+        {
+            check_key(http, address, authorization, timeout).await
+        }
+        // The probe's own refusal (bad body, immutable webhook): the key was accepted.
+        Err(NodeError::Status(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn index_not_found(relayed: &Relayed) -> bool {
     relayed.status == StatusCode::NOT_FOUND
         && serde_json::from_slice::<Value>(&relayed.bytes)

@@ -8,7 +8,9 @@ use axum::Router;
 use crate::admin::{fleet, topology};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::tasks::batches;
 use crate::tasks::routes as tasks;
+use crate::webhooks;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -27,6 +29,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/tasks", get(tasks::list_tasks).delete(tasks::delete_tasks))
         .route("/tasks/cancel", post(tasks::cancel_tasks))
         .route("/tasks/{uid}", get(tasks::get_task))
+        .route("/batches", get(batches::list_batches))
+        .route("/batches/{uid}", get(batches::get_batch))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{uuid}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
         .fallback(not_found)
         .with_state(app)
 }

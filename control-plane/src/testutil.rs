@@ -208,6 +208,11 @@ impl FakeNode {
             .route("/indexes/{uid}/settings", get(get_settings))
             .route("/tasks", get(list).delete(delete))
             .route("/tasks/cancel", post(cancel))
+            .route("/webhooks", get(webhooks_probe).post(webhooks_probe))
+            .route(
+                "/webhooks/{uuid}",
+                axum::routing::patch(webhooks_probe).delete(webhooks_probe),
+            )
             .with_state(node.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -262,13 +267,45 @@ async fn health(State(node): State<FakeNode>) -> (StatusCode, Json<Value>) {
     }
 }
 
+/// A key the fake nodes accept for `GET /tasks` only (a key with `tasks.get` and no
+/// `webhooks.*`).
+pub const TASKS_ONLY_KEY: &str = "tasks-only-key";
+
+/// The webhook routes as far as a key check goes: the master key passes (then `GET` lists
+/// nothing and the others refuse the probe with 400), any other key is refused.
+async fn webhooks_probe(
+    method: axum::http::Method,
+    State(node): State<FakeNode>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    if method == axum::http::Method::GET {
+        (StatusCode::OK, Json(json!({"results": []})))
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"message": "probe refused", "code": "immutable_webhook",
+                        "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#immutable_webhook"}),
+            ),
+        )
+    }
+}
+
 async fn list(
     State(node): State<FakeNode>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> (StatusCode, Json<Value>) {
-    if let Some(e) = auth_error(&headers, &node.key) {
-        return e;
+    let tasks_only = headers
+        .get("authorization")
+        .is_some_and(|v| v.as_bytes() == format!("Bearer {TASKS_ONLY_KEY}").as_bytes());
+    if !tasks_only {
+        if let Some(e) = auth_error(&headers, &node.key) {
+            return e;
+        }
     }
     let uids = uids_of(&params);
     let tasks = node.tasks.lock().expect("lock");

@@ -2,17 +2,17 @@
 //! call runs on tokio's blocking pool; its write transactions are serialized, which is what makes
 //! the counter and the topology compare-and-set atomic here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use miroir_topology::Topology;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
     block, err, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult, StoredTask,
-    MAX_LEASE,
+    Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -22,6 +22,7 @@ const PENDING: TableDefinition<u32, u8> = TableDefinition::new("pending");
 const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("leases");
 const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("indexes");
 const DRAINING: TableDefinition<&str, u8> = TableDefinition::new("draining");
+const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 
 const TOPOLOGY_KEY: &str = "topology";
 const UID_NEXT_KEY: &str = "uid-next";
@@ -49,6 +50,7 @@ impl EmbeddedStore {
             tx.open_table(LEASES).map_err(err)?;
             tx.open_table(INDEXES).map_err(err)?;
             tx.open_table(DRAINING).map_err(err)?;
+            tx.open_table(WEBHOOKS).map_err(err)?;
             Ok(())
         })?;
         Ok(store)
@@ -295,7 +297,7 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<()>> {
+    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>> {
         let task = task.clone();
         self.write(move |tx| {
             let exists = tx
@@ -304,10 +306,20 @@ impl Store for EmbeddedStore {
                 .get(task.uid)
                 .map_err(err)?
                 .is_some();
-            if exists {
-                put_task(tx, &task)?;
+            if !exists {
+                return Ok(false);
             }
-            Ok(())
+            let pending = tx
+                .open_table(PENDING)
+                .map_err(err)?
+                .get(task.uid)
+                .map_err(err)?
+                .is_some();
+            if !pending && !task.terminal {
+                return Ok(false); // finished already: a stale copy
+            }
+            put_task(tx, &task)?;
+            Ok(pending && task.terminal)
         })
     }
 
@@ -356,6 +368,61 @@ impl Store for EmbeddedStore {
                 pending.remove(uid).map_err(err)?;
             }
             Ok(removed)
+        })
+    }
+
+    fn webhooks(&self) -> BoxFuture<'_, StoreResult<BTreeMap<String, Webhook>>> {
+        self.read(|tx| {
+            let table = tx.open_table(WEBHOOKS).map_err(err)?;
+            let mut out = BTreeMap::new();
+            for entry in table.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                out.insert(k.value().to_string(), decode(v.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn insert_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let (uuid, webhook) = (uuid.to_string(), webhook.clone());
+        self.write(move |tx| {
+            let mut table = tx.open_table(WEBHOOKS).map_err(err)?;
+            if table.len().map_err(err)? >= MAX_WEBHOOKS as u64 {
+                return Ok(false);
+            }
+            let bytes = encode(&webhook)?;
+            table.insert(uuid.as_str(), bytes.as_slice()).map_err(err)?;
+            Ok(true)
+        })
+    }
+
+    fn replace_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let (uuid, webhook) = (uuid.to_string(), webhook.clone());
+        self.write(move |tx| {
+            let mut table = tx.open_table(WEBHOOKS).map_err(err)?;
+            if table.get(uuid.as_str()).map_err(err)?.is_none() {
+                return Ok(false);
+            }
+            let bytes = encode(&webhook)?;
+            table.insert(uuid.as_str(), bytes.as_slice()).map_err(err)?;
+            Ok(true)
+        })
+    }
+
+    fn delete_webhook<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        let uuid = uuid.to_string();
+        self.write(move |tx| {
+            let mut table = tx.open_table(WEBHOOKS).map_err(err)?;
+            let existed = table.remove(uuid.as_str()).map_err(err)?.is_some();
+            Ok(existed)
         })
     }
 

@@ -129,6 +129,18 @@ pub struct StoredTask {
     pub disagreeing_nodes: Vec<String>,
 }
 
+/// A webhook as Meilisearch stores it: called with the tasks that finished.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Most webhooks Meilisearch accepts.
+pub const MAX_WEBHOOKS: usize = 20;
+
 /// The state every control-plane operation needs. Implementations are cheap to clone (`Arc`).
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip: readiness.
@@ -168,8 +180,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts a new task; `false` (and nothing written) if the uid is taken.
     fn insert_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>>;
-    /// Overwrites an existing task (refreshed node objects); a deleted task stays deleted.
-    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<()>>;
+    /// Overwrites an existing task (refreshed node objects); a deleted task stays deleted and a
+    /// finished task stays finished (a stale unfinished copy is not written). `true` only for
+    /// the one update that finished the task: the caller that gets it notifies the webhooks.
+    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>>;
     fn get_task(&self, uid: u32) -> BoxFuture<'_, StoreResult<Option<StoredTask>>>;
     /// Every task, ascending uid.
     fn all_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<StoredTask>>>;
@@ -177,6 +191,23 @@ pub trait Store: Send + Sync + 'static {
     fn pending_tasks(&self) -> BoxFuture<'_, StoreResult<Vec<u32>>>;
     /// Removes these tasks; returns how many existed.
     fn delete_tasks<'a>(&'a self, uids: &'a [u32]) -> BoxFuture<'a, StoreResult<usize>>;
+
+    /// Every webhook, by uuid (hyphenated, lowercase).
+    fn webhooks(&self) -> BoxFuture<'_, StoreResult<BTreeMap<String, Webhook>>>;
+    /// Adds a webhook unless [`MAX_WEBHOOKS`] exist already (`false`, nothing written).
+    fn insert_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Replaces an existing webhook; `false` (nothing written) if there is none.
+    fn replace_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+    /// Removes a webhook; whether it existed.
+    fn delete_webhook<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Takes the leadership if no one holds it, or extends it if `owner` does. `false`: another
     /// replica leads.

@@ -2,7 +2,7 @@
 //! be atomic (topology compare-and-set, task update that must not resurrect a deleted task,
 //! leader renewal) is a Lua script, which Redis runs without interleaving.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::{
     block, err, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult, StoredTask,
-    MAX_LEASE,
+    Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const CAS_TOPOLOGY: &str = r#"
@@ -25,14 +25,29 @@ redis.call('SET', KEYS[2], ARGV[3])
 return 1
 "#;
 
+/// 0: deleted, or finished already and the copy is not; 1: written; 2: written, and this
+/// update finished the task.
 const UPDATE_TASK: &str = r#"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local pending = redis.call('SISMEMBER', KEYS[2], ARGV[1])
+if pending == 0 and ARGV[3] ~= '1' then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then
   redis.call('SREM', KEYS[2], ARGV[1])
-else
-  redis.call('SADD', KEYS[2], ARGV[1])
+  if pending == 1 then return 2 end
 end
+return 1
+"#;
+
+const INSERT_WEBHOOK: &str = r#"
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+const REPLACE_WEBHOOK: &str = r#"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
 
@@ -348,16 +363,16 @@ impl Store for RedisStore {
         })
     }
 
-    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<()>> {
+    fn update_task<'a>(&'a self, task: &'a StoredTask) -> BoxFuture<'a, StoreResult<bool>> {
         Box::pin(async move {
-            let _: i64 = self
+            let done: i64 = self
                 .script(
                     UPDATE_TASK,
                     &[self.key("tasks"), self.key("tasks-pending")],
                     &[task.uid.to_string(), encode(task)?, terminal_flag(task)],
                 )
                 .await?;
-            Ok(())
+            Ok(done == 2)
         })
     }
 
@@ -406,6 +421,60 @@ impl Store for RedisStore {
                 .run(redis::cmd("SREM").arg(self.key("tasks-pending")).arg(uids))
                 .await?;
             Ok(removed)
+        })
+    }
+
+    fn webhooks(&self) -> BoxFuture<'_, StoreResult<BTreeMap<String, Webhook>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("webhooks")))
+                .await?;
+            all.into_iter()
+                .map(|(uuid, text)| Ok((uuid, decode(&text)?)))
+                .collect()
+        })
+    }
+
+    fn insert_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let done: i64 = self
+                .script(
+                    INSERT_WEBHOOK,
+                    &[self.key("webhooks")],
+                    &[uuid.to_string(), encode(webhook)?, MAX_WEBHOOKS.to_string()],
+                )
+                .await?;
+            Ok(done == 1)
+        })
+    }
+
+    fn replace_webhook<'a>(
+        &'a self,
+        uuid: &'a str,
+        webhook: &'a Webhook,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let done: i64 = self
+                .script(
+                    REPLACE_WEBHOOK,
+                    &[self.key("webhooks")],
+                    &[uuid.to_string(), encode(webhook)?],
+                )
+                .await?;
+            Ok(done == 1)
+        })
+    }
+
+    fn delete_webhook<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(async move {
+            let n: i64 = self
+                .run(redis::cmd("HDEL").arg(self.key("webhooks")).arg(uuid))
+                .await?;
+            Ok(n > 0)
         })
     }
 

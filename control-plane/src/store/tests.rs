@@ -38,6 +38,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
                 group: "g0".into(),
                 task_uid: u64::from(uid),
             }],
+            custom_metadata: None,
         },
         registered_at: "2026-01-01T00:00:00Z".into(),
         node_objects: Default::default(),
@@ -190,7 +191,21 @@ where
         Some(task(3, false)),
         "a taken uid keeps its first record"
     );
-    store.update_task(&task(3, true)).await.expect("update");
+    assert!(
+        store.update_task(&task(3, true)).await.expect("update"),
+        "this update finished it"
+    );
+    assert!(store.pending_tasks().await.expect("pending").is_empty());
+    assert!(
+        !store.update_task(&task(3, true)).await.expect("update"),
+        "finished once only"
+    );
+    assert!(!store.update_task(&task(3, false)).await.expect("update"));
+    assert_eq!(
+        store.get_task(3).await.expect("get"),
+        Some(task(3, true)),
+        "a stale unfinished copy does not bring a finished task back"
+    );
     assert!(store.pending_tasks().await.expect("pending").is_empty());
     let uids: Vec<u32> = store
         .all_tasks()
@@ -230,6 +245,63 @@ where
     assert_eq!(store.list_indexes().await.expect("list"), vec![index]);
     assert!(store.delete_index("movies").await.expect("delete"));
     assert!(!store.delete_index("movies").await.expect("delete"));
+}
+
+both!(webhooks, check_webhooks);
+async fn check_webhooks<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert!(store.webhooks().await.expect("list").is_empty());
+    let hook = |url: &str| Webhook {
+        url: url.into(),
+        headers: [("Authorization".to_string(), "Bearer x".to_string())]
+            .into_iter()
+            .collect(),
+    };
+    let uuid = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
+    assert!(store
+        .insert_webhook(&uuid(1), &hook("https://a"))
+        .await
+        .expect("insert"));
+    assert!(store
+        .replace_webhook(&uuid(1), &hook("https://b"))
+        .await
+        .expect("replace"));
+    assert!(!store
+        .replace_webhook(&uuid(2), &hook("https://b"))
+        .await
+        .expect("replace"));
+    drop(store);
+
+    let store = open().await;
+    let all = store.webhooks().await.expect("list");
+    assert_eq!(
+        all.into_iter().collect::<Vec<_>>(),
+        vec![(uuid(1), hook("https://b"))],
+        "webhooks survive a restart"
+    );
+    for i in 2..=MAX_WEBHOOKS {
+        assert!(store
+            .insert_webhook(&uuid(i), &hook("https://c"))
+            .await
+            .expect("insert"));
+    }
+    assert!(
+        !store
+            .insert_webhook(&uuid(99), &hook("https://c"))
+            .await
+            .expect("insert"),
+        "at most {MAX_WEBHOOKS}"
+    );
+    assert!(store.delete_webhook(&uuid(1)).await.expect("delete"));
+    assert!(!store.delete_webhook(&uuid(1)).await.expect("delete"));
+    assert_eq!(
+        store.webhooks().await.expect("list").len(),
+        MAX_WEBHOOKS - 1
+    );
 }
 
 #[tokio::test]

@@ -48,11 +48,30 @@ const FILTERS: &[&str] = &[
 
 const PAGING: &[&str] = &["limit", "from", "reverse"];
 
+/// What `GET /tasks` and `GET /batches` accept, in the order Meilisearch lists them.
+const LIST_PARAMS: &[&str] = &[
+    "limit",
+    "from",
+    "reverse",
+    "batchUids",
+    "uids",
+    "canceledBy",
+    "types",
+    "statuses",
+    "indexUids",
+    "afterEnqueuedAt",
+    "beforeEnqueuedAt",
+    "afterStartedAt",
+    "beforeStartedAt",
+    "afterFinishedAt",
+    "beforeFinishedAt",
+];
+
 /// `None` everywhere: no restriction (absent or `*`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TaskFilter {
     pub uids: Option<BTreeSet<u32>>,
-    /// Miroir tasks belong to no batch: any list matches nothing.
+    /// Each task is its own batch (batch uid = task uid) once it started.
     pub batch_uids: Option<BTreeSet<u32>>,
     /// Miroir does not record which cancelation canceled a task: any list matches nothing.
     pub canceled_by: Option<BTreeSet<u32>>,
@@ -77,11 +96,11 @@ pub struct ListQuery {
 fn code_for(param: &str) -> &'static str {
     match param {
         "uids" => "invalid_task_uids",
-        "batchUids" => "invalid_task_batch_uids",
+        "batchUids" => "invalid_batch_uids",
         "canceledBy" => "invalid_task_canceled_by",
         "types" => "invalid_task_types",
         "statuses" => "invalid_task_statuses",
-        "indexUids" => "invalid_task_index_uids",
+        "indexUids" => "invalid_index_uid",
         "afterEnqueuedAt" => "invalid_task_after_enqueued_at",
         "beforeEnqueuedAt" => "invalid_task_before_enqueued_at",
         "afterStartedAt" => "invalid_task_after_started_at",
@@ -247,7 +266,13 @@ impl TaskFilter {
                 return false;
             }
         }
-        if self.batch_uids.is_some() || self.canceled_by.is_some() {
+        if let Some(batches) = &self.batch_uids {
+            let batch = task.get("batchUid").and_then(Value::as_u64);
+            if !batch.is_some_and(|b| u32::try_from(b).is_ok_and(|b| batches.contains(&b))) {
+                return false;
+            }
+        }
+        if self.canceled_by.is_some() {
             return false;
         }
         let in_set = |set: &Option<BTreeSet<String>>, f: &str| match set {
@@ -276,10 +301,31 @@ fn unknown(param: &str, allowed: &[&str]) -> ApiError {
     ApiError::invalid(
         "bad_request",
         format!(
-            "Unknown parameter `{param}`: expected one of {}",
+            "Unknown parameter `{param}`: {}expected one of {}",
+            did_you_mean(param, allowed),
             quoted(allowed)
         ),
     )
+}
+
+/// deserr's suggestion: the closest expected name (Damerau-Levenshtein) within a typo budget
+/// that grows with the received name's length; the first of equally close names wins.
+pub fn did_you_mean(received: &str, expected: &[&str]) -> String {
+    let budget = match received.len() {
+        0..=3 => return String::new(),
+        4..=7 => 1,
+        8..=12 => 2,
+        13..=17 => 3,
+        18..=24 => 4,
+        _ => 5,
+    };
+    expected
+        .iter()
+        .map(|e| (e, strsim::damerau_levenshtein(received, e)))
+        .filter(|(_, distance)| *distance <= budget)
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(e, _)| format!("did you mean `{e}`? "))
+        .unwrap_or_default()
 }
 
 /// `GET /tasks`.
@@ -290,7 +336,11 @@ pub fn parse_list(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
         from: None,
         reverse: false,
     };
-    let allowed: Vec<&str> = PAGING.iter().chain(FILTERS).copied().collect();
+    let allowed = LIST_PARAMS;
+    debug_assert!(PAGING
+        .iter()
+        .chain(FILTERS)
+        .all(|p| LIST_PARAMS.contains(p)));
     for (param, value) in params {
         match param.as_str() {
             "limit" => query.limit = positive(param, value)? as usize,
@@ -310,7 +360,7 @@ pub fn parse_list(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
                 }
             }
             p if FILTERS.contains(&p) => query.filter.apply(p, value)?,
-            p => return Err(unknown(p, &allowed)),
+            p => return Err(unknown(p, allowed)),
         }
     }
     Ok(query)
@@ -441,7 +491,11 @@ mod tests {
         assert_eq!(got("statuses=failed&types=settingsUpdate"), vec![9, 7, 5]);
         assert_eq!(got("uids=1,2,3&indexUids=movies"), vec![3]);
         assert_eq!(got("uids=*&indexUids=*"), got(""));
-        assert_eq!(got("batchUids=1"), Vec::<u64>::new());
+        assert_eq!(
+            got("batchUids=1"),
+            Vec::<u64>::new(),
+            "no batchUid: not started"
+        );
         assert_eq!(got("batchUids=*").len(), 10);
         assert_eq!(got("afterEnqueuedAt=2026-11-27"), vec![9, 8]);
         assert_eq!(got("beforeEnqueuedAt=2026-11-21T10:00:00.5Z"), vec![1, 0]);
@@ -454,7 +508,22 @@ mod tests {
         assert_eq!(err("uids=a"), "invalid_task_uids");
         assert_eq!(err("statuses=done"), "invalid_task_statuses");
         assert_eq!(err("types=x"), "invalid_task_types");
-        assert_eq!(err("indexUids=a%20b"), "invalid_task_index_uids");
+        assert_eq!(err("indexUids=a%20b"), "invalid_index_uid");
+        assert_eq!(err("batchUids=x"), "invalid_batch_uids");
+        assert_eq!(
+            parse_list(&params("nope=1")).expect_err("nope").message,
+            "Unknown parameter `nope`: expected one of `limit`, `from`, `reverse`, `batchUids`, `uids`, `canceledBy`, `types`, `statuses`, `indexUids`, `afterEnqueuedAt`, `beforeEnqueuedAt`, `afterStartedAt`, `beforeStartedAt`, `afterFinishedAt`, `beforeFinishedAt`"
+        );
+        assert_eq!(
+            parse_filter(&params("statuse=failed"), false).expect_err("typo").message,
+            "Unknown parameter `statuse`: did you mean `statuses`? expected one of `uids`, `batchUids`, `canceledBy`, `types`, `statuses`, `indexUids`, `afterEnqueuedAt`, `beforeEnqueuedAt`, `afterStartedAt`, `beforeStartedAt`, `afterFinishedAt`, `beforeFinishedAt`"
+        );
+        assert_eq!(
+            parse_filter(&params("customMetadata=x"), true)
+                .expect_err("not a filter")
+                .code,
+            "bad_request"
+        );
         assert_eq!(
             err("afterEnqueuedAt=yesterday"),
             "invalid_task_after_enqueued_at"

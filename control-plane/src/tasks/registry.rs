@@ -14,6 +14,7 @@ use crate::nodes;
 use crate::settings_check;
 use crate::store::{IndexEntry, StoredTask, MAX_LEASE};
 use crate::time;
+use crate::webhooks;
 
 /// Pending tasks a read refreshes synchronously before answering; past this, a list is answered
 /// from what the poller last saw (it is about to catch up anyway).
@@ -35,6 +36,7 @@ pub fn view(task: &StoredTask) -> (Value, bool) {
         object["startedAt"] = json!(task.registered_at);
         object["finishedAt"] = json!(task.registered_at);
         object["duration"] = json!("PT0S");
+        object["batchUid"] = json!(task.uid);
         return (object, true);
     }
     let pairs: Vec<(String, Value)> = record
@@ -53,10 +55,12 @@ pub fn view(task: &StoredTask) -> (Value, bool) {
     if object.get("enqueuedAt").is_none_or(Value::is_null) {
         object["enqueuedAt"] = json!(task.registered_at);
     }
-    let terminal = object
-        .get("status")
-        .and_then(Value::as_str)
-        .is_some_and(is_terminal);
+    let status = object.get("status").and_then(Value::as_str);
+    let terminal = status.is_some_and(is_terminal);
+    // Each task is its own batch (`GET /batches`) once it started.
+    if status.is_some_and(|s| s != "enqueued") {
+        object["batchUid"] = json!(task.uid);
+    }
     (object, terminal)
 }
 
@@ -138,6 +142,10 @@ pub async fn register(app: &App, registration: TaskRegistration) -> Result<Regis
         };
     }
     app.metrics.tasks_registered.inc();
+    if task.terminal {
+        // Finished when registered (nothing to wait for): the only moment it finishes.
+        webhooks::notify(app, vec![task.task.clone()]);
+    }
     record_index(app, &task).await;
     Ok(Registered { task_uid: uid })
 }
@@ -271,12 +279,20 @@ pub async fn refresh(
     // Before the tasks are stored finished, so the read that first sees one finished already
     // carries what the check found.
     settings_check::after_finished(app, &mut out, &finished, key.as_deref(), timeout).await;
+    // The store says which update finished a task (one caller only, even with several
+    // refreshes racing on several replicas): those tasks go to the webhooks, once.
+    let mut finished_now = Vec::new();
     for i in changed {
-        app.store
+        if app
+            .store
             .update_task(&out[i])
             .await
-            .map_err(ApiError::store)?;
+            .map_err(ApiError::store)?
+        {
+            finished_now.push(out[i].task.clone());
+        }
     }
+    webhooks::notify(app, finished_now);
     Ok(out)
 }
 

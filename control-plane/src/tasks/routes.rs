@@ -19,7 +19,7 @@ use super::query::{page, parse_filter, parse_list};
 use super::registry::{self, SYNC_REFRESH_LIMIT};
 use crate::app::App;
 use crate::error::{ApiError, Failure};
-use crate::nodes::{self, NodeError};
+use crate::nodes::{self, NodeError, Right};
 use crate::store::StoredTask;
 use crate::time;
 
@@ -35,11 +35,26 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Meilisearch decides what a client key may do, so the key is shown to a node (`GET
-/// /tasks?limit=1`) and its 401/403 is relayed unchanged. Accepted keys are cached briefly.
-async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Failure> {
+/// [`authorize_for`] `tasks.get`, the right every task and batch route needs (cancelation and
+/// deletion are then decided by the nodes themselves, with the client's key).
+pub async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Failure> {
+    authorize_for(app, headers, Right::TasksGet).await
+}
+
+/// Meilisearch decides what a client key may do, so the key is shown to a node on a route that
+/// needs `right` ([`nodes::check_right`]) and its 401/403 is relayed unchanged. Accepted keys are
+/// cached briefly, per right.
+pub async fn authorize_for(
+    app: &App,
+    headers: &HeaderMap,
+    right: Right,
+) -> Result<Option<String>, Failure> {
     let auth = authorization(headers);
-    let cache_key = auth.clone().unwrap_or_default();
+    let cache_key = format!(
+        "{}\n{}",
+        right.as_str(),
+        auth.as_deref().unwrap_or_default()
+    );
     if let Ok(cache) = app.auth_cache.lock() {
         if cache
             .get(&cache_key)
@@ -60,10 +75,11 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<Option<String>, Fai
         .iter()
         .filter(|n| n.state == NodeState::Active)
     {
-        match nodes::check_key(
+        match nodes::check_right(
             &app.http,
             &node.address,
             auth.as_deref(),
+            right,
             app.read_timeout(),
         )
         .await
@@ -96,7 +112,7 @@ pub async fn get_task(
         let uid: u32 = uid.parse().map_err(|_| {
             ApiError::invalid(
                 "invalid_task_uids",
-                format!("Invalid value in parameter `taskUid`: could not parse `{uid}` as a positive integer"),
+                format!("Task uid `{uid}` is invalid. It should only contain numeric characters."),
             )
         })?;
         let task = app
@@ -108,10 +124,15 @@ pub async fn get_task(
         let task = if task.terminal {
             task
         } else {
-            registry::refresh(&app, vec![task.clone()], auth.as_deref(), app.read_timeout())
-                .await?
-                .pop()
-                .unwrap_or(task)
+            registry::refresh(
+                &app,
+                vec![task.clone()],
+                auth.as_deref(),
+                app.read_timeout(),
+            )
+            .await?
+            .pop()
+            .unwrap_or(task)
         };
         let mut response = Json(task.task).into_response();
         if !task.disagreeing_nodes.is_empty() {
@@ -126,7 +147,7 @@ pub async fn get_task(
 }
 
 /// Every task, the unfinished ones read again from the nodes first (unless there are many).
-async fn fresh_tasks(app: &App, auth: Option<&str>) -> Result<Vec<StoredTask>, ApiError> {
+pub async fn fresh_tasks(app: &App, auth: Option<&str>) -> Result<Vec<StoredTask>, ApiError> {
     let all = app.store.all_tasks().await.map_err(ApiError::store)?;
     let pending = all.iter().filter(|t| !t.terminal).count();
     if pending == 0 || pending > SYNC_REFRESH_LIMIT {
@@ -301,6 +322,7 @@ async fn cancel_or_delete(
                 details,
                 copies: 1,
                 node_tasks,
+                custom_metadata: None,
             },
         },
     )

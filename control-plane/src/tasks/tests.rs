@@ -318,3 +318,176 @@ async fn the_poller_finishes_tasks() {
         .expect("task");
     assert_eq!(task.task["status"], "failed");
 }
+
+#[tokio::test]
+async fn each_started_task_is_its_own_batch() {
+    let cluster = Cluster::start(2).await;
+    let enqueued = write(&cluster, 0, "enqueued").await;
+    let done = write(&cluster, 1, "succeeded").await;
+    let (_, task) = cluster.client("GET", &format!("/tasks/{enqueued}")).await;
+    assert_eq!(task["batchUid"], Value::Null);
+    let (_, task) = cluster.client("GET", &format!("/tasks/{done}")).await;
+    assert_eq!(task["batchUid"], json!(done));
+
+    let (status, body) = cluster.client("GET", &format!("/batches/{enqueued}")).await;
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"message": format!("Batch `{enqueued}` not found."), "code": "batch_not_found",
+                     "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#batch_not_found"})
+        )
+    );
+    let (status, body) = cluster.client("GET", "/batches/abc").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "invalid_batch_uids");
+    assert_eq!(
+        body["message"],
+        "Batch uid `abc` is invalid. It should only contain numeric characters."
+    );
+
+    let (status, batch) = cluster.client("GET", &format!("/batches/{done}")).await;
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(
+        batch,
+        json!({"uid": done, "progress": null,
+               "details": {"receivedDocuments": 4, "indexedDocuments": 4},
+               "stats": {"totalNbTasks": 1, "status": {"succeeded": 1},
+                         "types": {"documentAdditionOrUpdate": 1}, "indexUids": {"movies": 1}},
+               "duration": "PT0.5S", "startedAt": "2026-11-21T10:00:10Z",
+               "finishedAt": "2026-11-21T10:00:11Z",
+               "batchStrategy": "batched up to configured batch limit of 1 tasks"})
+    );
+
+    // Half done: processing, with progress.
+    cluster.nodes[0].set_status(0, "succeeded");
+    let (_, batch) = cluster.client("GET", &format!("/batches/{enqueued}")).await;
+    assert_eq!(batch["stats"]["status"], json!({"processing": 1}));
+    assert_eq!(batch["progress"]["percentage"], json!(50.0));
+    assert_eq!(batch["finishedAt"], Value::Null);
+
+    let (status, page) = cluster.client("GET", "/batches").await;
+    assert_eq!(status, 200, "{page}");
+    let uids = |p: &Value| -> Vec<u64> {
+        p["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|b| b["uid"].as_u64())
+            .collect()
+    };
+    assert_eq!(uids(&page), vec![done, enqueued]);
+    assert_eq!(
+        (
+            page["total"].clone(),
+            page["from"].clone(),
+            page["next"].clone()
+        ),
+        (json!(2), json!(done), Value::Null)
+    );
+    let (_, reversed) = cluster.client("GET", "/batches?reverse=true").await;
+    assert_eq!(uids(&reversed), vec![enqueued, done]);
+    let (_, limited) = cluster.client("GET", "/batches?limit=1").await;
+    assert_eq!(
+        (uids(&limited), limited["next"].clone()),
+        (vec![done], json!(enqueued))
+    );
+    let (_, filtered) = cluster.client("GET", "/batches?statuses=succeeded").await;
+    assert_eq!(uids(&filtered), vec![done]);
+    let (_, by_batch) = cluster
+        .client("GET", &format!("/tasks?batchUids={done}"))
+        .await;
+    assert_eq!(by_batch["total"], 1);
+    let (status, body) = cluster.client("GET", "/batches?nope=1").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+}
+
+#[tokio::test]
+async fn custom_metadata_is_shown_on_the_task() {
+    let cluster = Cluster::start(1).await;
+    let mut tagged = node_task(0, "succeeded", 2);
+    tagged["customMetadata"] = json!("from-node");
+    cluster.nodes[0].put(tagged);
+    let (_, body) = cluster
+        .filter("/_miroir/internal/tasks", registration(0, 1, None))
+        .await;
+    let from_node = body["taskUid"].as_u64().expect("uid");
+    cluster.nodes[0].put(node_task(1, "enqueued", 2));
+    let mut with_meta = registration(1, 1, None);
+    with_meta["record"]["customMetadata"] = json!("");
+    let (_, body) = cluster.filter("/_miroir/internal/tasks", with_meta).await;
+    let registered = body["taskUid"].as_u64().expect("uid");
+    let plain = write(&cluster, 2, "succeeded").await;
+
+    let (_, task) = cluster.client("GET", &format!("/tasks/{from_node}")).await;
+    assert_eq!(task["customMetadata"], "from-node");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{registered}")).await;
+    assert_eq!(
+        task["customMetadata"], "",
+        "given empty: shown empty, before any node answer"
+    );
+    let (_, task) = cluster.client("GET", &format!("/tasks/{plain}")).await;
+    assert!(
+        task.get("customMetadata").is_none(),
+        "absent when not given: {task}"
+    );
+    let (_, page) = cluster.client("GET", "/tasks").await;
+    assert_eq!(page["results"][2]["customMetadata"], "from-node");
+}
+
+#[tokio::test]
+async fn deleting_finished_tasks_by_status() {
+    let cluster = Cluster::start(2).await;
+    let done = write(&cluster, 0, "succeeded").await;
+    let failed = write(&cluster, 1, "failed").await;
+    let pending = write(&cluster, 2, "enqueued").await;
+    let (status, summary) = cluster
+        .client("DELETE", "/tasks?statuses=succeeded%2Cfailed%2Ccanceled")
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["type"], "taskDeletion");
+    assert_eq!(summary["indexUid"], Value::Null);
+    let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    for gone in [done, failed] {
+        let (status, _) = cluster.client("GET", &format!("/tasks/{gone}")).await;
+        assert_eq!(status, 404);
+        let (status, _) = cluster.client("GET", &format!("/batches/{gone}")).await;
+        assert_eq!(status, 404, "its batch goes with it");
+    }
+    let (status, _) = cluster.client("GET", &format!("/tasks/{pending}")).await;
+    assert_eq!(status, 200, "unfinished tasks are not deleted");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({"matchedTasks": 2, "deletedTasks": 2,
+               "originalFilter": "?statuses=succeeded%2Cfailed%2Ccanceled"})
+    );
+    let (_, page) = cluster.client("GET", "/tasks").await;
+    assert_eq!(page["results"][0]["uid"], json!(deletion));
+
+    for (query, code) in [
+        ("", "missing_task_filters"),
+        ("statuses=done", "invalid_task_statuses"),
+        ("statuse=failed", "bad_request"),
+        ("indexUids=a%20b", "invalid_index_uid"),
+        ("limit=1", "bad_request"),
+    ] {
+        let (status, body) = cluster.client("DELETE", &format!("/tasks?{query}")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some(code)),
+            "{query}"
+        );
+    }
+    let (status, body) = cluster
+        .client("POST", "/tasks/cancel?customMetadata=x")
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = cluster.client("GET", "/tasks/abc").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "Task uid `abc` is invalid. It should only contain numeric characters."
+    );
+}
