@@ -31,8 +31,8 @@ pub fn fetch_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, 
             "limit" => number("invalid_document_limit")?,
             "fields" | "ids" | "sort" => list(),
             "filter" => json!(raw),
-            "retrieveVectors" => json!(raw == "true"),
-            // In the order Meilisearch declares them (`BrowseQueryGet`).
+            "retrieveVectors" | "useNetwork" => json!(raw == "true"),
+            // In the order Meilisearch 1.50's error lists them.
             _ => {
                 return Err(MeiliError::unknown_parameter(
                     name,
@@ -44,6 +44,7 @@ pub fn fetch_from_get(pairs: &[(String, String)]) -> Result<Map<String, Value>, 
                         "ids",
                         "filter",
                         "sort",
+                        "useNetwork",
                     ],
                 ))
             }
@@ -215,7 +216,7 @@ mod tests {
         let unknown = vec![("sortBy".to_string(), "year".to_string())];
         assert_eq!(
             fetch_from_get(&unknown).unwrap_err().message,
-            "Unknown parameter `sortBy`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`"
+            "Unknown parameter `sortBy`: expected one of `offset`, `limit`, `fields`, `retrieveVectors`, `ids`, `filter`, `sort`, `useNetwork`"
         );
     }
 }

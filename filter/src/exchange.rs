@@ -17,7 +17,8 @@ use crate::ops::broadcast::Broadcast;
 use crate::ops::delete;
 use crate::ops::keys::Everywhere;
 use crate::ops::multi_search::MultiSearch;
-use crate::ops::read::{FirstAnswer, ReadAll};
+use crate::ops::passthrough;
+use crate::ops::read::{FirstAnswer, Hide, ReadAll};
 use crate::ops::register::{Pending, Registration};
 use crate::ops::routed::RoutedWrite;
 use crate::ops::scatter::Scatter;
@@ -127,6 +128,13 @@ impl Exchange {
                 .into(),
             );
         }
+        if is_read(&route) {
+            if let Some(candidates) = passthrough::candidates(ctx) {
+                let (read, step) = FirstAnswer::start(candidates, Hide::Read, host);
+                self.state = State::FirstAnswer(read);
+                return step;
+            }
+        }
         let (state, step) = match route {
             Route::Health => (
                 State::Answered,
@@ -135,7 +143,7 @@ impl Exchange {
             Route::AnyNode => {
                 let candidates = any_node_candidates(ctx);
                 wrap(
-                    FirstAnswer::start(candidates, false, host),
+                    FirstAnswer::start(candidates, Hide::Nothing, host),
                     State::FirstAnswer,
                 )
             }
@@ -182,7 +190,7 @@ impl Exchange {
             Route::GetDocument { index: _, id } => {
                 let candidates = document_candidates(ctx, &id);
                 wrap(
-                    FirstAnswer::start(candidates, true, host),
+                    FirstAnswer::start(candidates, Hide::Document, host),
                     State::FirstAnswer,
                 )
             }
@@ -331,6 +339,19 @@ fn route_metric(route: &Route) -> &'static str {
 }
 
 /// Every node, active ones first, rotated so that reads spread.
+/// Reads a node holding every shard answers alone ([`passthrough`]).
+fn is_read(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Search { .. }
+            | Route::SearchGet { .. }
+            | Route::Similar { .. }
+            | Route::FacetSearch { .. }
+            | Route::ListDocuments { .. }
+            | Route::MultiSearch
+    )
+}
+
 fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
     nodes_in_read_order(ctx)
         .into_iter()

@@ -59,17 +59,19 @@ fn position_line(message: &str) -> Option<(&str, usize, usize, &str)> {
     })
 }
 
-/// The filter without a trailing ` AND _miroir_shard IN [...]` (attribute quoted or not), if it
-/// has one. Shard values are quoted separator characters, which never include `]`.
+/// The filter without a trailing ` AND _miroir_shard IN [...]` (attribute quoted or not, the
+/// restriction in parentheses as Meilisearch 1.50 renders each element of an array filter, or
+/// bare), if it has one. Shard values are quoted separator characters, which never include `]`.
 fn strip_restriction(filter: &str) -> Option<&str> {
     [
-        format!(" AND \"{SHARD_FIELD}\" IN ["),
-        format!(" AND {SHARD_FIELD} IN ["),
+        (format!(" AND (\"{SHARD_FIELD}\" IN ["), "])"),
+        (format!(" AND \"{SHARD_FIELD}\" IN ["), "]"),
+        (format!(" AND {SHARD_FIELD} IN ["), "]"),
     ]
     .iter()
-    .find_map(|marker| {
+    .find_map(|(marker, close)| {
         let at = filter.rfind(marker.as_str())?;
-        let values = filter.get(at + marker.len()..)?.strip_suffix(']')?;
+        let values = filter.get(at + marker.len()..)?.strip_suffix(close)?;
         values
             .chars()
             .all(|c| c == '"' || c == ' ' || ".,;!?()|".contains(c))
@@ -231,6 +233,16 @@ mod tests {
     #[test]
     fn a_filter_error_quotes_the_clients_filter_only() {
         let node = "Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `available`, `year`.\n2:10 \"overview\" = \"storm\" AND \"_miroir_shard\" IN [\"....\", \"..,(\", \"..)|\"]";
+        assert_eq!(
+            clean(node),
+            "Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `available`, `year`.\n2:10 \"overview\" = \"storm\""
+        );
+    }
+
+    #[test]
+    fn meilisearch_1_50s_rendering_of_an_array_filter_is_undone() {
+        // Recorded from Meilisearch 1.50: each element of the array filter in parentheses.
+        let node = "Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `available`, `year`.\n3:11 (\"overview\" = \"storm\") AND (\"_miroir_shard\" IN [\"....\", \"...,\", \"...?\"])";
         assert_eq!(
             clean(node),
             "Index `movies`: Attribute `overview` is not filterable. Available filterable attribute patterns are: `available`, `year`.\n2:10 \"overview\" = \"storm\""

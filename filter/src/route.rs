@@ -73,7 +73,8 @@ pub enum Route {
         index: String,
         get: bool,
     },
-    /// `GET /tasks`, `POST /tasks/cancel`, `DELETE /tasks`: the control plane's.
+    /// `GET /tasks`, `POST /tasks/cancel`, `DELETE /tasks`, `/batches`, `/webhooks`: the
+    /// control plane's.
     Tasks,
     GetTask {
         uid: String,
@@ -178,6 +179,10 @@ pub fn route(method: &str, path: &str) -> Route {
             uid: uid.to_string(),
         },
         ("GET" | "DELETE", ["tasks"]) | ("POST", ["tasks", "cancel"]) => Route::Tasks,
+        // Webhooks are about tasks, which are global: the control plane keeps and calls them.
+        ("GET" | "POST", ["webhooks"])
+        | ("GET" | "PATCH" | "DELETE", ["webhooks", _])
+        | ("GET", ["batches"] | ["batches", _]) => Route::Tasks,
         _ => Route::Unsupported,
     }
 }

@@ -93,39 +93,38 @@ enum GetParam {
     Bool,
 }
 
-/// In the order Meilisearch declares them (`SearchQueryGet`), which its unknown-parameter error
-/// lists.
+/// In the order Meilisearch 1.50's unknown-parameter error lists them (recorded from the binary).
 const GET_PARAMS: &[(&str, GetParam)] = &[
     ("q", GetParam::Text),
-    ("vector", GetParam::List),
     ("offset", GetParam::Integer),
     ("limit", GetParam::Integer),
     ("page", GetParam::Integer),
     ("hitsPerPage", GetParam::Integer),
     ("attributesToRetrieve", GetParam::List),
-    ("retrieveVectors", GetParam::Bool),
     ("attributesToCrop", GetParam::List),
     ("cropLength", GetParam::Integer),
+    ("cropMarker", GetParam::Text),
     ("attributesToHighlight", GetParam::List),
+    ("highlightPreTag", GetParam::Text),
+    ("highlightPostTag", GetParam::Text),
+    ("showMatchesPosition", GetParam::Bool),
     ("filter", GetParam::Text),
     ("sort", GetParam::List),
     ("distinct", GetParam::Text),
-    ("showMatchesPosition", GetParam::Bool),
+    ("facets", GetParam::List),
+    ("matchingStrategy", GetParam::Text),
+    ("attributesToSearchOn", GetParam::List),
+    ("rankingScoreThreshold", GetParam::Float),
+    ("locales", GetParam::List),
+    ("hybridEmbedder", GetParam::Text),
+    ("hybridSemanticRatio", GetParam::Float),
+    ("vector", GetParam::List),
+    ("retrieveVectors", GetParam::Bool),
+    ("personalizeUserContext", GetParam::Text),
+    ("useNetwork", GetParam::Bool),
     ("showRankingScore", GetParam::Bool),
     ("showRankingScoreDetails", GetParam::Bool),
     ("showPerformanceDetails", GetParam::Bool),
-    ("facets", GetParam::List),
-    ("highlightPreTag", GetParam::Text),
-    ("highlightPostTag", GetParam::Text),
-    ("cropMarker", GetParam::Text),
-    ("matchingStrategy", GetParam::Text),
-    ("attributesToSearchOn", GetParam::List),
-    ("hybridEmbedder", GetParam::Text),
-    ("hybridSemanticRatio", GetParam::Float),
-    ("rankingScoreThreshold", GetParam::Float),
-    ("locales", GetParam::List),
-    ("personalizeUserContext", GetParam::Text),
-    ("useNetwork", GetParam::Bool),
 ];
 
 /// `GET /indexes/{uid}/search` parameters as the equivalent POST body, with Meilisearch's errors.
@@ -950,8 +949,8 @@ impl Faceting {
     }
 
     /// Orders each attribute's summed values as one node would, and keeps the first
-    /// `maxValuesPerFacet`. `alpha`: numbers numerically, then strings; `count`: most frequent
-    /// first, ties alphabetically.
+    /// `maxValuesPerFacet`. `alpha`: numbers numerically, then strings; `count`: see
+    /// [`count_order`].
     pub(crate) fn by_count(&self, attribute: &str) -> bool {
         self.sort_facet_values_by
             .get(attribute)
@@ -968,17 +967,27 @@ impl Faceting {
             let by_count = self.by_count(attribute);
             let mut entries: Vec<(String, Value)> = std::mem::take(counts).into_iter().collect();
             entries.sort_by(|(a, ca), (b, cb)| {
-                let alpha = facet_value_order(a, b);
                 if by_count {
-                    cb.as_u64().cmp(&ca.as_u64()).then(alpha)
+                    count_order((a, ca.as_u64().unwrap_or(0)), (b, cb.as_u64().unwrap_or(0)))
                 } else {
-                    alpha
+                    facet_value_order(a, b)
                 }
             });
             entries.truncate(self.max_values_per_facet);
             *counts = entries.into_iter().collect();
         }
     }
+}
+
+/// Meilisearch's `count` order (milli walks its facet tree with a max-heap keyed by count, then
+/// by value, numbers before strings): number values first, then most frequent first, equal
+/// counts by descending value.
+pub(crate) fn count_order((a, count_a): (&str, u64), (b, count_b): (&str, u64)) -> Ordering {
+    let numeric = |v: &str| v.parse::<f64>().is_ok();
+    numeric(b)
+        .cmp(&numeric(a))
+        .then(count_b.cmp(&count_a))
+        .then_with(|| facet_value_order(b, a))
 }
 
 /// Numeric facet values (which nodes send as strings) before strings, numbers numerically and

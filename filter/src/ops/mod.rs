@@ -14,6 +14,7 @@ pub(crate) mod follow_up;
 pub(crate) mod keys;
 pub(crate) mod lookup;
 pub(crate) mod multi_search;
+pub(crate) mod passthrough;
 pub(crate) mod read;
 pub(crate) mod register;
 pub(crate) mod routed;

@@ -237,14 +237,24 @@ pub(crate) struct FirstAnswer {
     next: usize,
     fanout: Fanout<String>,
     tried: Vec<String>,
-    /// Document reads hide Miroir's fields.
-    strip_reserved: bool,
+    hide: Hide,
+}
+
+/// Which of Miroir's fields an answer relayed from one node hides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hide {
+    /// The answer shows no document (`GET /version`, ...).
+    Nothing,
+    /// The answer is one document.
+    Document,
+    /// The answer is a read's (search, listing, multi-search): see [`passthrough::hide_reserved`].
+    Read,
 }
 
 impl FirstAnswer {
     pub(crate) fn start(
         candidates: Vec<(String, Call)>,
-        strip_reserved: bool,
+        hide: Hide,
         host: &mut dyn Host,
     ) -> (Self, Step) {
         let mut read = FirstAnswer {
@@ -252,7 +262,7 @@ impl FirstAnswer {
             next: 0,
             fanout: Fanout::new(),
             tried: Vec::new(),
-            strip_reserved,
+            hide,
         };
         let step = read.try_next(host);
         (read, step)
@@ -297,13 +307,17 @@ impl FirstAnswer {
     }
 
     fn success(&self, body: &[u8]) -> Answer {
-        if !self.strip_reserved {
+        if self.hide == Hide::Nothing {
             return Answer::relay(200, body.to_vec());
         }
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(mut doc)) => {
+            Ok(Value::Object(mut doc)) if self.hide == Hide::Document => {
                 miroir_topology::reserved::strip(&mut doc);
                 Answer::json(200, &Value::Object(doc))
+            }
+            Ok(mut answer) => {
+                super::passthrough::hide_reserved(&mut answer);
+                Answer::json(200, &answer)
             }
             _ => Answer::relay(200, body.to_vec()),
         }

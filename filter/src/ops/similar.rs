@@ -13,7 +13,7 @@ use crate::error::MeiliError;
 use crate::exchange::{nodes_in_read_order, shard_readers, Step};
 use crate::fanout::Answer;
 use crate::host::{Call, Host, Reply};
-use crate::ops::read::FirstAnswer;
+use crate::ops::read::{FirstAnswer, Hide};
 use crate::ops::scatter::Scatter;
 use crate::search::similar::{self, Plan};
 
@@ -45,7 +45,7 @@ struct Read {
 
 impl Read {
     fn start(candidates: Vec<(String, Call)>, host: &mut dyn Host) -> Self {
-        let (op, step) = FirstAnswer::start(candidates, false, host);
+        let (op, step) = FirstAnswer::start(candidates, Hide::Nothing, host);
         Read {
             op,
             answer: answer_of(step),

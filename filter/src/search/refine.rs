@@ -142,14 +142,14 @@ impl Race {
             .sum()
     }
 
-    /// The values listed as known so far (by known count, then value), with their counts.
+    /// The values listed as known so far (in `count` order), with their counts.
     fn list(&self) -> Vec<(u64, &String)> {
         let mut list: Vec<(u64, &String)> = self
             .values
             .iter()
             .map(|(key, tally)| (Race::lower(tally), key))
             .collect();
-        list.sort_by(|(ca, a), (cb, b)| cb.cmp(ca).then(a.cmp(b)));
+        list.sort_by(|(ca, a), (cb, b)| super::count_order((a, *ca), (b, *cb)));
         list.truncate(self.k);
         list
     }

@@ -550,7 +550,7 @@ fn get_parameters_are_refused_and_mapped_as_meilisearch_declares_them() {
     assert_eq!((unknown.status, unknown.code), (400, "bad_request"));
     assert_eq!(
         unknown.message,
-        "Unknown parameter `unknownParam`: expected one of `q`, `vector`, `offset`, `limit`, `page`, `hitsPerPage`, `attributesToRetrieve`, `retrieveVectors`, `attributesToCrop`, `cropLength`, `attributesToHighlight`, `filter`, `sort`, `distinct`, `showMatchesPosition`, `showRankingScore`, `showRankingScoreDetails`, `showPerformanceDetails`, `facets`, `highlightPreTag`, `highlightPostTag`, `cropMarker`, `matchingStrategy`, `attributesToSearchOn`, `hybridEmbedder`, `hybridSemanticRatio`, `rankingScoreThreshold`, `locales`, `personalizeUserContext`, `useNetwork`"
+        "Unknown parameter `unknownParam`: expected one of `q`, `offset`, `limit`, `page`, `hitsPerPage`, `attributesToRetrieve`, `attributesToCrop`, `cropLength`, `cropMarker`, `attributesToHighlight`, `highlightPreTag`, `highlightPostTag`, `showMatchesPosition`, `filter`, `sort`, `distinct`, `facets`, `matchingStrategy`, `attributesToSearchOn`, `rankingScoreThreshold`, `locales`, `hybridEmbedder`, `hybridSemanticRatio`, `vector`, `retrieveVectors`, `personalizeUserContext`, `useNetwork`, `showRankingScore`, `showRankingScoreDetails`, `showPerformanceDetails`"
     );
     let typo = query_from_get(&pairs(&[("filtre", "a = 1")])).unwrap_err();
     assert!(typo

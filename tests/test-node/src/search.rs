@@ -51,35 +51,35 @@ pub const FIELDS: &[&str] = &[
 
 const GET_PARAMS: &[&str] = &[
     "q",
-    "vector",
     "offset",
     "limit",
     "page",
     "hitsPerPage",
     "attributesToRetrieve",
-    "retrieveVectors",
     "attributesToCrop",
     "cropLength",
+    "cropMarker",
     "attributesToHighlight",
+    "highlightPreTag",
+    "highlightPostTag",
+    "showMatchesPosition",
     "filter",
     "sort",
     "distinct",
-    "showMatchesPosition",
+    "facets",
+    "matchingStrategy",
+    "attributesToSearchOn",
+    "rankingScoreThreshold",
+    "locales",
+    "hybridEmbedder",
+    "hybridSemanticRatio",
+    "vector",
+    "retrieveVectors",
+    "personalizeUserContext",
+    "useNetwork",
     "showRankingScore",
     "showRankingScoreDetails",
     "showPerformanceDetails",
-    "facets",
-    "highlightPreTag",
-    "highlightPostTag",
-    "cropMarker",
-    "matchingStrategy",
-    "attributesToSearchOn",
-    "hybridEmbedder",
-    "hybridSemanticRatio",
-    "rankingScoreThreshold",
-    "locales",
-    "personalizeUserContext",
-    "useNetwork",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -511,6 +511,8 @@ fn facets(
     let max_values = index.settings.max_values_per_facet();
     for name in names {
         let values = FacetValues::of(name, docs);
+        // Numbers come before strings in either order.
+        let numbers = values.numbers.len();
         let mut entries: Vec<(String, u64)> = values
             .numbers
             .into_iter()
@@ -518,7 +520,8 @@ fn facets(
             .chain(values.strings.into_values())
             .collect();
         if index.settings.facet_sorted_by_count(name) {
-            entries.sort_by_key(|e| std::cmp::Reverse(e.1));
+            sort_by_count(&mut entries[..numbers]);
+            sort_by_count(&mut entries[numbers..]);
         }
         entries.truncate(max_values);
         distribution.insert(
@@ -530,6 +533,14 @@ fn facets(
         }
     }
     (distribution, stats)
+}
+
+/// Meilisearch's `count` order of values given in their alphabetical (or numeric) order: most
+/// frequent first, equal counts by descending value (milli pops them from a max-heap keyed by
+/// count, then value).
+fn sort_by_count(entries: &mut [(String, u64)]) {
+    entries.reverse();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.1));
 }
 
 /// The values of one facet among some documents, each counted once per document.
@@ -1135,7 +1146,7 @@ pub fn facet_search(index: &Index, query: &FacetSearchQuery) -> Result<Value, Me
         .map(|(_, v)| v)
         .collect();
     if index.settings.facet_sorted_by_count(name) {
-        hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+        sort_by_count(&mut hits);
     }
     hits.truncate(index.settings.max_values_per_facet());
     Ok(json!({
