@@ -69,6 +69,18 @@ impl MeiliError {
         )
     }
 
+    /// `/network`: Meilisearch's own sharding and replication, which Miroir replaces.
+    pub fn network_not_supported(method: &str, path: &str) -> Self {
+        Self::new(
+            501,
+            "miroir_not_supported",
+            ErrorType::InvalidRequest,
+            format!(
+                "`{method} {path}` configures Meilisearch's own sharding and replication between nodes; through Miroir the nodes are independent and Miroir shards and replicates them (see `/_miroir/topology` on the control plane)."
+            ),
+        )
+    }
+
     /// Nodes could not be reached or did not answer in time: the cluster, not the request, failed.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(503, code, ErrorType::System, message)

@@ -226,6 +226,13 @@ impl Exchange {
             Route::Tasks if ctx.config.control_plane.is_some() => {
                 wrap(TaskForward::start(ctx, None, host), State::TaskForward)
             }
+            Route::Network => (
+                State::Answered,
+                Step::Answer(
+                    MeiliError::network_not_supported(&ctx.request.method, &ctx.request.path)
+                        .into(),
+                ),
+            ),
             Route::Tasks | Route::Unsupported => (
                 State::Answered,
                 Step::Answer(
@@ -334,7 +341,7 @@ fn route_metric(route: &Route) -> &'static str {
         Route::ReadAll(_) | Route::AnyNode => "miroir_requests_reads",
         Route::GetTask { .. } | Route::Tasks => "miroir_requests_tasks",
         Route::CreateKey | Route::Everywhere => "miroir_requests_keys",
-        Route::Unsupported => "miroir_requests_unsupported",
+        Route::Unsupported | Route::Network => "miroir_requests_unsupported",
     }
 }
 
@@ -355,7 +362,7 @@ fn is_read(route: &Route) -> bool {
 fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
     nodes_in_read_order(ctx)
         .into_iter()
-        .map(|n| (n.id.clone(), ctx.call(n, "GET", ctx.path_and_query(), None)))
+        .map(|n| (n.id.clone(), passthrough::forward(ctx, n)))
         .collect()
 }
 

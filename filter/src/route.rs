@@ -17,12 +17,15 @@ pub enum Agreement {
     Key,
     /// `GET /keys`.
     KeyList,
+    /// `POST /indexes/{uid}/fields`: every field some node holds.
+    Fields,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Health,
-    /// Any node's answer will do (`GET /version`, `GET /experimental-features`).
+    /// Any node's answer will do (`GET /version`, `GET /experimental-features`, reads of the
+    /// dynamic search rules, `POST /render-template`): the request is forwarded as it is.
     AnyNode,
     CreateIndex,
     /// The same change on every node, answered with one task of type `kind`.
@@ -84,6 +87,8 @@ pub enum Route {
     /// `PATCH /experimental-features`).
     Everywhere,
     Unsupported,
+    /// Meilisearch's own sharding and replication (`/network`): Miroir is the cluster.
+    Network,
 }
 
 pub fn route(method: &str, path: &str) -> Route {
@@ -175,6 +180,28 @@ pub fn route(method: &str, path: &str) -> Route {
         ("GET", ["keys", _]) => Route::ReadAll(Agreement::Key),
         ("POST", ["keys"]) => Route::CreateKey,
         ("PATCH" | "DELETE", ["keys", _]) => Route::Everywhere,
+        // Every node dumps or snapshots its own data: one global task.
+        ("POST", ["dumps"]) => Route::Broadcast {
+            kind: "dumpCreation",
+            index: None,
+        },
+        ("POST", ["snapshots"]) => Route::Broadcast {
+            kind: "snapshotCreation",
+            index: None,
+        },
+        ("POST", ["indexes", uid, "compact"]) => Route::Broadcast {
+            kind: "indexCompaction",
+            index: index(uid),
+        },
+        ("POST", ["indexes", _, "fields"]) => Route::ReadAll(Agreement::Fields),
+        // Dynamic search rules are cluster-wide: set on every node, read from any.
+        ("POST", ["dynamic-search-rules"]) | ("GET", ["dynamic-search-rules", _]) => Route::AnyNode,
+        ("PATCH" | "DELETE", ["dynamic-search-rules", _]) => Route::Broadcast {
+            kind: "dsrUpdate",
+            index: None,
+        },
+        ("POST", ["render-template"]) => Route::AnyNode,
+        (_, ["network", ..]) => Route::Network,
         ("GET", ["tasks", uid]) => Route::GetTask {
             uid: uid.to_string(),
         },
@@ -264,6 +291,17 @@ mod tests {
                 get: true
             }
         );
-        assert_eq!(route("POST", "/indexes/movies/compact"), Route::Unsupported);
+        assert_eq!(
+            route("POST", "/indexes/movies/compact"),
+            Route::Broadcast {
+                kind: "indexCompaction",
+                index: Some("movies".into())
+            }
+        );
+        assert_eq!(route("GET", "/network"), Route::Network);
+        assert_eq!(
+            route("POST", "/chats/x/chat/completions"),
+            Route::Unsupported
+        );
     }
 }

@@ -5,8 +5,70 @@
 use miroir_topology::{reserved, Topology};
 use serde_json::{json, Map, Value};
 
-/// Combines the nodes' answers (`GET /indexes/{uid}/stats`, or `GET /stats` when `whole`).
-pub fn combine(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
+/// Combines the nodes' answers (`GET /indexes/{uid}/stats`, or `GET /stats` when `whole`),
+/// which give sizes in bytes; `human` writes them as Meilisearch's `sizeFormat=human` does.
+pub fn combine(
+    topology: &Topology,
+    whole: bool,
+    human: bool,
+    bodies: Vec<(String, Value)>,
+) -> Value {
+    let mut combined = combine_raw(topology, whole, bodies);
+    if human {
+        humanize(&mut combined, whole);
+    }
+    combined
+}
+
+/// Meilisearch's `sizeFormat=human`: binary units, at most two decimals, trailing zeros dropped
+/// (`307 B`, `24 KiB`, `3.42 KiB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut unit = 0;
+    let mut scale = 1u64;
+    while unit + 1 < UNITS.len() && bytes / scale >= 1024 {
+        scale = scale.saturating_mul(1024);
+        unit += 1;
+    }
+    if unit == 0 {
+        return format!("{bytes} B");
+    }
+    let value = format!("{:.2}", bytes as f64 / scale as f64);
+    let value = value.trim_end_matches('0').trim_end_matches('.');
+    format!("{value} {}", UNITS.get(unit).unwrap_or(&"EiB"))
+}
+
+/// The sizes of a combined answer in `human` form.
+fn humanize(stats: &mut Value, whole: bool) {
+    let size = |v: &mut Value| {
+        if let Some(bytes) = v.as_u64() {
+            *v = json!(human_size(bytes));
+        }
+    };
+    let index = |stats: &mut Value| {
+        for field in ["rawDocumentDbSize", "avgDocumentSize"] {
+            if let Some(v) = stats.get_mut(field) {
+                size(v);
+            }
+        }
+        if let Some(Value::Object(internal)) = stats.get_mut("internalDatabaseSizes") {
+            internal.values_mut().for_each(size);
+        }
+    };
+    if !whole {
+        return index(stats);
+    }
+    for field in ["databaseSize", "usedDatabaseSize"] {
+        if let Some(v) = stats.get_mut(field) {
+            size(v);
+        }
+    }
+    if let Some(Value::Object(indexes)) = stats.get_mut("indexes") {
+        indexes.values_mut().for_each(index);
+    }
+}
+
+fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
     let rf = u64::from(topology.replication_factor.max(1));
     let group = topology
         .group_names()
@@ -102,6 +164,19 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
             merged.insert(field.into(), json!(sum(field)));
         }
     }
+    // Internal database sizes are physical: every copy in the group takes room.
+    if merged.contains_key("internalDatabaseSizes") {
+        let mut internal: Map<String, Value> = Map::new();
+        for s in stats {
+            if let Some(Value::Object(sizes)) = s.get("internalDatabaseSizes") {
+                for (db, bytes) in sizes {
+                    let previous = internal.get(db).and_then(Value::as_u64).unwrap_or(0);
+                    internal.insert(db.clone(), json!(previous + bytes.as_u64().unwrap_or(0)));
+                }
+            }
+        }
+        merged.insert("internalDatabaseSizes".into(), Value::Object(internal));
+    }
     merged.insert("fieldDistribution".into(), Value::Object(fields));
     Value::Object(merged)
 }
@@ -144,7 +219,7 @@ mod tests {
             ("b0".to_string(), node_stats(10, true)),
             ("b1".to_string(), node_stats(10, false)),
         ];
-        let merged = combine(&topology(2), false, bodies);
+        let merged = combine(&topology(2), false, false, bodies);
         assert_eq!(merged["numberOfDocuments"], 10);
         assert_eq!(merged["rawDocumentDbSize"], 1000);
         assert_eq!(merged["avgDocumentSize"], 100);
@@ -161,12 +236,45 @@ mod tests {
             ("b0".to_string(), whole(5)),
             ("b1".to_string(), whole(2)),
         ];
-        let merged = combine(&topology(1), true, bodies);
+        let merged = combine(&topology(1), true, false, bodies);
         assert_eq!(merged["databaseSize"], 4000);
         assert_eq!(merged["lastUpdate"], "2026-11-22T00:00:05Z");
         assert_eq!(
             merged["indexes"]["movies"]["numberOfDocuments"], 7,
             "group a: 3 + 4"
+        );
+    }
+
+    #[test]
+    fn human_sizes_are_written_as_meilisearch_writes_them() {
+        // Recorded from Meilisearch 1.50 (`sizeFormat=human` next to the raw answer).
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(307), "307 B");
+        assert_eq!(human_size(4096), "4 KiB");
+        assert_eq!(human_size(3502), "3.42 KiB");
+        assert_eq!(human_size(24576), "24 KiB");
+        assert_eq!(human_size(483_328), "472 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+
+    #[test]
+    fn summed_sizes_are_shown_in_the_clients_format() {
+        let whole = |internal: u64| {
+            json!({"databaseSize": 483328, "usedDatabaseSize": 1000, "lastUpdate": null,
+            "indexes": {"movies": {"numberOfDocuments": 1, "rawDocumentDbSize": 4096, "avgDocumentSize": 4096,
+                "isIndexing": false, "internalDatabaseSizes": {"main": internal}, "fieldDistribution": {}}}})
+        };
+        let bodies = vec![
+            ("a0".to_string(), whole(4096)),
+            ("a1".to_string(), whole(8192)),
+        ];
+        let merged = combine(&topology(1), true, true, bodies);
+        assert_eq!(merged["databaseSize"], "944 KiB");
+        assert_eq!(merged["indexes"]["movies"]["rawDocumentDbSize"], "8 KiB");
+        assert_eq!(merged["indexes"]["movies"]["avgDocumentSize"], "4 KiB");
+        assert_eq!(
+            merged["indexes"]["movies"]["internalDatabaseSizes"]["main"],
+            "12 KiB"
         );
     }
 }

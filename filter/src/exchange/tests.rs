@@ -98,6 +98,8 @@ impl FakeNode {
                 );
                 task("indexCreation")
             }
+            ("POST", "/dumps") => task("dumpCreation"),
+            ("POST", "/snapshots") => task("snapshotCreation"),
             ("PATCH", "/indexes/movies/settings") => task("settingsUpdate"),
             ("DELETE", "/indexes/movies/settings") => task("settingsUpdate"),
             ("PUT", p) if p.starts_with("/indexes/movies/settings/") => task("settingsUpdate"),
@@ -344,7 +346,7 @@ fn health_is_answered_by_the_filter() {
 fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let config = three_nodes();
     let mut fleet = Fleet::new(&config);
-    let (status, body) = fleet.run(&config, "POST", "/snapshots", &[], Value::Null);
+    let (status, body) = fleet.run(&config, "POST", "/chats/x/settings", &[], Value::Null);
     assert_eq!(status, 501);
     assert_eq!(body["code"], "miroir_not_supported");
     assert_eq!(body["type"], "invalid_request");
@@ -352,6 +354,19 @@ fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
         body["link"],
         "https://docs.meilisearch.com/errors#miroir_not_supported"
     );
+    assert!(fleet.host.sent.is_empty());
+}
+
+#[test]
+fn meilisearchs_own_sharding_is_refused_with_the_reason() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let (status, body) = fleet.run(&config, "PATCH", "/network", &[], json!({"self": "a"}));
+    assert_eq!(status, 501);
+    assert_eq!(body["code"], "miroir_not_supported");
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Meilisearch's own sharding")));
     assert!(fleet.host.sent.is_empty());
 }
 
@@ -1484,4 +1499,125 @@ fn a_body_above_the_payload_limit_is_refused_like_meilisearch_before_any_node_is
         ))
     );
     assert_eq!(host.header("x-miroir-topology-epoch"), Some("7"));
+}
+
+#[test]
+fn an_inferred_primary_key_reaches_the_nodes_that_got_no_document() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(None);
+    }
+    // One document lands on one node; the two others must learn the key all the same.
+    let (status, _) = fleet.add_documents(&config, json!([{"id": 1, "title": "Carol"}]));
+    assert_eq!(status, 202);
+    for id in ["n0", "n1", "n2"] {
+        let log = &fleet.node(id).log;
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("POST /indexes/movies/documents?primaryKey=id")),
+            "{id}: {log:?}"
+        );
+    }
+    let docs: usize = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| fleet.node(id).docs.len())
+        .sum();
+    assert_eq!(docs, 1, "the document itself is on its owner only");
+}
+
+#[test]
+fn dumps_and_snapshots_are_taken_on_every_node_as_one_task() {
+    for path in ["/dumps", "/snapshots"] {
+        let config = three_nodes();
+        let mut fleet = Fleet::new(&config);
+        let (status, body) = fleet.run(&config, "POST", path, &[], Value::Null);
+        assert_eq!(status, 202, "{path}: {body}");
+        for id in ["n0", "n1", "n2"] {
+            assert!(
+                fleet
+                    .node(id)
+                    .log
+                    .iter()
+                    .any(|l| l == &format!("POST {path}")),
+                "{path} on {id}"
+            );
+        }
+        assert!(body["taskUid"].is_u64());
+    }
+}
+
+#[test]
+fn fields_are_every_nodes_by_name_without_miroirs() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let field = |name: &str| json!({"name": name, "displayed": {"enabled": true}});
+    let mut sent = Vec::new();
+    for (id, names) in [
+        ("n0", vec!["title", "_miroir_shard", "id"]),
+        ("n1", vec!["id", "year"]),
+        ("n2", vec!["_miroir_seq", "id"]),
+    ] {
+        let results: Vec<Value> = names.iter().map(|n| field(n)).collect();
+        sent.push((id, results));
+    }
+    let request = Request::new(
+        "POST",
+        "/indexes/movies/fields",
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&json!({"offset": 1, "limit": 2})).unwrap(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let body: Value = serde_json::from_slice(call.body.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"offset": 0, "limit": 100000}),
+            "nodes list every field"
+        );
+        let results = sent
+            .iter()
+            .find(|(id, _)| cluster_name(id) == call.cluster)
+            .map(|(_, r)| r.clone())
+            .unwrap();
+        let total = results.len();
+        let reply = json_reply(
+            200,
+            json!({"results": results, "offset": 0, "limit": 100000, "total": total}),
+        );
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    let (status, body) = fleet.host.answer().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"results": [field("title"), field("year")], "offset": 1, "limit": 2, "total": 3})
+    );
+}
+
+#[test]
+fn a_task_deleted_on_the_control_plane_is_not_found_here_either() {
+    let config = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&config);
+    let (status, body) = fleet.add_documents(&config, movies(3));
+    assert_eq!(status, 202);
+    let uid = body["taskUid"].as_u64().unwrap();
+    // The control plane had the task, then deleted it: its 404 is the answer.
+    let request = Request::new("GET", &format!("/tasks/{uid}"), Vec::new(), Vec::new());
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        assert_eq!(
+            call.cluster,
+            miroir_topology::CONTROL_PLANE_CLUSTER,
+            "no node is asked"
+        );
+        let reply = json_reply(
+            404,
+            json!({"message": format!("Task `{uid}` not found."), "code": "task_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_not_found"}),
+        );
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    let (status, body) = fleet.host.answer().unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "task_not_found");
 }

@@ -43,7 +43,7 @@ pub(crate) fn candidates(ctx: &Ctx) -> Option<Vec<(String, Call)>> {
 }
 
 /// The client's request as it came, for `node`.
-fn forward(ctx: &Ctx, node: &miroir_topology::Node) -> Call {
+pub(crate) fn forward(ctx: &Ctx, node: &miroir_topology::Node) -> Call {
     let content_type = ctx.request.header("content-type");
     match (ctx.raw_body(), content_type) {
         (Some(body), Some(content_type)) => ctx.call_with(

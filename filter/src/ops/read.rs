@@ -16,6 +16,8 @@ pub(crate) const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
 pub(crate) struct ReadAll {
     /// The client's `offset` and `limit`, for lists Miroir paginates itself.
     window: (u64, u64),
+    /// `sizeFormat=human`: sizes read in bytes, written as Meilisearch writes them.
+    human: bool,
     kind: Agreement,
     config: std::rc::Rc<miroir_topology::PluginConfig>,
     nodes: Vec<String>,
@@ -29,25 +31,45 @@ impl ReadAll {
         // Keys are listed whole from every node: the page is cut from the keys they share.
         let path = match kind {
             Agreement::KeyList => "/keys?offset=0&limit=100000".to_string(),
+            // Sizes are summed in bytes and written in the client's format afterwards.
+            Agreement::Stats | Agreement::IndexStats if human_sizes(ctx) => {
+                let pairs: Vec<(String, String)> = ctx
+                    .request
+                    .query_pairs()
+                    .into_iter()
+                    .filter(|(k, _)| k != "sizeFormat")
+                    .collect();
+                format!(
+                    "{}?{}",
+                    ctx.request.path,
+                    crate::request::encode_query(&pairs)
+                )
+            }
             _ => ctx.path_and_query(),
         };
+        let (body, window) = match kind {
+            Agreement::Fields => fields_body(ctx),
+            _ => {
+                let param = |name: &str, default: u64| {
+                    ctx.request
+                        .query_param(name)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(default)
+                };
+                (None, (param("offset", 0), param("limit", 20)))
+            }
+        };
         for node in ctx.nodes() {
-            fanout.send(
-                host,
-                &ctx.call(node, "GET", path.clone(), None),
-                node.id.clone(),
-            );
+            let call = match &body {
+                Some(body) => ctx.call(node, "POST", path.clone(), Some(body.clone())),
+                None => ctx.call(node, "GET", path.clone(), None),
+            };
+            fanout.send(host, &call, node.id.clone());
             nodes.push(node.id.clone());
         }
-        let param = |name: &str, default: u64| {
-            ctx.request
-                .query_param(name)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        let window = (param("offset", 0), param("limit", 20));
         let mut read = ReadAll {
             window,
+            human: human_sizes(ctx),
             kind,
             config: ctx.config.clone(),
             nodes,
@@ -90,11 +112,12 @@ impl ReadAll {
             Agreement::IndexStats | Agreement::Stats => {
                 let whole = self.kind == Agreement::Stats;
                 (
-                    crate::stats::combine(&self.config.topology, whole, bodies),
+                    crate::stats::combine(&self.config.topology, whole, self.human, bodies),
                     Vec::new(),
                 )
             }
             Agreement::KeyList => shared_keys(bodies, self.window),
+            Agreement::Fields => (fields_union(bodies, self.window), Vec::new()),
             kind => combine(kind, bodies),
         };
         let mut answer = Answer::json(200, &answer);
@@ -108,6 +131,62 @@ impl ReadAll {
         }
         Step::Answer(answer)
     }
+}
+
+/// `POST /indexes/{uid}/fields` asks each node for all its fields matching the client's
+/// filter (the page is cut from their union), and the client's window. A body whose window is
+/// not two integers is sent unchanged, for the nodes to refuse as one node does.
+fn fields_body(ctx: &Ctx) -> (Option<Vec<u8>>, (u64, u64)) {
+    let raw = (Some(ctx.request.body.clone()), (0, 20));
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&ctx.request.body) else {
+        return if ctx.request.body.is_empty() {
+            (Some(b"{\"offset\":0,\"limit\":100000}".to_vec()), (0, 20))
+        } else {
+            raw
+        };
+    };
+    let mut window = (0, 20);
+    for (field, slot) in [("offset", &mut window.0), ("limit", &mut window.1)] {
+        match body.get(field) {
+            None => {}
+            Some(v) => match v.as_u64() {
+                Some(n) => *slot = n,
+                None => return raw,
+            },
+        }
+    }
+    body.insert("offset".into(), Value::from(0));
+    body.insert("limit".into(), Value::from(100_000));
+    (serde_json::to_vec(&body).ok(), window)
+}
+
+/// Every field any node holds (each node knows the fields of its own documents), by name as
+/// Meilisearch lists them, Miroir's own left out, paginated with the client's window.
+fn fields_union(bodies: Vec<(String, Value)>, (offset, limit): (u64, u64)) -> Value {
+    let mut fields: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for (_, body) in bodies {
+        let Some(Value::Array(results)) = body.get("results") else {
+            continue;
+        };
+        for field in results {
+            if let Some(name) = field.get("name").and_then(Value::as_str) {
+                if !is_reserved(name) {
+                    fields
+                        .entry(name.to_string())
+                        .or_insert_with(|| field.clone());
+                }
+            }
+        }
+    }
+    let total = fields.len();
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let count = usize::try_from(limit).unwrap_or(usize::MAX);
+    let page: Vec<Value> = fields.into_values().skip(start).take(count).collect();
+    serde_json::json!({"results": page, "offset": offset, "limit": limit, "total": total})
+}
+
+fn human_sizes(ctx: &Ctx) -> bool {
+    ctx.request.query_param("sizeFormat").as_deref() == Some("human")
 }
 
 /// The answer and the nodes whose answer differs from the first one's in what must agree.
@@ -133,7 +212,9 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
                     .map(|r| r.iter().map(without_dates).collect())
                     .unwrap_or_default(),
             ),
-            Agreement::Settings | Agreement::IndexStats | Agreement::Stats => v.clone(),
+            Agreement::Settings | Agreement::IndexStats | Agreement::Stats | Agreement::Fields => {
+                v.clone()
+            }
         }
     };
     let mut iter = bodies.into_iter();
@@ -160,7 +241,7 @@ pub(crate) fn combine(kind: Agreement, mut bodies: Vec<(String, Value)>) -> (Val
                     }
                 }
             }
-            Agreement::Settings | Agreement::IndexStats | Agreement::Stats => {}
+            Agreement::Settings | Agreement::IndexStats | Agreement::Stats | Agreement::Fields => {}
         }
     }
     (first, disagreeing)

@@ -154,8 +154,9 @@ impl TaskForward {
         }
         self.token = None;
         match reply {
-            // A task answered here while the control plane was unreachable, not handed over yet.
-            Reply::Response { status: 404, .. } if self.local_uid(host).is_some() => {
+            // A task answered here while the control plane was unreachable, not handed over yet
+            // (a task handed over and then deleted is gone).
+            Reply::Response { status: 404, .. } if self.unhanded(host) => {
                 self.read_locally(ctx, host)
             }
             // Envoy's own 502/503/504 (connect failure, timeout) are not the control plane's.
@@ -180,6 +181,14 @@ impl TaskForward {
                 self.read_locally(ctx, host)
             }
         }
+    }
+
+    /// Whether the uid asked for is one this Envoy answered and has not handed over yet.
+    fn unhanded(&self, host: &dyn Host) -> bool {
+        self.uid
+            .as_deref()
+            .and_then(|uid| parse_uid(uid).ok())
+            .is_some_and(|uid| tasks::outbox(host).contains(&uid))
     }
 
     /// The uid asked for, if this Envoy holds its record.

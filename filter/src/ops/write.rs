@@ -30,6 +30,9 @@ pub(crate) struct Write {
 
 pub(crate) struct Routed {
     primary_key: String,
+    /// The index had no primary key: every node learns it, those without documents too (one
+    /// Meilisearch infers it once; a node left without it would report `primaryKey: null`).
+    teach_primary_key: bool,
     /// Each document's shard, in batch order.
     shards: Vec<u32>,
     first_seq: Option<u64>,
@@ -103,6 +106,7 @@ impl Write {
             Some(Err(problem)) => return Step::Answer(problem),
             Some(Ok(found)) => (found.missing, found.primary_key),
         };
+        let index_pk_was_unset = index_pk.is_none();
         let primary_key = match index_pk.or_else(|| ctx.request.query_param("primaryKey")) {
             Some(pk) => pk,
             None => match documents::infer_primary_key(&self.batch, &ctx.request.body) {
@@ -122,6 +126,9 @@ impl Write {
             }
         };
         self.route_documents(host, primary_key.clone(), shards);
+        if let Some(routed) = &mut self.pending {
+            routed.teach_primary_key = index_pk_was_unset;
+        }
         if missing.is_empty() {
             return self.send_documents(ctx, host);
         }
@@ -161,6 +168,7 @@ impl Write {
             .insert("receivedDocuments".into(), json!(shards.len()));
         self.pending = Some(Routed {
             primary_key,
+            teach_primary_key: false,
             shards,
             first_seq,
         });
@@ -204,13 +212,20 @@ impl Write {
             write.send_part(host, &call, node_id.clone());
             body = call.body.unwrap_or_default();
         }
-        if split.nodes().next().is_none() {
+        let without_documents: Vec<&Node> = if routed.teach_primary_key {
+            ctx.nodes()
+                .filter(|n| !split.nodes().any(|id| *id == n.id))
+                .collect()
+        } else if split.nodes().next().is_none() {
             // An empty batch still makes a task on one node, as on Meilisearch.
-            if let Some(first) = ctx.nodes().next() {
-                let empty = batch.empty_part();
-                let call = ctx.call_with(first, method, path, empty.content_type, empty.body);
-                write.send_part(host, &call, first.id.clone());
-            }
+            ctx.nodes().take(1).collect()
+        } else {
+            Vec::new()
+        };
+        for node in without_documents {
+            let empty = batch.empty_part();
+            let call = ctx.call_with(node, method, path.clone(), empty.content_type, empty.body);
+            write.send_part(host, &call, node.id.clone());
         }
         let step = write.all_sent(host);
         self.phase = WritePhase::Documents(write);
