@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod default_keys;
 pub mod error;
 pub mod health;
 pub mod leader;

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub index_settings_consistent: Family<Labels, Gauge>,
     /// `result`: consistent, inconsistent, unverified.
     pub index_settings_checks: Family<Labels, Counter>,
+    /// `node`, `result`: created, exists, mismatch, rejected, refused, unavailable (one per
+    /// default key and node, until the node is done).
+    pub default_keys: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -62,6 +65,7 @@ impl Metrics {
             envoys: Gauge::default(),
             index_settings_consistent: Family::default(),
             index_settings_checks: Family::default(),
+            default_keys: Family::default(),
         };
         registry.register(
             "topology_epoch",
@@ -110,6 +114,11 @@ impl Metrics {
             "index_settings_checks",
             "Checks of an index's settings across the nodes after a change, by result",
             m.index_settings_checks.clone(),
+        );
+        registry.register(
+            "default_keys",
+            "Creations of the cluster's default keys on the nodes, by node and result",
+            m.default_keys.clone(),
         );
         Metrics { registry, ..m }
     }

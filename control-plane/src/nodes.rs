@@ -272,3 +272,35 @@ pub async fn schema_change_pending(
         .and_then(Value::as_array)
         .is_some_and(|r| !r.is_empty()))
 }
+
+/// `POST /keys` with `body` (which names its `uid`): the node's key object (201).
+pub async fn create_key(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    body: &Value,
+    timeout: Duration,
+) -> Result<Value, NodeError> {
+    send(
+        http.post(url(address, "/keys")).json(body),
+        authorization,
+        timeout,
+    )
+    .await
+}
+
+/// `GET /keys/{uid}`: the node's key object.
+pub async fn get_key(
+    http: &reqwest::Client,
+    address: &str,
+    authorization: Option<&str>,
+    uid: &str,
+    timeout: Duration,
+) -> Result<Value, NodeError> {
+    send(
+        http.get(url(address, &format!("/keys/{uid}"))),
+        authorization,
+        timeout,
+    )
+    .await
+}

@@ -11,7 +11,7 @@ use crate::app::{pause, App, WASM_SETTING};
 use crate::config::{Config, WasmSpec};
 use crate::publisher::{wasm_source, MemoryPublisher, Publisher, XdsPublisher};
 use crate::tasks::registry;
-use crate::{health, leader, routes, store};
+use crate::{default_keys, health, leader, routes, store};
 
 /// The replica's name in the leader lease.
 fn replica_id(config: &Config) -> String {
@@ -201,6 +201,7 @@ fn spawn_loops(
             stopped.clone(),
         )),
         tokio::spawn(health::run(app.clone(), stopped.clone())),
+        tokio::spawn(default_keys::run(app.clone(), stopped.clone())),
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
         tokio::spawn(follow_store(app.clone(), stopped)),
     ]

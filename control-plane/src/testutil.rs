@@ -130,6 +130,12 @@ pub struct FakeNode {
     pub indexes: Arc<Mutex<BTreeMap<String, (Value, Value)>>>,
     /// Index reads answer 503 while set.
     pub indexes_broken: Arc<AtomicBool>,
+    /// API keys in creation order (`POST /keys` needs an explicit `uid` here).
+    pub keys: Arc<Mutex<Vec<Value>>>,
+    /// `POST /keys` bodies received.
+    pub key_posts: Arc<Mutex<Vec<Value>>>,
+    /// The key routes answer 503 while set (a node that is down).
+    pub keys_down: Arc<AtomicBool>,
 }
 
 fn auth_error(headers: &HeaderMap, key: &str) -> Option<(StatusCode, Json<Value>)> {
@@ -201,6 +207,9 @@ impl FakeNode {
             key: key.to_string(),
             indexes: Arc::new(Mutex::new(BTreeMap::new())),
             indexes_broken: Arc::new(AtomicBool::new(false)),
+            keys: Arc::new(Mutex::new(Vec::new())),
+            key_posts: Arc::new(Mutex::new(Vec::new())),
+            keys_down: Arc::new(AtomicBool::new(false)),
         };
         let router = Router::new()
             .route("/health", get(health))
@@ -208,6 +217,8 @@ impl FakeNode {
             .route("/indexes/{uid}/settings", get(get_settings))
             .route("/tasks", get(list).delete(delete))
             .route("/tasks/cancel", post(cancel))
+            .route("/keys", post(create_key))
+            .route("/keys/{uid}", get(get_key))
             .route("/webhooks", get(webhooks_probe).post(webhooks_probe))
             .route(
                 "/webhooks/{uuid}",
@@ -291,6 +302,71 @@ async fn webhooks_probe(
                         "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#immutable_webhook"}),
             ),
         )
+    }
+}
+
+fn keys_refusal(node: &FakeNode, headers: &HeaderMap) -> Option<(StatusCode, Json<Value>)> {
+    if node.keys_down.load(Ordering::Relaxed) {
+        return Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"message": "unavailable"})),
+        ));
+    }
+    auth_error(headers, &node.key)
+}
+
+/// `POST /keys` with a `uid`: 201 with the key (its value derived from the master key and the
+/// uid), 409 `api_key_already_exists` if the uid is taken.
+async fn create_key(
+    State(node): State<FakeNode>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = keys_refusal(&node, &headers) {
+        return e;
+    }
+    node.key_posts.lock().expect("lock").push(body.clone());
+    let uid = body["uid"].as_str().expect("uid").to_string();
+    let mut keys = node.keys.lock().expect("lock");
+    if keys.iter().any(|k| k["uid"] == uid.as_str()) {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "message": format!("`uid` field value `{uid}` is already an existing API key."),
+                "code": "api_key_already_exists", "type": "invalid_request",
+                "link": "https://docs.meilisearch.com/errors#api_key_already_exists"})),
+        );
+    }
+    let mut key = body.clone();
+    key["key"] = json!(format!("hmac({},{uid})", node.key));
+    key["createdAt"] = json!("2026-11-21T10:00:00Z");
+    key["updatedAt"] = json!("2026-11-21T10:00:00Z");
+    keys.push(key.clone());
+    (StatusCode::CREATED, Json(key))
+}
+
+async fn get_key(
+    State(node): State<FakeNode>,
+    UrlPath(uid): UrlPath<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = keys_refusal(&node, &headers) {
+        return e;
+    }
+    match node
+        .keys
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|k| k["uid"] == uid.as_str() || k["key"] == uid.as_str())
+    {
+        Some(key) => (StatusCode::OK, Json(key.clone())),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": format!("API key `{uid}` not found."),
+                        "code": "api_key_not_found", "type": "invalid_request",
+                        "link": "https://docs.meilisearch.com/errors#api_key_not_found"})),
+        ),
     }
 }
 

@@ -27,8 +27,6 @@ use crate::store::{SharedStore, Webhook, MAX_WEBHOOKS};
 use crate::tasks::query::did_you_mean;
 use crate::tasks::routes::authorize_for;
 
-pub mod gzip;
-
 #[cfg(test)]
 mod tests;
 
@@ -512,6 +510,14 @@ pub fn notify(app: &App, tasks: Vec<Value>) {
     tokio::spawn(send_all(store, http, tasks).instrument(tracing::info_span!("notify_webhooks")));
 }
 
+/// The body as Meilisearch sends it: gzip (`Content-Encoding: gzip`).
+pub(crate) fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
 async fn send_all(store: SharedStore, http: reqwest::Client, tasks: Vec<Value>) {
     let webhooks = match store.webhooks().await {
         Ok(w) => w,
@@ -523,7 +529,13 @@ async fn send_all(store: SharedStore, http: reqwest::Client, tasks: Vec<Value>) 
     if webhooks.is_empty() {
         return;
     }
-    let body = Bytes::from(gzip::encode(&ndjson(&tasks)));
+    let body = match gzip(&ndjson(&tasks)) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            tracing::warn!(error = %e, "finished tasks not gzip-encoded: not notified");
+            return;
+        }
+    };
     let mut calls = tokio::task::JoinSet::new();
     for (uuid, webhook) in webhooks {
         let mut request = http

@@ -450,8 +450,9 @@ async fn a_finished_task_is_sent_to_every_webhook_once() {
             "unredacted"
         );
         assert_eq!(header("x-which").as_deref(), Some(which));
-        let ndjson = gzip::decode(body).expect("gzip");
-        let text = String::from_utf8(ndjson).expect("utf-8");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .expect("gzip of utf-8");
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("json line"))
