@@ -1621,3 +1621,16 @@ fn a_task_deleted_on_the_control_plane_is_not_found_here_either() {
     assert_eq!(status, 404);
     assert_eq!(body["code"], "task_not_found");
 }
+
+#[test]
+fn a_single_nodes_own_default_keys_are_not_listed_beside_the_clusters() {
+    let config = config(&[("n0", "g")], 8, 1);
+    let mut fleet = Fleet::new(&config);
+    let cluster = miroir_topology::keys::DEFAULT_KEYS[3].body();
+    let own = json!({"uid": "0b3b5e4e-0000-4000-8000-000000000000", "name": "Default Search API Key", "actions": ["search"]});
+    fleet.node("n0").keys = vec![own, cluster.clone()];
+    let (status, body) = fleet.run(&config, "GET", "/keys", &[], Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(body["total"], 1, "{body}");
+    assert_eq!(body["results"][0]["uid"], cluster["uid"]);
+}

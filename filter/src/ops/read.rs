@@ -1,6 +1,7 @@
 //! Reads: from every node with their agreement checked, or from the first node that answers.
 
 use miroir_topology::is_reserved;
+use miroir_topology::keys::is_node_default;
 use serde_json::{Map, Value};
 
 use crate::ctx::Ctx;
@@ -430,18 +431,18 @@ pub(crate) fn shared_keys(
     };
     let mut disagreeing = Vec::new();
     for (node, body) in &bodies {
-        let stray = keys_of(body).iter().any(|key| {
-            let default = key
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.starts_with("Default "));
-            !default && !everywhere(key)
-        });
+        let stray = keys_of(body)
+            .iter()
+            .any(|key| !is_node_default(key) && !everywhere(key));
         if stray {
             disagreeing.push(node.clone());
         }
     }
-    let shared: Vec<Value> = keys_of(first).into_iter().filter(everywhere).collect();
+    // A node's own default keys work on that node only, even when it is the only node.
+    let shared: Vec<Value> = keys_of(first)
+        .into_iter()
+        .filter(|key| !is_node_default(key) && everywhere(key))
+        .collect();
     let total = shared.len();
     let page: Vec<Value> = shared
         .into_iter()
