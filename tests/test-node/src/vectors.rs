@@ -247,11 +247,18 @@ pub fn check_documents(
     for (id, doc) in docs {
         match doc.get(VECTORS_FIELD) {
             None | Some(Value::Object(_)) => {}
+            // Meilisearch 1.50 fails such a task with serde's words and an internal error.
             Some(other) => {
-                return Err(MeiliError::invalid(
-                    "invalid_vectors_type",
-                    format!("Index `{index_uid}`: The `_vectors` field in the document with id: `{id}` is not an object. Was expecting an object with a key for each embedder with manually provided vectors, but instead got `{other}`"),
-                ))
+                let found = match other {
+                    Value::String(_) => format!("string {other}"),
+                    Value::Array(_) => "sequence".to_string(),
+                    Value::Bool(b) => format!("boolean `{b}`"),
+                    Value::Number(n) => format!("integer `{n}`"),
+                    _ => "null".to_string(),
+                };
+                return Err(MeiliError::internal(format!(
+                    "Index `{index_uid}`: invalid type: {found}, expected a map"
+                )));
             }
         }
         for e in &all {
