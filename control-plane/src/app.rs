@@ -36,6 +36,9 @@ pub struct App {
     /// Serializes this replica's own topology changes (the store's compare-and-set covers the
     /// other replicas).
     pub topology_lock: tokio::sync::Mutex<()>,
+    /// Serializes this replica's applying of finished task deletions, so a deletion two reads
+    /// see finish at once is applied (and counted) once.
+    pub deletion_lock: tokio::sync::Mutex<()>,
 }
 
 /// A topology change that was stored, and how its rollout went.
@@ -68,6 +71,7 @@ impl App {
             last_rollout: Mutex::new(None),
             last_wasm: Mutex::new(None),
             topology_lock: tokio::sync::Mutex::new(()),
+            deletion_lock: tokio::sync::Mutex::new(()),
         })
     }
 

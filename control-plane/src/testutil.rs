@@ -136,7 +136,15 @@ pub struct FakeNode {
     pub key_posts: Arc<Mutex<Vec<Value>>>,
     /// The key routes answer 503 while set (a node that is down).
     pub keys_down: Arc<AtomicBool>,
+    /// While set, cancelations and deletions stay enqueued until [`FakeNode::process`] (a busy
+    /// queue); otherwise they are processed when received.
+    pub paused: Arc<AtomicBool>,
+    /// Enqueued cancelations and deletions.
+    held: Arc<Mutex<Vec<Held>>>,
 }
+
+/// A cancelation or deletion a paused node has not processed: (its task uid, deletion, uids).
+type Held = (u64, bool, Vec<u64>);
 
 fn auth_error(headers: &HeaderMap, key: &str) -> Option<(StatusCode, Json<Value>)> {
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -210,6 +218,8 @@ impl FakeNode {
             keys: Arc::new(Mutex::new(Vec::new())),
             key_posts: Arc::new(Mutex::new(Vec::new())),
             keys_down: Arc::new(AtomicBool::new(false)),
+            paused: Arc::new(AtomicBool::new(false)),
+            held: Arc::new(Mutex::new(Vec::new())),
         };
         let router = Router::new()
             .route("/health", get(health))
@@ -254,16 +264,83 @@ impl FakeNode {
             .insert(uid.to_string(), (json!(primary_key), settings));
     }
 
-    fn enqueue(&self, kind: &str, details: Value) -> Value {
+    fn enqueue(&self, kind: &str, status: &str, details: Value) -> Value {
         let mut tasks = self.tasks.lock().expect("lock");
         let uid = tasks.keys().next_back().map(|u| u + 1).unwrap_or(0);
-        let mut task = node_task(uid, "succeeded", 0);
+        let mut task = node_task(uid, status, 0);
         task["type"] = json!(kind);
         task["indexUid"] = Value::Null;
         task["details"] = details;
         tasks.insert(uid, task);
         json!({"taskUid": uid, "indexUid": null, "status": "enqueued", "type": kind,
                "enqueuedAt": "2026-11-21T10:00:00Z"})
+    }
+
+    /// Cancels the tasks of `uids` still enqueued or processing, or deletes those finished, as
+    /// Meilisearch does when it processes the request; how many.
+    fn apply(&self, delete: bool, uids: &[u64]) -> u64 {
+        let mut count = 0;
+        for uid in uids {
+            let status = self
+                .tasks
+                .lock()
+                .expect("lock")
+                .get(uid)
+                .and_then(|t| t["status"].as_str().map(str::to_string));
+            let Some(status) = status else { continue };
+            let unfinished = status == "enqueued" || status == "processing";
+            if delete && !unfinished {
+                self.tasks.lock().expect("lock").remove(uid);
+                count += 1;
+            } else if !delete && unfinished {
+                self.set_status(*uid, "canceled");
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Receives a cancelation or deletion of `uids`: processed now unless paused.
+    fn cancel_or_delete(&self, delete: bool, uids: Vec<u64>) -> Value {
+        let (kind, counted) = if delete {
+            ("taskDeletion", "deletedTasks")
+        } else {
+            ("taskCancelation", "canceledTasks")
+        };
+        let mut details = json!({"matchedTasks": uids.len(), "originalFilter": "?uids=..."});
+        if self.paused.load(Ordering::Relaxed) {
+            details[counted] = Value::Null;
+            let summary = self.enqueue(kind, "enqueued", details);
+            let uid = summary["taskUid"].as_u64().expect("uid");
+            self.held.lock().expect("lock").push((uid, delete, uids));
+            summary
+        } else {
+            details[counted] = json!(self.apply(delete, &uids));
+            self.enqueue(kind, "succeeded", details)
+        }
+    }
+
+    /// Processes the cancelations and deletions received while paused, in order.
+    pub fn process(&self) {
+        let held = std::mem::take(&mut *self.held.lock().expect("lock"));
+        for (uid, delete, uids) in held {
+            let count = self.apply(delete, &uids);
+            let mut tasks = self.tasks.lock().expect("lock");
+            let Some(old) = tasks.get(&uid).cloned() else {
+                continue;
+            };
+            let mut task = node_task(uid, "succeeded", 0);
+            for field in ["type", "indexUid", "details"] {
+                task[field] = old[field].clone();
+            }
+            let counted = if delete {
+                "deletedTasks"
+            } else {
+                "canceledTasks"
+            };
+            task["details"][counted] = json!(count);
+            tasks.insert(uid, task);
+        }
     }
 }
 
@@ -453,36 +530,7 @@ async fn cancel(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> (StatusCode, Json<Value>) {
-    if let Some(e) = auth_error(&headers, &node.key) {
-        return e;
-    }
-    let uids = uids_of(&params);
-    node.calls
-        .lock()
-        .expect("lock")
-        .push(format!("cancel {uids:?}"));
-    let mut canceled = 0;
-    for uid in &uids {
-        let status = node
-            .tasks
-            .lock()
-            .expect("lock")
-            .get(uid)
-            .map(|t| t["status"].clone());
-        if status
-            .as_ref()
-            .and_then(Value::as_str)
-            .is_some_and(|s| s == "enqueued" || s == "processing")
-        {
-            node.set_status(*uid, "canceled");
-            canceled += 1;
-        }
-    }
-    let summary = node.enqueue(
-        "taskCancelation",
-        json!({"matchedTasks": uids.len(), "canceledTasks": canceled, "originalFilter": "?uids=..."}),
-    );
-    (StatusCode::OK, Json(summary))
+    cancel_or_delete(node, params, headers, false)
 }
 
 async fn delete(
@@ -490,25 +538,25 @@ async fn delete(
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> (StatusCode, Json<Value>) {
+    cancel_or_delete(node, params, headers, true)
+}
+
+fn cancel_or_delete(
+    node: FakeNode,
+    params: Vec<(String, String)>,
+    headers: HeaderMap,
+    delete: bool,
+) -> (StatusCode, Json<Value>) {
     if let Some(e) = auth_error(&headers, &node.key) {
         return e;
     }
     let uids = uids_of(&params);
+    let verb = if delete { "delete" } else { "cancel" };
     node.calls
         .lock()
         .expect("lock")
-        .push(format!("delete {uids:?}"));
-    let mut deleted = 0;
-    for uid in &uids {
-        if node.tasks.lock().expect("lock").remove(uid).is_some() {
-            deleted += 1;
-        }
-    }
-    let summary = node.enqueue(
-        "taskDeletion",
-        json!({"matchedTasks": uids.len(), "deletedTasks": deleted, "originalFilter": "?uids=..."}),
-    );
-    (StatusCode::OK, Json(summary))
+        .push(format!("{verb} {uids:?}"));
+    (StatusCode::OK, Json(node.cancel_or_delete(delete, uids)))
 }
 
 /// A control plane (embedded store, in-memory fleet) in front of `n` fake nodes, one per group

@@ -102,6 +102,7 @@ fn stored(kind: &str, index: Option<&str>, details: Value) -> StoredTask {
         task: json!({"details": details}),
         terminal: true,
         disagreeing_nodes: Vec::new(),
+        deletes: None,
     }
 }
 

@@ -127,6 +127,12 @@ pub struct StoredTask {
     /// on `GET /tasks/{uid}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub disagreeing_nodes: Vec<String>,
+    /// A `taskDeletion` not applied yet: the global tasks its filter matched when it was
+    /// registered (never shown to the client). Once its node tasks finish, those of them finished
+    /// by then are deleted from the registry, `details.deletedTasks` is set and this is cleared;
+    /// until then the deletion is not finished (and stays pending across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletes: Option<Vec<u32>>,
 }
 
 /// A webhook as Meilisearch stores it: called with the tasks that finished.

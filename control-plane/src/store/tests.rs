@@ -45,6 +45,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
         task: json!({"uid": uid}),
         terminal,
         disagreeing_nodes: Vec::new(),
+        deletes: None,
     }
 }
 
@@ -220,10 +221,24 @@ where
     store.update_task(&task(1, false)).await.expect("update");
     assert_eq!(store.get_task(1).await.expect("get"), None);
     assert!(store.pending_tasks().await.expect("pending").is_empty());
+    let mut deletion = task(5, false);
+    deletion.deletes = Some(vec![3, 4]);
+    assert!(store.insert_task(&deletion).await.expect("insert"));
     drop(store);
 
     let store = open().await;
     assert_eq!(store.get_task(3).await.expect("get"), Some(task(3, true)));
+    assert_eq!(
+        store.get_task(5).await.expect("get"),
+        Some(deletion),
+        "a pending deletion keeps its targets"
+    );
+    assert_eq!(store.pending_tasks().await.expect("pending"), vec![5]);
+    let old: StoredTask = serde_json::from_value(json!({
+        "uid": 6, "record": {"type": "taskDeletion", "copies": 1, "nodeTasks": []},
+        "registeredAt": "2026-01-01T00:00:00Z", "task": {}, "terminal": true}))
+    .expect("a task stored before `deletes`");
+    assert_eq!(old.deletes, None);
 
     let index = IndexEntry {
         uid: "movies".into(),

@@ -99,6 +99,16 @@ pub async fn lease(app: &App, envoy: &str, count: u32) -> Result<UidLease, ApiEr
 /// `POST /_miroir/internal/tasks`: a fresh uid, or the leased uid the filter already answered
 /// with (idempotent: the same registration twice gives the same answer).
 pub async fn register(app: &App, registration: TaskRegistration) -> Result<Registered, ApiError> {
+    register_with(app, registration, None).await
+}
+
+/// [`register`], for a `taskDeletion` with the global tasks it deletes once it finished
+/// (`deletes`, see [`StoredTask::deletes`]).
+pub async fn register_with(
+    app: &App,
+    registration: TaskRegistration,
+    deletes: Option<Vec<u32>>,
+) -> Result<Registered, ApiError> {
     let uid = match registration.task_uid {
         Some(uid) => {
             let leases = app.store.leases().await.map_err(ApiError::store)?;
@@ -122,8 +132,14 @@ pub async fn register(app: &App, registration: TaskRegistration) -> Result<Regis
         task: Value::Null,
         terminal: false,
         disagreeing_nodes: Vec::new(),
+        deletes,
     };
     (task.task, task.terminal) = view(&task);
+    if task.terminal && task.deletes.is_some() {
+        // No node task to wait for: the deletion is processed now.
+        let key = app.node_authorization(None);
+        apply_deletion(app, &mut task, key.as_deref(), app.read_timeout()).await?;
+    }
     if !app
         .store
         .insert_task(&task)
@@ -281,19 +297,170 @@ pub async fn refresh(
     settings_check::after_finished(app, &mut out, &finished, key.as_deref(), timeout).await;
     // The store says which update finished a task (one caller only, even with several
     // refreshes racing on several replicas): those tasks go to the webhooks, once.
+    // A task deletion whose node tasks all finished is applied first: it is finished (stored
+    // and notified as such) only with its global tasks deleted.
     let mut finished_now = Vec::new();
+    let mut deleted = Vec::new();
     for i in changed {
-        if app
-            .store
-            .update_task(&out[i])
-            .await
-            .map_err(ApiError::store)?
-        {
+        let finished = if out[i].terminal && out[i].deletes.is_some() {
+            let (finished, gone) =
+                finish_deletion(app, &mut out[i], key.as_deref(), timeout).await?;
+            deleted.extend(gone);
+            finished
+        } else {
+            app.store
+                .update_task(&out[i])
+                .await
+                .map_err(ApiError::store)?
+        };
+        if finished {
             finished_now.push(out[i].task.clone());
         }
     }
     webhooks::notify(app, finished_now);
+    if !deleted.is_empty() {
+        out.retain(|t| !deleted.contains(&t.uid));
+    }
     Ok(out)
+}
+
+/// Stores `task`, a `taskDeletion` whose node tasks just finished, once its deletion is applied
+/// ([`apply_deletion`]); unless another read applied it first (then `task` becomes the stored
+/// copy). Returns whether this call finished the task, and the uids it deleted.
+async fn finish_deletion(
+    app: &App,
+    task: &mut StoredTask,
+    authorization: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<(bool, Vec<u32>), ApiError> {
+    let _applying = app.deletion_lock.lock().await;
+    match app
+        .store
+        .get_task(task.uid)
+        .await
+        .map_err(ApiError::store)?
+    {
+        None => return Ok((false, Vec::new())), // deleted meanwhile
+        Some(stored) if stored.terminal => {
+            *task = stored;
+            return Ok((false, Vec::new()));
+        }
+        Some(_) => {}
+    }
+    let gone = apply_deletion(app, task, authorization, timeout).await?;
+    let finished = app.store.update_task(task).await.map_err(ApiError::store)?;
+    Ok((finished, gone))
+}
+
+/// Processes the deletion `task` stands for, as Meilisearch's queue does when it reaches a
+/// `taskDeletion`: of the global tasks it matched when registered, those finished by now are
+/// deleted (a task still enqueued or processing is kept). Sets `details.deletedTasks`, clears
+/// [`StoredTask::deletes`] and recomputes the task object. Returns the uids deleted.
+async fn apply_deletion(
+    app: &App,
+    task: &mut StoredTask,
+    authorization: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Vec<u32>, ApiError> {
+    let targets = task.deletes.take().unwrap_or_default();
+    let mut finished = Vec::new();
+    let mut unfinished = Vec::new();
+    for uid in targets {
+        match app.store.get_task(uid).await.map_err(ApiError::store)? {
+            Some(t) if t.terminal => finished.push(uid),
+            Some(t) => unfinished.push(t),
+            None => {} // deleted already (by an earlier deletion): not counted
+        }
+    }
+    finished.extend(finished_on_nodes(app, &unfinished, authorization, timeout).await?);
+    let deleted = app
+        .store
+        .delete_tasks(&finished)
+        .await
+        .map_err(ApiError::store)?;
+    task.record
+        .details
+        .insert("deletedTasks".into(), json!(deleted));
+    (task.task, task.terminal) = view(task);
+    if !finished.is_empty() {
+        tracing::info!(task = task.uid, deleted, "task deletion applied");
+    }
+    Ok(finished)
+}
+
+/// The uids of `tasks` (unfinished as last read) whose every node task has finished since, as
+/// its node says now. A node task its node no longer has was deleted there, which a node does
+/// only to a finished task; a node that cannot be read proves nothing.
+async fn finished_on_nodes(
+    app: &App,
+    tasks: &[StoredTask],
+    authorization: Option<&str>,
+    timeout: std::time::Duration,
+) -> Result<Vec<u32>, ApiError> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let topology = app.store.load_topology().await.map_err(ApiError::store)?;
+    let mut per_node: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for task in tasks {
+        for nt in &task.record.node_tasks {
+            if !node_terminal(task.node_objects.get(&node_key(&nt.node, nt.task_uid))) {
+                per_node
+                    .entry(nt.node.clone())
+                    .or_default()
+                    .push(nt.task_uid);
+            }
+        }
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for (node, mut uids) in per_node {
+        let Some(address) = topology
+            .as_ref()
+            .and_then(|t| t.node(&node))
+            .map(|n| n.address.clone())
+        else {
+            continue; // not in the topology: nothing can be read of it
+        };
+        uids.sort_unstable();
+        uids.dedup();
+        let (http, key) = (app.http.clone(), authorization.map(str::to_string));
+        calls.spawn(async move {
+            let got = nodes::tasks(&http, &address, key.as_deref(), &uids, timeout).await;
+            (node, got)
+        });
+    }
+    // Node → what it said of each uid asked (`None`: absent, so deleted there).
+    let mut answers: HashMap<String, HashMap<u64, Value>> = HashMap::new();
+    while let Some(joined) = calls.join_next().await {
+        let Ok((node, got)) = joined else { continue };
+        match got {
+            Ok(objects) => {
+                let by_uid = answers.entry(node).or_default();
+                for object in objects {
+                    if let Some(uid) = object.get("uid").and_then(Value::as_u64) {
+                        by_uid.insert(uid, object);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(node, error = %e, "node tasks not read"),
+        }
+    }
+    let finished = tasks
+        .iter()
+        .filter(|task| {
+            task.record.node_tasks.iter().all(|nt| {
+                node_terminal(task.node_objects.get(&node_key(&nt.node, nt.task_uid)))
+                    || answers
+                        .get(&nt.node)
+                        .is_some_and(|by_uid| match by_uid.get(&nt.task_uid) {
+                            None => true,
+                            Some(object) => node_terminal(Some(object)),
+                        })
+            })
+        })
+        .map(|t| t.uid)
+        .collect();
+    Ok(finished)
 }
 
 /// One round of the leader's poller: every unfinished task.

@@ -212,11 +212,15 @@ async fn cancel_or_delete(
     let filter = parse_filter(params, !delete)?;
     let tasks = fresh_tasks(app, auth.as_deref()).await?;
     let matched: Vec<&StoredTask> = tasks.iter().filter(|t| filter.matches(&t.task)).collect();
-    // Meilisearch cancels only unfinished tasks and deletes only finished ones.
+    // Like Meilisearch's queue, the request applies to the tasks it matches as they are when it
+    // is processed: each node's queue orders it after (or before) the node tasks, and cancels
+    // those still unfinished or deletes those finished by then. A deletion's matched global
+    // tasks are deleted from the registry when it finishes (`registry::apply_deletion`). A task
+    // finished already cannot be canceled: its node tasks are not sent.
     let targets: Vec<&StoredTask> = matched
         .iter()
         .copied()
-        .filter(|t| t.terminal == delete)
+        .filter(|t| delete || !t.terminal)
         .collect();
 
     let mut per_node: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -288,21 +292,19 @@ async fn cancel_or_delete(
     node_tasks.sort_by(|a, b| (&a.node, a.task_uid).cmp(&(&b.node, b.task_uid)));
 
     let mut details = Map::new();
-    let matched_count = if delete { matched.len() } else { targets.len() };
-    details.insert("matchedTasks".into(), json!(matched_count));
+    // Meilisearch counts every task the filter matched, finished or not.
+    details.insert("matchedTasks".into(), json!(matched.len()));
     if !delete && node_tasks.is_empty() {
         // Nothing reached a node: the count no node will report is known now.
         details.insert("canceledTasks".into(), json!(0));
     }
-    if delete {
-        let uids: Vec<u32> = targets.iter().map(|t| t.uid).collect();
-        let deleted = app
-            .store
-            .delete_tasks(&uids)
-            .await
-            .map_err(ApiError::store)?;
-        details.insert("deletedTasks".into(), json!(deleted));
-    }
+    let deletes = if delete {
+        // Counted in global tasks when the deletion is applied, not summed over node tasks.
+        details.insert("deletedTasks".into(), Value::Null);
+        Some(matched.iter().map(|t| t.uid).collect::<Vec<u32>>())
+    } else {
+        None
+    };
     details.insert(
         "originalFilter".into(),
         json!(format!("?{}", raw.unwrap_or_default())),
@@ -312,7 +314,7 @@ async fn cancel_or_delete(
     } else {
         "taskCancelation"
     };
-    let registered = registry::register(
+    let registered = registry::register_with(
         app,
         TaskRegistration {
             task_uid: None,
@@ -325,6 +327,7 @@ async fn cancel_or_delete(
                 custom_metadata: None,
             },
         },
+        deletes,
     )
     .await?;
     let enqueued_at = app

@@ -282,6 +282,10 @@ async fn cancel_reaches_the_node_tasks() {
         .await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["type"], "taskDeletion");
+    let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["details"]["deletedTasks"], 2);
     let (status, _) = cluster.client("GET", &format!("/tasks/{done}")).await;
     assert_eq!(status, 404);
     let (status, _) = cluster.client("GET", &format!("/tasks/{pending}")).await;
@@ -448,6 +452,9 @@ async fn deleting_finished_tasks_by_status() {
     assert_eq!(summary["type"], "taskDeletion");
     assert_eq!(summary["indexUid"], Value::Null);
     let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    // Applied when the deletion finishes (read here).
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
     for gone in [done, failed] {
         let (status, _) = cluster.client("GET", &format!("/tasks/{gone}")).await;
         assert_eq!(status, 404);
@@ -456,8 +463,6 @@ async fn deleting_finished_tasks_by_status() {
     }
     let (status, _) = cluster.client("GET", &format!("/tasks/{pending}")).await;
     assert_eq!(status, 200, "unfinished tasks are not deleted");
-    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
-    assert_eq!(task["status"], "succeeded", "{task}");
     assert_eq!(
         task["details"],
         json!({"matchedTasks": 2, "deletedTasks": 2,
@@ -489,5 +494,224 @@ async fn deleting_finished_tasks_by_status() {
     assert_eq!(
         body["message"],
         "Task uid `abc` is invalid. It should only contain numeric characters."
+    );
+}
+
+fn pause(cluster: &Cluster) {
+    for node in &cluster.nodes {
+        node.paused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_unfinished_task_deletes_it_once_it_and_the_deletion_finish() {
+    let cluster = Cluster::start(2).await;
+    let addition = write(&cluster, 0, "processing").await;
+    pause(&cluster);
+    let (status, summary) = cluster
+        .client("DELETE", &format!("/tasks?uids={addition}"))
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    for node in &cluster.nodes {
+        assert_eq!(
+            *node.calls.lock().expect("lock"),
+            vec!["delete [0]".to_string()],
+            "sent although unfinished: the node's queue orders it"
+        );
+    }
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "enqueued", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({"matchedTasks": 1, "deletedTasks": null,
+               "originalFilter": format!("?uids={addition}")})
+    );
+    let (status, _) = cluster.client("GET", &format!("/tasks/{addition}")).await;
+    assert_eq!(status, 200, "not deleted before the deletion is processed");
+
+    // The addition finishes, then each node processes the deletion (deleting it there, before
+    // the control plane read it finished).
+    for node in &cluster.nodes {
+        node.set_status(0, "succeeded");
+        node.process();
+    }
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({"matchedTasks": 1, "deletedTasks": 1,
+               "originalFilter": format!("?uids={addition}")})
+    );
+    let (status, body) = cluster.client("GET", &format!("/tasks/{addition}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("task_not_found"))
+    );
+    let (_, page) = cluster.client("GET", "/tasks").await;
+    assert_eq!(page["total"], 1, "{page}");
+    let stored = cluster
+        .app
+        .store
+        .get_task(deletion as u32)
+        .await
+        .expect("get")
+        .expect("task");
+    assert_eq!(stored.deletes, None, "applied once");
+}
+
+#[tokio::test]
+async fn a_deletion_matching_nothing_deletes_nothing() {
+    let cluster = Cluster::start(2).await;
+    let (status, summary) = cluster.client("DELETE", "/tasks?uids=999").await;
+    assert_eq!(status, 200, "{summary}");
+    let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({"matchedTasks": 0, "deletedTasks": 0, "originalFilter": "?uids=999"})
+    );
+    for node in &cluster.nodes {
+        assert!(node.calls.lock().expect("lock").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_task_still_enqueued_when_the_deletion_is_processed_is_kept() {
+    // Meilisearch processes a task deletion before the enqueued tasks it matched.
+    let cluster = Cluster::start(1).await;
+    let addition = write(&cluster, 0, "enqueued").await;
+    pause(&cluster);
+    let (_, summary) = cluster
+        .client("DELETE", &format!("/tasks?uids={addition}"))
+        .await;
+    let deletion = summary["taskUid"].as_u64().expect("taskUid");
+    cluster.nodes[0].process();
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(task["details"]["matchedTasks"], 1);
+    assert_eq!(task["details"]["deletedTasks"], 0);
+    cluster.nodes[0].set_status(0, "succeeded");
+    let (status, task) = cluster.client("GET", &format!("/tasks/{addition}")).await;
+    assert_eq!((status, task["status"].as_str()), (200, Some("succeeded")));
+}
+
+#[tokio::test]
+async fn canceling_a_task_still_enqueued() {
+    let cluster = Cluster::start(1).await;
+    let waiting = write(&cluster, 0, "enqueued").await;
+    let finishing = write(&cluster, 1, "enqueued").await;
+    let done = write(&cluster, 2, "succeeded").await;
+    pause(&cluster);
+    let (status, summary) = cluster
+        .client(
+            "POST",
+            &format!("/tasks/cancel?uids={waiting},{finishing},{done}"),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let cancelation = summary["taskUid"].as_u64().expect("taskUid");
+    assert_eq!(
+        *cluster.nodes[0].calls.lock().expect("lock"),
+        vec!["cancel [0, 1]".to_string()]
+    );
+    let (_, task) = cluster
+        .client("GET", &format!("/tasks/{cancelation}"))
+        .await;
+    assert_eq!(task["status"], "enqueued", "{task}");
+    assert_eq!(
+        (
+            task["details"]["matchedTasks"].clone(),
+            task["details"]["canceledTasks"].clone()
+        ),
+        (json!(3), Value::Null),
+        "every matched task counts, finished or not"
+    );
+
+    // One of them finishes before the cancelation is processed: only the other is canceled.
+    cluster.nodes[0].set_status(1, "succeeded");
+    cluster.nodes[0].process();
+    let (_, task) = cluster
+        .client("GET", &format!("/tasks/{cancelation}"))
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["details"],
+        json!({"matchedTasks": 3, "canceledTasks": 1,
+               "originalFilter": format!("?uids={waiting},{finishing},{done}")})
+    );
+    let (_, task) = cluster.client("GET", &format!("/tasks/{waiting}")).await;
+    assert_eq!(task["status"], "canceled");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{finishing}")).await;
+    assert_eq!(task["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_pending_deletion_survives_a_restart() {
+    let cluster = Cluster::start(1).await;
+    let addition = write(&cluster, 0, "processing").await;
+    pause(&cluster);
+    let (_, summary) = cluster
+        .client("DELETE", &format!("/tasks?uids={addition}"))
+        .await;
+    let deletion = summary["taskUid"].as_u64().expect("taskUid") as u32;
+
+    let config = cluster.app.config.clone();
+    let Cluster {
+        app,
+        dir,
+        nodes,
+        server,
+        http,
+        ..
+    } = cluster;
+    server.abort();
+    drop((app, http));
+    let mut restarted = None;
+    for _ in 0..500 {
+        match crate::store::open(&config.store).await {
+            Ok(store) => {
+                drop(store);
+                restarted = Some(Cluster::with(config.clone(), nodes.clone(), dir).await);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    let cluster = restarted.expect("store reopened");
+    let stored = cluster
+        .app
+        .store
+        .get_task(deletion)
+        .await
+        .expect("get")
+        .expect("task");
+    assert_eq!(stored.deletes, Some(vec![addition as u32]));
+    assert!(!stored.terminal);
+
+    cluster.nodes[0].set_status(0, "succeeded");
+    cluster.nodes[0].process();
+    super::registry::poll_pending(&cluster.app)
+        .await
+        .expect("poll");
+    let stored = cluster
+        .app
+        .store
+        .get_task(deletion)
+        .await
+        .expect("get")
+        .expect("task");
+    assert!(stored.terminal);
+    assert_eq!(stored.task["details"]["deletedTasks"], 1);
+    assert_eq!(
+        cluster
+            .app
+            .store
+            .get_task(addition as u32)
+            .await
+            .expect("get"),
+        None
     );
 }
