@@ -78,6 +78,16 @@ impl Context for Root {
     }
 }
 
+/// Header values as text. The SDK's `String` getters unwrap UTF-8 (a client's `\xff` would
+/// panic the worker's VM): values are read as bytes and converted leniently, as any byte that is
+/// not UTF-8 matters to no route. Names need no care: Envoy's codecs only pass token characters.
+fn lossy(headers: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+        .collect()
+}
+
 /// The reply to a call, read from the host. With no headers (a reset) nothing else is read: the
 /// SDK panics on single header reads then.
 fn call_reply(num_headers: usize, body_size: usize) -> Reply {
@@ -86,7 +96,8 @@ fn call_reply(num_headers: usize, body_size: usize) -> Reply {
     }
     // `get_map` is safe here (num_headers > 0); per-header getters are not (the SDK panic trap).
     let (pseudo, headers): (Vec<_>, Vec<_>) =
-        hostcalls::get_map(proxy_wasm::types::MapType::HttpCallResponseHeaders)
+        hostcalls::get_map_bytes(proxy_wasm::types::MapType::HttpCallResponseHeaders)
+            .map(lossy)
             .unwrap_or_default()
             .into_iter()
             .partition(|(k, _)| k.starts_with(':'));
@@ -180,9 +191,15 @@ struct Http {
 
 impl Http {
     fn start(&mut self, body: Vec<u8>) {
-        let method = self.get_http_request_header(":method").unwrap_or_default();
-        let path = self.get_http_request_header(":path").unwrap_or_default();
-        let headers = self.get_http_request_headers();
+        let headers = lossy(self.get_http_request_headers_bytes());
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let (method, path) = (pseudo(":method"), pseudo(":path"));
         let request = Request::new(&method, &path, headers, body);
         let mut host = WasmHost {
             metrics: &self.metrics,
@@ -232,7 +249,8 @@ impl Context for Http {
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let announced = self
-            .get_http_request_header("content-length")
+            .get_http_request_header_bytes("content-length")
+            .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
         if self.refuse_oversized(announced) {

@@ -212,6 +212,11 @@ impl Cluster {
         self.envoy().admin_url().to_string()
     }
 
+    /// What Envoy logged so far.
+    pub fn envoy_log(&self) -> String {
+        std::fs::read_to_string(self.envoy().log_path()).unwrap_or_default()
+    }
+
     /// Where clients go: Envoy, or the node of a single-node cluster.
     pub fn url(&self) -> String {
         match &self.envoy {
