@@ -10,9 +10,12 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use serde_json::Value;
+
 use crate::error::MeiliError;
 use crate::keys::generate_key;
 use crate::state::SharedState;
+use crate::tenant::{fuse_filters, SearchRules, TokenError};
 
 /// What the caller may see, for handlers that filter or check indexes named in the body.
 #[derive(Debug, Clone)]
@@ -21,6 +24,8 @@ pub struct Access {
     pub indexes: Option<Vec<String>>,
     /// Whether the key may create indexes (`indexes.create` on some index).
     pub can_create_index: bool,
+    /// A tenant token's search rules.
+    pub tenant: Option<SearchRules>,
 }
 
 impl Access {
@@ -28,6 +33,7 @@ impl Access {
         Self {
             indexes: None,
             can_create_index: true,
+            tenant: None,
         }
     }
 
@@ -36,7 +42,18 @@ impl Access {
             patterns
                 .iter()
                 .any(|p| crate::keys::pattern_matches(p, index))
-        })
+        }) && self
+            .tenant
+            .as_ref()
+            .is_none_or(|rules| rules.is_index_authorized(index))
+    }
+
+    /// A search filter with the tenant token's rule for `index` ANDed in.
+    pub fn search_filter(&self, index: &str, filter: Option<Value>) -> Option<Value> {
+        match &self.tenant {
+            Some(rules) => fuse_filters(filter, rules.filter_for(index)),
+            None => filter,
+        }
     }
 
     /// Meilisearch's `allow_index_creation`.
@@ -161,7 +178,8 @@ pub fn authorize(
         .iter()
         .find(|k| token.eq_ignore_ascii_case(&generate_key(master_key, &k.uid)))
     else {
-        return Err(invalid_api_key());
+        drop(keys);
+        return authorize_tenant_token(state, master_key, token, action, index);
     };
     if let Some(index) = index {
         if !key.is_index_authorized(index) {
@@ -182,6 +200,59 @@ pub fn authorize(
     Ok(Access {
         indexes: Some(key.indexes.clone()),
         can_create_index: key.is_authorized("indexes.create", None, now),
+        tenant: None,
+    })
+}
+
+/// A bearer that is no API key: a tenant token, on the `search` action only (see
+/// [`crate::tenant`] for the order of the checks).
+fn authorize_tenant_token(
+    state: &SharedState,
+    master_key: &str,
+    token: &str,
+    action: &str,
+    index: Option<&str>,
+) -> Result<Access, MeiliError> {
+    if action != "search" {
+        return Err(invalid_api_key());
+    }
+    let decoded = match crate::tenant::decode(token, |uid| generate_key(master_key, uid)) {
+        Ok(t) => t,
+        Err(TokenError::NotAToken) => return Err(invalid_api_key()),
+        Err(TokenError::Decode(reason)) => return Err(crate::tenant::decode_error(&reason)),
+    };
+    let now = SystemTime::now();
+    if let Some(exp) = decoded.exp {
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if unix > exp {
+            return Err(crate::tenant::expired(exp, unix));
+        }
+    }
+    let keys = state.keys();
+    let uid = uuid::Uuid::parse_str(&decoded.api_key_uid)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| invalid_api_key())?;
+    let key = keys
+        .iter()
+        .find(|k| k.uid == uid)
+        .ok_or_else(invalid_api_key)?;
+    if !key.is_authorized(action, index, now) {
+        return Err(invalid_api_key());
+    }
+    if let Some(index) = index {
+        if !decoded.search_rules.is_index_authorized(index) {
+            return Err(crate::tenant::unauthorized_index(
+                index,
+                &decoded.search_rules,
+            ));
+        }
+    }
+    Ok(Access {
+        indexes: Some(key.indexes.clone()),
+        can_create_index: false,
+        tenant: Some(decoded.search_rules),
     })
 }
 

@@ -172,7 +172,7 @@ pub fn search_kind(
     match (hybrid, vector) {
         (None, Some(_)) => Err(MeiliError::invalid(
             "missing_search_hybrid",
-            "Invalid request: missing `hybrid` parameter when `vector` is present.",
+            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
         )),
         (Some(h), _) if h.semantic_ratio == 0.0 => Ok(SearchKind::KeywordOnly),
         (_, None) if !has_text => Ok(SearchKind::KeywordOnly),

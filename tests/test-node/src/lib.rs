@@ -18,6 +18,7 @@ pub mod settings;
 pub mod similar;
 pub mod state;
 pub mod tasks;
+pub mod tenant;
 pub mod time;
 pub mod vectors;
 

@@ -497,6 +497,44 @@ fn facet_names(
     ))
 }
 
+/// `/search` checks each requested facet, wildcards included, as a name that a filterable
+/// pattern must cover (Meilisearch 1.50: `facets: ["*"]` is refused unless `*` is filterable),
+/// before expanding patterns.
+fn check_facet_patterns(index: &Index, facets: &[String]) -> Result<(), MeiliError> {
+    let mut invalid: Vec<&str> = facets
+        .iter()
+        .filter(|f| !index.settings.is_filterable(f))
+        .map(String::as_str)
+        .collect();
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    invalid.sort();
+    invalid.dedup();
+    let mut patterns = index.settings.filterable_patterns();
+    patterns.sort();
+    patterns.dedup();
+    let available = if patterns.is_empty() {
+        "This index does not have configured filterable attributes.".to_string()
+    } else {
+        format!(
+            "Available filterable attributes patterns are: `{}`.",
+            patterns.join(", ")
+        )
+    };
+    let message = match invalid.as_slice() {
+        [one] => format!("Pattern `{one}` is not filterable. {available}"),
+        many => format!(
+            "Patterns `{}` are not filterable. {available}",
+            many.join(", ")
+        ),
+    };
+    Err(MeiliError::invalid(
+        "invalid_search_facets",
+        format!("Invalid facet distribution: {message}"),
+    ))
+}
+
 fn facet_number_text(n: f64) -> String {
     format!("{n}")
 }
@@ -764,6 +802,9 @@ pub struct Outcome<'a> {
     /// The query vector, when a semantic search used one.
     pub query_vector: Option<Vec<f32>>,
     pub kind: SearchKind,
+    /// `estimatedTotalHits` when it is not `matched.len()`: with `distinct` outside exhaustive
+    /// pagination (see `distinct_estimate`).
+    pub estimated_total: Option<usize>,
 }
 
 /// Keeps the best-ranked document of each value of `attr`, as Meilisearch's distinct rule does
@@ -780,6 +821,30 @@ fn apply_distinct(candidates: &mut Vec<Candidate>, attr: Option<&str>) {
         seen.extend(values);
         true
     });
+}
+
+/// Meilisearch's estimate of the matches of a `distinct` search outside exhaustive pagination:
+/// the bucket sort stops once it holds `wanted` hits, and only the documents that share a value
+/// with one of those hits have been excluded by then (`distinct_single_docid`), so the estimate
+/// is every candidate before `distinct` minus those. `before` is the ranked list before
+/// `distinct`, `kept` after.
+fn distinct_estimate(before: &[Candidate], kept: &[Candidate], attr: &str, wanted: usize) -> usize {
+    let first: HashSet<u32> = kept.iter().take(wanted).map(|c| c.docid).collect();
+    let values: HashSet<String> = kept
+        .iter()
+        .take(wanted)
+        .flat_map(|c| distinct_values(c.doc, attr))
+        .collect();
+    let excluded = before
+        .iter()
+        .filter(|c| !first.contains(&c.docid))
+        .filter(|c| {
+            distinct_values(c.doc, attr)
+                .iter()
+                .any(|v| values.contains(v))
+        })
+        .count();
+    before.len() - excluded
 }
 
 /// A document's facet values of `attr` (array elements each), as the distinct rule compares
@@ -825,13 +890,25 @@ pub fn execute<'a>(
     let window = |list: Vec<Candidate<'a>>| -> Vec<Candidate<'a>> {
         list.into_iter().skip(from).take(count).collect()
     };
+    let exhaustive = query.page.is_some() || query.hits_per_page.is_some();
+    let estimate = |before: &[Candidate<'a>], kept: &[Candidate<'a>]| -> Option<usize> {
+        let attr = distinct.filter(|_| !exhaustive)?;
+        Some(distinct_estimate(
+            before,
+            kept,
+            attr,
+            from.saturating_add(count),
+        ))
+    };
     let docs = |list: &[Candidate<'a>]| -> BTreeMap<u32, &'a Document> {
         list.iter().map(|c| (c.docid, c.doc)).collect()
     };
     match &kind {
         SearchKind::KeywordOnly => {
-            let mut list = ranked(index, query)?;
+            let before = ranked(index, query)?;
+            let mut list = before.clone();
             apply_distinct(&mut list, distinct);
+            let estimated_total = estimate(&before, &list);
             let matched = docs(&list);
             Ok(Outcome {
                 hits: window(list),
@@ -839,6 +916,7 @@ pub fn execute<'a>(
                 semantic_hit_count: None,
                 query_vector: None,
                 kind,
+                estimated_total,
             })
         }
         SearchKind::SemanticOnly { embedder } => {
@@ -851,7 +929,9 @@ pub fn execute<'a>(
                     target: &target,
                 },
             )?;
+            let before = list.clone();
             apply_distinct(&mut list, distinct);
+            let estimated_total = estimate(&before, &list);
             let matched = docs(&list);
             let hits = window(list);
             Ok(Outcome {
@@ -860,6 +940,7 @@ pub fn execute<'a>(
                 matched,
                 query_vector: Some(target),
                 kind,
+                estimated_total,
             })
         }
         SearchKind::Hybrid {
@@ -881,6 +962,7 @@ pub fn execute<'a>(
                         semantic_hit_count: Some(0),
                         query_vector: None,
                         kind,
+                        estimated_total: None,
                     })
                 }
             };
@@ -897,6 +979,7 @@ pub fn execute<'a>(
                 semantic_hit_count: Some(n),
                 query_vector: Some(target.clone()),
                 kind,
+                estimated_total: None,
             })
         }
     }
@@ -991,9 +1074,13 @@ pub fn search(index: &Index, query: &SearchQuery) -> Result<Value, MeiliError> {
     } else {
         out.insert("limit".into(), json!(query.limit.unwrap_or(20)));
         out.insert("offset".into(), json!(query.offset.unwrap_or(0)));
-        out.insert("estimatedTotalHits".into(), json!(total));
+        out.insert(
+            "estimatedTotalHits".into(),
+            json!(outcome.estimated_total.unwrap_or(total)),
+        );
     }
     if let Some(requested) = &query.facets {
+        check_facet_patterns(index, requested)?;
         let docs: Vec<&Document> = outcome.matched.values().copied().collect();
         let (distribution, stats) = facets_of(index, requested, &docs)?;
         out.insert("facetDistribution".into(), Value::Object(distribution));

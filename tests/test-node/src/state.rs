@@ -127,7 +127,8 @@ impl Index {
         let mut raw = 0usize;
         for doc in self.docs.values() {
             raw += serde_json::to_string(doc).map(|s| s.len()).unwrap_or(0);
-            for key in doc.keys() {
+            // Embeddings live in the vector store, not among the document's fields.
+            for key in doc.keys().filter(|k| *k != "_vectors") {
                 *fields.entry(key.as_str()).or_default() += 1;
             }
         }

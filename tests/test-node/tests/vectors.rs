@@ -225,7 +225,7 @@ async fn vector_errors_are_meilisearchs() {
         (
             json!({"vector": [1.0, 1.0]}),
             "missing_search_hybrid",
-            "Invalid request: missing `hybrid` parameter when `vector` is present.",
+            "Invalid request: missing `hybrid` parameter when `vector` or `media` are present.",
         ),
         (
             json!({"vector": [1.0, 1.0], "hybrid": {"embedder": "nope"}}),

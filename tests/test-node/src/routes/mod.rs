@@ -1,6 +1,7 @@
 //! HTTP routes, grouped by resource, and the request helpers they share.
 
 mod documents;
+mod fields;
 mod indexes;
 mod keys;
 mod search;
@@ -71,6 +72,7 @@ pub fn router(state: SharedState) -> Router {
             get(search::search_get).post(search::search_post),
         )
         .route("/indexes/{uid}/facet-search", post(search::facet_search))
+        .route("/indexes/{uid}/fields", post(fields::list))
         .route(
             "/indexes/{uid}/similar",
             get(similar::similar_get).post(similar::similar_post),

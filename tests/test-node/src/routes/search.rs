@@ -21,25 +21,41 @@ fn run(state: &SharedState, uid: &str, query: &SearchQuery) -> Result<Value> {
     search(store.index(uid)?, query)
 }
 
+/// Adds a tenant token's search rule for `uid` to the query's filter.
+pub fn with_rules(
+    access: &Option<Extension<Access>>,
+    uid: &str,
+    mut query: SearchQuery,
+) -> SearchQuery {
+    if let Some(Extension(access)) = access {
+        query.filter = access.search_filter(uid, query.filter.take());
+    }
+    query
+}
+
 pub async fn search_post(
     State(state): State<SharedState>,
     Path(uid): Path<String>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     let body = json_body(&headers, &body)?;
-    Ok(ok(run(&state, &uid, &SearchQuery::from_body(&body)?)?))
+    let query = with_rules(&access, &uid, SearchQuery::from_body(&body)?);
+    Ok(ok(run(&state, &uid, &query)?))
 }
 
 pub async fn facet_search(
     State(state): State<SharedState>,
     Path(uid): Path<String>,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     validate_index_uid(&uid)?;
     let body = json_body(&headers, &body)?;
-    let query = FacetSearchQuery::from_body(&body)?;
+    let mut query = FacetSearchQuery::from_body(&body)?;
+    query.search = with_rules(&access, &uid, query.search);
     let store = state.lock();
     Ok(ok(run_facet_search(store.index(&uid)?, &query)?))
 }
@@ -47,9 +63,11 @@ pub async fn facet_search(
 pub async fn search_get(
     State(state): State<SharedState>,
     Path(uid): Path<String>,
+    access: Option<Extension<Access>>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<Response> {
-    Ok(ok(run(&state, &uid, &SearchQuery::from_query(&q)?)?))
+    let query = with_rules(&access, &uid, SearchQuery::from_query(&q)?);
+    Ok(ok(run(&state, &uid, &query)?))
 }
 
 /// `POST /multi-search`. Without `federation`, each query runs on its own and the first error
@@ -128,6 +146,7 @@ pub async fn multi_search(
                 format!("Inside `.queries[{i}]`: The provided API key is invalid."),
             ));
         }
+        let query = with_rules(&access, &uid, query);
         parsed.push((uid, query, options));
     }
 

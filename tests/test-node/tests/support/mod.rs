@@ -108,6 +108,14 @@ impl Node {
     /// Sends a recorded request as the recording client did.
     pub async fn replay(&self, name: &str) -> (Reply, Value) {
         let f = fixture(name);
+        let token = (name == "auth-invalid-key").then_some("not-the-master-key");
+        let reply = self.send_fixture(&f, token).await;
+        (reply, f["response"].clone())
+    }
+
+    /// Sends a fixture's request; `bearer` replaces the recorded `Authorization` value (a tenant
+    /// token signed for this node, say).
+    pub async fn send_fixture(&self, f: &Value, bearer: Option<&str>) -> Reply {
         let req = &f["request"];
         let mut headers: Vec<(String, String)> = req["headers"]
             .as_object()
@@ -118,8 +126,9 @@ impl Node {
                 (k.clone(), v)
             })
             .collect();
-        if name == "auth-invalid-key" {
-            headers = vec![("Authorization".into(), "Bearer not-the-master-key".into())];
+        if let Some(bearer) = bearer {
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+            headers.push(("Authorization".into(), format!("Bearer {bearer}")));
         }
         let body = match &req["body"] {
             Value::Null => Vec::new(),
@@ -146,15 +155,13 @@ impl Node {
                 serde_json::to_vec(other).unwrap()
             }
         };
-        let reply = self
-            .raw(
-                req["method"].as_str().unwrap(),
-                req["path"].as_str().unwrap(),
-                &headers,
-                &body,
-            )
-            .await;
-        (reply, f["response"].clone())
+        self.raw(
+            req["method"].as_str().unwrap(),
+            req["path"].as_str().unwrap(),
+            &headers,
+            &body,
+        )
+        .await
     }
 
     pub async fn wait_task(&self, uid: u64) -> Value {
