@@ -601,11 +601,11 @@ fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
     let number = |v: &Value, field: &str| v.get(field).and_then(Value::as_f64);
     // Vector similarity: higher first.
     if let (Some(x), Some(y)) = (number(a, "similarity"), number(b, "similarity")) {
-        return y.partial_cmp(&x).unwrap_or(Ordering::Equal);
+        return y.total_cmp(&x);
     }
     // Geo sort: by distance in the rule's direction.
     if let (Some(x), Some(y)) = (number(a, "distance"), number(b, "distance")) {
-        let ascending = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+        let ascending = x.total_cmp(&y);
         return if rule.ends_with(":desc") {
             ascending.reverse()
         } else {
@@ -618,7 +618,7 @@ fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
     }
     // A relevancy rule: its local score, higher first.
     match (number(a, "score"), number(b, "score")) {
-        (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
+        (Some(x), Some(y)) => y.total_cmp(&x),
         _ => Ordering::Equal,
     }
 }
@@ -652,10 +652,10 @@ pub(crate) fn compare_sort_values(
         return by_class;
     }
     let within = match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+            x.total_cmp(&y)
+        }
         (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
         _ => Ordering::Equal,
     };
@@ -684,12 +684,11 @@ fn rank(client: &Map<String, Value>, candidates: &mut [Candidate]) {
     candidates.sort_by(|a, b| {
         compare_rules(&a.rules, &b.rules)
             .unwrap_or_else(|| {
+                // Exact comparisons only: an epsilon makes the order intransitive, and a sort
+                // may panic on an order that is not total.
                 let (wa, wb) = (weighted(a), weighted(b));
-                if (wa - wb).abs() <= f64::EPSILON {
-                    is_semantic(&b.rules).cmp(&is_semantic(&a.rules))
-                } else {
-                    wb.partial_cmp(&wa).unwrap_or(Ordering::Equal)
-                }
+                wb.total_cmp(&wa)
+                    .then_with(|| is_semantic(&b.rules).cmp(&is_semantic(&a.rules)))
             })
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
@@ -983,21 +982,27 @@ impl Faceting {
 /// by value, numbers before strings): number values first, then most frequent first, equal
 /// counts by descending value.
 pub(crate) fn count_order((a, count_a): (&str, u64), (b, count_b): (&str, u64)) -> Ordering {
-    let numeric = |v: &str| v.parse::<f64>().is_ok();
+    let numeric = |v: &str| facet_number(v).is_some();
     numeric(b)
         .cmp(&numeric(a))
         .then(count_b.cmp(&count_a))
         .then_with(|| facet_value_order(b, a))
 }
 
+/// A facet value that is a number: JSON numbers are finite, so `"nan"` or `"inf"` (which Rust
+/// would parse) are strings.
+fn facet_number(value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
 /// Numeric facet values (which nodes send as strings) before strings, numbers numerically and
 /// strings by their normalized (lower-case) form, as Meilisearch's facet databases are laid out.
 fn facet_value_order(a: &str, b: &str) -> Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        (Ok(_), Err(_)) => Ordering::Less,
-        (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a
+    match (facet_number(a), facet_number(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a
             .to_lowercase()
             .cmp(&b.to_lowercase())
             .then_with(|| a.cmp(b)),

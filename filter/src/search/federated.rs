@@ -4,7 +4,6 @@
 //! order them: rule by rule within a query, by weighted ranking score across queries, then by
 //! query position, then by insertion order.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use miroir_topology::reserved::seq_of;
@@ -186,11 +185,7 @@ pub fn merge(
             .then(|| compare_rules(&a.rules, &b.rules))
             .flatten();
         by_rules
-            .unwrap_or_else(|| {
-                b.weighted
-                    .partial_cmp(&a.weighted)
-                    .unwrap_or(Ordering::Equal)
-            })
+            .unwrap_or_else(|| b.weighted.total_cmp(&a.weighted))
             .then(a.query.cmp(&b.query))
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))

@@ -9,7 +9,6 @@
 //! then by insertion order (one node's tie-break); `rankingScoreThreshold` and the total are
 //! applied to the merged list, as one node applies them to its own.
 
-use std::cmp::Ordering;
 
 use miroir_topology::reserved;
 use miroir_topology::{canonical_key, Topology, SEQ_FIELD};
@@ -304,8 +303,7 @@ pub fn merge(
     }
     ranked.sort_by(|a, b| {
         b.similarity
-            .partial_cmp(&a.similarity)
-            .unwrap_or(Ordering::Equal)
+            .total_cmp(&a.similarity)
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
