@@ -593,7 +593,7 @@ fn the_restriction_is_an_element_of_its_own_and_a_non_filter_goes_as_it_is() {
 #[test]
 fn facet_values_that_rust_parses_as_floats_are_strings() {
     use crate::search::count_order;
-    let mut values = vec![("nan", 2), ("inf", 2), ("3", 1), ("NaN", 2), ("b", 2)];
+    let mut values = [("nan", 2), ("inf", 2), ("3", 1), ("NaN", 2), ("b", 2)];
     values.sort_by(|a, b| count_order(*a, *b));
     // Numbers first, then by count, equal counts by descending value (normalized).
     let order: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
