@@ -132,7 +132,15 @@ impl RootContext for Root {
         .ok()
         .flatten()
         .unwrap_or_default();
-        match PluginConfig::from_json(&bytes) {
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        let admitted = PluginConfig::from_json(&bytes).and_then(|config| {
+            crate::epoch::admit(&mut host, config.topology.epoch)
+                .map(|()| config)
+                .map_err(miroir_topology::TopologyError)
+        });
+        match admitted {
             Ok(config) => {
                 if let Some(id) = self.metrics.id("miroir_topology_epoch", MetricType::Gauge) {
                     let _ = hostcalls::record_metric(id, config.topology.epoch);

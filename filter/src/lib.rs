@@ -9,6 +9,7 @@ pub mod control_plane;
 mod ctx;
 pub mod documents;
 pub mod documents_list;
+pub mod epoch;
 pub mod error;
 pub mod exchange;
 pub mod fanout;

@@ -50,3 +50,36 @@ fn an_invalid_topology_is_rejected_and_the_old_one_keeps_serving() {
     assert_eq!(reply.header("x-miroir-topology-epoch"), Some("3"));
     assert_eq!(reply.json()["hits"][0]["id"], 42);
 }
+
+/// A control plane whose store was rolled back would push an older topology: the filter refuses
+/// any epoch below the one it runs, and the newer topology keeps serving.
+#[test]
+fn an_older_epoch_is_refused() {
+    let cluster = Cluster::start("topology_push_older_epoch", three_nodes(1));
+    let client = cluster.client();
+    create_movies(&client);
+    let mut newer = cluster.topology();
+    newer.epoch = 5;
+    cluster.push_topology_and_wait(&newer).unwrap();
+    let epoch = || {
+        client
+            .get("/indexes/movies")
+            .header("x-miroir-topology-epoch")
+            .map(str::to_string)
+    };
+    assert_eq!(epoch().as_deref(), Some("5"));
+
+    let mut older = newer.clone();
+    older.epoch = 4;
+    assert!(
+        cluster.push_topology_and_wait(&older).is_err(),
+        "Envoy accepted epoch 4 after epoch 5"
+    );
+    for _ in 0..10 {
+        assert_eq!(epoch().as_deref(), Some("5"));
+    }
+    // The same epoch again, or a newer one, is accepted.
+    newer.epoch = 6;
+    cluster.push_topology_and_wait(&newer).unwrap();
+    assert_eq!(epoch().as_deref(), Some("6"));
+}
