@@ -9,7 +9,6 @@
 //! then by insertion order (one node's tie-break); `rankingScoreThreshold` and the total are
 //! applied to the merged list, as one node applies them to its own.
 
-
 use miroir_topology::reserved;
 use miroir_topology::{canonical_key, Topology, SEQ_FIELD};
 use serde_json::{json, Map, Value};
