@@ -102,6 +102,21 @@ pub fn route_action(method: &Method, path: &str) -> Option<(&'static str, Option
         ("DELETE", ["tasks"]) => "tasks.delete",
         ("POST", ["multi-search"]) => "search",
         ("POST", ["swap-indexes"]) => "indexes.swap",
+        ("GET", ["batches"]) | ("GET", ["batches", _]) => "tasks.get",
+        ("GET", ["webhooks"]) | ("GET", ["webhooks", _]) => "webhooks.get",
+        ("POST", ["webhooks"]) => "webhooks.create",
+        ("PATCH", ["webhooks", _]) => "webhooks.update",
+        ("DELETE", ["webhooks", _]) => "webhooks.delete",
+        ("POST", ["dumps"]) => "dumps.create",
+        ("POST", ["snapshots"]) => "snapshots.create",
+        ("POST", ["render-template"]) => "*.get",
+        ("POST", ["dynamic-search-rules"]) | ("GET", ["dynamic-search-rules", _]) => {
+            "dynamicSearchRules.get"
+        }
+        ("PATCH", ["dynamic-search-rules", _]) => "dynamicSearchRules.update",
+        ("DELETE", ["dynamic-search-rules"]) | ("DELETE", ["dynamic-search-rules", _]) => {
+            "dynamicSearchRules.delete"
+        }
         ("GET", ["keys"]) | ("GET", ["keys", _]) => "keys.get",
         ("POST", ["keys"]) => "keys.create",
         ("PATCH", ["keys", _]) => "keys.update",

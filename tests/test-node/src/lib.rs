@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cli;
 pub mod documents;
+pub mod dsr;
 pub mod error;
 pub mod features;
 pub mod federation;
@@ -18,9 +19,11 @@ pub mod settings;
 pub mod similar;
 pub mod state;
 pub mod tasks;
+pub mod template;
 pub mod tenant;
 pub mod time;
 pub mod vectors;
+pub mod webhooks;
 
 use tokio::net::TcpListener;
 

@@ -122,6 +122,14 @@ impl Index {
         crate::documents::lookup(doc, pk).and_then(crate::documents::normalize_id)
     }
 
+    /// The documents' size as JSON, this node's stand-in for the database size.
+    pub fn raw_size(&self) -> usize {
+        self.docs
+            .values()
+            .map(|d| serde_json::to_string(d).map(|s| s.len()).unwrap_or(0))
+            .sum()
+    }
+
     pub fn stats(&self, is_indexing: bool) -> Value {
         let mut fields: BTreeMap<&str, u64> = BTreeMap::new();
         let mut raw = 0usize;
@@ -149,8 +157,13 @@ impl Index {
 #[derive(Debug, Default)]
 pub struct Store {
     pub indexes: BTreeMap<String, Index>,
-    /// Position == task uid.
-    pub tasks: Vec<Task>,
+    /// By uid; deleted tasks are gone, uids are never reused.
+    pub tasks: BTreeMap<u64, Task>,
+    pub next_task_uid: u64,
+    /// `/webhooks`, oldest first.
+    pub webhooks: Vec<crate::webhooks::Webhook>,
+    /// `/dynamic-search-rules`: uid and stored rule, in creation order.
+    pub dsr: Vec<(String, Map<String, Value>)>,
     pub next_batch_uid: u64,
     pub last_update: Option<SystemTime>,
 }
@@ -164,7 +177,7 @@ impl Store {
 
     pub fn is_indexing(&self, uid: &str) -> bool {
         self.tasks
-            .iter()
+            .values()
             .rev()
             .any(|t| t.index_uid.as_deref() == Some(uid) && !t.status.is_finished())
     }

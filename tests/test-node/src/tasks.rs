@@ -55,7 +55,23 @@ pub enum Payload {
     DeleteByFilter(Filter),
     ClearDocuments,
     Settings(Map<String, Value>),
+    /// The uids matched when the cancelation was registered.
+    TaskCancelation(Vec<u64>),
+    /// The uids matched when the deletion was registered.
+    TaskDeletion(Vec<u64>),
+    DumpCreation,
+    SnapshotCreation,
+    IndexCompaction,
+    /// A dynamic search rule upsert (`Some(patch)`) or deletion (`None`).
+    DsrUpdate {
+        uid: String,
+        patch: Option<Map<String, Value>>,
+    },
+    DsrClear,
 }
+
+/// The index uid Meilisearch gives dynamic search rule tasks.
+pub const DSR_INDEX: &str = ".meili_dsr";
 
 impl Payload {
     pub fn task_type(&self) -> &'static str {
@@ -68,6 +84,25 @@ impl Payload {
                 "documentDeletion"
             }
             Payload::Settings(_) => "settingsUpdate",
+            Payload::TaskCancelation(_) => "taskCancelation",
+            Payload::TaskDeletion(_) => "taskDeletion",
+            Payload::DumpCreation => "dumpCreation",
+            Payload::SnapshotCreation => "snapshotCreation",
+            Payload::IndexCompaction => "indexCompaction",
+            Payload::DsrUpdate { .. } => "dsrUpdate",
+            Payload::DsrClear => "dsrClear",
+        }
+    }
+
+    /// Meilisearch's scheduling priority: cancelations, then deletions, then snapshots and
+    /// dumps, then everything else in enqueue order.
+    fn priority(&self) -> u8 {
+        match self {
+            Payload::TaskCancelation(_) => 0,
+            Payload::TaskDeletion(_) => 1,
+            Payload::SnapshotCreation => 2,
+            Payload::DumpCreation => 3,
+            _ => 4,
         }
     }
 }
@@ -78,6 +113,7 @@ pub struct Task {
     pub batch_uid: Option<u64>,
     pub index_uid: Option<String>,
     pub status: Status,
+    pub canceled_by: Option<u64>,
     pub details: Option<Map<String, Value>>,
     pub error: Option<MeiliError>,
     pub enqueued_at: SystemTime,
@@ -99,7 +135,7 @@ impl Task {
         m.insert("indexUid".into(), json!(self.index_uid));
         m.insert("status".into(), json!(self.status.as_str()));
         m.insert("type".into(), json!(self.task_type()));
-        m.insert("canceledBy".into(), Value::Null);
+        m.insert("canceledBy".into(), json!(self.canceled_by));
         if let Some(details) = &self.details {
             m.insert("details".into(), Value::Object(details.clone()));
         }
@@ -153,6 +189,19 @@ fn initial_details(payload: &Payload) -> Map<String, Value> {
             json!({"providedIds": 0, "deletedDocuments": null, "originalFilter": null})
         }
         Payload::Settings(patch) => Value::Object(patch.clone()),
+        Payload::TaskCancelation(matched) => {
+            json!({"matchedTasks": matched.len(), "canceledTasks": null, "originalFilter": null})
+        }
+        Payload::TaskDeletion(matched) => {
+            json!({"matchedTasks": matched.len(), "deletedTasks": null, "originalFilter": null})
+        }
+        Payload::DumpCreation => json!({"dumpUid": null}),
+        Payload::SnapshotCreation | Payload::IndexCompaction => json!({}),
+        Payload::DsrUpdate { patch, .. } => match patch {
+            Some(rule) => json!({"rule": rule, "updatedRules": 1}),
+            None => json!({"updatedRules": 1}),
+        },
+        Payload::DsrClear => json!({"deletedDocuments": null}),
     };
     match v {
         Value::Object(m) => m,
@@ -183,12 +232,20 @@ pub fn enqueue_with_details(
         if let Some(extra) = extra_details {
             details.extend(extra);
         }
+        let details = match payload {
+            // A snapshot task has no details at all.
+            Payload::SnapshotCreation => None,
+            _ => Some(details),
+        };
+        let uid = store.next_task_uid;
+        store.next_task_uid += 1;
         let task = Task {
-            uid: store.tasks.len() as u64,
+            uid,
             batch_uid: None,
             index_uid: index_uid.map(String::from),
             status: Status::Enqueued,
-            details: Some(details),
+            canceled_by: None,
+            details,
             error: None,
             enqueued_at: SystemTime::now(),
             started_at: None,
@@ -197,77 +254,147 @@ pub fn enqueue_with_details(
             payload,
         };
         let summary = task.summary();
-        store.tasks.push(task);
+        store.tasks.insert(uid, task);
         summary
     };
     state.wake.notify_one();
     summary
 }
 
-/// Runs forever, processing tasks one by one in uid order.
+/// The next task to run: the enqueued task of best priority, oldest first.
+fn next_enqueued(store: &Store) -> Option<u64> {
+    store
+        .tasks
+        .values()
+        .filter(|t| t.status == Status::Enqueued)
+        .min_by_key(|t| (t.payload.priority(), t.uid))
+        .map(|t| t.uid)
+}
+
+/// Runs forever, processing tasks one by one (one batch per task).
 pub async fn worker(state: SharedState) {
-    let mut next = 0usize;
     loop {
         let started = {
             let mut store = state.lock();
-            match store.tasks.get(next).map(|t| t.status) {
-                Some(Status::Enqueued) => {
+            match next_enqueued(&store) {
+                Some(uid) => {
                     let batch = store.next_batch_uid;
                     store.next_batch_uid += 1;
-                    if let Some(task) = store.tasks.get_mut(next) {
+                    if let Some(task) = store.tasks.get_mut(&uid) {
                         task.status = Status::Processing;
                         task.batch_uid = Some(batch);
                         task.started_at = Some(SystemTime::now());
                     }
-                    true
+                    Some(uid)
                 }
-                Some(_) => {
-                    next += 1;
-                    continue;
-                }
-                None => false,
+                None => None,
             }
         };
-        if !started {
+        let Some(uid) = started else {
             state.wake.notified().await;
             continue;
-        }
+        };
         // Let observers see the `processing` state, as on a real node.
         tokio::task::yield_now().await;
         let mut store = state.lock();
-        process(&mut store, next);
-        next += 1;
+        process(&mut store, uid);
     }
 }
 
-fn process(store: &mut Store, position: usize) {
-    let Some(task) = store.tasks.get(position) else {
+fn process(store: &mut Store, uid: u64) {
+    let Some(task) = store.tasks.get(&uid) else {
         return;
     };
     let index_uid = task.index_uid.clone().unwrap_or_default();
     let payload = task.payload.clone();
+    let batch_uid = task.batch_uid;
     let mut details = task.details.clone().unwrap_or_default();
     let now = SystemTime::now();
-    let result = run(store, &index_uid, payload, &mut details, now);
+    let result = match payload {
+        Payload::TaskCancelation(matched) => {
+            cancel_tasks(store, uid, batch_uid, &matched, now, &mut details);
+            Ok(())
+        }
+        Payload::TaskDeletion(matched) => {
+            let deleted = matched
+                .iter()
+                .filter(|m| {
+                    let finished = store.tasks.get(m).is_some_and(|t| t.status.is_finished());
+                    finished && store.tasks.remove(m).is_some()
+                })
+                .count();
+            details.insert("deletedTasks".into(), json!(deleted));
+            Ok(())
+        }
+        payload => run(store, &index_uid, payload, &mut details, now),
+    };
     let finished = SystemTime::now();
     if result.is_ok() {
         store.last_update = Some(finished);
     }
-    if let Some(task) = store.tasks.get_mut(position) {
+    if let Some(task) = store.tasks.get_mut(&uid) {
         match result {
             Ok(()) => task.status = Status::Succeeded,
             Err(e) => {
                 task.status = Status::Failed;
                 task.error = Some(e);
+                if matches!(task.payload, Payload::IndexCompaction) {
+                    details.clear();
+                }
             }
         }
-        task.details = Some(details);
+        if task.details.is_some() {
+            task.details = Some(details);
+        }
         task.finished_at = Some(finished);
         // Large payloads are not needed once processed.
         if let Payload::DocumentAddition { docs, .. } = &mut task.payload {
             docs.clear();
         }
     }
+}
+
+/// Cancels the matched tasks still enqueued, as Meilisearch's `taskCancelation` batch: they
+/// join its batch, and counts not yet known become 0 (`Details::to_failed`).
+fn cancel_tasks(
+    store: &mut Store,
+    canceler: u64,
+    batch_uid: Option<u64>,
+    matched: &[u64],
+    now: SystemTime,
+    details: &mut Map<String, Value>,
+) {
+    let mut canceled = 0;
+    for uid in matched {
+        let Some(task) = store.tasks.get_mut(uid) else {
+            continue;
+        };
+        if task.status != Status::Enqueued {
+            continue;
+        }
+        task.status = Status::Canceled;
+        task.canceled_by = Some(canceler);
+        task.batch_uid = batch_uid;
+        task.finished_at = Some(now);
+        if let Some(d) = &mut task.details {
+            for key in [
+                "indexedDocuments",
+                "deletedDocuments",
+                "canceledTasks",
+                "deletedTasks",
+                "editedDocuments",
+            ] {
+                if d.get(key) == Some(&Value::Null) {
+                    d.insert(key.into(), json!(0));
+                }
+            }
+        }
+        if let Payload::DocumentAddition { docs, .. } = &mut task.payload {
+            docs.clear();
+        }
+        canceled += 1;
+    }
+    details.insert("canceledTasks".into(), json!(canceled));
 }
 
 fn run(
@@ -376,6 +503,31 @@ fn run(
             index.settings = updated;
             index.updated_at = now;
         }
+        Payload::DumpCreation => {
+            details.insert("dumpUid".into(), json!(dump_uid(now)));
+        }
+        Payload::SnapshotCreation => {}
+        Payload::IndexCompaction => {
+            let index = store.indexes.get(uid).ok_or_else(missing)?;
+            let size = crate::routes::human_size(index.raw_size() as u64);
+            details.insert("preCompactionSize".into(), json!(size));
+            details.insert("postCompactionSize".into(), json!(size));
+        }
+        Payload::DsrUpdate { uid, patch } => crate::dsr::apply(store, &uid, patch),
+        Payload::DsrClear => {
+            let n = store.dsr.len();
+            store.dsr.clear();
+            details.insert("deletedDocuments".into(), json!(n));
+        }
+        Payload::TaskCancelation(_) | Payload::TaskDeletion(_) => {}
     }
     Ok(())
+}
+
+/// Meilisearch's dump uid: the UTC time as `YYYYMMDD-HHMMSSmmm`.
+pub fn dump_uid(t: SystemTime) -> String {
+    let text = rfc3339(t);
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let padded = format!("{digits:0<17}");
+    format!("{}-{}", &padded[..8], &padded[8..17])
 }

@@ -1,6 +1,8 @@
 //! HTTP routes, grouped by resource, and the request helpers they share.
 
+mod admin;
 mod documents;
+mod dsr;
 mod fields;
 mod indexes;
 mod keys;
@@ -9,6 +11,9 @@ mod settings;
 mod similar;
 mod stats;
 mod tasks;
+mod webhooks;
+
+pub(crate) use stats::human_size;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -26,7 +31,25 @@ pub fn router(state: SharedState) -> Router {
         .route("/health", get(stats::health))
         .route("/version", get(stats::version))
         .route("/stats", get(stats::global_stats))
-        .route("/tasks", get(tasks::list))
+        .route("/tasks", get(tasks::list).delete(tasks::delete))
+        .route("/batches", get(tasks::list_batches))
+        .route("/batches/{batch_uid}", get(tasks::get_batch))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{uuid}",
+            get(webhooks::get_one)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/dumps", post(admin::dump))
+        .route("/snapshots", post(admin::snapshot))
+        .route("/render-template", post(admin::render_template))
+        .route("/dynamic-search-rules", post(dsr::list).delete(dsr::clear))
+        .route(
+            "/dynamic-search-rules/{uid}",
+            get(dsr::get_one).patch(dsr::update).delete(dsr::delete),
+        )
+        .route("/indexes/{uid}/compact", post(admin::compact))
         .route("/tasks/cancel", post(tasks::cancel))
         .route("/tasks/{task_uid}", get(tasks::get_one))
         .route("/multi-search", post(search::multi_search))
