@@ -152,10 +152,14 @@ fn parse_csv(
         .headers()
         .map_err(|e| malformed(e.to_string()))?
         .clone();
-    let rows = reader
-        .records()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| malformed(e.to_string()))?;
+    // Counted while parsing: past the cap nothing more is parsed.
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        if rows.len() >= miroir_topology::limits::MAX_CSV_ROWS {
+            return Err(crate::limits::too_many_csv_rows());
+        }
+        rows.push(record.map_err(|e| malformed(e.to_string()))?);
+    }
     Ok(Batch::Csv {
         delimiter,
         header,

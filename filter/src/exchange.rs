@@ -92,6 +92,33 @@ impl Exchange {
         true
     }
 
+    /// Admits a body of `size` bytes into this VM (see [`crate::limits::admit_body`]): the lease
+    /// to hold until the request is done, or `Refused` once the 503 (with `Retry-After: 10`)
+    /// that refuses it was answered.
+    pub fn admit_body(
+        config: &PluginConfig,
+        size: u64,
+        host: &mut dyn Host,
+    ) -> crate::limits::Admission {
+        let refusal = match crate::limits::admit_body(size) {
+            Ok(lease) => return crate::limits::Admission::Admitted(lease),
+            Err(refusal) => refusal,
+        };
+        host.count("miroir_large_bodies_refused", 1);
+        let epoch = config.topology.epoch.to_string();
+        let answer: Answer = refusal.into();
+        host.respond(
+            answer.status,
+            &[
+                ("content-type", "application/json"),
+                ("x-miroir-topology-epoch", epoch.as_str()),
+                ("retry-after", "10"),
+            ],
+            &answer.body,
+        );
+        crate::limits::Admission::Refused
+    }
+
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {
         let step = match &mut self.state {
             State::Answered => return,
@@ -204,9 +231,19 @@ impl Exchange {
                 State::Broadcast(Box::new(b))
             }),
             Route::Broadcast { kind, index } => {
-                wrap(Broadcast::change(ctx, kind, index, host), |b| {
-                    State::Broadcast(Box::new(b))
-                })
+                let refused = match kind {
+                    // A body that is not a JSON object is the nodes' to refuse.
+                    "documentEdition" => ctx
+                        .body_object()
+                        .map_or(Ok(()), |b| crate::reserved_refs::check_edit(&b)),
+                    _ => Ok(()),
+                };
+                match refused {
+                    Ok(()) => wrap(Broadcast::change(ctx, kind, index, host), |b| {
+                        State::Broadcast(Box::new(b))
+                    }),
+                    Err(e) => (State::Answered, Step::Answer(e.into())),
+                }
             }
             Route::Settings { index, sub } => {
                 started(Broadcast::settings(ctx, index, sub.as_deref(), host), |b| {

@@ -180,6 +180,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             exchange: None,
             refused: false,
+            lease: None,
         }))
     }
 
@@ -193,8 +194,10 @@ struct Http {
     seq: Rc<Cell<u64>>,
     metrics: Rc<Metrics>,
     exchange: Option<Exchange>,
-    /// Answered 413 before the body was complete: the rest of it is ignored.
+    /// Answered 413 (or 503) before the body was complete: the rest of it is ignored.
     refused: bool,
+    /// This request's large body, counted against the VM's budget until the context is dropped.
+    lease: Option<crate::limits::BodyLease>,
 }
 
 impl Http {
@@ -234,6 +237,33 @@ impl Http {
         }
         self.refused
     }
+
+    /// Takes the VM's budget for a large body of `size` bytes once (announced or complete);
+    /// false when it was refused with 503.
+    fn admit_body(&mut self, size: u64) -> bool {
+        if self.refused {
+            return false;
+        }
+        if self.lease.is_some() {
+            return true;
+        }
+        let Some(config) = self.config.clone() else {
+            return true;
+        };
+        let mut host = WasmHost {
+            metrics: &self.metrics,
+        };
+        match Exchange::admit_body(&config, size, &mut host) {
+            crate::limits::Admission::Admitted(lease) => {
+                self.lease = lease;
+                true
+            }
+            crate::limits::Admission::Refused => {
+                self.refused = true;
+                false
+            }
+        }
+    }
 }
 
 impl Context for Http {
@@ -261,7 +291,7 @@ impl HttpContext for Http {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        if self.refuse_oversized(announced) {
+        if self.refuse_oversized(announced) || !self.admit_body(announced) {
             return Action::Pause;
         }
         if end_of_stream {
@@ -276,6 +306,9 @@ impl HttpContext for Http {
             return Action::Pause;
         }
         if end_of_stream && self.exchange.is_none() {
+            if !self.admit_body(body_size as u64) {
+                return Action::Pause;
+            }
             let body = self.get_http_request_body(0, body_size).unwrap_or_default();
             self.start(body);
         }

@@ -26,7 +26,10 @@ pub fn scrub(body: Vec<u8>) -> Vec<u8> {
 pub fn scrub_message(message: &str) -> Option<String> {
     let without_restriction = drop_shard_restriction(message);
     let text = without_restriction.as_deref().unwrap_or(message);
-    hide_reserved_in_lists(text).or(without_restriction)
+    let scrubbed = hide_reserved_in_lists(text).or(without_restriction);
+    // A client filter naming a reserved field was sent with stand-ins (`reserved_refs`).
+    let text = scrubbed.as_deref().unwrap_or(message);
+    crate::reserved_refs::restore(text).or(scrubbed)
 }
 
 /// A filter error ends with a line `start:end filter` quoting the node's whole filter, which

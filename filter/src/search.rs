@@ -213,7 +213,9 @@ pub use miroir_topology::reserved::shard_filter;
 /// reworded by `node_error`).
 pub fn restrict_filter(client: Option<&Value>, shards: &[u32]) -> Value {
     let own = Value::String(shard_filter(shards));
-    match client {
+    // Reserved names in the client's filter are sent as stand-ins no node holds filterable.
+    let substituted = client.map(crate::reserved_refs::substitute);
+    match substituted.as_ref() {
         None | Some(Value::Null) => own,
         Some(Value::Array(items)) => {
             let mut all = items.clone();

@@ -19,6 +19,29 @@ const DIGITS: [char; 8] = ['.', ',', ';', '!', '?', '(', ')', '|'];
 const SHARD_WIDTH: usize = 4; // 8^4 = 4096 = MAX_SHARDS
 const SEQ_WIDTH: usize = 22; // 8^22 > u64::MAX
 
+/// Each reserved field and the stand-in a client filter naming it is sent with (same length, so
+/// a node's error quotes it at the same positions; no document holds it, no setting may name it).
+pub const STAND_INS: [(&str, &str); 2] =
+    [(SHARD_FIELD, "_miroir-shard"), (SEQ_FIELD, "_miroir-seq")];
+
+/// A node's message with the stand-ins written back as the reserved names the client wrote;
+/// `None` when it holds none.
+pub fn restore_stand_ins(message: &str) -> Option<String> {
+    if !STAND_INS
+        .iter()
+        .any(|(_, stand_in)| message.contains(stand_in))
+    {
+        return None;
+    }
+    Some(
+        STAND_INS
+            .iter()
+            .fold(message.to_string(), |t, (field, stand_in)| {
+                t.replace(stand_in, field)
+            }),
+    )
+}
+
 pub fn is_reserved(field: &str) -> bool {
     RESERVED_FIELDS.contains(&field)
 }

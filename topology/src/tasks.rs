@@ -122,6 +122,17 @@ pub fn is_terminal(status: &str) -> bool {
     matches!(status, "succeeded" | "failed" | "canceled")
 }
 
+/// A node task's error as the client's filter named things (a deletion by a filter naming a
+/// reserved field fails on the nodes with the stand-in in its message).
+fn restore_error(mut error: Value) -> Value {
+    if let Some(Value::String(message)) = error.get_mut("message") {
+        if let Some(restored) = crate::reserved::restore_stand_ins(message) {
+            *message = restored;
+        }
+    }
+    error
+}
+
 /// The client's view of a task. `node_tasks` pairs each node task object (as `GET
 /// /tasks/{uid}` on the node returned it) with the node it came from.
 pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) -> Value {
@@ -135,6 +146,7 @@ pub fn aggregate(uid: u32, record: &TaskRecord, node_tasks: &[(String, Value)]) 
         .iter()
         .find(|(_, t)| field(t, "status").as_deref() == Some("failed"))
         .and_then(|(_, t)| t.get("error").cloned())
+        .map(restore_error)
         .unwrap_or(Value::Null);
 
     let terminal = is_terminal(status);

@@ -1634,3 +1634,367 @@ fn a_single_nodes_own_default_keys_are_not_listed_beside_the_clusters() {
     assert_eq!(body["total"], 1, "{body}");
     assert_eq!(body["results"][0]["uid"], cluster["uid"]);
 }
+
+// Issue 10 (hardening): bounded work per request, Miroir's fields kept out of clients' hands,
+// static task reads with the client's credentials.
+
+impl Fleet {
+    /// [`Fleet::run`] with a raw body.
+    fn run_bytes(
+        &mut self,
+        config: &Rc<PluginConfig>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let request = Request::new(method, path, headers, body);
+        self.host.response = None;
+        let mut exchange = Exchange::start(config.clone(), request, 0, &mut self.host);
+        while let Some((token, call)) = self.host.in_flight.pop() {
+            let reply = self
+                .nodes
+                .get_mut(&call.cluster)
+                .map(|n| n.handle(&call))
+                .unwrap_or(Reply::Failed);
+            exchange.on_reply(token, reply, &mut self.host);
+        }
+        self.host.answer().unwrap()
+    }
+}
+
+#[test]
+fn a_multi_search_past_the_query_cap_reaches_no_node() {
+    let config = three_nodes();
+    let cap = miroir_topology::limits::MAX_MULTI_SEARCH_QUERIES;
+    for federation in [Value::Null, json!({})] {
+        let queries: Vec<Value> = (0..=cap).map(|_| json!({"indexUid": "movies"})).collect();
+        let mut body = json!({ "queries": queries });
+        if !federation.is_null() {
+            body["federation"] = federation;
+        }
+        let mut fleet = ready_fleet(&config);
+        let (status, error) = fleet.run(&config, "POST", "/multi-search", &[], body);
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["code"], "miroir_too_many_search_queries");
+        assert!(error["message"].as_str().unwrap().contains(&format!(
+            "at most {cap} queries, but this one holds {}",
+            cap + 1
+        )));
+        assert!(fleet.host.sent.is_empty(), "no node was asked");
+    }
+    // At the cap, the queries run.
+    let queries: Vec<Value> = (0..cap).map(|_| json!({"indexUid": "movies"})).collect();
+    let mut fleet = ready_fleet(&config);
+    let (status, _) = fleet.run(
+        &config,
+        "POST",
+        "/multi-search",
+        &[],
+        json!({ "queries": queries }),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_document_listing_past_the_window_cap_reaches_no_node() {
+    let config = three_nodes();
+    let cap = miroir_topology::limits::MAX_DOCUMENTS_WINDOW;
+    let cases = [
+        (
+            "GET",
+            format!("/indexes/movies/documents?offset={cap}&limit=1"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/indexes/movies/documents/fetch".to_string(),
+            json!({"offset": cap - 10, "limit": 11}),
+        ),
+        (
+            "POST",
+            "/indexes/movies/documents/fetch".to_string(),
+            json!({"offset": u64::MAX, "limit": u64::MAX}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let mut fleet = ready_fleet(&config);
+        let (status, error) = fleet.run(&config, method, &path, &[], body);
+        assert_eq!(status, 400, "{path}: {error}");
+        assert_eq!(error["code"], "miroir_documents_window_too_large");
+        assert!(fleet.host.sent.is_empty(), "no node was asked");
+    }
+    let mut fleet = ready_fleet(&config);
+    let path = format!("/indexes/movies/documents?offset={}&limit=10", cap - 10);
+    let (_, _) = fleet.run(&config, "GET", &path, &[], Value::Null);
+    let asked = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.path.ends_with("/documents/fetch"))
+        .count();
+    assert_eq!(asked, 3, "a window at the cap is listed");
+}
+
+#[test]
+fn a_csv_past_the_row_cap_is_refused_before_anything_is_written() {
+    let config = three_nodes();
+    let cap = miroir_topology::limits::MAX_CSV_ROWS;
+    let mut csv = String::from("id\n");
+    for i in 0..=cap {
+        csv.push_str(&i.to_string());
+        csv.push('\n');
+    }
+    let mut fleet = ready_fleet(&config);
+    let headers = [("content-type", "text/csv"), ("authorization", "Bearer k")];
+    let (status, error) = fleet.run_bytes(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &headers,
+        csv.into_bytes(),
+    );
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(error["code"], "miroir_too_many_csv_rows");
+    assert!(
+        fleet.host.sent.iter().all(|c| c.method == "GET"),
+        "nothing was written"
+    );
+}
+
+#[test]
+fn large_bodies_past_the_workers_budget_get_503_with_retry_after() {
+    use crate::limits::Admission;
+    use miroir_topology::limits::{LARGE_BODY_BYTES, MAX_BUFFERED_BODY_BYTES};
+    let config = three_nodes();
+    let mut host = MockHost::default();
+    let admit = |size: u64, host: &mut MockHost| match Exchange::admit_body(&config, size, host) {
+        Admission::Admitted(lease) => Ok(lease),
+        Admission::Refused => Err(()),
+    };
+    assert!(admit(10, &mut host).unwrap().is_none());
+    let first = admit(MAX_BUFFERED_BODY_BYTES / 2, &mut host).unwrap();
+    let second = admit(MAX_BUFFERED_BODY_BYTES / 2, &mut host).unwrap();
+    assert_eq!(host.responses, 0);
+    assert!(admit(LARGE_BODY_BYTES, &mut host).is_err());
+    let (status, error) = host.answer().unwrap();
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], "miroir_too_many_large_bodies");
+    assert_eq!(error["type"], "system");
+    assert_eq!(host.header("retry-after"), Some("10"));
+    // Small bodies still pass, and a finished request gives its room back.
+    assert!(admit(10, &mut host).is_ok());
+    drop((first, second));
+    assert!(admit(LARGE_BODY_BYTES, &mut host).unwrap().is_some());
+}
+
+#[test]
+fn settings_naming_miroirs_fields_reach_no_node() {
+    let config = three_nodes();
+    let cases = [
+        (
+            "PATCH",
+            "/indexes/movies/settings",
+            json!({"searchableAttributes": ["title", "_miroir_shard"]}),
+        ),
+        (
+            "PATCH",
+            "/indexes/movies/settings",
+            json!({"rankingRules": ["words", "_miroir_seq:asc"]}),
+        ),
+        (
+            "PATCH",
+            "/indexes/movies/settings",
+            json!({"filterableAttributes": ["genre", {"attributePatterns": ["_miroir_*"]}]}),
+        ),
+        (
+            "PATCH",
+            "/indexes/movies/settings",
+            json!({"distinctAttribute": "_miroir_shard"}),
+        ),
+        (
+            "PUT",
+            "/indexes/movies/settings/displayed-attributes",
+            json!(["title", "_miroir_seq"]),
+        ),
+        (
+            "PUT",
+            "/indexes/movies/settings/sortable-attributes",
+            json!(["_miroir_seq"]),
+        ),
+        (
+            "PUT",
+            "/indexes/movies/settings/ranking-rules",
+            json!(["_miroir_seq:desc"]),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let mut fleet = ready_fleet(&config);
+        let (status, error) = fleet.run(&config, method, path, &[], body.clone());
+        assert_eq!(status, 400, "{body}: {error}");
+        assert_eq!(error["code"], "miroir_reserved_field", "{body}");
+        assert!(fleet.host.sent.is_empty(), "{body}");
+    }
+    let mut fleet = ready_fleet(&config);
+    let (status, _) = fleet.run(
+        &config,
+        "PATCH",
+        "/indexes/movies/settings",
+        &[],
+        json!({"displayedAttributes": ["*"], "rankingRules": ["words", "year:desc"]}),
+    );
+    assert_eq!(status, 202);
+}
+
+#[test]
+fn a_document_edition_mentioning_miroirs_fields_reaches_no_node() {
+    let config = three_nodes();
+    let mut fleet = ready_fleet(&config);
+    let (status, error) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents/edit",
+        &[],
+        json!({"function": "doc._miroir_shard = \"....\""}),
+    );
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["code"], "miroir_reserved_field");
+    assert!(fleet.host.sent.is_empty());
+}
+
+/// A node refusing a filter on the stand-in of `_miroir_shard` as Meilisearch 1.50 does (the
+/// nodes hold `_miroir_shard` filterable, so it is listed).
+fn refuse_stand_in_filter(call: &Call) -> Reply {
+    if call.method == "GET" {
+        return json_reply(200, json!({}));
+    }
+    let sent = String::from_utf8_lossy(call.body.as_deref().unwrap_or_default()).to_string();
+    assert!(
+        !sent.contains("\"_miroir_shard = 1\""),
+        "sent as the client wrote it: {sent}"
+    );
+    let inside = if call.path == "/multi-search" {
+        "Inside `.queries[0]`: "
+    } else {
+        ""
+    };
+    json_reply(
+        400,
+        json!({"message": format!("{inside}Index `movies`: Attribute `_miroir-shard` is not filterable. Available filterable attribute patterns are: `_miroir_shard`, `genre`.\n2:15 \"_miroir-shard\" = \"1\""), "code": "invalid_search_filter", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#invalid_search_filter"}),
+    )
+}
+
+#[test]
+fn a_client_filter_naming_miroirs_fields_is_refused_as_one_node_refuses_it() {
+    let config = three_nodes();
+    let one_node = "Index `movies`: Attribute `_miroir_shard` is not filterable. Available filterable attribute patterns are: `genre`.\n2:15 \"_miroir_shard\" = \"1\"";
+    let cases = [
+        (
+            "/indexes/movies/search",
+            json!({"filter": "_miroir_shard = 1"}),
+            "",
+        ),
+        (
+            "/indexes/movies/facet-search",
+            json!({"facetName": "genre", "filter": "_miroir_shard = 1"}),
+            "",
+        ),
+        (
+            "/indexes/movies/documents/fetch",
+            json!({"filter": ["_miroir_shard = 1"]}),
+            "",
+        ),
+        (
+            "/multi-search",
+            json!({"queries": [{"indexUid": "movies", "filter": "_miroir_shard = 1"}]}),
+            "Inside `.queries[0]`: ",
+        ),
+        (
+            "/multi-search",
+            json!({"federation": {}, "queries": [{"indexUid": "movies", "filter": "_miroir_shard = 1"}]}),
+            "Inside `.queries[0]`: ",
+        ),
+    ];
+    for (path, body, inside) in cases {
+        let mut host = MockHost::default();
+        let request = Request::new("POST", path, vec![], serde_json::to_vec(&body).unwrap());
+        let mut exchange = Exchange::start(config.clone(), request, 0, &mut host);
+        while let Some((token, call)) = host.in_flight.pop() {
+            exchange.on_reply(token, refuse_stand_in_filter(&call), &mut host);
+        }
+        let (status, error) = host.answer().unwrap();
+        assert_eq!(status, 400, "{path}");
+        assert_eq!(error["message"], format!("{inside}{one_node}"), "{path}");
+    }
+    // A deletion by filter reaches the nodes with the stand-in, which no node holds.
+    let mut fleet = ready_fleet(&config);
+    fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents/delete",
+        &[],
+        json!({"filter": "_miroir_shard = \"....\""}),
+    );
+    let deletions: Vec<&Call> = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.path.ends_with("/documents/delete"))
+        .collect();
+    assert_eq!(deletions.len(), 3);
+    for call in deletions {
+        let sent: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+        assert_eq!(sent["filter"], "_miroir-shard = \"....\"");
+    }
+}
+
+#[test]
+fn a_static_task_read_carries_the_clients_key_and_a_hidden_task_is_not_found() {
+    let mut plugin = (*three_nodes()).clone();
+    plugin.node_api_key = Some("miroir-lookups".into());
+    let config = Rc::new(plugin);
+    let mut fleet = ready_fleet(&config);
+    let (_, enqueued) = fleet.add_documents(&config, movies(30));
+    let uid = enqueued["taskUid"].as_u64().unwrap();
+    let path = format!("/tasks/{uid}");
+    let scoped = [("authorization", "Bearer scoped-to-other-index")];
+
+    let mut host = MockHost::default();
+    let request = Request::new(
+        "GET",
+        &path,
+        vec![("authorization".into(), scoped[0].1.into())],
+        vec![],
+    );
+    std::mem::swap(&mut host.shared, &mut fleet.host.shared);
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut host);
+    let mut asked = 0;
+    while let Some((token, call)) = host.in_flight.pop() {
+        asked += 1;
+        let auth = call.headers.iter().find(|(k, _)| k == "authorization");
+        assert_eq!(
+            auth.map(|(_, v)| v.as_str()),
+            Some("Bearer scoped-to-other-index"),
+            "the node task is read with the client's key"
+        );
+        // What a Meilisearch node answers a key that cannot see the task's index.
+        let node_uid = call.path.rsplit('/').next().unwrap().to_string();
+        exchange.on_reply(
+            token,
+            json_reply(404, json!({"message": format!("Task `{node_uid}` not found."), "code": "task_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_not_found"})),
+            &mut host,
+        );
+    }
+    assert!(asked > 0);
+    assert_eq!(
+        host.answer(),
+        Some((
+            404,
+            json!({"message": format!("Task `{uid}` not found."), "code": "task_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_not_found"})
+        ))
+    );
+}

@@ -42,12 +42,11 @@ impl Broadcast {
         if let Some(index) = &index_uid {
             crate::settings_cache::forget(host, index);
         }
-        let phase = every_node(
-            ctx,
-            ctx.request_method(),
-            ctx.path_and_query(),
-            ctx.raw_body(),
-        );
+        let body = match kind {
+            "documentDeletion" | "documentEdition" => with_stand_ins(ctx.raw_body()),
+            _ => ctx.raw_body(),
+        };
+        let phase = every_node(ctx, ctx.request_method(), ctx.path_and_query(), body);
         Self::run(vec![phase], kind, index_uid, host)
     }
 
@@ -81,6 +80,12 @@ impl Broadcast {
         let method = ctx.request_method();
         let path = ctx.path_and_query();
         let settings_path = format!("/indexes/{index}/settings");
+        if method != "DELETE" {
+            // A body that is not JSON is the nodes' to refuse.
+            if let Ok(body) = ctx.body_json() {
+                crate::reserved_refs::check_settings(sub, &body)?;
+            }
+        }
         crate::settings_cache::forget(host, &index);
         let phases = match (method, sub) {
             ("PATCH", None) => {
@@ -230,6 +235,23 @@ pub(crate) fn shard_field_filterable<'a>(
 
 /// A client's displayed attributes plus `_miroir_seq`, which the merge retrieves to break ties.
 /// `["*"]` (or anything that is not a list) already displays it.
+/// A deletion or edition body whose `filter` names a reserved field, with the stand-ins the
+/// nodes refuse (or match) as one Meilisearch would the field ([`crate::reserved_refs`]).
+fn with_stand_ins(body: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let bytes = body?;
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&bytes) else {
+        return Some(bytes);
+    };
+    match map.get("filter") {
+        Some(filter) if crate::reserved_refs::names_reserved(filter) => {
+            let substituted = crate::reserved_refs::substitute(filter);
+            map.insert("filter".into(), substituted);
+            serde_json::to_vec(&map).ok().or(Some(bytes))
+        }
+        _ => Some(bytes),
+    }
+}
+
 pub(crate) fn keep_seq_field(displayed: &mut Value) {
     if let Value::Array(items) = displayed {
         let shown = |name: &str| items.iter().any(|i| i.as_str() == Some(name));

@@ -4,6 +4,7 @@
 //! A follow-up call that fails teaches nothing: the merge then uses what the first answers said
 //! (a count stays short), and the client still gets its answer.
 
+use miroir_topology::limits::MAX_FOLLOW_UP_ROUNDS;
 use serde_json::{Map, Value};
 
 use crate::ctx::Ctx;
@@ -15,6 +16,8 @@ pub(crate) struct Rounds {
     logic: FollowUp,
     /// The round in flight, tagged by call.
     fanout: Fanout<usize>,
+    /// Rounds sent so far, at most `MAX_FOLLOW_UP_ROUNDS`.
+    sent: u32,
 }
 
 impl Rounds {
@@ -23,6 +26,7 @@ impl Rounds {
         let mut rounds = Rounds {
             logic,
             fanout: Fanout::new(),
+            sent: 0,
         };
         rounds.send_next(ctx, host, nodes);
         rounds
@@ -31,6 +35,12 @@ impl Rounds {
     /// Asks the next round's questions; false when none is left.
     fn send_next(&mut self, ctx: &Ctx, host: &mut dyn Host, nodes: &[String]) -> bool {
         loop {
+            // Each kind of round stops on its own well before; this bounds their sum.
+            if self.sent >= MAX_FOLLOW_UP_ROUNDS {
+                host.count("miroir_search_follow_up_rounds_exhausted", 1);
+                return false;
+            }
+            self.sent = self.sent.saturating_add(1);
             let calls = self.logic.next_round();
             if calls.is_empty() {
                 if self.logic.take_unsettled() {

@@ -38,6 +38,7 @@ impl MultiSearch {
                 ))
             }
         };
+        crate::limits::check_multi_search_queries(queries.len())?;
         let mut multi = MultiSearch {
             queries: Vec::new(),
         };

@@ -120,6 +120,9 @@ impl Scatter {
         client: Map<String, Value>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
+        if let Some(Value::Array(queries)) = client.get("queries") {
+            crate::limits::check_multi_search_queries(queries.len())?;
+        }
         let pagination = search::federated::pagination(&client);
         Self::begin(ctx, "", client, Mode::Federated(pagination), None, host)
     }
@@ -131,6 +134,8 @@ impl Scatter {
         client: Map<String, Value>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
+        let (offset, limit) = documents_list::window(&client);
+        crate::limits::check_documents_window(offset, limit)?;
         Self::begin(ctx, index, client, Mode::Documents, None, host)
     }
 

@@ -1,6 +1,7 @@
 //! Task reads. With a control plane, every task route is its: the request is forwarded with the
 //! client's credentials and the answer relayed. A task this Envoy answered while the control
-//! plane was unreachable can still be read here while it stays unreachable, from the nodes.
+//! plane was unreachable can still be read here while it stays unreachable, from the nodes, with
+//! the client's credentials.
 
 use serde_json::Value;
 
@@ -57,7 +58,9 @@ impl TaskRead {
                     ),
                 ));
             };
-            let call = ctx.lookup_call(node, format!("/tasks/{}", task.task_uid));
+            // With the client's credentials: each node enforces the key's actions and indexes
+            // as one Meilisearch does (a task on an index the key cannot see is not found).
+            let call = ctx.call(node, "GET", format!("/tasks/{}", task.task_uid), None);
             fanout.send(host, &call, task.node.clone());
         }
         let mut read = TaskRead {
@@ -81,6 +84,13 @@ impl TaskRead {
             return Step::Wait;
         }
         let replies = std::mem::take(&mut self.fanout.replies);
+        // The node words it with its own uid: the client asked for this one.
+        let not_found = replies
+            .iter()
+            .any(|(_, reply)| matches!(reply, Reply::Response { status: 404, .. }));
+        if not_found {
+            return Step::Answer(task_not_found(self.uid).into());
+        }
         if let Some(problem) = first_problem(&replies) {
             return Step::Answer(problem);
         }
