@@ -93,14 +93,9 @@ impl MeiliError {
     /// Meilisearch's (deserr's) refusal of a query parameter the route does not take: a close
     /// match is suggested, then every accepted name in the order the route declares them.
     pub fn unknown_parameter(name: &str, accepted: &[&str]) -> Self {
-        let expected: Vec<String> = accepted.iter().map(|a| format!("`{a}`")).collect();
         Self::bad_request(
             "bad_request",
-            format!(
-                "Unknown parameter `{name}`: {}expected one of {}",
-                did_you_mean(name, accepted),
-                expected.join(", ")
-            ),
+            miroir_topology::deserr::unknown("parameter", name, accepted),
         )
     }
 
@@ -112,26 +107,6 @@ impl MeiliError {
             "link": format!("https://docs.meilisearch.com/errors#{}", self.code),
         })
     }
-}
-
-/// deserr's suggestion: the closest accepted name within a typo budget that grows with the length
-/// (in bytes) of what was received; the first of equally close names wins.
-fn did_you_mean(received: &str, accepted: &[&str]) -> String {
-    let budget = match received.len() {
-        0..=3 => return String::new(),
-        4..=7 => 1,
-        8..=12 => 2,
-        13..=17 => 3,
-        18..=24 => 4,
-        _ => 5,
-    };
-    accepted
-        .iter()
-        .map(|a| (a, strsim::damerau_levenshtein(received, a)))
-        .filter(|(_, distance)| *distance <= budget)
-        .min_by_key(|(_, distance)| *distance)
-        .map(|(a, _)| format!("did you mean `{a}`? "))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! JSON form of [`Topology`] is the filter's plugin configuration, and the placement functions must
 //! give the same answers on every target, so they only use integer hashing (XXH3-64, seed 0).
 
+pub mod deserr;
 pub mod keys;
 pub mod limits;
 mod model;

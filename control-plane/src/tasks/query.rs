@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use miroir_topology::deserr::quoted;
+
 use crate::error::ApiError;
 use crate::time;
 
@@ -158,14 +160,6 @@ fn valid_index_uid(uid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl TaskFilter {
     fn apply(&mut self, param: &str, value: &str) -> Result<(), ApiError> {
         self.given = true;
@@ -300,32 +294,8 @@ impl TaskFilter {
 fn unknown(param: &str, allowed: &[&str]) -> ApiError {
     ApiError::invalid(
         "bad_request",
-        format!(
-            "Unknown parameter `{param}`: {}expected one of {}",
-            did_you_mean(param, allowed),
-            quoted(allowed)
-        ),
+        miroir_topology::deserr::unknown("parameter", param, allowed),
     )
-}
-
-/// deserr's suggestion: the closest expected name (Damerau-Levenshtein) within a typo budget
-/// that grows with the received name's length; the first of equally close names wins.
-pub fn did_you_mean(received: &str, expected: &[&str]) -> String {
-    let budget = match received.len() {
-        0..=3 => return String::new(),
-        4..=7 => 1,
-        8..=12 => 2,
-        13..=17 => 3,
-        18..=24 => 4,
-        _ => 5,
-    };
-    expected
-        .iter()
-        .map(|e| (e, strsim::damerau_levenshtein(received, e)))
-        .filter(|(_, distance)| *distance <= budget)
-        .min_by_key(|(_, distance)| *distance)
-        .map(|(e, _)| format!("did you mean `{e}`? "))
-        .unwrap_or_default()
 }
 
 /// `GET /tasks`.

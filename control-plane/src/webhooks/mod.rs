@@ -20,11 +20,12 @@ use serde_json::{json, Map, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
+use miroir_topology::deserr;
+
 use crate::app::App;
 use crate::error::{ApiError, Failure};
 use crate::nodes::Right;
 use crate::store::{SharedStore, Webhook, MAX_WEBHOOKS};
-use crate::tasks::query::did_you_mean;
 use crate::tasks::routes::authorize_for;
 
 #[cfg(test)]
@@ -80,14 +81,6 @@ fn type_error(code: &'static str, location: &str, expected: &str, found: &Value)
             describe(found)
         ),
     )
-}
-
-fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The body as Meilisearch's JSON extractor and deserr read it: content type, payload, then the
@@ -172,7 +165,10 @@ fn parse_settings(headers: &HeaderMap, body: &[u8]) -> Result<WebhookSettings, A
             "uuid" => {
                 return Err(ApiError::invalid(
                     "immutable_webhook_uuid",
-                    format!("Immutable field `uuid`: expected one of {}", quoted(FIELDS)),
+                    format!(
+                        "Immutable field `uuid`: expected one of {}",
+                        deserr::quoted(FIELDS)
+                    ),
                 ))
             }
             "isEditable" => {
@@ -180,18 +176,14 @@ fn parse_settings(headers: &HeaderMap, body: &[u8]) -> Result<WebhookSettings, A
                     "immutable_webhook_is_editable",
                     format!(
                         "Immutable field `isEditable`: expected one of {}",
-                        quoted(FIELDS)
+                        deserr::quoted(FIELDS)
                     ),
                 ))
             }
             other => {
                 return Err(ApiError::invalid(
                     "bad_request",
-                    format!(
-                        "Unknown field `{other}`: {}expected one of {}",
-                        did_you_mean(other, FIELDS),
-                        quoted(FIELDS)
-                    ),
+                    deserr::unknown("field", other, FIELDS),
                 ))
             }
         }
