@@ -16,6 +16,10 @@ use crate::metrics::{labels, Metrics};
 use crate::publisher::{PublishError, PublishErrorKind, Publisher};
 use crate::store::SharedStore;
 
+/// First delay before a timed-out rollout is handed over again; doubled up to the last.
+const ROLLOUT_RETRY_FIRST: Duration = Duration::from_secs(1);
+const ROLLOUT_RETRY_MAX: Duration = Duration::from_secs(60);
+
 /// Store setting holding the filter binary set by `PUT /_miroir/filter` (JSON of [`WasmSpec`]).
 pub const WASM_SETTING: &str = "wasm";
 
@@ -29,9 +33,15 @@ pub struct App {
     pub leader: Arc<AtomicBool>,
     /// Client `Authorization` values a node accepted recently, with when.
     pub auth_cache: Mutex<HashMap<String, Instant>>,
+    /// Client `Authorization` values → what the key may see of the task queue, with when it
+    /// was read (`GET /keys/{key}` with the master key).
+    pub scope_cache: Mutex<HashMap<String, (Instant, crate::tasks::scope::Scope)>>,
     /// The last configuration handed to the publisher (acknowledged or not), so a NACKed
     /// configuration is not retried in a loop.
     pub last_rollout: Mutex<Option<PluginConfig>>,
+    /// A rollout that timed out (some Envoy did not acknowledge a step in time) is handed over
+    /// again at this time, with the delay that follows if it times out again.
+    pub rollout_retry: Mutex<Option<(Instant, Duration)>>,
     pub last_wasm: Mutex<Option<WasmSpec>>,
     /// Serializes this replica's own topology changes (the store's compare-and-set covers the
     /// other replicas).
@@ -68,7 +78,9 @@ impl App {
             http,
             leader: Arc::new(AtomicBool::new(false)),
             auth_cache: Mutex::new(HashMap::new()),
+            scope_cache: Mutex::new(HashMap::new()),
             last_rollout: Mutex::new(None),
+            rollout_retry: Mutex::new(None),
             last_wasm: Mutex::new(None),
             topology_lock: tokio::sync::Mutex::new(()),
             deletion_lock: tokio::sync::Mutex::new(()),
@@ -91,11 +103,11 @@ impl App {
         Duration::from_millis(budget.min(self.config.node_timeout_ms))
     }
 
-    /// What Miroir's own node reads send: the node key, else the client's `authorization`.
+    /// What Miroir's own node reads send: the master key (else `nodeApiKey`), else the client's
+    /// `authorization`.
     pub fn node_authorization(&self, client: Option<&str>) -> Option<String> {
         self.config
-            .node_api_key
-            .as_ref()
+            .node_key()
             .map(|k| format!("Bearer {k}"))
             .or_else(|| client.map(str::to_string))
     }
@@ -109,7 +121,12 @@ impl App {
     pub fn plugin_config(&self, topology: &Topology) -> PluginConfig {
         let mut config = PluginConfig::new(topology.clone());
         config.node_timeout_ms = self.config.node_timeout_ms;
-        config.node_api_key = self.config.node_api_key.clone();
+        // The filter's own key, never the master key (nor the control plane's `nodeApiKey`).
+        config.node_api_key = self
+            .config
+            .master_key
+            .as_deref()
+            .map(crate::filter_key::value);
         config.control_plane = Some(ControlPlaneRef {
             cluster: CONTROL_PLANE_CLUSTER.to_string(),
             authority: self.config.http_advertise(),
@@ -143,6 +160,24 @@ impl App {
         *lock(&self.last_rollout) = Some(config.clone());
         let result = self.publisher.rollout(config, self.ack_timeout()).await;
         self.count_rollout(&result);
+        {
+            let mut retry = lock(&self.rollout_retry);
+            *retry = match &result {
+                Err(e) if e.kind == PublishErrorKind::Timeout => {
+                    let delay = retry
+                        .map(|(_, d)| (d * 2).min(ROLLOUT_RETRY_MAX))
+                        .unwrap_or(ROLLOUT_RETRY_FIRST);
+                    tracing::info!(
+                        epoch = topology.epoch,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "rollout timed out: it is retried"
+                    );
+                    Some((Instant::now() + delay, delay))
+                }
+                // Done, or NACKed (the same configuration would be NACKed again).
+                _ => None,
+            };
+        }
         match &result {
             Ok(_) => tracing::info!(epoch = topology.epoch, "topology rolled out"),
             Err(e) => tracing::warn!(epoch = topology.epoch, error = %e, "rollout incomplete"),
@@ -182,7 +217,8 @@ impl App {
 
     /// Makes this replica's xDS server serve what the store holds: at startup (no epoch bump,
     /// the stored topology as is), and when another replica changed it. A configuration already
-    /// handed over is not handed over again, NACKed or not.
+    /// handed over is not handed over again once acknowledged or NACKed; one that timed out is,
+    /// after 1 s, then at doubling delays up to 60 s, until every Envoy acknowledges it.
     pub async fn sync_from_store(&self) -> Result<(), ApiError> {
         let _guard = self.topology_lock.lock().await;
         if let Some(stored) = self
@@ -206,7 +242,8 @@ impl App {
         self.observe_topology(&topology);
         let wanted = self.plugin_config(&topology);
         let handed = lock(&self.last_rollout).clone();
-        if handed.as_ref() != Some(&wanted) {
+        let retry_due = lock(&self.rollout_retry).is_some_and(|(at, _)| at <= Instant::now());
+        if handed.as_ref() != Some(&wanted) || retry_due {
             let _ = self.rollout(&topology).await;
         }
         Ok(())

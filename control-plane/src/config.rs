@@ -1,4 +1,6 @@
-//! The binary's configuration: a JSON file (`--config`) with command-line overrides.
+//! The binary's configuration: a JSON file (`--config`) with command-line overrides. Secrets
+//! never come from the command line: each is read from its environment variable, else from the
+//! file its `…File` field names, else from the configuration file itself ([`Config::load_secrets`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +8,7 @@ use std::path::PathBuf;
 use miroir_topology::{Node, Topology};
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
     /// Admin REST, `/metrics`, task routes, the filter's internal routes.
@@ -19,12 +21,26 @@ pub struct Config {
     /// `embedded:<dir>` (one replica) or `redis://host:port[/db]` (several replicas).
     pub store: String,
     /// `Authorization: Bearer <adminKey>` on `/_miroir/*` (except `/_miroir/ready`) and
-    /// `/metrics`. Without it those routes are open (development only).
+    /// `/metrics`. Without it those routes are open (development only, and only on a loopback
+    /// `httpListen`).
     pub admin_key: Option<String>,
+    pub admin_key_file: Option<PathBuf>,
     /// Shared secret the filter presents (`x-miroir-token`) on `/_miroir/internal/*`.
     pub filter_token: Option<String>,
-    /// Key for the nodes: Miroir's own reads (task polling) and the filter's metadata lookups.
+    pub filter_token_file: Option<PathBuf>,
+    /// The nodes' master key: the control plane's own node calls (task polling, settings checks,
+    /// key creation, reading a client key's rights). It never leaves the control plane: the
+    /// filter gets a key of its own, created with it ([`crate::filter_key`]).
+    pub master_key: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    /// Without `masterKey`: the key of the control plane's own node calls. Never given to the
+    /// filter (whose lookups then use each client's key).
     pub node_api_key: Option<String>,
+    pub node_api_key_file: Option<PathBuf>,
+    /// Bearer token every Envoy must present on its xDS stream (`authorization: Bearer <token>`
+    /// in the gRPC metadata). Required when `xdsListen` is not a loopback address.
+    pub xds_token: Option<String>,
+    pub xds_token_file: Option<PathBuf>,
     /// Used only when the store holds no topology yet.
     pub topology: Option<InitialTopology>,
     /// The client listener every Envoy exposes (the Meilisearch API).
@@ -55,8 +71,15 @@ impl Default for Config {
             xds_listen: SocketAddr::from(([127, 0, 0, 1], 18000)),
             store: "embedded:./miroir-data".into(),
             admin_key: None,
+            admin_key_file: None,
             filter_token: None,
+            filter_token_file: None,
+            master_key: None,
+            master_key_file: None,
             node_api_key: None,
+            node_api_key_file: None,
+            xds_token: None,
+            xds_token_file: None,
             topology: None,
             envoy_listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             wasm: None,
@@ -136,14 +159,21 @@ options (each overrides the config file's field):
   --http-advertise <host:port> httpAdvertise (default: httpListen)
   --xds-listen <addr>         xdsListen (default 127.0.0.1:18000)
   --store <spec>              store: embedded:<dir> (default embedded:./miroir-data) or redis://host:port
-  --admin-key <key>           adminKey
-  --filter-token <token>      filterToken
-  --node-api-key <key>        nodeApiKey
+                              (a Redis URL with a password: config file or MIROIR_STORE only)
   --envoy-listen <addr>       envoyListen (default 127.0.0.1:7700)
   --wasm <path>               wasm
   --node-timeout-ms <ms>      nodeTimeoutMs
   --replica-id <id>           replicaId
   -h, --help                  this text
+
+secrets are never flags: each is read from its environment variable, else from the file its
+`…File` field names, else from the config file's field:
+  MIROIR_ADMIN_KEY      adminKey      / adminKeyFile
+  MIROIR_FILTER_TOKEN   filterToken   / filterTokenFile
+  MIROIR_MASTER_KEY     masterKey     / masterKeyFile
+  MIROIR_NODE_API_KEY   nodeApiKey    / nodeApiKeyFile
+  MIROIR_XDS_TOKEN      xdsToken      / xdsTokenFile
+  MIROIR_STORE          store (e.g. redis://:password@host:6379)
 ";
 
 /// Reads `--config` (if given) then applies the other flags over it.
@@ -180,8 +210,59 @@ pub fn from_args(args: &[String]) -> Result<Config, String> {
     for (name, value) in overrides {
         apply(&mut config, &name, value)?;
     }
+    config.load_secrets(|name| std::env::var(name).ok())?;
     config.check()?;
     Ok(config)
+}
+
+/// Each secret: its environment variable, its `…File` field, its config field.
+const SECRETS: [(&str, &str); 5] = [
+    ("MIROIR_ADMIN_KEY", "adminKey"),
+    ("MIROIR_FILTER_TOKEN", "filterToken"),
+    ("MIROIR_MASTER_KEY", "masterKey"),
+    ("MIROIR_NODE_API_KEY", "nodeApiKey"),
+    ("MIROIR_XDS_TOKEN", "xdsToken"),
+];
+
+/// Reads a secret file: its content without surrounding whitespace (a trailing newline is
+/// normal in a file). The error names the file, never the content.
+fn read_secret(field: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{field}File {}: {e}", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{field}File {}: the file is empty", path.display()));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether two secrets are equal, in time independent of where they differ.
+pub fn secret_eq(expected: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// `redis://user:password@host` → `redis://user:***@host`: what logs and errors may show.
+pub fn redact_url(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => spec.to_string(),
+    }
+}
+
+/// Whether a store spec carries a password (so it must not be given on the command line).
+fn has_password(spec: &str) -> bool {
+    redact_url(spec) != spec
 }
 
 fn addr(name: &str, value: &str) -> Result<SocketAddr, String> {
@@ -195,11 +276,19 @@ fn apply(config: &mut Config, name: &str, value: String) -> Result<(), String> {
         "--http-listen" => config.http_listen = addr(name, &value)?,
         "--xds-listen" => config.xds_listen = addr(name, &value)?,
         "--envoy-listen" => config.envoy_listen = addr(name, &value)?,
+        "--store" if has_password(&value) => {
+            return Err(format!(
+                "--store {}: a password does not belong on the command line (other users see it); put the URL in the config file or MIROIR_STORE",
+                redact_url(&value)
+            ))
+        }
         "--store" => config.store = value,
         "--http-advertise" => config.http_advertise = Some(value),
-        "--admin-key" => config.admin_key = Some(value),
-        "--filter-token" => config.filter_token = Some(value),
-        "--node-api-key" => config.node_api_key = Some(value),
+        "--admin-key" | "--filter-token" | "--node-api-key" | "--master-key" | "--xds-token" => {
+            return Err(format!(
+                "{name}: secrets are not taken from the command line (other users see it); use the environment or a file\n\n{USAGE}"
+            ))
+        }
         "--wasm" => config.wasm = Some(WasmSpec::Path(PathBuf::from(value))),
         "--replica-id" => config.replica_id = Some(value),
         "--node-timeout-ms" => {
@@ -210,7 +299,55 @@ fn apply(config: &mut Config, name: &str, value: String) -> Result<(), String> {
     Ok(())
 }
 
+impl std::fmt::Debug for Config {
+    /// The configuration with every secret (and the store URL's password) masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        for (_, field) in SECRETS {
+            if let Some(v) = value.get_mut(field).filter(|v| !v.is_null()) {
+                *v = serde_json::Value::String("***".into());
+            }
+        }
+        value["store"] = serde_json::Value::String(redact_url(&self.store));
+        write!(f, "Config {value}")
+    }
+}
+
 impl Config {
+    /// Fills every secret from its environment variable (`env`), else its `…File`. A secret set
+    /// twice (variable or file, and the config field) takes the first of those.
+    pub fn load_secrets(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if let Some(store) = env("MIROIR_STORE").filter(|s| !s.is_empty()) {
+            self.store = store;
+        }
+        let slots: [(&mut Option<String>, &Option<PathBuf>); 5] = [
+            (&mut self.admin_key, &self.admin_key_file),
+            (&mut self.filter_token, &self.filter_token_file),
+            (&mut self.master_key, &self.master_key_file),
+            (&mut self.node_api_key, &self.node_api_key_file),
+            (&mut self.xds_token, &self.xds_token_file),
+        ];
+        for ((variable, field), (value, file)) in SECRETS.into_iter().zip(slots) {
+            if let Some(v) = env(variable).filter(|v| !v.trim().is_empty()) {
+                *value = Some(v.trim().to_string());
+            } else if let Some(path) = file {
+                *value = Some(read_secret(field, path)?);
+            }
+            if value.as_deref().is_some_and(str::is_empty) {
+                *value = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The key of the control plane's own node calls: the master key, else `nodeApiKey`.
+    pub fn node_key(&self) -> Option<&str> {
+        self.master_key
+            .as_deref()
+            .or(self.node_api_key.as_deref())
+            .filter(|k| !k.is_empty())
+    }
+
     pub fn http_advertise(&self) -> String {
         self.http_advertise
             .clone()
@@ -232,6 +369,19 @@ impl Config {
                 .validate()
                 .map_err(|e| format!("topology: {e}"))?;
         }
+        let set = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+        if !self.http_listen.ip().is_loopback() && !set(&self.admin_key) {
+            return Err(format!(
+                "httpListen {} is not a loopback address and no adminKey is set: the admin API would be open to the network (set adminKey, MIROIR_ADMIN_KEY or adminKeyFile, or listen on 127.0.0.1)",
+                self.http_listen
+            ));
+        }
+        if self.wasm.is_some() && !self.xds_listen.ip().is_loopback() && !set(&self.xds_token) {
+            return Err(format!(
+                "xdsListen {} is not a loopback address and no xdsToken is set: anyone reaching it would get the filter's keys (set xdsToken, MIROIR_XDS_TOKEN or xdsTokenFile, or listen on 127.0.0.1)",
+                self.xds_listen
+            ));
+        }
         Ok(())
     }
 }
@@ -239,6 +389,10 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
 
     #[test]
     fn flags_override_the_file() {
@@ -252,24 +406,141 @@ mod tests {
                 "health": {"intervalMs": 100}, "wasm": {"uri": "http://x/f.wasm", "sha256": "ab"}}"#,
         )
         .expect("write");
-        let args: Vec<String> = [
+        let path = path.to_str().expect("utf-8");
+        let config = from_args(&args(&[
             "--config",
-            path.to_str().expect("utf-8"),
-            "--admin-key=b",
+            path,
+            "--http-listen=127.0.0.1:9001",
             "--store",
             "redis://127.0.0.1:1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let config = from_args(&args).expect("config");
-        assert_eq!(config.http_listen.port(), 9000);
-        assert_eq!(config.admin_key.as_deref(), Some("b"));
+        ]))
+        .expect("config");
+        assert_eq!(config.http_listen.port(), 9001);
+        assert_eq!(config.admin_key.as_deref(), Some("a"));
         assert_eq!(config.store, "redis://127.0.0.1:1");
         assert_eq!(config.health.interval_ms, 100);
         assert_eq!(config.health.unhealthy_threshold, 3);
         assert_eq!(config.topology.map(|t| t.topology().epoch), Some(1));
         assert!(matches!(config.wasm, Some(WasmSpec::Remote { .. })));
         assert!(from_args(&["--nope".into(), "x".into()]).is_err());
+    }
+
+    /// Issue 10: no secret on the command line (other users see it in `ps`).
+    #[test]
+    fn secrets_are_refused_on_the_command_line() {
+        for flag in [
+            "--admin-key",
+            "--filter-token",
+            "--node-api-key",
+            "--master-key",
+            "--xds-token",
+        ] {
+            let e = from_args(&args(&[flag, "s3cret"])).expect_err(flag);
+            assert!(e.contains("not taken from the command line"), "{flag}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        let e =
+            from_args(&args(&["--store", "redis://:s3cret@127.0.0.1:6379"])).expect_err("store");
+        assert!(!e.contains("s3cret"), "{e}");
+        assert!(e.contains("redis://:***@127.0.0.1:6379"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment_or_files() {
+        let dir = crate::testutil::TempDir::new("config-secrets");
+        let file = dir.path().join("master");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let mut config = Config {
+            admin_key: Some("inline".into()),
+            master_key_file: Some(file.clone()),
+            filter_token: Some("inline-token".into()),
+            ..Config::default()
+        };
+        let env = |name: &str| match name {
+            "MIROIR_ADMIN_KEY" => Some("from-env".to_string()),
+            "MIROIR_XDS_TOKEN" => Some("xds-from-env".to_string()),
+            "MIROIR_STORE" => Some("redis://:pw@10.0.0.1:6379/2".to_string()),
+            _ => None,
+        };
+        config.load_secrets(env).expect("secrets");
+        assert_eq!(config.admin_key.as_deref(), Some("from-env"));
+        assert_eq!(config.master_key.as_deref(), Some("from-file"));
+        assert_eq!(config.filter_token.as_deref(), Some("inline-token"));
+        assert_eq!(config.xds_token.as_deref(), Some("xds-from-env"));
+        assert_eq!(config.store, "redis://:pw@10.0.0.1:6379/2");
+        let missing = Config {
+            xds_token_file: Some(dir.path().join("nope")),
+            ..Config::default()
+        };
+        let e = missing
+            .clone()
+            .load_secrets(|_| None)
+            .expect_err("missing file");
+        assert!(e.starts_with("xdsTokenFile "), "{e}");
+    }
+
+    /// Issue 10: logs and `{:?}` never show a secret, nor the Redis URL's password.
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(
+            redact_url("redis://user:pw@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@host:6379"),
+            "redis://:***@host:6379"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact_url("embedded:./data"), "embedded:./data");
+        let config = Config {
+            store: "redis://:storepw@h:1".into(),
+            admin_key: Some("adminpw".into()),
+            filter_token: Some("tokenpw".into()),
+            master_key: Some("masterpw".into()),
+            node_api_key: Some("nodepw".into()),
+            xds_token: Some("xdspw".into()),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        for secret in [
+            "storepw", "adminpw", "tokenpw", "masterpw", "nodepw", "xdspw",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(secret_eq("abc", "abc"));
+        assert!(!secret_eq("abc", "abd"));
+        assert!(!secret_eq("abc", "abcd"));
+    }
+
+    /// Issue 10: an admin API reachable from the network needs a key; so does the xDS server
+    /// (its resources carry the filter's key and token).
+    #[test]
+    fn a_non_loopback_listener_needs_its_key() {
+        let open = Config {
+            http_listen: "0.0.0.0:7701".parse().expect("addr"),
+            ..Config::default()
+        };
+        let e = open.check().expect_err("open admin API");
+        assert!(e.contains("adminKey"), "{e}");
+        let keyed = Config {
+            admin_key: Some("k".into()),
+            ..open
+        };
+        keyed.check().expect("with a key");
+        Config::default().check().expect("loopback");
+
+        let xds = Config {
+            xds_listen: "0.0.0.0:18000".parse().expect("addr"),
+            wasm: Some(WasmSpec::Path("/f.wasm".into())),
+            ..Config::default()
+        };
+        let e = xds.check().expect_err("open xDS");
+        assert!(e.contains("xdsToken"), "{e}");
+        Config {
+            xds_token: Some("t".into()),
+            ..xds
+        }
+        .check()
+        .expect("with a token");
     }
 }

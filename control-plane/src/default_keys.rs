@@ -194,10 +194,12 @@ impl Provisioner {
 /// Gives every active node that does not have them yet the default keys, and records those
 /// done. Returns how many nodes were done in this round.
 pub async fn round(app: &Arc<App>, state: &mut Provisioner) -> Result<usize, ApiError> {
-    if app.config.node_api_key.is_none() {
+    if app.config.node_key().is_none() {
         if !state.no_key_logged {
             state.no_key_logged = true;
-            tracing::info!("no `nodeApiKey`: the cluster's default keys are not created");
+            tracing::info!(
+                "no `masterKey` (nor `nodeApiKey`): the cluster's default keys are not created"
+            );
         }
         return Ok(0);
     }

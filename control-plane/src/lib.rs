@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod default_keys;
 pub mod error;
+pub mod filter_key;
 pub mod health;
 pub mod leader;
 pub mod metrics;

@@ -82,6 +82,8 @@ struct MemoryState {
     rollouts: Vec<PluginConfig>,
     wasm: Option<WasmSpec>,
     nack_next: Option<String>,
+    /// Rollouts still to time out.
+    timeouts: usize,
     envoys: Vec<EnvoyAck>,
 }
 
@@ -100,6 +102,11 @@ impl MemoryPublisher {
     /// The next rollout or wasm change is NACKed with this message.
     pub fn nack_next(&self, message: &str) {
         self.with(|s| s.nack_next = Some(message.to_string()));
+    }
+
+    /// The next `count` rollouts time out (an Envoy does not acknowledge).
+    pub fn time_out_next(&self, count: usize) {
+        self.with(|s| s.timeouts = count);
     }
 
     /// Pretends these Envoys are connected, having acked `epoch`.
@@ -133,6 +140,15 @@ impl Publisher for MemoryPublisher {
         let out = self.with(|s| {
             if let Some(e) = Self::nack(s) {
                 return Err(e);
+            }
+            if s.timeouts > 0 {
+                s.timeouts -= 1;
+                s.rollouts.push(config.clone());
+                return Err(PublishError {
+                    kind: PublishErrorKind::Timeout,
+                    message: "step 1 (clusters): not acknowledged in time by envoy-0".into(),
+                    detail: json!({"kind": "timeout", "waitingFor": ["envoy-0"]}),
+                });
             }
             let epoch = config.topology.epoch;
             s.rollouts.push(config.clone());

@@ -8,10 +8,11 @@ use std::time::Duration;
 use miroir_xds::{HealthCheckOptions, ResourceOptions};
 
 use crate::app::{pause, App, WASM_SETTING};
+use crate::config::redact_url;
 use crate::config::{Config, WasmSpec};
 use crate::publisher::{wasm_source, MemoryPublisher, Publisher, XdsPublisher};
 use crate::tasks::registry;
-use crate::{default_keys, health, leader, routes, store};
+use crate::{default_keys, filter_key, health, leader, routes, store};
 
 /// The replica's name in the leader lease.
 fn replica_id(config: &Config) -> String {
@@ -76,7 +77,8 @@ pub async fn run(
         .unwrap_or_else(|| "off".into());
     println!(
         "miroir-control-plane ready: http={} xds={xds_text} store={}",
-        running.http_addr, running.app.config.store
+        running.http_addr,
+        redact_url(&running.app.config.store)
     );
     shutdown.await;
     running.stop().await
@@ -85,9 +87,10 @@ pub async fn run(
 /// Opens the store, binds both listeners, rolls the stored topology out (no epoch bump), and
 /// starts serving and the background loops.
 pub async fn start(mut config: Config) -> Result<Running, String> {
+    config.check()?;
     let store = store::open(&config.store)
         .await
-        .map_err(|e| format!("store {}: {e}", config.store))?;
+        .map_err(|e| format!("store {}: {e}", redact_url(&config.store)))?;
     if store
         .load_topology()
         .await
@@ -121,18 +124,27 @@ pub async fn start(mut config: Config) -> Result<Running, String> {
     let wasm = wasm(&store, &config).await?;
     let (publisher, xds_addr): (Arc<dyn Publisher>, Option<SocketAddr>) = match &wasm {
         Some(wasm) => {
-            let xds = miroir_xds::Xds::new(resource_options(&config, wasm));
+            let token = config.xds_token.as_deref();
+            if token.is_none() {
+                tracing::warn!(
+                    xds = %config.xds_listen,
+                    "no `xdsToken`: any local process can read the filter's key and token over xDS"
+                );
+            }
+            let xds = miroir_xds::Xds::authenticated(resource_options(&config, wasm), token);
             let listener = tokio::net::TcpListener::bind(config.xds_listen)
                 .await
                 .map_err(|e| format!("xdsListen {}: {e}", config.xds_listen))?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
             let service = xds.service();
+            let ecds = xds.ecds_service();
             let mut stopped = stopped.clone();
             // Not awaited at shutdown: ADS streams never end on their own, and a graceful stop
             // would wait for them.
             tokio::spawn(async move {
                 let served = tonic::transport::Server::builder()
                     .add_service(service)
+                    .add_service(ecds)
                     .serve_with_incoming_shutdown(
                         tonic::transport::server::TcpIncoming::from(listener),
                         async move {
@@ -152,6 +164,12 @@ pub async fn start(mut config: Config) -> Result<Running, String> {
         }
     };
     let app = App::new(config.clone(), store.clone(), publisher);
+    if config.master_key.is_none() {
+        tracing::warn!("no `masterKey`: the filter's lookups use each client's key, and task routes cannot scope a client key to its indexes");
+    }
+    // The filter's key on the nodes before the first Envoy is given it (best effort: the loop
+    // keeps at it).
+    filter_key::round(&app, &mut filter_key::State::default()).await;
     if let Some(w) = wasm {
         // Already in the xDS options: not a change to roll out again.
         app.remember_wasm(w);
@@ -202,6 +220,7 @@ fn spawn_loops(
         )),
         tokio::spawn(health::run(app.clone(), stopped.clone())),
         tokio::spawn(default_keys::run(app.clone(), stopped.clone())),
+        tokio::spawn(filter_key::run(app.clone(), stopped.clone())),
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
         tokio::spawn(follow_store(app.clone(), stopped)),
     ]

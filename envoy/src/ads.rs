@@ -20,6 +20,10 @@ pub struct AdsBootstrapOptions {
     pub xds: String,
     /// The admin interface exposes secrets (`/config_dump`): keep it on a loopback address.
     pub admin: SocketAddr,
+    /// The control plane's xDS token, sent on the ADS stream as `authorization: Bearer <token>`
+    /// (`grpc_service.initial_metadata`). The bootstrap then holds a secret: keep its file
+    /// private ([`crate::write_atomically`] writes it `0600`).
+    pub xds_token: Option<String>,
 }
 
 pub fn ads_bootstrap(opts: &AdsBootstrapOptions) -> Value {
@@ -30,6 +34,11 @@ pub fn ads_bootstrap(opts: &AdsBootstrapOptions) -> Value {
         "STRICT_DNS"
     };
     let ads_source = json!({"ads": {}, "resource_api_version": "V3"});
+    let mut grpc_service = json!({"envoy_grpc": {"cluster_name": XDS_CLUSTER}});
+    if let Some(token) = opts.xds_token.as_deref().filter(|t| !t.is_empty()) {
+        grpc_service["initial_metadata"] =
+            json!([{"key": "authorization", "value": format!("Bearer {token}")}]);
+    }
     json!({
         "node": {"id": opts.node_id, "cluster": opts.cluster},
         "admin": {"address": socket_address(&opts.admin)},
@@ -38,7 +47,7 @@ pub fn ads_bootstrap(opts: &AdsBootstrapOptions) -> Value {
                 // State of the world; the control plane does not serve DELTA_GRPC.
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "grpc_services": [grpc_service],
                 "set_node_on_first_message_only": true,
             },
             "cds_config": ads_source,

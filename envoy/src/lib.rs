@@ -357,7 +357,8 @@ pub fn write_filter_config(ecds_dir: &Path, filter_config: &Value) -> io::Result
     Ok(target)
 }
 
-/// Writes `bytes` to a temporary file next to `target`, then renames it onto `target`.
+/// Writes `bytes` to a temporary file next to `target` (mode `0600`: readable by its owner
+/// only), then renames it onto `target`.
 pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = target.parent().unwrap_or(Path::new("."));
@@ -372,7 +373,12 @@ pub fn write_atomically(target: &Path, bytes: &[u8]) -> io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
+        // Private: a bootstrap may hold the xDS token, a filter configuration the filter's key.
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, target)

@@ -307,6 +307,7 @@ fn ads_opts() -> AdsBootstrapOptions {
         cluster: "miroir".into(),
         xds: "127.0.0.1:18000".into(),
         admin: "127.0.0.1:9901".parse().unwrap(),
+        xds_token: None,
     }
 }
 
@@ -355,6 +356,34 @@ fn ads_bootstrap_knows_only_the_control_plane() {
 }
 
 #[test]
+fn ads_bootstrap_presents_the_xds_token() {
+    assert!(
+        ads_bootstrap(&ads_opts())["dynamic_resources"]["ads_config"]["grpc_services"][0]
+            .get("initial_metadata")
+            .is_none()
+    );
+    let mut o = ads_opts();
+    o.xds_token = Some("s3cret".into());
+    let b = ads_bootstrap(&o);
+    assert_eq!(
+        b["dynamic_resources"]["ads_config"]["grpc_services"][0]["initial_metadata"],
+        serde_json::json!([{"key": "authorization", "value": "Bearer s3cret"}])
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private");
+    let path = dir.join("envoy.json");
+    write_atomically(&path, b"{}").unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn ads_bootstrap_resolves_a_named_control_plane() {
     let mut o = ads_opts();
     o.xds = "miroir-control-plane.miroir.svc:18000".into();
@@ -377,6 +406,7 @@ fn envoy_validates_the_ads_bootstrap() {
     let dir = scratch("validate-ads");
     let mut o = ads_opts();
     o.admin = SocketAddr::from(([127, 0, 0, 1], 0));
+    o.xds_token = Some("xds-token".into());
     let path = dir.join(BOOTSTRAP_FILE);
     std::fs::write(
         &path,

@@ -27,12 +27,49 @@ const OUTBOUND_QUEUE: usize = 32;
 /// [`crate::Xds::ecds_service`].
 pub struct AdsService {
     shared: Arc<Shared>,
+    token: Option<Arc<str>>,
 }
 
 impl AdsService {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        AdsService { shared }
+    pub(crate) fn new(shared: Arc<Shared>, token: Option<Arc<str>>) -> Self {
+        AdsService { shared, token }
     }
+
+    /// With a token, the request's `authorization` metadata must be `Bearer <token>` (compared
+    /// in constant time); anything else is `UNAUTHENTICATED`, before the stream is read.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(token) = &self.token else {
+            return Ok(());
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes())
+            .and_then(|v| v.strip_prefix(b"Bearer "));
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        match presented {
+            Some(presented) if token_matches(token.as_bytes(), presented) => Ok(()),
+            Some(_) => {
+                tracing::warn!(peer, "xDS client refused: invalid token");
+                Err(Status::unauthenticated("invalid xDS token"))
+            }
+            None => {
+                tracing::warn!(peer, "xDS client refused: no token");
+                Err(Status::unauthenticated(
+                    "missing `authorization: Bearer <xds token>` metadata",
+                ))
+            }
+        }
+    }
+}
+
+/// Constant time in the content (the length is no secret worth hiding).
+fn token_matches(expected: &[u8], presented: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.len() == presented.len() && bool::from(expected.ct_eq(presented))
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -46,6 +83,7 @@ impl AggregatedDiscoveryService for AdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        self.authenticate(&request)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         tokio::spawn(run_stream(self.shared.clone(), inbound, tx));
@@ -54,8 +92,9 @@ impl AggregatedDiscoveryService for AdsService {
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        self.authenticate(&request)?;
         Err(Status::unimplemented(
             "Miroir serves state-of-the-world ADS only (ads_config.api_type: GRPC)",
         ))
@@ -74,6 +113,7 @@ impl ExtensionConfigDiscoveryService for AdsService {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamExtensionConfigsStream>, Status> {
+        self.authenticate(&request)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         tokio::spawn(run_stream(self.shared.clone(), inbound, tx));
@@ -82,8 +122,9 @@ impl ExtensionConfigDiscoveryService for AdsService {
 
     async fn delta_extension_configs(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaExtensionConfigsStream>, Status> {
+        self.authenticate(&request)?;
         Err(Status::unimplemented(
             "Miroir serves state-of-the-world ECDS only (api_config_source.api_type: GRPC)",
         ))
@@ -93,6 +134,7 @@ impl ExtensionConfigDiscoveryService for AdsService {
         &self,
         request: Request<DiscoveryRequest>,
     ) -> Result<Response<DiscoveryResponse>, Status> {
+        self.authenticate(&request)?;
         let request = request.into_inner();
         let group = request
             .node

@@ -14,26 +14,47 @@ use envoy_types::pb::envoy::service::extension::v3::extension_config_discovery_s
 #[derive(Clone)]
 pub struct Xds {
     inner: Arc<crate::shared::Shared>,
+    /// The bearer token every stream must present; `None`: open (loopback development only).
+    token: Option<Arc<str>>,
 }
 
 impl Xds {
+    /// An xDS server that answers every client. The resources carry the filter's key and token:
+    /// prefer [`Xds::authenticated`] anywhere but on a loopback address.
     pub fn new(options: ResourceOptions) -> Self {
         Xds {
             inner: Arc::new(crate::shared::Shared::new(options)),
+            token: None,
+        }
+    }
+
+    /// An xDS server whose services answer only clients presenting `authorization: Bearer
+    /// <token>` in their gRPC metadata (Envoy: `grpc_service.initial_metadata`); the others get
+    /// `UNAUTHENTICATED` before anything is read or sent. An empty token is no token.
+    pub fn authenticated(options: ResourceOptions, token: Option<&str>) -> Self {
+        Xds {
+            inner: Arc::new(crate::shared::Shared::new(options)),
+            token: token.filter(|t| !t.is_empty()).map(Arc::from),
         }
     }
 
     /// The gRPC service to mount on a tonic server:
     /// `Server::builder().add_service(xds.service()).serve(addr)`.
     pub fn service(&self) -> AggregatedDiscoveryServiceServer<AdsService> {
-        AggregatedDiscoveryServiceServer::new(AdsService::new(self.inner.clone()))
+        AggregatedDiscoveryServiceServer::new(AdsService::new(
+            self.inner.clone(),
+            self.token.clone(),
+        ))
     }
 
     /// The ECDS-only gRPC service (`envoy.service.extension.v3.ExtensionConfigDiscoveryService`),
     /// for Envoys whose listeners and clusters come from another control plane (Istio, see
     /// docs/istio.md). Mount it next to [`Xds::service`] on the same server.
     pub fn ecds_service(&self) -> ExtensionConfigDiscoveryServiceServer<AdsService> {
-        ExtensionConfigDiscoveryServiceServer::new(AdsService::new(self.inner.clone()))
+        ExtensionConfigDiscoveryServiceServer::new(AdsService::new(
+            self.inner.clone(),
+            self.token.clone(),
+        ))
     }
 
     /// Rolls `config` out in three steps (clusters old ∪ new, filter config, pruning), each

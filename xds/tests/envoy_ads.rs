@@ -47,15 +47,22 @@ fn config(epoch: u64, node_ids: &[&str]) -> PluginConfig {
     }
 }
 
-/// The tonic server on an ephemeral port; runs until the test's runtime ends.
+/// The xDS token the servers here require and the Envoys here present.
+const TOKEN: &str = "envoy-ads-test-token";
+
+/// The tonic server on an ephemeral port, requiring [`TOKEN`]; runs until the test's runtime
+/// ends.
 async fn serve(wasm: &Path) -> (Xds, SocketAddr) {
-    let xds = Xds::new(ResourceOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        wasm: WasmSource::Local(wasm.to_path_buf()),
-        control_plane_http: "127.0.0.1:9".into(),
-        health: HealthCheckOptions::default(),
-        node_timeout_ms: 5_000,
-    });
+    let xds = Xds::authenticated(
+        ResourceOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            wasm: WasmSource::Local(wasm.to_path_buf()),
+            control_plane_http: "127.0.0.1:9".into(),
+            health: HealthCheckOptions::default(),
+            node_timeout_ms: 5_000,
+        },
+        Some(TOKEN),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = xds.service();
@@ -69,12 +76,18 @@ async fn serve(wasm: &Path) -> (Xds, SocketAddr) {
 }
 
 fn start_envoy(dir: &Path, node_id: &str, xds: SocketAddr) -> Envoy {
+    start_envoy_with(dir, node_id, xds, Some(TOKEN))
+}
+
+fn start_envoy_with(dir: &Path, node_id: &str, xds: SocketAddr, token: Option<&str>) -> Envoy {
     let bootstrap = ads_bootstrap(&AdsBootstrapOptions {
         node_id: node_id.into(),
         cluster: "miroir".into(),
         xds: xds.to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        xds_token: token.map(str::to_string),
     });
+    std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("envoy.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&bootstrap).unwrap()).unwrap();
     Envoy::start(&path, dir)
@@ -255,6 +268,62 @@ async fn an_envoy_connecting_later_gets_the_final_snapshot() {
     for name in ["miroir-node-a", "miroir-node-b", "miroir-node-c"] {
         assert!(clusters.iter().any(|c| c == name), "{name} in {clusters:?}");
     }
+}
+
+/// Issue 10: the resources carry the filter's key and token, so an Envoy (or anything speaking
+/// ADS) without the xDS token, or with another, gets nothing: no listener, no filter config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envoy_without_the_xds_token_gets_nothing() {
+    let Some(wasm) = wasm_or_skip() else { return };
+    let dir = test_dir("unauthenticated");
+    let (xds, xds_addr) = serve(&wasm).await;
+    let mut secret = config(3, &["a"]);
+    secret.node_api_key = Some("the-filter-key".into());
+    xds.rollout(secret, ACK_TIMEOUT).await.unwrap();
+    let mut intruders = vec![
+        start_envoy_with(&dir.join("none"), "no-token", xds_addr, None),
+        start_envoy_with(&dir.join("wrong"), "wrong-token", xds_addr, Some("guess")),
+    ];
+    let mut trusted = start_envoy(&dir.join("trusted"), "trusted", xds_addr);
+    // The trusted Envoy, started last, is served: the intruders had their chance by then.
+    trusted.poll(
+        "the trusted Envoy to ack epoch 3",
+        WAIT,
+        |_| match epoch_of(&xds, "trusted")? {
+            3 => Ok(()),
+            other => Err(format!("epoch {other}")),
+        },
+    );
+    for envoy in &mut intruders {
+        // Envoy retries a refused stream (backoff from 0.5 s): wait for a second attempt.
+        envoy.poll("the ADS stream to be refused twice", WAIT, |e| {
+            let (_, stats) = e.admin_get("/stats?filter=miroir-xds.upstream_rq_total")?;
+            let attempts: u64 = stats
+                .lines()
+                .find_map(|l| l.strip_prefix("cluster.miroir-xds.upstream_rq_total: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if attempts >= 2 {
+                Ok(())
+            } else {
+                Err(format!("{attempts} ADS stream attempts"))
+            }
+        });
+        let (_, dump) = envoy.admin_get("/config_dump").unwrap();
+        assert!(
+            !dump.contains("the-filter-key"),
+            "the filter key leaked: {dump}"
+        );
+        assert!(!dump.contains("miroir-node-a"), "a node cluster leaked");
+        assert!(envoy.listener().is_err(), "a listener was sent");
+    }
+    let ids: Vec<String> = xds
+        .fleet()
+        .envoys
+        .iter()
+        .map(|e| e.node_id.clone())
+        .collect();
+    assert_eq!(ids, ["trusted"], "only the trusted Envoy joins the fleet");
 }
 
 /// The Istio shape (docs/istio.md): listener and clusters come from elsewhere (here a static

@@ -27,7 +27,7 @@ pub fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(key) if key == expected => Ok(()),
+        Some(key) if crate::config::secret_eq(expected, key) => Ok(()),
         _ => Err(ApiError::invalid_api_key()),
     }
 }

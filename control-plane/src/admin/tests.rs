@@ -74,7 +74,12 @@ async fn topology_and_shards() {
     let reference = rolled[0].control_plane.clone().expect("control plane");
     assert_eq!(reference.cluster, CONTROL_PLANE_CLUSTER);
     assert_eq!(reference.token, FILTER_TOKEN);
-    assert_eq!(rolled[0].node_api_key.as_deref(), Some(MASTER_KEY));
+    // The filter gets its own key (derived from the master key like Meilisearch's keys), never
+    // the master key.
+    let filter_key = crate::filter_key::value(MASTER_KEY);
+    assert_eq!(rolled[0].node_api_key.as_deref(), Some(filter_key.as_str()));
+    assert_ne!(rolled[0].node_api_key.as_deref(), Some(MASTER_KEY));
+    assert_eq!(filter_key.len(), 64);
 }
 
 #[tokio::test]
@@ -419,4 +424,33 @@ async fn replicas_share_the_topology_through_redis() {
         second["first"].as_u64(),
         first["last"].as_u64().map(|l| l + 1)
     );
+}
+
+/// Issue 10: a rollout that timed out (an Envoy did not acknowledge in time) is handed over
+/// again, and completes once the fleet acknowledges; before, it stayed half done until the next
+/// topology change.
+#[tokio::test]
+async fn a_rollout_that_timed_out_is_retried() {
+    let cluster = Cluster::start(1).await;
+    let before = cluster.publisher.rollouts().len();
+    cluster.publisher.time_out_next(1);
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "miroir_rollout_incomplete");
+    assert_eq!(cluster.publisher.rollouts().len(), before + 1);
+    crate::testutil::eventually("the timed-out rollout to be retried and done", || async {
+        cluster.app.sync_from_store().await.expect("sync");
+        cluster.publisher.current().map(|c| c.topology.epoch) == Some(2)
+    })
+    .await;
+    assert_eq!(cluster.publisher.rollouts().len(), before + 2);
+    // Done: not handed over again.
+    cluster.app.sync_from_store().await.expect("sync");
+    assert_eq!(cluster.publisher.rollouts().len(), before + 2);
 }

@@ -127,6 +127,11 @@ pub async fn add_node(
         authorize(&app, &headers)?;
         let node: NewNode = serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid("bad_request", format!("Invalid JSON body: {e}")))?;
+        // The filter's key before the filter may call the node (best effort: the background
+        // loop retries an unreachable node).
+        if let Err(e) = crate::filter_key::ensure(&app, &node.id, &node.address).await {
+            tracing::warn!(node = node.id, error = %e, "filter key not created yet on the new node");
+        }
         let change = app
             .change_topology(|current| {
                 if current.node(&node.id).is_some() {

@@ -213,6 +213,7 @@ async fn a_node_key_that_cannot_create_keys() {
     let base = Cluster::start(2).await;
     let dir = TempDir::new("default-keys");
     let mut config = base.app.config.clone();
+    config.master_key = None;
     config.node_api_key = Some(TASKS_ONLY_KEY.into());
     config.store = format!("embedded:{}", dir.path().display());
     let cluster = Cluster::with(config, base.nodes.clone(), dir).await;
@@ -226,6 +227,7 @@ async fn a_node_key_that_cannot_create_keys() {
     // Without a node key nothing is asked.
     let dir = TempDir::new("default-keys");
     let mut config = base.app.config.clone();
+    config.master_key = None;
     config.node_api_key = None;
     config.store = format!("embedded:{}", dir.path().display());
     let cluster = Cluster::with(config, base.nodes.clone(), dir).await;

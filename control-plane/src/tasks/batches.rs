@@ -100,8 +100,9 @@ pub async fn list_batches(
 ) -> Result<Json<Value>, Failure> {
     async move {
         let auth = authorize(&app, &headers).await?;
+        let scope = super::scope::of(&app, auth.as_deref()).await?;
         let query = parse_list(&params)?;
-        let tasks = fresh_tasks(&app, auth.as_deref()).await?;
+        let tasks = fresh_tasks(&app, auth.as_deref(), &scope).await?;
         let mut batches: BTreeMap<u64, Value> = BTreeMap::new();
         let mut started = Vec::new();
         for task in &tasks {
@@ -140,6 +141,7 @@ pub async fn get_batch(
 ) -> Result<Json<Value>, Failure> {
     async move {
         let auth = authorize(&app, &headers).await?;
+        let scope = super::scope::of(&app, auth.as_deref()).await?;
         let uid: u32 = uid.parse().map_err(|_| {
             ApiError::invalid(
                 "invalid_batch_uids",
@@ -151,6 +153,7 @@ pub async fn get_batch(
             .get_task(uid)
             .await
             .map_err(ApiError::store)?
+            .filter(|t| scope.shows(t))
             .ok_or_else(|| batch_not_found(uid))?;
         let task = if task.terminal {
             task

@@ -6,6 +6,7 @@ pub mod batches;
 pub mod query;
 pub mod registry;
 pub mod routes;
+pub mod scope;
 
 #[cfg(test)]
 mod tests;

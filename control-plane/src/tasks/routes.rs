@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::query::{page, parse_filter, parse_list};
 use super::registry::{self, SYNC_REFRESH_LIMIT};
+use super::scope::{self, Scope};
 use crate::app::App;
 use crate::error::{ApiError, Failure};
 use crate::nodes::{self, NodeError, Right};
@@ -109,6 +110,7 @@ pub async fn get_task(
 ) -> Result<Response, Failure> {
     async move {
         let auth = authorize(&app, &headers).await?;
+        let scope = scope::of(&app, auth.as_deref()).await?;
         let uid: u32 = uid.parse().map_err(|_| {
             ApiError::invalid(
                 "invalid_task_uids",
@@ -120,6 +122,8 @@ pub async fn get_task(
             .get_task(uid)
             .await
             .map_err(ApiError::store)?
+            // Another index's task does not exist for this key, as on Meilisearch.
+            .filter(|t| scope.shows(t))
             .ok_or_else(|| ApiError::task_not_found(uid))?;
         let task = if task.terminal {
             task
@@ -146,9 +150,15 @@ pub async fn get_task(
     .await
 }
 
-/// Every task, the unfinished ones read again from the nodes first (unless there are many).
-pub async fn fresh_tasks(app: &App, auth: Option<&str>) -> Result<Vec<StoredTask>, ApiError> {
-    let all = app.store.all_tasks().await.map_err(ApiError::store)?;
+/// Every task `scope` shows, the unfinished ones read again from the nodes first (unless there
+/// are many).
+pub async fn fresh_tasks(
+    app: &App,
+    auth: Option<&str>,
+    scope: &Scope,
+) -> Result<Vec<StoredTask>, ApiError> {
+    let mut all = app.store.all_tasks().await.map_err(ApiError::store)?;
+    all.retain(|t| scope.shows(t));
     let pending = all.iter().filter(|t| !t.terminal).count();
     if pending == 0 || pending > SYNC_REFRESH_LIMIT {
         return Ok(all);
@@ -164,8 +174,9 @@ pub async fn list_tasks(
 ) -> Result<Json<Value>, Failure> {
     async move {
         let auth = authorize(&app, &headers).await?;
+        let scope = scope::of(&app, auth.as_deref()).await?;
         let query = parse_list(&params)?;
-        let tasks = fresh_tasks(&app, auth.as_deref()).await?;
+        let tasks = fresh_tasks(&app, auth.as_deref(), &scope).await?;
         Ok(Json(page(
             &query,
             tasks.into_iter().map(|t| t.task).collect(),
@@ -209,8 +220,17 @@ async fn cancel_or_delete(
     delete: bool,
 ) -> Result<Response, Failure> {
     let auth = authorize(app, headers).await?;
+    let scope = scope::of(app, auth.as_deref()).await?;
+    if !scope.allows(if delete {
+        "tasks.delete"
+    } else {
+        "tasks.cancel"
+    }) {
+        return Err(ApiError::invalid_api_key().into());
+    }
     let filter = parse_filter(params, !delete)?;
-    let tasks = fresh_tasks(app, auth.as_deref()).await?;
+    // Only the tasks the key may see: another index's tasks are neither counted nor touched.
+    let tasks = fresh_tasks(app, auth.as_deref(), &scope).await?;
     let matched: Vec<&StoredTask> = tasks.iter().filter(|t| filter.matches(&t.task)).collect();
     // Like Meilisearch's queue, the request applies to the tasks it matches as they are when it
     // is processed: each node's queue orders it after (or before) the node tasks, and cancels
@@ -363,7 +383,7 @@ fn check_token(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
             "auth",
             "The `x-miroir-token` header is missing.",
         )),
-        Some(t) if t == expected => Ok(()),
+        Some(t) if crate::config::secret_eq(expected, t) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "miroir_invalid_token",

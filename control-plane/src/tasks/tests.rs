@@ -715,3 +715,92 @@ async fn a_pending_deletion_survives_a_restart() {
         None
     );
 }
+
+async fn as_key(cluster: &Cluster, key: &str, method: &str, path: &str) -> (u16, Value) {
+    let auth = format!("Bearer {key}");
+    cluster
+        .call(method, path, &[("authorization", &auth)], None)
+        .await
+}
+
+/// Issue 10: a key sees (and cancels, deletes) only its indexes' tasks, as on one Meilisearch:
+/// the control plane reads the key's definition from a node with the master key.
+#[tokio::test]
+async fn a_key_sees_only_its_indexes_tasks() {
+    let cluster = Cluster::start(1).await;
+    let node = &cluster.nodes[0];
+    let movies = write(&cluster, 0, "succeeded").await;
+    let mut books_task = node_task(1, "succeeded", 2);
+    books_task["indexUid"] = json!("books");
+    node.put(books_task);
+    let mut books = registration(1, 1, None);
+    books["record"]["indexUid"] = json!("books");
+    let (status, body) = cluster.filter("/_miroir/internal/tasks", books).await;
+    assert_eq!(status, 201, "{body}");
+    let books = body["taskUid"].as_u64().expect("taskUid");
+    node.keys.lock().expect("lock").extend([
+        json!({"uid": "b0000000-0000-4000-8000-000000000000", "key": "books-key",
+               "actions": ["tasks.get", "tasks.delete"], "indexes": ["boo*"], "expiresAt": null}),
+        json!({"uid": "b0000000-0000-4000-8000-000000000001", "key": "reader-key",
+               "actions": ["tasks.get"], "indexes": ["*"], "expiresAt": null}),
+    ]);
+    let (status, list) = as_key(&cluster, "books-key", "GET", "/tasks").await;
+    assert_eq!(status, 200, "{list}");
+    let uids: Vec<u64> = list["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|t| t["uid"].as_u64())
+        .collect();
+    assert_eq!(uids, [books], "only the books task");
+    assert_eq!(list["total"], 1);
+    let (status, body) = as_key(&cluster, "books-key", "GET", &format!("/tasks/{movies}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("task_not_found"))
+    );
+    let (status, _) = as_key(&cluster, "books-key", "GET", &format!("/tasks/{books}")).await;
+    assert_eq!(status, 200);
+    let (status, body) = as_key(&cluster, "books-key", "GET", &format!("/batches/{movies}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("batch_not_found"))
+    );
+
+    // The deletion matches (and sends to the node) the books task only.
+    let (status, body) = as_key(
+        &cluster,
+        "books-key",
+        "DELETE",
+        &format!("/tasks?uids={movies},{books}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let calls = node.calls.lock().expect("lock").clone();
+    assert_eq!(calls, ["delete [1]"], "the movies task is not touched");
+    let deletion = body["taskUid"].as_u64().expect("taskUid");
+    let (_, task) = cluster.client("GET", &format!("/tasks/{deletion}")).await;
+    assert_eq!(task["details"]["matchedTasks"], 1, "{task}");
+
+    // A key without `tasks.cancel` cannot cancel.
+    let (status, body) = as_key(
+        &cluster,
+        "reader-key",
+        "POST",
+        &format!("/tasks/cancel?uids={movies}"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("invalid_api_key"))
+    );
+    // The master key sees every task: the movies write (kept) and the deletion.
+    let (_, all) = cluster.client("GET", "/tasks").await;
+    let uids: Vec<u64> = all["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|t| t["uid"].as_u64())
+        .collect();
+    assert_eq!(uids, [deletion, movies], "{all}");
+}

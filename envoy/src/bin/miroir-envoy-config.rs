@@ -17,15 +17,20 @@ const USAGE: &str = "\
 usage:
   miroir-envoy-config render --topology FILE --wasm PATH --listen ADDR --admin ADDR --out DIR [--node-timeout-ms N]
   miroir-envoy-config push   --topology FILE --wasm PATH --out DIR [--node-timeout-ms N] [--force]
-  miroir-envoy-config bootstrap --node-id ID --cluster NAME --xds HOST:PORT --admin ADDR [--out DIR]
+  miroir-envoy-config bootstrap --node-id ID --cluster NAME --xds HOST:PORT --admin ADDR [--out DIR] [--xds-token-file FILE]
 
 render  writes DIR/envoy.json and DIR/ecds/miroir-filter.json
 push    rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it
 --force push even an invalid topology (to check that the filter rejects it)
 bootstrap  writes DIR/envoy.json (stdout without --out) for an Envoy that gets its listener,
            clusters and filter configuration from the control plane's ADS listener (--xds)
+           --xds-token-file FILE (or MIROIR_XDS_TOKEN in the environment): the control plane's
+           xDS token, sent as `authorization: Bearer <token>` on the ADS stream; the bootstrap
+           then holds it and is written readable by its owner only
 MIROIR_NODE_API_KEY (environment): the key the filter uses for its own metadata lookups
-  (`indexes.get` and `settings.get`); without it they use each client's key";
+  (`indexes.get`, `settings.get`, `documents.get`, `tasks.get`: not the master key); without
+  it they use each client's key
+Secrets are never taken from the command line.";
 
 const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
 
@@ -41,6 +46,7 @@ struct Args {
     node_id: Option<String>,
     cluster: Option<String>,
     xds: Option<String>,
+    xds_token_file: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -65,6 +71,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--node-id" => parsed.node_id = Some(value.clone()),
             "--cluster" => parsed.cluster = Some(value.clone()),
             "--xds" => parsed.xds = Some(value.clone()),
+            "--xds-token-file" => parsed.xds_token_file = Some(PathBuf::from(value)),
+            "--xds-token" | "--node-api-key" => {
+                return Err(format!(
+                    "{flag}: secrets are not taken from the command line; use a file or the environment"
+                ))
+            }
             "--node-timeout-ms" => {
                 let ms = value
                     .parse::<u64>()
@@ -119,8 +131,15 @@ fn run(argv: &[String]) -> Result<(), String> {
     if command == "bootstrap" {
         return write_ads_bootstrap(args);
     }
-    if args.node_id.is_some() || args.cluster.is_some() || args.xds.is_some() {
-        return Err("--node-id, --cluster and --xds are only accepted by bootstrap".into());
+    if args.node_id.is_some()
+        || args.cluster.is_some()
+        || args.xds.is_some()
+        || args.xds_token_file.is_some()
+    {
+        return Err(
+            "--node-id, --cluster, --xds and --xds-token-file are only accepted by bootstrap"
+                .into(),
+        );
     }
     let out = absolute(&required(args.out, "--out")?)?;
     let wasm_path = absolute(&required(args.wasm, "--wasm")?)?;
@@ -207,11 +226,23 @@ fn write_ads_bootstrap(args: Args) -> Result<(), String> {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
         _ => return Err(format!("--xds `{xds}`: expected HOST:PORT")),
     }
+    let xds_token = match &args.xds_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--xds-token-file {}: {e}", path.display()))?;
+            Some(text.trim().to_string()).filter(|t| !t.is_empty())
+        }
+        None => std::env::var("MIROIR_XDS_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty()),
+    };
     let opts = AdsBootstrapOptions {
         node_id: required(args.node_id, "--node-id")?,
         cluster: required(args.cluster, "--cluster")?,
         xds,
         admin,
+        xds_token,
     };
     let mut bytes = serde_json::to_vec_pretty(&ads_bootstrap(&opts)).map_err(|e| e.to_string())?;
     bytes.push(b'\n');

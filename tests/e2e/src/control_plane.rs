@@ -25,6 +25,15 @@ use crate::wait::{poll, try_poll, WaitError, DEFAULT_TIMEOUT};
 
 /// `node.cluster` of every Envoy the harness starts.
 pub const ENVOY_CLUSTER: &str = "miroir";
+/// The environment variables the control plane reads secrets from.
+const SECRET_VARIABLES: [&str; 6] = [
+    "MIROIR_ADMIN_KEY",
+    "MIROIR_FILTER_TOKEN",
+    "MIROIR_MASTER_KEY",
+    "MIROIR_NODE_API_KEY",
+    "MIROIR_XDS_TOKEN",
+    "MIROIR_STORE",
+];
 /// What the control plane prints once both listeners are bound.
 const READY_LINE: &str = "miroir-control-plane ready";
 
@@ -78,6 +87,8 @@ pub struct FleetOptions {
     pub master_key: Option<String>,
     /// The control plane's admin key; `None` makes one.
     pub admin_key: Option<String>,
+    /// The token Envoys present to the xDS server; `None` makes a random one.
+    pub xds_token: Option<String>,
 }
 
 impl Default for FleetOptions {
@@ -94,6 +105,7 @@ impl Default for FleetOptions {
             envoy_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             master_key: None,
             admin_key: None,
+            xds_token: None,
         }
     }
 }
@@ -206,6 +218,11 @@ impl ControlPlane {
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .current_dir(&self.dir);
+        // The secrets are in the (private) configuration file: none inherited from the
+        // environment overrides them (`make start` itself reads MIROIR_MASTER_KEY).
+        for variable in SECRET_VARIABLES {
+            command.env_remove(variable);
+        }
         let name = format!("control plane {}", self.replica_id);
         let mut process = ChildProcess::spawn(&name, command, &log);
         let client = Client::new(&self.url(), None);
@@ -289,21 +306,52 @@ impl ControlPlane {
     }
 }
 
-/// Starts an Envoy whose bootstrap only knows the control plane at `xds` and waits until its
-/// filter answers `GET /health` (the listener and the filter configuration came over ADS).
-pub fn start_ads_envoy(dir: &Path, node_id: &str, xds: &str, master_key: &str) -> Envoy {
+/// Writes the ADS bootstrap of an Envoy that only knows the control plane at `xds`, presenting
+/// `xds_token` (if any) on its ADS stream, and starts that Envoy (waiting for its listener).
+pub fn spawn_ads_envoy(dir: &Path, node_id: &str, xds: &str, xds_token: Option<&str>) -> Envoy {
+    let path = write_ads_bootstrap(dir, node_id, xds, xds_token);
+    Envoy::start(&path, dir)
+}
+
+/// [`spawn_ads_envoy`] for an Envoy the control plane is expected to refuse: waits until it is
+/// ready, not for a listener.
+pub fn spawn_refused_ads_envoy(
+    dir: &Path,
+    node_id: &str,
+    xds: &str,
+    xds_token: Option<&str>,
+) -> Envoy {
+    let path = write_ads_bootstrap(dir, node_id, xds, xds_token);
+    Envoy::start_without_listener(&path, dir)
+}
+
+fn write_ads_bootstrap(dir: &Path, node_id: &str, xds: &str, xds_token: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     let bootstrap = ads_bootstrap(&AdsBootstrapOptions {
         node_id: node_id.to_string(),
         cluster: ENVOY_CLUSTER.to_string(),
         xds: xds.to_string(),
         admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        xds_token: xds_token.map(str::to_string),
     });
     let path = dir.join("envoy.json");
     let text = serde_json::to_vec_pretty(&bootstrap).unwrap_or_default();
+    // Mode 0600: the bootstrap holds the xDS token.
     write_atomically(&path, &text)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    let mut envoy = Envoy::start(&path, dir);
+    path
+}
+
+/// [`spawn_ads_envoy`], then waits until its filter answers `GET /health` (the listener and the
+/// filter configuration came over ADS).
+pub fn start_ads_envoy(
+    dir: &Path,
+    node_id: &str,
+    xds: &str,
+    xds_token: Option<&str>,
+    master_key: &str,
+) -> Envoy {
+    let mut envoy = spawn_ads_envoy(dir, node_id, xds, xds_token);
     envoy.wait_for_filter(master_key);
     envoy
 }
@@ -321,6 +369,7 @@ pub struct Fleet {
     master_key: String,
     admin_key: String,
     filter_token: String,
+    xds_token: String,
     dir: PathBuf,
     _name: NameGuard,
 }
@@ -350,7 +399,13 @@ impl Fleet {
             .admin_key
             .clone()
             .unwrap_or_else(|| format!("{master_key}-admin"));
-        let filter_token = format!("{master_key}-filter");
+        // Unrelated to the master key: the filter holds the token, and must not hold anything
+        // the master key could be read from.
+        let filter_token = crate::cluster::master_key(&format!("{name}-filter"));
+        let xds_token = options
+            .xds_token
+            .clone()
+            .unwrap_or_else(|| crate::cluster::master_key(&format!("{name}-xds")));
         let nodes = launch_nodes(&spec.nodes, &kind, &dir, &master_key);
         let redis = (options.store == StoreKind::Redis).then(|| Redis::start(&dir.join("redis")));
         let topology_nodes: Vec<Value> = nodes
@@ -360,7 +415,9 @@ impl Fleet {
         let base = json!({
             "adminKey": admin_key,
             "filterToken": filter_token,
-            "nodeApiKey": master_key,
+            // The control plane's own; the filter gets a key the control plane makes with it.
+            "masterKey": master_key,
+            "xdsToken": xds_token,
             "topology": {
                 "epoch": 1,
                 "shards": spec.shards,
@@ -397,9 +454,10 @@ impl Fleet {
             let handles: Vec<_> = (0..options.envoys)
                 .map(|i| {
                     let envoy_dir = dir.join(format!("envoy-{i}"));
-                    let (xds, key) = (&xds, &master_key);
-                    scope
-                        .spawn(move || start_ads_envoy(&envoy_dir, &format!("envoy-{i}"), xds, key))
+                    let (xds, token, key) = (&xds, &xds_token, &master_key);
+                    scope.spawn(move || {
+                        start_ads_envoy(&envoy_dir, &format!("envoy-{i}"), xds, Some(token), key)
+                    })
                 })
                 .collect();
             handles
@@ -416,6 +474,7 @@ impl Fleet {
             master_key,
             admin_key,
             filter_token,
+            xds_token,
             dir,
             _name: guard,
         };
@@ -437,6 +496,11 @@ impl Fleet {
 
     pub fn filter_token(&self) -> &str {
         &self.filter_token
+    }
+
+    /// What every Envoy presents on its ADS stream (`authorization: Bearer <token>`).
+    pub fn xds_token(&self) -> &str {
+        &self.xds_token
     }
 
     pub fn redis_url(&self) -> Option<String> {

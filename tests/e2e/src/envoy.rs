@@ -21,6 +21,16 @@ impl Envoy {
     /// Starts Envoy on `bootstrap` (rendered with port 0 for the listener and the admin, so
     /// the OS picks both and nothing can race us for them) and waits until it is LIVE.
     pub fn start(bootstrap: &Path, dir: &Path) -> Envoy {
+        Self::launch(bootstrap, dir, true)
+    }
+
+    /// [`Envoy::start`] without waiting for a listener: for an Envoy that is expected to get
+    /// none (its [`Envoy::url`] is then empty).
+    pub fn start_without_listener(bootstrap: &Path, dir: &Path) -> Envoy {
+        Self::launch(bootstrap, dir, false)
+    }
+
+    fn launch(bootstrap: &Path, dir: &Path, wait_for_listener: bool) -> Envoy {
         let admin_address_path = dir.join("envoy-admin-address");
         let log = dir.join("envoy.log");
         let mut command = Command::new(paths::envoy_bin());
@@ -68,6 +78,13 @@ impl Envoy {
         );
         if let Err(e) = ready {
             fail("Envoy's admin /ready", e);
+        }
+        if !wait_for_listener {
+            return Envoy {
+                process,
+                admin,
+                listener: String::new(),
+            };
         }
         let listener = match try_poll(
             DEFAULT_TIMEOUT,

@@ -28,7 +28,8 @@ pub mod wait;
 
 pub use cluster::{Cluster, Options, Spec, ECDS_STAT_PREFIX};
 pub use control_plane::{
-    start_ads_envoy, ControlPlane, Fleet, FleetOptions, Health, StoreKind, ENVOY_CLUSTER,
+    spawn_ads_envoy, spawn_refused_ads_envoy, start_ads_envoy, ControlPlane, Fleet, FleetOptions,
+    Health, StoreKind, ENVOY_CLUSTER,
 };
 pub use envoy::Envoy;
 pub use http::{Client, Reply};

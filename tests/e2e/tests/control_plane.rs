@@ -724,3 +724,172 @@ fn cp_settings_divergence_is_reported() {
         Some(0.0)
     );
 }
+
+/// Issue 10: the xDS server hands out the filter's key and token, so it answers only Envoys
+/// presenting the xDS token. An Envoy without it (or with another) gets no listener, no cluster,
+/// no filter configuration, and does not join the fleet; the fleet's own Envoys (started with
+/// the token, as `make start` does) are served, and even they never see the master key: the
+/// filter's `nodeApiKey` is a key the control plane made for it.
+#[test]
+fn cp_xds_serves_only_envoys_with_the_token() {
+    let fleet = Fleet::start(
+        "cp_xds_serves_only_envoys_with_the_token",
+        three_nodes(1),
+        options(StoreKind::Embedded, 1),
+    );
+    let xds = fleet.control_plane(0).xds_address();
+    let intruders = [
+        miroir_e2e::spawn_refused_ads_envoy(
+            &fleet.dir().join("intruder-none"),
+            "intruder-none",
+            &xds,
+            None,
+        ),
+        miroir_e2e::spawn_refused_ads_envoy(
+            &fleet.dir().join("intruder-wrong"),
+            "intruder-wrong",
+            &xds,
+            Some("not-the-token"),
+        ),
+    ];
+    let log = fleet.control_plane(0).log_path();
+    fleet.eventually("both intruders to be refused (twice each)", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let none = text.matches("xDS client refused: no token").count();
+        let wrong = text.matches("xDS client refused: invalid token").count();
+        if none >= 2 && wrong >= 2 {
+            Ok(())
+        } else {
+            Err(format!(
+                "refused without a token {none}, with a wrong one {wrong}"
+            ))
+        }
+    });
+    let filter_key = fleet.client(0).get("/keys").json()["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["name"] == "Miroir filter")
+        .cloned()
+        .unwrap_or(Value::Null);
+    for envoy in &intruders {
+        let dump = Client::new(envoy.admin_url(), None)
+            .get("/config_dump")
+            .text();
+        for secret in [
+            fleet.filter_token(),
+            fleet.master_key(),
+            filter_key["key"].as_str().unwrap_or("-"),
+        ] {
+            assert!(
+                !dump.contains(secret),
+                "a secret reached an intruder: {dump}"
+            );
+        }
+        assert!(
+            !dump.contains("miroir-node-n0"),
+            "a cluster reached an intruder"
+        );
+    }
+    let view = fleet.control_plane(0).fleet();
+    let ids: Vec<&str> = view["fleet"]["envoys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["nodeId"].as_str())
+        .collect();
+    assert_eq!(ids, ["envoy-0"], "{view}");
+
+    // The fleet's Envoy has the filter's own key: listed by the nodes with only the lookups'
+    // actions, never the master key.
+    let dump = Client::new(fleet.envoy(0).admin_url(), None)
+        .get("/config_dump")
+        .text();
+    assert!(
+        !dump.contains(fleet.master_key()),
+        "the master key reached the filter"
+    );
+    let key = filter_key["key"]
+        .as_str()
+        .expect("the filter key is listed");
+    assert!(dump.contains(key), "the filter runs with its key");
+    let mut actions: Vec<&str> = filter_key["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        ["documents.get", "indexes.get", "settings.get", "tasks.get"]
+    );
+    // And the filter's lookups work with it: a search reads the index's settings.
+    load_movies(&fleet.client(0));
+    fleet.eventually("a search through Envoy", || search_all(&fleet.client(0)));
+}
+
+/// Issue 10: `GET /tasks`, `GET /tasks/{uid}` and task deletion answer what the client's key may
+/// see, as one Meilisearch does: a key for `books*` sees the books tasks, not the movies ones
+/// (404 for one of them), and its deletion neither matches nor deletes them.
+#[test]
+fn cp_task_routes_scope_a_key_to_its_indexes() {
+    let fleet = Fleet::start(
+        "cp_task_routes_scope_a_key_to_its_indexes",
+        three_nodes(1),
+        options(StoreKind::Embedded, 1),
+    );
+    let master = fleet.client(0);
+    let movies = write(
+        &master,
+        "POST",
+        "/indexes",
+        &json!({"uid": "movies", "primaryKey": "id"}),
+    );
+    let books = write(
+        &master,
+        "POST",
+        "/indexes",
+        &json!({"uid": "books", "primaryKey": "id"}),
+    );
+    let (status, key) = master
+        .post(
+            "/keys",
+            &json!({"actions": ["tasks.get", "tasks.delete"], "indexes": ["boo*"], "expiresAt": null}),
+        )
+        .pair();
+    assert_eq!(status, 201, "{key}");
+    let scoped = master.clone().with_key(key["key"].as_str().expect("key"));
+    let (movies_uid, books_uid) = (
+        movies["uid"].as_u64().expect("uid"),
+        books["uid"].as_u64().expect("uid"),
+    );
+
+    let (status, list) = scoped.get("/tasks").pair();
+    assert_eq!(status, 200, "{list}");
+    let indexes: Vec<&str> = list["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|t| t["indexUid"].as_str())
+        .collect();
+    assert_eq!(indexes, ["books"], "{list}");
+    let (status, body) = scoped.get(&format!("/tasks/{movies_uid}")).pair();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("task_not_found")),
+        "{body}"
+    );
+    assert_eq!(scoped.get(&format!("/tasks/{books_uid}")).status, 200);
+
+    let (status, deletion) = scoped.delete(&format!("/tasks?uids={movies_uid}")).pair();
+    assert_eq!(status, 200, "{deletion}");
+    let done = wait_task(&scoped, &deletion);
+    assert_eq!(done["details"]["matchedTasks"], 0, "{done}");
+    assert_eq!(done["details"]["deletedTasks"], 0, "{done}");
+    assert_eq!(
+        master.get(&format!("/tasks/{movies_uid}")).status,
+        200,
+        "the movies task is still there"
+    );
+}

@@ -1,6 +1,8 @@
 //! `make start`: a local Miroir stack run through the control plane: 3 nodes in one replica
 //! group, `miroir-control-plane` with its embedded store, and one Envoy on the ADS bootstrap
 //! (it knows only the control plane and gets its listener, clusters and filter over xDS).
+//! The Envoy authenticates to the xDS server with a token (`MIROIR_XDS_TOKEN`, else a fresh one);
+//! the filter gets a key of its own, made by the control plane with the master key.
 //! Runs until SIGINT or SIGTERM; everything it started is killed on the way out (a signal's
 //! default action would skip the fleet's Drop and leave the processes running).
 
@@ -16,7 +18,11 @@ fn main() {
     let key = std::env::var("MIROIR_MASTER_KEY").unwrap_or_else(|_| "miroir-dev-master-key".into());
     let admin_key =
         std::env::var("MIROIR_ADMIN_KEY").unwrap_or_else(|_| "miroir-dev-admin-key".into());
+    // Envoys authenticate to the xDS server (it hands out the filter's key): a fresh token per
+    // run unless given.
+    let xds_token = std::env::var("MIROIR_XDS_TOKEN").ok();
     let options = FleetOptions {
+        xds_token,
         envoy_listen: SocketAddr::from(([127, 0, 0, 1], port)),
         master_key: Some(key.clone()),
         admin_key: Some(admin_key.clone()),
@@ -42,6 +48,7 @@ fn main() {
     println!("  URL:        {}", cp.url());
     println!("  admin key:  {admin_key}");
     println!("  xDS (ADS):  {}", cp.xds_address());
+    println!("  xDS token:  {}", fleet.xds_token());
     println!("{} nodes: {}", nodes, fleet.node_ids().join(", "));
     println!(
         "Envoy admin: {} · logs: {}",
