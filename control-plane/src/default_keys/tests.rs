@@ -5,8 +5,16 @@ use serde_json::{json, Value};
 use super::*;
 use crate::testutil::{Cluster, FakeNode, TempDir, MASTER_KEY, TASKS_ONLY_KEY};
 
+/// The node's default keys (the control plane may also have given it the filter's own key).
 fn keys(node: &FakeNode) -> Vec<Value> {
-    node.keys.lock().expect("lock").clone()
+    let defaults: Vec<&str> = DEFAULT_KEYS.iter().map(|k| k.uid).collect();
+    node.keys
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|k| k["uid"].as_str().is_some_and(|uid| defaults.contains(&uid)))
+        .cloned()
+        .collect()
 }
 
 fn posts(node: &FakeNode) -> usize {
