@@ -669,7 +669,13 @@ pub(crate) fn compare_sort_values(
 }
 
 /// Orders the nodes' hits as `merge` describes.
-fn rank(client: &Map<String, Value>, candidates: &mut [Candidate]) {
+///
+/// Hits ranked by the same rules (one node's bucket sort order: the first rule that tells two
+/// apart decides) are ordered by those rules; hits ranked by other rules (the keyword and the
+/// semantic side of a hybrid search) cannot be compared rule by rule, so each side is ordered on
+/// its own and the sides are merged by weighted score, as Meilisearch merges them. Every order
+/// used is total: a sort given an inconsistent order may panic.
+fn rank(client: &Map<String, Value>, candidates: &mut Vec<Candidate>) {
     // A hybrid search ranks semantic hits at `score × semanticRatio` against keyword hits at
     // `score × (1 − semanticRatio)`, a semantic hit first on a tie; each hit still shows its own
     // unweighted score.
@@ -683,19 +689,77 @@ fn rank(client: &Map<String, Value>, candidates: &mut [Candidate]) {
         Some(r) => c.score * (1.0 - r),
         None => c.score,
     };
-    candidates.sort_by(|a, b| {
+    let within = |a: &Candidate, b: &Candidate| {
         compare_rules(&a.rules, &b.rules)
-            .unwrap_or_else(|| {
-                // Exact comparisons only: an epsilon makes the order intransitive, and a sort
-                // may panic on an order that is not total.
-                let (wa, wb) = (weighted(a), weighted(b));
-                wb.total_cmp(&wa)
-                    .then_with(|| is_semantic(&b.rules).cmp(&is_semantic(&a.rules)))
-            })
+            .unwrap_or_else(|| weighted(b).total_cmp(&weighted(a)))
+            .then_with(|| compare_seq(a.seq, b.seq))
+            .then(a.position.cmp(&b.position))
+            .then(a.node.cmp(&b.node))
+    };
+    let runs = runs_by(std::mem::take(candidates), |c| rule_names(&c.rules), within);
+    *candidates = merge_runs(runs, weighted, |a, b| {
+        is_semantic(&b.rules)
+            .cmp(&is_semantic(&a.rules))
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
     });
+}
+
+/// The names of the rules a hit was ranked by, in order: hits with the same names compare rule
+/// by rule.
+pub(crate) fn rule_names(rules: &[(String, Value)]) -> Vec<String> {
+    rules.iter().map(|(name, _)| name.clone()).collect()
+}
+
+/// `items` split by `signature` (in order of first appearance), each run sorted by `order`.
+pub(crate) fn runs_by<T, K: PartialEq>(
+    items: Vec<T>,
+    signature: impl Fn(&T) -> K,
+    order: impl Fn(&T, &T) -> Ordering,
+) -> Vec<Vec<T>> {
+    let mut runs: Vec<(K, Vec<T>)> = Vec::new();
+    for item in items {
+        let key = signature(&item);
+        match runs.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, run)) => run.push(item),
+            None => runs.push((key, vec![item])),
+        }
+    }
+    runs.into_iter()
+        .map(|(_, mut run)| {
+            run.sort_by(&order);
+            run
+        })
+        .collect()
+}
+
+/// Merges runs, each in rank order, into one: at every step the run head with the highest `key`
+/// comes next, `tie` deciding between equal keys. No comparator spans two runs' inner orders, so
+/// the result is well defined whatever the runs hold.
+pub(crate) fn merge_runs<T>(
+    runs: Vec<Vec<T>>,
+    key: impl Fn(&T) -> f64,
+    tie: impl Fn(&T, &T) -> Ordering,
+) -> Vec<T> {
+    let total = runs.iter().map(Vec::len).sum();
+    let mut runs: Vec<std::collections::VecDeque<T>> = runs.into_iter().map(Into::into).collect();
+    let mut merged = Vec::with_capacity(total);
+    loop {
+        let best = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, run)| run.front().map(|head| (i, head)))
+            .min_by(|(_, a), (_, b)| key(b).total_cmp(&key(a)).then_with(|| tie(a, b)))
+            .map(|(i, _)| i);
+        let Some(item) = best
+            .and_then(|i| runs.get_mut(i))
+            .and_then(|run| run.pop_front())
+        else {
+            return merged;
+        };
+        merged.push(item);
+    }
 }
 
 /// Merges the nodes' responses (in a fixed node order) into the client's page.

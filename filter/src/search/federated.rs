@@ -11,9 +11,9 @@ use miroir_topology::SEQ_FIELD;
 use serde_json::{json, Map, Value};
 
 use super::{
-    compare_rules, compare_seq, is_semantic, merge_facet_stats, page_fields, restrict_filter,
-    retain_distinct, rules_of, strip_internal, sum_facets, FacetCounts, Faceting, Pagination,
-    Shown,
+    compare_rules, compare_seq, is_semantic, merge_facet_stats, merge_runs, page_fields,
+    restrict_filter, retain_distinct, rule_names, rules_of, runs_by, strip_internal, sum_facets,
+    FacetCounts, Faceting, Pagination, Shown,
 };
 
 /// The federation's pagination, or `None` when it is invalid (the nodes word the error).
@@ -180,17 +180,25 @@ pub fn merge(
         }
     }
 
-    candidates.sort_by(|a, b| {
-        let by_rules = (a.query == b.query)
-            .then(|| compare_rules(&a.rules, &b.rules))
-            .flatten();
-        by_rules
-            .unwrap_or_else(|| b.weighted.total_cmp(&a.weighted))
-            .then(a.query.cmp(&b.query))
+    // Each query's hits in rule order, then the queries merged by weighted score (as
+    // Meilisearch merges them): every order used is total.
+    let tie = |a: &Candidate, b: &Candidate| {
+        a.query
+            .cmp(&b.query)
             .then_with(|| compare_seq(a.seq, b.seq))
             .then(a.position.cmp(&b.position))
             .then(a.node.cmp(&b.node))
-    });
+    };
+    let runs = runs_by(
+        candidates,
+        |c| (c.query, rule_names(&c.rules)),
+        |a, b| {
+            compare_rules(&a.rules, &b.rules)
+                .unwrap_or_else(|| b.weighted.total_cmp(&a.weighted))
+                .then_with(|| tie(a, b))
+        },
+    );
+    let mut candidates = merge_runs(runs, |c| c.weighted, tie);
     if let Some(attr) = federation_distinct(client) {
         retain_distinct(&mut candidates, &attr, |c| &c.hit);
     }

@@ -599,3 +599,76 @@ fn facet_values_that_rust_parses_as_floats_are_strings() {
     let order: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
     assert_eq!(order, vec!["3", "nan", "NaN", "inf", "b"]);
 }
+
+#[test]
+fn hybrid_sides_are_merged_by_weighted_score_even_when_a_side_ranks_against_its_scores() {
+    // `a` beats `b` by its rules but shows a lower score (nodes round differently): comparing
+    // pairwise (rules within a side, weighted scores across) would be cyclic with `c` between
+    // them (b < c < a < b), an order a sort may panic on. Each side keeps its rule order and
+    // the sides merge by weighted score.
+    let keyword = |id: &str, words: f64, score: f64| json!({"id": id, "_rankingScore": score, "_rankingScoreDetails": {"words": {"order": 0, "score": words}}});
+    let semantic = |id: &str, score: f64| json!({"id": id, "_rankingScore": score, "_rankingScoreDetails": {"vectorSort": {"order": 0, "similarity": score}}});
+    let response = |hits: Vec<Value>| {
+        obj(
+            json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 10, "offset": 0, "estimatedTotalHits": 3}),
+        )
+    };
+    let merged = merge_default(
+        &obj(json!({"hybrid": {"embedder": "e", "semanticRatio": 0.5}})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 10,
+        },
+        vec![
+            response(vec![keyword("a", 0.9, 0.6)]),
+            response(vec![keyword("b", 0.8, 0.95)]),
+            response(vec![semantic("c", 0.8)]),
+        ],
+    );
+    let ids: Vec<&str> = merged["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c", "a", "b"]);
+}
+
+#[test]
+fn ranking_any_mix_of_hits_never_panics_and_keeps_every_hit() {
+    // Pseudo-random mixes of keyword, semantic and detail-less hits with clashing scores.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..200 {
+        let mut responses = Vec::new();
+        let mut count = 0;
+        for _ in 0..3 {
+            let hits: Vec<Value> = (0..(next() % 12))
+                .map(|_| {
+                    count += 1;
+                    let score = (next() % 5) as f64 / 4.0;
+                    match next() % 3 {
+                        0 => json!({"id": count, "_rankingScore": score, "_rankingScoreDetails": {"words": {"order": 0, "score": (next() % 5) as f64 / 4.0}}}),
+                        1 => json!({"id": count, "_rankingScore": score, "_rankingScoreDetails": {"vectorSort": {"order": 0, "similarity": score}}}),
+                        _ => json!({"id": count, "_rankingScore": score}),
+                    }
+                })
+                .collect();
+            responses.push(obj(json!({"hits": hits, "query": "", "processingTimeMs": 0, "limit": 50, "offset": 0, "estimatedTotalHits": 50})));
+        }
+        let merged = merge_default(
+            &obj(json!({"hybrid": {"embedder": "e", "semanticRatio": 0.5}, "limit": 50})),
+            Pagination::Offset {
+                offset: 0,
+                limit: 50,
+            },
+            responses,
+        );
+        assert_eq!(merged["hits"].as_array().unwrap().len(), count);
+    }
+}
