@@ -8,7 +8,8 @@
 //!   of up to 100 MB (Meilisearch's payload limit), on a fresh Envoy over 3 nodes; and the same
 //!   for a small batch (4 MB), so the ratio of memory to payload is known at both ends. Whether
 //!   the batch was accepted and every document stored (index stats through Envoy) is reported
-//!   next to it.
+//!   next to it;
+//! - Envoy's memory at the worst case each request cap allows (`bench_caps.rs`).
 //!
 //! Ratios are against the direct baseline measured in the same run. Nothing is asserted about
 //! time. Results: `<out>/e2e.json` and `<out>/e2e.md` (default `target/bench`), which
@@ -16,13 +17,16 @@
 //!
 //! ```text
 //! miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N]
-//!              [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory]
+//!              [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory|caps]
 //! ```
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "../bench_caps.rs"]
+mod caps;
 
 use miroir_e2e::corpus::{self, Rng, WORDS};
 use miroir_e2e::{paths, Client, Cluster, NodeKind, Spec};
@@ -41,6 +45,8 @@ struct Args {
     /// Indexing throughput and search latency.
     latency: bool,
     memory: bool,
+    /// Envoy's memory at each request cap's worst case.
+    caps: bool,
 }
 
 fn args() -> Args {
@@ -53,6 +59,7 @@ fn args() -> Args {
         out: paths::target_dir().join("bench"),
         latency: true,
         memory: true,
+        caps: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,16 +78,23 @@ fn args() -> Args {
             "--payload-mb" => a.payload_mb = number(value()),
             "--small-payload-mb" => a.small_payload_mb = number(value()),
             "--out" => a.out = PathBuf::from(value()),
-            "--skip-memory" => a.memory = false,
-            "--only" => match value().as_str() {
-                "latency" => a.memory = false,
-                "memory" => a.latency = false,
-                other => die(&format!("--only takes latency or memory, not {other}")),
-            },
+            "--skip-memory" => {
+                a.memory = false;
+                a.caps = false;
+            }
+            "--only" => {
+                let only = value();
+                a.latency = only == "latency";
+                a.memory = only == "memory";
+                a.caps = only == "caps";
+                if !(a.latency || a.memory || a.caps) {
+                    die(&format!("--only takes latency, memory or caps, not {only}"));
+                }
+            }
             "-h" | "--help" => {
                 println!(
                     "miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N] \
-                     [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory]"
+                     [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory|caps]"
                 );
                 std::process::exit(0);
             }
@@ -622,6 +636,12 @@ fn main() {
         }
         md.push_str(&section);
         json["memory"] = values;
+    }
+    if args.caps {
+        let (section, values) = caps::report(&caps::run(args.docs.min(20_000)));
+        md.push('\n');
+        md.push_str(&section);
+        json["caps"] = values;
     }
     println!("\n{md}");
 
