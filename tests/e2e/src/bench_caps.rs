@@ -89,8 +89,18 @@ fn measure(case: &str, cluster: &Cluster, action: impl FnOnce(&Client) -> String
     }
 }
 
-fn status_of(client: &Client, method: &str, path: &str, body: Option<(&str, &[u8])>) -> u16 {
-    client.try_send(method, path, body).map_or(0, |r| r.status)
+/// The answer's status, with the error code when it is an error (`503 miroir_…`).
+fn status_of(client: &Client, method: &str, path: &str, body: Option<(&str, &[u8])>) -> String {
+    match client.try_send(method, path, body) {
+        Ok(r) if r.status < 400 => r.status.to_string(),
+        Ok(r) => {
+            let code = r
+                .try_json()
+                .and_then(|v| v["code"].as_str().map(str::to_string));
+            format!("{} {}", r.status, code.unwrap_or_default())
+        }
+        Err(e) => format!("transport error ({e})"),
+    }
 }
 
 /// Every cap's worst case.
@@ -194,7 +204,7 @@ pub fn run(docs: usize) -> Vec<CapMemory> {
         ),
         &cluster,
         |c| {
-            let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let statuses: Vec<String> = std::thread::scope(|scope| {
                 let handles: Vec<_> = (0..5)
                     .map(|_| {
                         let body = &body;
@@ -208,9 +218,12 @@ pub fn run(docs: usize) -> Vec<CapMemory> {
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| "panicked".into()))
+                    .collect()
             });
-            let mut counts: std::collections::BTreeMap<u16, usize> = Default::default();
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
             for s in statuses {
                 *counts.entry(s).or_default() += 1;
             }
