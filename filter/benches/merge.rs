@@ -2,6 +2,8 @@
 //! the same node responses, which the filter must do whatever it merges. `make bench` turns the
 //! estimates into ratios (tools/bench-report.py).
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use miroir_filter::search::{merge, Faceting, Pagination};
 use serde_json::{json, Map, Value};

@@ -3,6 +3,8 @@
 //! which is what reading the batch cost before documents were kept as the client's bytes.
 //! `make bench` turns the estimates into a ratio (tools/bench-report.py).
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use miroir_filter::documents::{parse_batch, validate, Partition};
 use miroir_topology::{Node, NodeState, Topology};

@@ -115,7 +115,7 @@ pub fn merge(client: &Map<String, Value>, responses: Vec<Map<String, Value>>) ->
     let mut total = 0u64;
     let mut documents: Vec<(usize, usize, Value)> = Vec::new();
     for (node, mut response) in responses.into_iter().enumerate() {
-        total += response.get("total").and_then(Value::as_u64).unwrap_or(0);
+        total = total.saturating_add(response.get("total").and_then(Value::as_u64).unwrap_or(0));
         if let Some(Value::Array(results)) = response.remove("results") {
             documents.extend(
                 results

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
-use miroir_topology::{Node, NodeState, PluginConfig};
+use miroir_topology::{rotation, Node, NodeState, PluginConfig};
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -406,7 +406,7 @@ fn any_node_candidates(ctx: &Ctx) -> Vec<(String, Call)> {
 /// Every node, active ones first, rotated so that reads spread.
 pub(crate) fn nodes_in_read_order(ctx: &Ctx) -> Vec<&Node> {
     let nodes: Vec<&Node> = ctx.nodes().collect();
-    let offset = (ctx.seq % nodes.len().max(1) as u64) as usize;
+    let offset = rotation(ctx.seq, nodes.len());
     let mut ordered: Vec<&Node> = nodes
         .iter()
         .cycle()
@@ -431,11 +431,11 @@ fn document_candidates(ctx: &Ctx, id: &str) -> Vec<(String, Call)> {
 pub(crate) fn shard_readers(ctx: &Ctx, shard: u32) -> Vec<&Node> {
     let topology = &ctx.config.topology;
     let groups = topology.group_names();
-    let offset = (ctx.seq % groups.len().max(1) as u64) as usize;
+    let offset = rotation(ctx.seq, groups.len());
     let mut owners: Vec<&Node> = Vec::new();
     for group in groups.iter().cycle().skip(offset).take(groups.len()) {
         let in_group = topology.owners(shard, group);
-        let rotate = (ctx.seq % in_group.len().max(1) as u64) as usize;
+        let rotate = rotation(ctx.seq, in_group.len());
         owners.extend(in_group.iter().cycle().skip(rotate).take(in_group.len()));
     }
     owners.sort_by_key(|n| n.state != NodeState::Active);

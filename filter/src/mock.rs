@@ -47,14 +47,14 @@ impl Host for MockHost {
         if self.unknown_clusters.contains(&call.cluster) {
             return Err("BadArgument".into());
         }
-        self.next_token += 1;
+        self.next_token = self.next_token.wrapping_add(1);
         self.in_flight.push((self.next_token, call.clone()));
         self.sent.push(call.clone());
         Ok(self.next_token)
     }
 
     fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-        self.responses += 1;
+        self.responses = self.responses.saturating_add(1);
         self.response = Some((
             status,
             headers
@@ -70,7 +70,8 @@ impl Host for MockHost {
     }
 
     fn count(&mut self, name: &'static str, delta: u64) {
-        *self.counters.entry(name).or_default() += delta;
+        let counter = self.counters.entry(name).or_default();
+        *counter = counter.saturating_add(delta);
     }
 
     fn log_warn(&mut self, message: &str) {
@@ -90,7 +91,7 @@ impl Host for MockHost {
             return false;
         }
         self.shared
-            .insert(key.to_string(), (value.to_vec(), current + 1));
+            .insert(key.to_string(), (value.to_vec(), current.wrapping_add(1)));
         true
     }
 }

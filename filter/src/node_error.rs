@@ -44,7 +44,13 @@ fn drop_shard_restriction(message: &str) -> Option<String> {
         None => (client, 0),
     };
     // A span beyond the client's filter points into the restriction: not the client's error.
-    if end > client.chars().count() + shift + 1 {
+    if end
+        > client
+            .chars()
+            .count()
+            .saturating_add(shift)
+            .saturating_add(1)
+    {
         return None;
     }
     let (start, end) = (start.checked_sub(shift)?, end.checked_sub(shift)?);
@@ -55,7 +61,7 @@ fn drop_shard_restriction(message: &str) -> Option<String> {
 fn position_line(message: &str) -> Option<(&str, usize, usize, &str)> {
     message.match_indices('\n').find_map(|(at, _)| {
         let head = message.get(..at)?;
-        let line = message.get(at + 1..)?;
+        let line = message.get(at.saturating_add(1)..)?;
         let (span, filter) = line.split_once(' ')?;
         let (start, end) = span.split_once(':')?;
         Some((head, start.parse().ok()?, end.parse().ok()?, filter))
@@ -74,7 +80,9 @@ fn strip_restriction(filter: &str) -> Option<&str> {
     .iter()
     .find_map(|(marker, close)| {
         let at = filter.rfind(marker.as_str())?;
-        let values = filter.get(at + marker.len()..)?.strip_suffix(close)?;
+        let values = filter
+            .get(at.saturating_add(marker.len())..)?
+            .strip_suffix(close)?;
         values
             .chars()
             .all(|c| c == '"' || c == ' ' || ".,;!?()|".contains(c))
@@ -102,7 +110,7 @@ fn unwrap_group(text: &str) -> Option<&str> {
             }
             None => match c {
                 '"' | '\'' => quote = Some(c),
-                '(' => depth += 1,
+                '(' => depth = depth.saturating_add(1),
                 // The opening parenthesis closes inside: `(a) AND (b)` is not one group.
                 ')' => depth = depth.checked_sub(1)?,
                 _ => {}
@@ -120,7 +128,7 @@ fn hide_reserved_in_lists(message: &str) -> Option<String> {
     let mut rest = message;
     let mut changed = false;
     while let Some(at) = rest.find(INTRO) {
-        let (before, after) = rest.split_at(at + INTRO.len());
+        let (before, after) = rest.split_at(at.saturating_add(INTRO.len()));
         let Some(list) = AttributeList::parse(after) else {
             out.push_str(before);
             rest = after;
@@ -142,7 +150,7 @@ fn hide_reserved_in_lists(message: &str) -> Option<String> {
             .collect();
         let sentence_start = before.rfind("Available ");
         let none = sentence_start
-            .and_then(|s| before.get(s + "Available ".len()..at))
+            .and_then(|s| before.get(s.saturating_add("Available ".len())..at))
             .and_then(no_attributes_sentence);
         match (kept.iter().all(|k| *k == HIDDEN), none, sentence_start) {
             (true, Some(none), Some(s)) if after_list.starts_with('.') => {
@@ -195,9 +203,10 @@ impl<'a> AttributeList<'a> {
             let open = text.get(at..)?.strip_prefix('`')?;
             let close = open.find('`')?;
             spans.push(open.get(..close)?);
-            at += close + 2;
+            // Past the list item and the two backticks around it.
+            at = at.saturating_add(close).saturating_add(2);
             match text.get(at..) {
-                Some(next) if next.starts_with(", `") => at += 2,
+                Some(next) if next.starts_with(", `") => at = at.saturating_add(2),
                 _ => break,
             }
         }

@@ -311,8 +311,8 @@ fn pattern_covers(pattern: &str, attr: &str) -> bool {
         return rest.is_empty();
     };
     for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
+        match rest.split_once(part) {
+            Some((_, after)) => rest = after,
             None => return false,
         }
     }
@@ -802,8 +802,8 @@ pub fn merge(
         }
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
         processing_time = processing_time.max(number("processingTimeMs"));
-        estimated_total += number("estimatedTotalHits");
-        total_hits += number("totalHits");
+        estimated_total = estimated_total.saturating_add(number("estimatedTotalHits"));
+        total_hits = total_hits.saturating_add(number("totalHits"));
         if let Some(Value::Object(distribution)) = response.get("facetDistribution") {
             has_facets = true;
             sum_facets(&mut facets, distribution);
@@ -1095,7 +1095,7 @@ impl FacetCounts {
             .values
             .entry(facet_key(value))
             .or_insert_with(|| (value.to_string(), 0));
-        entry.1 += count;
+        entry.1 = entry.1.saturating_add(count);
     }
 
     fn into_map(self) -> Map<String, Value> {

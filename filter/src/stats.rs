@@ -23,19 +23,22 @@ pub fn combine(
 /// Meilisearch's `sizeFormat=human`: binary units, at most two decimals, trailing zeros dropped
 /// (`307 B`, `24 KiB`, `3.42 KiB`).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut unit = 0;
+    let mut unit = "B";
     let mut scale = 1u64;
-    while unit + 1 < UNITS.len() && bytes / scale >= 1024 {
+    for larger in ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"] {
+        // `scale` is at most 1024⁵ here: never 0.
+        if bytes.checked_div(scale).unwrap_or(0) < 1024 {
+            break;
+        }
         scale = scale.saturating_mul(1024);
-        unit += 1;
+        unit = larger;
     }
-    if unit == 0 {
+    if scale == 1 {
         return format!("{bytes} B");
     }
     let value = format!("{:.2}", bytes as f64 / scale as f64);
     let value = value.trim_end_matches('0').trim_end_matches('.');
-    format!("{value} {}", UNITS.get(unit).unwrap_or(&"EiB"))
+    format!("{value} {unit}")
 }
 
 /// The sizes of a combined answer in `human` form.
@@ -91,7 +94,7 @@ fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -
         bodies
             .iter()
             .filter_map(|(_, b)| b[field].as_u64())
-            .sum::<u64>()
+            .fold(0, u64::saturating_add)
     };
     let last_update = bodies
         .iter()
@@ -131,7 +134,16 @@ fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -
 }
 
 fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
-    let sum = |field: &str| stats.iter().filter_map(|s| s[field].as_u64()).sum::<u64>() / rf;
+    // `rf` is at least 1: the division never falls back.
+    let per_copy = |total: u64| total.checked_div(rf).unwrap_or(total);
+    let sum = |field: &str| {
+        per_copy(
+            stats
+                .iter()
+                .filter_map(|s| s[field].as_u64())
+                .fold(0, u64::saturating_add),
+        )
+    };
     let documents = sum("numberOfDocuments");
     let raw = sum("rawDocumentDbSize");
     let mut fields: Map<String, Value> = Map::new();
@@ -139,13 +151,16 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
         if let Some(Value::Object(distribution)) = s.get("fieldDistribution") {
             for (field, count) in distribution {
                 let previous = fields.get(field).and_then(Value::as_u64).unwrap_or(0);
-                fields.insert(field.clone(), json!(previous + count.as_u64().unwrap_or(0)));
+                fields.insert(
+                    field.clone(),
+                    json!(previous.saturating_add(count.as_u64().unwrap_or(0))),
+                );
             }
         }
     }
     reserved::strip(&mut fields);
     for count in fields.values_mut() {
-        *count = json!(count.as_u64().unwrap_or(0) / rf);
+        *count = json!(per_copy(count.as_u64().unwrap_or(0)));
     }
     fields.sort_keys();
     let mut merged = stats
@@ -171,7 +186,10 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
             if let Some(Value::Object(sizes)) = s.get("internalDatabaseSizes") {
                 for (db, bytes) in sizes {
                     let previous = internal.get(db).and_then(Value::as_u64).unwrap_or(0);
-                    internal.insert(db.clone(), json!(previous + bytes.as_u64().unwrap_or(0)));
+                    internal.insert(
+                        db.clone(),
+                        json!(previous.saturating_add(bytes.as_u64().unwrap_or(0))),
+                    );
                 }
             }
         }
@@ -183,6 +201,8 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
     use miroir_topology::{Node, NodeState};
 
     use super::*;

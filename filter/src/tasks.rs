@@ -83,8 +83,12 @@ pub fn leased_remaining(host: &dyn Host) -> u64 {
     let (leases, _) = load::<Vec<UidLease>>(host, LEASES_KEY);
     leases
         .iter()
-        .map(|l| u64::from(l.last).saturating_sub(u64::from(l.first)) + 1)
-        .sum()
+        .map(|l| {
+            u64::from(l.last)
+                .saturating_sub(u64::from(l.first))
+                .saturating_add(1)
+        })
+        .fold(0, u64::saturating_add)
 }
 
 pub fn add_lease(host: &mut dyn Host, lease: UidLease) -> bool {
@@ -102,7 +106,8 @@ pub fn take_leased(host: &mut dyn Host) -> Option<u32> {
         if lease.first == lease.last {
             leases.remove(0);
         } else {
-            lease.first += 1;
+            // Below `lease.last`, so this never saturates.
+            lease.first = lease.first.saturating_add(1);
         }
         Some(uid)
     })?

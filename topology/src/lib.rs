@@ -15,7 +15,7 @@ pub mod tasks;
 pub use model::{
     ControlPlaneRef, Node, NodeState, PluginConfig, Topology, TopologyError, CONTROL_PLANE_CLUSTER,
 };
-pub use placement::{canonical_key, shard_for_key, CoveringSet};
+pub use placement::{canonical_key, rotation, shard_for_key, CoveringSet};
 
 pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD};
 

@@ -47,14 +47,16 @@ pub const MAX_BUFFERED_BODY_BYTES: u64 = 2 * PAYLOAD_LIMIT_BYTES;
 /// A size in Meilisearch's wording (its `byte-unit` "appropriate binary unit"):
 /// `100_000_000` → `95.367431640625 MiB`.
 pub fn binary_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
+    let mut unit = "B";
+    for larger in ["KiB", "MiB", "GiB", "TiB", "PiB"] {
+        if value < 1024.0 {
+            break;
+        }
         value /= 1024.0;
-        unit += 1;
+        unit = larger;
     }
-    format!("{value} {}", UNITS[unit])
+    format!("{value} {unit}")
 }
 
 #[cfg(test)]

@@ -20,9 +20,22 @@ pub fn canonical_key(value: &Value) -> Option<String> {
     }
 }
 
-/// The shard of a document: XXH3-64 (seed 0) of its canonical key, modulo the shard count.
+/// The shard of a document: XXH3-64 (seed 0) of its canonical key, modulo the shard count (a
+/// count of 0 is taken as 1).
 pub fn shard_for_key(key: &str, shards: u32) -> u32 {
-    (xxh3_64(key.as_bytes()) % u64::from(shards.max(1))) as u32
+    let shard = xxh3_64(key.as_bytes())
+        .checked_rem(u64::from(shards))
+        .unwrap_or(0);
+    // The remainder is below `shards`, a u32, so the conversion never falls back.
+    u32::try_from(shard).unwrap_or(0)
+}
+
+/// How far the request numbered `seq` rotates a list of `len` items: `seq` modulo `len`, 0 for an
+/// empty list. The same on every target: the remainder is below `len`, so it is a `usize`.
+pub fn rotation(seq: u64, len: usize) -> usize {
+    seq.checked_rem(len as u64)
+        .and_then(|r| usize::try_from(r).ok())
+        .unwrap_or(0)
 }
 
 /// Rendezvous weight of `node_id` for `shard`: XXH3-64 of `shard ‖ 0xFF ‖ node_id ‖ 0xFF`, the
@@ -30,7 +43,7 @@ pub fn shard_for_key(key: &str, shards: u32) -> u32 {
 /// `("1", "2x")` and `("12", "x")` apart.
 fn weight(shard: u32, node_id: &str) -> u64 {
     let shard = shard.to_string();
-    let mut bytes = Vec::with_capacity(shard.len() + node_id.len() + 2);
+    let mut bytes = Vec::with_capacity(shard.len().saturating_add(node_id.len()).saturating_add(2));
     bytes.extend_from_slice(shard.as_bytes());
     bytes.push(0xFF);
     bytes.extend_from_slice(node_id.as_bytes());
@@ -92,7 +105,8 @@ impl Topology {
                 set.unavailable.push(shard);
                 continue;
             }
-            let pick = ((seq + u64::from(shard)) % owners.len() as u64) as usize;
+            // `seq` is a counter: past `u64::MAX` the rotation wraps, it never fails.
+            let pick = rotation(seq.wrapping_add(u64::from(shard)), owners.len());
             if let Some(node) = owners.get(pick) {
                 set.assignments
                     .entry(node.id.clone())

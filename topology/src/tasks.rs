@@ -230,7 +230,8 @@ fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) 
             if let Some(counted) = COUNTED.iter().find(|c| **c == key) {
                 if let Some(n) = value.as_u64() {
                     if in_counted_group {
-                        *sums.entry(counted).or_default() += n;
+                        let sum = sums.entry(counted).or_default();
+                        *sum = sum.saturating_add(n);
                     }
                 } else {
                     out.entry(key.clone()).or_insert(Value::Null);
@@ -245,7 +246,7 @@ fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) 
         let value = if out.get(key).is_some_and(Value::is_null) && !terminal {
             Value::Null
         } else {
-            json!(sum / copies)
+            json!(sum.checked_div(copies).unwrap_or(sum))
         };
         out.insert(key.to_string(), value);
     }

@@ -112,13 +112,16 @@ fn position(body: &[u8], index: usize) -> (usize, usize) {
     let start_of_line = before
         .iter()
         .rposition(|b| *b == b'\n')
-        .map_or(0, |newline| newline + 1);
-    let line = 1 + before
+        .map_or(0, |newline| newline.saturating_add(1));
+    let newlines = before
         .iter()
         .take(start_of_line)
         .filter(|b| **b == b'\n')
         .count();
-    (line, index - start_of_line)
+    (
+        newlines.saturating_add(1),
+        index.saturating_sub(start_of_line),
+    )
 }
 
 /// The top-level attribute names of a document, each once, in order of first appearance.
@@ -153,7 +156,7 @@ pub fn fields(document: &[u8], primary_key: &str) -> Result<Fields, serde_json::
 
 /// Whether the object `{…}` at `span` has no attribute.
 pub fn is_empty(body: &[u8], span: Span) -> bool {
-    body.get(span.start + 1..span.end.saturating_sub(1))
+    body.get(span.start.saturating_add(1)..span.end.saturating_sub(1))
         .is_some_and(|inside| inside.iter().all(|b| is_whitespace(*b)))
 }
 
@@ -163,7 +166,7 @@ fn is_whitespace(b: u8) -> bool {
 
 fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
     while body.get(at).copied().is_some_and(is_whitespace) {
-        at += 1;
+        at = at.saturating_add(1);
     }
     at
 }
@@ -173,12 +176,12 @@ fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
 fn element_spans(body: &[u8], len: usize) -> Vec<Span> {
     let mut spans = Vec::with_capacity(len);
     // Past the `[`.
-    let mut at = skip_whitespace(body, 0) + 1;
+    let mut at = skip_whitespace(body, 0).saturating_add(1);
     loop {
         at = skip_whitespace(body, at);
         match body.get(at) {
             None | Some(b']') => return spans,
-            Some(b',') => at += 1,
+            Some(b',') => at = at.saturating_add(1),
             Some(_) => {
                 let end = value_end(body, at);
                 spans.push(Span { start: at, end });
@@ -191,14 +194,14 @@ fn element_spans(body: &[u8], len: usize) -> Vec<Span> {
 /// Just past the value starting at `start`.
 fn value_end(body: &[u8], start: usize) -> usize {
     match body.get(start) {
-        Some(b'"') => string_end(body, start + 1),
+        Some(b'"') => string_end(body, start.saturating_add(1)),
         Some(b'{' | b'[') => {
             let mut depth = 0usize;
             let mut at = start;
             while let Some(b) = body.get(at) {
-                at += 1;
+                at = at.saturating_add(1);
                 match b {
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => depth = depth.saturating_add(1),
                     b'}' | b']' => {
                         depth = depth.saturating_sub(1);
                         if depth == 0 {
@@ -217,7 +220,7 @@ fn value_end(body: &[u8], start: usize) -> usize {
                 rest.iter()
                     .position(|b| matches!(b, b',' | b']' | b'}') || is_whitespace(*b))
             })
-            .map_or(body.len(), |len| start + len),
+            .map_or(body.len(), |len| start.saturating_add(len)),
     }
 }
 
@@ -227,11 +230,12 @@ fn string_end(body: &[u8], mut at: usize) -> usize {
         match rest.iter().position(|b| *b == b'"' || *b == b'\\') {
             None => return body.len(),
             Some(i) => {
-                at += i;
+                at = at.saturating_add(i);
                 if rest.get(i) == Some(&b'"') {
-                    return at + 1;
+                    return at.saturating_add(1);
                 }
-                at += 2;
+                // Past the `\` and the character it escapes.
+                at = at.saturating_add(2);
             }
         }
     }
@@ -306,9 +310,9 @@ impl<'de> Visitor<'de> for ArrayVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let mut len = 0;
+        let mut len = 0usize;
         while seq.next_element::<IgnoredAny>()?.is_some() {
-            len += 1;
+            len = len.saturating_add(1);
         }
         Ok(len)
     }

@@ -53,16 +53,24 @@ impl<'a> Partition<'a> {
             }
         }
         if let Batch::Json { documents, .. } = batch {
-            let seq_len = first_seq.map_or(0, |_| member(SEQ_FIELD, encode_seq(0)).len() + 1);
+            let seq_len = first_seq.map_or(0, |_| {
+                member(SEQ_FIELD, encode_seq(0)).len().saturating_add(1)
+            });
             for (shard, span) in shards.iter().zip(documents) {
                 let Some((nodes, stamp)) = targets.get(shard) else {
                     continue;
                 };
                 // The document, `,` before the stamp, the stamp, then `,` or a newline.
-                let size = span.end.saturating_sub(span.start) + 1 + stamp.len() + seq_len + 1;
+                let size = span
+                    .end
+                    .saturating_sub(span.start)
+                    .saturating_add(1)
+                    .saturating_add(stamp.len())
+                    .saturating_add(seq_len)
+                    .saturating_add(1);
                 for node in nodes {
                     if let Some(total) = sizes.get_mut(node) {
-                        *total += size;
+                        *total = total.saturating_add(size);
                     }
                 }
             }

@@ -1,6 +1,8 @@
 //! The request state machine driven natively: a scripted fleet of nodes answers the calls the
 //! exchange makes, in an order the test chooses.
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use miroir_topology::reserved::{decode_shard, encode_shard};
 use std::collections::BTreeMap;
 

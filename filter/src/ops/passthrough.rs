@@ -18,7 +18,7 @@ use crate::host::Call;
 pub(crate) fn candidates(ctx: &Ctx) -> Option<Vec<(String, Call)>> {
     let topology = &ctx.config.topology;
     let groups = topology.group_names();
-    let first = (ctx.seq % groups.len().max(1) as u64) as usize;
+    let first = miroir_topology::rotation(ctx.seq, groups.len());
     let whole = |group: &str| {
         let plan = topology.covering_set(group, ctx.seq);
         if !plan.unavailable.is_empty() || plan.assignments.len() != 1 {
@@ -31,7 +31,7 @@ pub(crate) fn candidates(ctx: &Ctx) -> Option<Vec<(String, Call)>> {
     let others = groups
         .iter()
         .cycle()
-        .skip(first + 1)
+        .skip(first.saturating_add(1))
         .take(groups.len().saturating_sub(1))
         .filter_map(|g| whole(g));
     Some(

@@ -383,7 +383,7 @@ impl FirstAnswer {
                     .into(),
                 );
             };
-            self.next += 1;
+            self.next = self.next.saturating_add(1);
             self.fanout.send(host, &call, node);
         }
     }

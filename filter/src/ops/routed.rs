@@ -101,7 +101,7 @@ impl RoutedWrite {
             .iter()
             .filter(|(_, targets)| {
                 let acks = targets.iter().filter(|t| accepted.contains(t)).count();
-                acks * 2 <= targets.len()
+                acks.saturating_mul(2) <= targets.len()
             })
             .map(|(shard, _)| *shard)
             .collect();

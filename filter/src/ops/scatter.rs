@@ -149,7 +149,7 @@ impl Scatter {
     ) -> Result<(Self, Step), MeiliError> {
         let topology = &ctx.config.topology;
         let groups = topology.group_names();
-        let Some(group) = groups.get((ctx.seq % groups.len().max(1) as u64) as usize) else {
+        let Some(group) = groups.get(miroir_topology::rotation(ctx.seq, groups.len())) else {
             return Err(MeiliError::internal("the topology has no replica group"));
         };
         let plan = topology.covering_set(group, ctx.seq);

@@ -110,7 +110,10 @@ impl Census {
             if let Some(facet) = facet {
                 node.values.extend(facet.keys().map(|v| facet_key(v)));
                 if facet.len() < limits.facet_values {
-                    let listed: u64 = facet.values().filter_map(Value::as_u64).sum();
+                    let listed = facet
+                        .values()
+                        .filter_map(Value::as_u64)
+                        .fold(0u64, u64::saturating_add);
                     // Counts above the total: some document holds several values.
                     census.multi |= listed > total;
                     node.valueless = Some(total.saturating_sub(listed));
@@ -123,12 +126,12 @@ impl Census {
 
     /// Adds the hits' values to the node's; returns how many hits had none.
     fn read_hits(&mut self, node: &mut Node, hits: &[Value]) -> u64 {
-        let mut valueless = 0;
+        let mut valueless = 0u64;
         for hit in hits {
             let values = hit_values(hit, &self.attribute);
             self.multi |= values.len() > 1;
             if values.is_empty() {
-                valueless += 1;
+                valueless = valueless.saturating_add(1);
             }
             node.values.extend(values);
         }
@@ -187,20 +190,30 @@ impl Census {
 
     /// The number of distinct hits over every node.
     pub fn total(&self) -> u64 {
-        let summed: u64 = self.nodes.iter().map(|n| n.total).sum();
+        let summed = self
+            .nodes
+            .iter()
+            .fold(0u64, |sum, n| sum.saturating_add(n.total));
         if self.multi {
             return summed;
         }
         let values: BTreeSet<&String> = self.nodes.iter().flat_map(|n| &n.values).collect();
-        let valueless: u64 = self.nodes.iter().filter_map(|n| n.valueless).sum();
+        let valueless = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.valueless)
+            .fold(0u64, u64::saturating_add);
         if self.nodes.iter().all(|n| n.valueless.is_some()) {
-            return values.len() as u64 + valueless;
+            return (values.len() as u64).saturating_add(valueless);
         }
         let mut holders: BTreeMap<&String, u64> = BTreeMap::new();
         for value in self.nodes.iter().flat_map(|n| &n.values) {
-            *holders.entry(value).or_default() += 1;
+            let held = holders.entry(value).or_default();
+            *held = held.saturating_add(1);
         }
-        let repeated: u64 = holders.values().map(|h| h - 1).sum();
+        let repeated = holders
+            .values()
+            .fold(0u64, |sum, h| sum.saturating_add(h.saturating_sub(1)));
         summed.saturating_sub(repeated)
     }
 }

@@ -167,7 +167,11 @@ impl DistinctHits {
                 candidates.push(Candidate::new(hit.clone(), position, s));
             }
             for (h, (hit, _)) in slot.hits.iter().enumerate() {
-                candidates.push(Candidate::new(hit.clone(), slot.kept.len() + h, s));
+                candidates.push(Candidate::new(
+                    hit.clone(),
+                    slot.kept.len().saturating_add(h),
+                    s,
+                ));
             }
         }
         rank(&self.base, &mut candidates);
@@ -186,7 +190,7 @@ impl DistinctHits {
         for (r, c) in candidates.iter().enumerate() {
             if let (s, Some(h)) = which(c) {
                 if let Some(end) = ends.get_mut(s) {
-                    if Some(h + 1) == self.slots.get(s).map(|s| s.hits.len()) {
+                    if h.checked_add(1) == self.slots.get(s).map(|s| s.hits.len()) {
                         end.1 = Some(r);
                     }
                 }
@@ -320,7 +324,7 @@ impl DistinctHits {
         if asked.is_empty() {
             self.unsettled = true;
         } else {
-            self.rounds += 1;
+            self.rounds = self.rounds.saturating_add(1);
         }
         asked
     }

@@ -157,8 +157,8 @@ pub fn merge(
         }
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
         processing_time = processing_time.max(number("processingTimeMs"));
-        estimated_total += number("estimatedTotalHits");
-        total_hits += number("totalHits");
+        estimated_total = estimated_total.saturating_add(number("estimatedTotalHits"));
+        total_hits = total_hits.saturating_add(number("totalHits"));
         if let Some(Value::Object(indexes)) = response.get("facetsByIndex") {
             for (index, facets) in indexes {
                 let entry = by_index.entry(index.clone()).or_default();

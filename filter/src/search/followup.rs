@@ -286,7 +286,7 @@ impl FollowUp {
         for slot in self.hits.iter_mut().flat_map(DistinctHits::next_round) {
             by_slot.entry(slot).or_default().push(Question::Hits);
         }
-        self.rounds += 1;
+        self.rounds = self.rounds.saturating_add(1);
         self.round.clear();
         let mut calls = Vec::new();
         for (slot, questions) in by_slot {

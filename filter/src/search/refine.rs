@@ -130,7 +130,11 @@ impl Race {
     }
 
     fn lower(tally: &Tally) -> u64 {
-        tally.held.iter().map(|h| h.count.unwrap_or(h.floor)).sum()
+        tally
+            .held
+            .iter()
+            .map(|h| h.count.unwrap_or(h.floor))
+            .fold(0, u64::saturating_add)
     }
 
     fn upper(&self, tally: &Tally) -> u64 {
@@ -139,7 +143,7 @@ impl Race {
             .iter()
             .zip(&self.bounds)
             .map(|(h, bound)| h.count.or(*bound).unwrap_or(0))
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     /// The values listed as known so far (in `count` order), with their counts.
@@ -167,7 +171,7 @@ impl Race {
         if self.rounds >= MAX_ROUNDS || !self.is_cut() || self.k == 0 {
             return Vec::new();
         }
-        self.rounds += 1;
+        self.rounds = self.rounds.saturating_add(1);
         let last = self.last_place();
         let list: Vec<String> = self.list().into_iter().map(|(_, k)| k.clone()).collect();
         let moved = list != self.previous_list;
@@ -195,7 +199,11 @@ impl Race {
                 probes.push((node, Probe::Count(chunk.to_vec())));
             }
         }
-        let unseen: u64 = self.frontier.iter().flatten().sum();
+        let unseen = self
+            .frontier
+            .iter()
+            .flatten()
+            .fold(0u64, |sum, count| sum.saturating_add(*count));
         if moved && unseen >= last && self.rounds < MAX_ROUNDS {
             let seen: Vec<String> = self.values.values().map(|t| t.spelling.clone()).collect();
             for (node, frontier) in self.frontier.iter().enumerate() {

@@ -199,3 +199,13 @@ fn covering_set_picks_one_active_owner_per_shard_and_rotates() {
     failed.nodes[0].state = NodeState::Failed;
     assert_eq!(failed.covering_set("g", 0).unavailable, vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn rotation_is_the_remainder_and_wraps_with_the_counter() {
+    assert_eq!(rotation(7, 3), 1);
+    assert_eq!(rotation(7, 0), 0);
+    assert_eq!(rotation(u64::MAX, 1), 0);
+    // RF 2: 2^64 is even, so the pick for `u64::MAX` plus a shard wraps to the pick for 1 plus it.
+    let t = topo(16, 2, &[("n0", "g"), ("n1", "g"), ("n2", "g")]);
+    assert_eq!(t.covering_set("g", u64::MAX), t.covering_set("g", 1));
+}

@@ -2,6 +2,8 @@
 //! documents, answers searches, multi-searches and facet searches the way one Meilisearch node
 //! would over those documents, facets cut to `maxValuesPerFacet` in `count` order.
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::collections::BTreeMap;
 use std::rc::Rc;
 

@@ -2,6 +2,8 @@
 //! Meilisearch's `Similar` and semantic search do: Miroir's answer over shards must be the
 //! answer of one node holding every document.
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::collections::BTreeMap;
 use std::rc::Rc;
 

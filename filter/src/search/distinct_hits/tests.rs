@@ -3,6 +3,8 @@
 //! the distinct rule one Meilisearch node applies. The reference is that rule over every
 //! document.
 
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use std::collections::BTreeSet;
 use std::rc::Rc;
 

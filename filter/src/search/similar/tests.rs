@@ -1,3 +1,5 @@
+#![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 use miroir_topology::reserved::{encode_seq, encode_shard, shard_filter};
 use miroir_topology::{Node, NodeState};
 use serde_json::{json, Map, Value};
