@@ -11,14 +11,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use miroir_topology::{cluster_name, PluginConfig, Topology};
+use miroir_topology::{PluginConfig, Topology};
 use serde_json::{json, Value};
 
 mod ads;
+pub mod model;
 pub use ads::{ads_bootstrap, AdsBootstrapOptions, XDS_CLUSTER};
 
-/// Name of the HTTP filter, of its ECDS resource, of its wasm root context and VM.
-pub const FILTER_NAME: &str = "miroir";
+pub use model::{CIRCUIT_BREAKER_LIMIT, FILTER_NAME, GUARD_BODY, LISTENER_BUFFER_LIMIT_BYTES};
+
 /// File name of the bootstrap inside `config_dir`.
 pub const BOOTSTRAP_FILE: &str = "envoy.json";
 /// Directory (inside `config_dir`) Envoy watches for the filter configuration.
@@ -29,20 +30,18 @@ pub const ECDS_FILE: &str = "miroir-filter.json";
 pub const WASM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 pub const EXTENSION_CONFIG_TYPE_URL: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+const HCM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+/// Key of the upstream HTTP options in `typed_extension_protocol_options`.
+pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+const HTTP_PROTOCOL_OPTIONS_TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 
 const MIB: u64 = 1024 * 1024;
-/// Holds the largest body the filter accepts (shared with the xDS listener).
-pub use miroir_topology::limits::LISTENER_BUFFER_LIMIT_BYTES;
 /// `dispatch_http_call` responses above this are reset (the call fails). The default is 32 MiB.
 pub const ASYNC_RESPONSE_BUFFER_LIMIT_BYTES: u64 = 128 * MIB;
 /// Cap on client connections to one Envoy.
 pub const MAX_DOWNSTREAM_CONNECTIONS: u64 = 50_000;
-/// Per-node circuit breakers: the filter fans out many parallel calls to one node.
-pub const CIRCUIT_BREAKER_LIMIT: u64 = 1024;
-
-/// Body of the guard route: what a client sees if a request reaches the router, i.e. the filter
-/// is absent or let the request through. Shaped like a Meilisearch error.
-pub const GUARD_BODY: &str = r#"{"message":"Miroir filter unavailable: the request was not forwarded.","code":"miroir_filter_unavailable","type":"system","link":"https://docs.meilisearch.com/errors#miroir_filter_unavailable"}"#;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RenderOptions {
@@ -77,15 +76,11 @@ impl RenderOptions {
     /// rounds), and Envoy sees no downstream activity meanwhile; both timeouts must outlast
     /// that, yet still end requests a crashed VM left hanging.
     pub fn request_timeout_ms(&self) -> u64 {
-        self.node_timeout_ms
-            .saturating_mul(4)
-            .saturating_add(60_000)
+        model::ListenerTimeouts::for_node_timeout(self.node_timeout_ms).request_timeout_ms
     }
 
     pub fn stream_idle_timeout_ms(&self) -> u64 {
-        self.node_timeout_ms
-            .saturating_mul(2)
-            .saturating_add(30_000)
+        model::ListenerTimeouts::for_node_timeout(self.node_timeout_ms).stream_idle_timeout_ms
     }
 }
 
@@ -138,39 +133,19 @@ pub fn filter_config(topology: &Topology, opts: &RenderOptions) -> Value {
 /// The ECDS file's content with an arbitrary plugin configuration string (which need not be
 /// valid: used to check that the filter NACKs what it cannot parse).
 pub fn filter_config_raw(version: &str, plugin_config_json: &str, wasm_path: &Path) -> Value {
-    json!({
-        "version_info": version,
-        "resources": [{
-            "@type": EXTENSION_CONFIG_TYPE_URL,
-            "name": FILTER_NAME,
-            "typed_config": {
-                "@type": WASM_TYPE_URL,
-                "config": {
-                    "name": FILTER_NAME,
-                    "root_id": FILTER_NAME,
-                    "vm_config": {
-                        // Same vm_id and code across pushes: a config-only update reuses the VMs.
-                        "vm_id": FILTER_NAME,
-                        "runtime": "envoy.wasm.runtime.v8",
-                        "code": {"local": {"filename": wasm_path.to_string_lossy()}},
-                    },
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": plugin_config_json,
-                    },
-                    // Without it a Pause in on_http_request_headers never lets the body through.
-                    "allow_on_headers_stop_iteration": true,
-                    // A trapped VM is rebuilt instead of failing every later request.
-                    "failure_policy": "FAIL_RELOAD",
-                },
-            },
-        }],
-    })
+    let filter = model::Filter::new(
+        plugin_config_json.to_string(),
+        model::WasmCode::Local(wasm_path.to_path_buf()),
+    );
+    json!({"version_info": version, "resources": [encode_filter(&filter)]})
 }
 
 /// Protobuf JSON `Duration`: seconds with an `s` suffix.
 fn duration(ms: u64) -> String {
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
+    match ms % 1000 {
+        0 => format!("{}s", ms / 1000),
+        frac => format!("{}.{frac:03}s", ms / 1000),
+    }
 }
 
 fn socket_address(addr: &SocketAddr) -> Value {
@@ -191,18 +166,38 @@ fn host_port(address: &str) -> (String, u16) {
     }
 }
 
-pub fn bootstrap(topology: &Topology, opts: &RenderOptions) -> Value {
-    let clusters: Vec<Value> = topology
+/// The model of `topology`'s node clusters, checked with [`model::HealthCheck::default`].
+pub fn node_clusters(topology: &Topology) -> Vec<model::Cluster> {
+    topology
         .nodes
         .iter()
-        .map(|node| node_cluster(&cluster_name(&node.id), &node.address))
-        .collect();
+        .map(|node| {
+            let (host, port) = host_port(&node.address);
+            model::Cluster::node(&node.id, &host, port, model::HealthCheck::default())
+        })
+        .collect()
+}
+
+/// The model of the static listener: the filter's configuration from the watched ECDS file.
+pub fn static_listener(opts: &RenderOptions) -> model::Listener {
+    model::Listener::new(
+        opts.listen,
+        model::ListenerTimeouts::for_node_timeout(opts.node_timeout_ms),
+        model::FilterSource::File {
+            path: opts.ecds_path(),
+            watched_directory: opts.ecds_dir(),
+        },
+    )
+}
+
+pub fn bootstrap(topology: &Topology, opts: &RenderOptions) -> Value {
+    let clusters: Vec<Value> = node_clusters(topology).iter().map(encode_cluster).collect();
     json!({
         // ECDS needs both, and the xDS control plane will key its snapshots on them.
         "node": {"id": format!("miroir-envoy-{}", opts.listen), "cluster": "miroir"},
         "admin": {"address": socket_address(&opts.admin)},
         "static_resources": {
-            "listeners": [listener(opts)],
+            "listeners": [encode_listener(&static_listener(opts))],
             "clusters": clusters,
         },
         "layered_runtime": layered_runtime(),
@@ -231,40 +226,45 @@ fn overload_manager() -> Value {
     }]})
 }
 
-fn listener(opts: &RenderOptions) -> Value {
-    let ecds_dir = opts.ecds_dir();
+/// The listener in Envoy's JSON (protobuf JSON with the proto field names).
+pub fn encode_listener(listener: &model::Listener) -> Value {
+    let config_source = match &listener.filter_source {
+        model::FilterSource::File {
+            path,
+            watched_directory,
+        } => json!({
+            "path_config_source": {
+                "path": path.to_string_lossy(),
+                "watched_directory": {"path": watched_directory.to_string_lossy()},
+            },
+            "resource_api_version": "V3",
+        }),
+        model::FilterSource::Ads => json!({"ads": {}, "resource_api_version": "V3"}),
+    };
     json!({
-        "name": "miroir",
-        "address": socket_address(&opts.listen),
-        "per_connection_buffer_limit_bytes": LISTENER_BUFFER_LIMIT_BYTES,
+        "name": listener.name,
+        "address": socket_address(&listener.address),
+        "per_connection_buffer_limit_bytes": listener.per_connection_buffer_limit_bytes,
         "filter_chains": [{"filters": [{
             "name": "envoy.filters.network.http_connection_manager",
             "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                "stat_prefix": "miroir",
+                "@type": HCM_TYPE_URL,
+                "stat_prefix": listener.stat_prefix,
                 "codec_type": "AUTO",
-                "request_timeout": duration(opts.request_timeout_ms()),
-                "stream_idle_timeout": duration(opts.stream_idle_timeout_ms()),
-                "route_config": guard_route_config(),
+                "request_timeout": duration(listener.timeouts.request_timeout_ms),
+                "stream_idle_timeout": duration(listener.timeouts.stream_idle_timeout_ms),
+                "route_config": encode_guard_route(&listener.route),
                 "http_filters": [
                     {
-                        "name": FILTER_NAME,
+                        "name": listener.filter_name,
                         "config_discovery": {
-                            "config_source": {
-                                "path_config_source": {
-                                    "path": opts.ecds_path().to_string_lossy(),
-                                    // Watching the directory (not the file) is what makes an
-                                    // atomic rename onto the file trigger a reload.
-                                    "watched_directory": {"path": ecds_dir.to_string_lossy()},
-                                },
-                                "resource_api_version": "V3",
-                            },
+                            "config_source": config_source,
                             "type_urls": [WASM_TYPE_URL],
                         },
                     },
                     {
                         "name": "envoy.filters.http.router",
-                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                        "typed_config": {"@type": ROUTER_TYPE_URL},
                     },
                 ],
             },
@@ -272,20 +272,17 @@ fn listener(opts: &RenderOptions) -> Value {
     })
 }
 
-/// The only route: a 503. The filter answers every request with a local reply, so the router
-/// runs only when the filter is missing or let a request through, and then nothing reaches a
-/// node unfiltered.
-fn guard_route_config() -> Value {
+fn encode_guard_route(route: &model::GuardRoute) -> Value {
     json!({
-        "name": "miroir",
+        "name": route.name,
         "virtual_hosts": [{
-            "name": "miroir",
-            "domains": ["*"],
+            "name": route.name,
+            "domains": route.domains,
             "routes": [{
-                "match": {"prefix": "/"},
-                "direct_response": {"status": 503, "body": {"inline_string": GUARD_BODY}},
+                "match": {"prefix": route.prefix},
+                "direct_response": {"status": route.status, "body": {"inline_string": route.body}},
                 "response_headers_to_add": [{
-                    "header": {"key": "content-type", "value": "application/json"},
+                    "header": {"key": "content-type", "value": route.content_type},
                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                 }],
             }],
@@ -293,52 +290,100 @@ fn guard_route_config() -> Value {
     })
 }
 
-fn node_cluster(name: &str, address: &str) -> Value {
-    let (host, port) = host_port(address);
-    json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
+/// A cluster in Envoy's JSON (protobuf JSON with the proto field names).
+pub fn encode_cluster(cluster: &model::Cluster) -> Value {
+    let mut out = json!({
+        "name": cluster.name,
+        "type": match cluster.discovery {
+            model::Discovery::Static => "STATIC",
+            model::Discovery::StrictDnsV4Preferred => "STRICT_DNS",
+        },
+        "connect_timeout": duration(cluster.connect_timeout_ms),
         "lb_policy": "ROUND_ROBIN",
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {
-            "address": {"socket_address": {"address": host, "port_value": port}},
+        "load_assignment": {"cluster_name": cluster.name, "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": cluster.host, "port_value": cluster.port}},
         }}]}]},
         "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            HTTP_PROTOCOL_OPTIONS: {
+                "@type": HTTP_PROTOCOL_OPTIONS_TYPE_URL,
                 "explicit_http_config": {"http_protocol_options": {}},
-                "common_http_protocol_options": {"idle_timeout": "60s"},
+                "common_http_protocol_options": {"idle_timeout": duration(cluster.idle_timeout_ms)},
             },
         },
-        // The default (50%) keeps sending to a cluster's only host once it is unhealthy; at 0 a
-        // down node gives a fast local 503 the filter can fail over on.
-        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
-        "outlier_detection": {
-            "consecutive_5xx": 5,
-            "consecutive_gateway_failure": 3,
-            "interval": "1s",
-            "base_ejection_time": "2s",
-            "max_ejection_time": "30s",
-            // The default (10%) of a single host ejects nobody.
-            "max_ejection_percent": 100,
-        },
-        // A node that is back is un-ejected by its next passing check (about 1 s), not only
-        // when its ejection time runs out.
-        "health_checks": [{
-            "timeout": "1s",
-            "interval": "1s",
-            // The default (60 s) applies until the cluster has seen traffic.
-            "no_traffic_interval": "1s",
-            "unhealthy_threshold": 2,
-            "healthy_threshold": 1,
-            "http_health_check": {"path": "/health"},
-        }],
         "circuit_breakers": {"thresholds": [{
             "priority": "DEFAULT",
-            "max_connections": CIRCUIT_BREAKER_LIMIT,
-            "max_pending_requests": CIRCUIT_BREAKER_LIMIT,
-            "max_requests": CIRCUIT_BREAKER_LIMIT,
+            "max_connections": cluster.circuit_breakers.max_connections,
+            "max_pending_requests": cluster.circuit_breakers.max_pending_requests,
+            "max_requests": cluster.circuit_breakers.max_requests,
         }]},
+    });
+    if cluster.discovery == model::Discovery::StrictDnsV4Preferred {
+        out["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    if let Some(threshold) = cluster.healthy_panic_threshold {
+        out["common_lb_config"] = json!({"healthy_panic_threshold": {"value": threshold}});
+    }
+    if let Some(od) = &cluster.outlier_detection {
+        out["outlier_detection"] = json!({
+            "consecutive_5xx": od.consecutive_5xx,
+            "consecutive_gateway_failure": od.consecutive_gateway_failure,
+            "enforcing_consecutive_gateway_failure": od.enforcing_consecutive_gateway_failure,
+            "interval": duration(od.interval_ms),
+            "base_ejection_time": duration(od.base_ejection_time_ms),
+            "max_ejection_time": duration(od.max_ejection_time_ms),
+            "max_ejection_percent": od.max_ejection_percent,
+        });
+    }
+    if let Some(hc) = &cluster.health_check {
+        out["health_checks"] = json!([{
+            "timeout": duration(hc.timeout_ms),
+            "interval": duration(hc.interval_ms),
+            "no_traffic_interval": duration(hc.no_traffic_interval_ms),
+            "unhealthy_threshold": hc.unhealthy_threshold,
+            "healthy_threshold": hc.healthy_threshold,
+            "http_health_check": {"path": hc.path},
+        }]);
+    }
+    out
+}
+
+/// The filter's `TypedExtensionConfig` in Envoy's JSON.
+pub fn encode_filter(filter: &model::Filter) -> Value {
+    let code = match &filter.code {
+        model::WasmCode::Local(path) => json!({"local": {"filename": path.to_string_lossy()}}),
+        model::WasmCode::Remote {
+            uri,
+            sha256,
+            cluster,
+            timeout_ms,
+            retries,
+        } => json!({"remote": {
+            "http_uri": {"uri": uri, "cluster": cluster, "timeout": duration(*timeout_ms)},
+            "sha256": sha256,
+            "retry_policy": {"num_retries": retries},
+        }}),
+    };
+    let mut config = json!({
+        "name": filter.name,
+        "root_id": filter.root_id,
+        "vm_config": {
+            "vm_id": filter.vm_id,
+            "runtime": filter.runtime,
+            "code": code,
+        },
+        "configuration": {
+            "@type": "type.googleapis.com/google.protobuf.StringValue",
+            "value": filter.configuration,
+        },
+        "allow_on_headers_stop_iteration": filter.allow_on_headers_stop_iteration,
+    });
+    if filter.fail_reload {
+        config["failure_policy"] = json!("FAIL_RELOAD");
+    }
+    json!({
+        "@type": EXTENSION_CONFIG_TYPE_URL,
+        "name": filter.name,
+        "typed_config": {"@type": WASM_TYPE_URL, "config": config},
     })
 }
 

@@ -64,10 +64,14 @@ fn clusters_are_named_by_node_id() {
     assert_eq!(addr["address"], "127.0.0.1");
     assert_eq!(addr["port_value"], 7702);
     assert_eq!(
-        n2["common_lb_config"]["healthy_panic_threshold"]["value"],
-        0
+        n2["common_lb_config"]["healthy_panic_threshold"]["value"].as_f64(),
+        Some(0.0)
     );
     assert_eq!(n2["outlier_detection"]["max_ejection_percent"], 100);
+    assert_eq!(
+        n2["outlier_detection"]["enforcing_consecutive_gateway_failure"],
+        100
+    );
     let thresholds = &n2["circuit_breakers"]["thresholds"][0];
     for field in ["max_connections", "max_pending_requests", "max_requests"] {
         assert_eq!(thresholds[field], 1024, "{field}");
@@ -188,7 +192,7 @@ fn timeouts_outlast_node_calls() {
     assert!(o.stream_idle_timeout_ms() > o.node_timeout_ms);
     assert!(o.request_timeout_ms() > o.stream_idle_timeout_ms());
     assert_eq!(duration(1_500), "1.500s");
-    assert_eq!(duration(80_000), "80.000s");
+    assert_eq!(duration(80_000), "80s");
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -238,7 +242,15 @@ fn envoy_validates_the_rendered_bootstrap() {
     let mut o = opts(&dir);
     o.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     o.admin = SocketAddr::from(([127, 0, 0, 1], 0));
-    let bootstrap = render(&topology(), &o).write(&dir).unwrap();
+    // A node behind a name: a STRICT_DNS cluster (Envoy refuses a name in a STATIC one).
+    let mut topology = topology();
+    topology.nodes.push(Node {
+        id: "n4".into(),
+        address: "meili-4.search.svc:7700".into(),
+        group: "b".into(),
+        state: NodeState::Active,
+    });
+    let bootstrap = render(&topology, &o).write(&dir).unwrap();
     let output = Command::new(&bin)
         .args(["--mode", "validate", "-l", "warn", "-c"])
         .arg(&bootstrap)

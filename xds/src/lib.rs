@@ -34,8 +34,6 @@ pub const ECDS_TYPE_URL: &str = "type.googleapis.com/envoy.config.core.v3.TypedE
 pub const WASM_FILTER_TYPE_URL: &str =
     "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 
-/// Name of the HTTP filter, of its ECDS resource, of its wasm root context and VM (as in the
-/// static renderer, so a file-based and an xDS-fed Envoy run the same filter config).
-pub const FILTER_NAME: &str = "miroir";
-/// Name of the listener (and of its route configuration).
-pub const LISTENER_NAME: &str = "miroir";
+/// Name of the HTTP filter, of its ECDS resource, of its wasm root context and VM; name of the
+/// listener (and of its route configuration): the model's, shared with the static renderer.
+pub use miroir_envoy::model::{FILTER_NAME, LISTENER_NAME};

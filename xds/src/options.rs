@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use miroir_envoy::model;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,15 +44,39 @@ pub struct HealthCheckOptions {
     pub healthy_threshold: u32,
 }
 
+impl HealthCheckOptions {
+    /// The health check these options describe.
+    pub fn model(&self) -> model::HealthCheck {
+        model::HealthCheck::new(
+            self.interval_ms,
+            self.timeout_ms,
+            self.unhealthy_threshold,
+            self.healthy_threshold,
+        )
+    }
+}
+
 impl Default for HealthCheckOptions {
-    /// The static renderer's values: a restarted node is back within about a second, a dead one
-    /// is out after two missed checks.
+    /// The static renderer's values ([`model::HealthCheck::default`]): a restarted node is back
+    /// within about a second, a dead one is out after two missed checks.
     fn default() -> Self {
+        let d = model::HealthCheck::default();
         HealthCheckOptions {
-            interval_ms: 1_000,
-            timeout_ms: 1_000,
-            unhealthy_threshold: 2,
-            healthy_threshold: 1,
+            interval_ms: d.interval_ms,
+            timeout_ms: d.timeout_ms,
+            unhealthy_threshold: d.unhealthy_threshold,
+            healthy_threshold: d.healthy_threshold,
+        }
+    }
+}
+
+impl WasmSource {
+    /// Where the filter's code comes from, as the model says it (remote code goes through the
+    /// control plane's cluster).
+    pub fn model(&self) -> model::WasmCode {
+        match self {
+            WasmSource::Local(path) => model::WasmCode::Local(path.clone()),
+            WasmSource::Remote { uri, sha256 } => model::WasmCode::remote(uri, sha256),
         }
     }
 }

@@ -1,19 +1,16 @@
-//! One cluster per Meilisearch node, and the control plane's cluster.
+//! One cluster per Meilisearch node, and the control plane's cluster: [`miroir_envoy::model`]
+//! clusters encoded as protobuf.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, DnsLookupFamily, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, Cluster, OutlierDetection};
-use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::health_check::{HealthChecker, HttpHealthCheck};
-use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, HealthCheck, Http1ProtocolOptions, HttpProtocolOptions as CommonHttpOptions,
-    RoutingPriority, SocketAddress,
+    HealthCheck, Http1ProtocolOptions, HttpProtocolOptions as CommonHttpOptions, RoutingPriority,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -26,18 +23,13 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::util::pack_any;
+use miroir_envoy::model;
 use miroir_topology::{cluster_name, CONTROL_PLANE_CLUSTER};
 use serde_json::json;
 
-use super::{host_port, millis, resource, uint32, BuildError};
+use super::{host_port, millis, resource, socket_address, uint32, BuildError};
 use crate::cache::Resource;
 use crate::HealthCheckOptions;
-
-/// The filter fans out many parallel calls to one node; overflow would show up as synthesized
-/// 503s (same limit as the static renderer).
-pub const CIRCUIT_BREAKER_LIMIT: u32 = 1024;
-const CONNECT_TIMEOUT_MS: u64 = 1_000;
-const IDLE_TIMEOUT_MS: u64 = 60_000;
 
 /// The cluster reaching node `node_id` at `address` (`host:port`), named
 /// [`miroir_topology::cluster_name`].
@@ -47,66 +39,43 @@ pub fn node_cluster(
     health: &HealthCheckOptions,
 ) -> Result<Resource, BuildError> {
     let name = cluster_name(node_id);
-    let mut cluster = base_cluster(&name, address)?;
-    cluster.health_checks = vec![health_check(health)];
-    // The default (50%) keeps sending to a cluster's only host once it is unhealthy; at 0 a down
-    // node gives a fast local 503 the filter can fail over on.
-    cluster.common_lb_config = Some(CommonLbConfig {
-        healthy_panic_threshold: Some(Percent { value: 0.0 }),
-        ..Default::default()
-    });
-    cluster.outlier_detection = Some(OutlierDetection {
-        consecutive_5xx: uint32(5),
-        consecutive_gateway_failure: uint32(3),
-        // Envoy enforces gateway-failure ejections at 0% unless told otherwise, which would make
-        // the lower threshold above decorative.
-        enforcing_consecutive_gateway_failure: uint32(100),
-        interval: millis(1_000),
-        base_ejection_time: millis(2_000),
-        max_ejection_time: millis(30_000),
-        // The default (10%) of a single host ejects nobody.
-        max_ejection_percent: uint32(100),
-        ..Default::default()
-    });
+    let (host, port) = host_port(address)?;
+    let cluster = model::Cluster::node(node_id, &host, port, health.model());
     let model = json!({"kind": "node", "name": name, "address": address, "health": health});
-    Ok(resource(&name, &model, cluster))
+    Ok(resource(&name, &model, encode_cluster(&cluster)))
 }
 
 /// The cluster of the control plane's HTTP listener: the filter's task registry calls, and the
 /// remote `.wasm` when the code is served by the control plane.
 pub fn control_plane_cluster(address: &str) -> Result<Resource, BuildError> {
-    let cluster = base_cluster(CONTROL_PLANE_CLUSTER, address)?;
+    let (host, port) = host_port(address)?;
+    let cluster = model::Cluster::control_plane(&host, port);
     let model = json!({"kind": "controlPlane", "address": address});
-    Ok(resource(CONTROL_PLANE_CLUSTER, &model, cluster))
+    Ok(resource(
+        CONTROL_PLANE_CLUSTER,
+        &model,
+        encode_cluster(&cluster),
+    ))
 }
 
-/// One host, HTTP/1.1, circuit breakers; STATIC for an IP, STRICT_DNS for a name (re-resolved
-/// every 5 s, Envoy's default, so a node moved behind its name is followed without a new
-/// topology).
-fn base_cluster(name: &str, address: &str) -> Result<Cluster, BuildError> {
-    let (host, port) = host_port(address)?;
-    let is_ip = host.parse::<IpAddr>().is_ok();
-    let discovery = if is_ip {
-        DiscoveryType::Static
-    } else {
-        DiscoveryType::StrictDns
+/// `cluster` as protobuf.
+pub fn encode_cluster(cluster: &model::Cluster) -> Cluster {
+    let (discovery, dns_lookup_family) = match cluster.discovery {
+        model::Discovery::Static => (DiscoveryType::Static, DnsLookupFamily::Auto),
+        model::Discovery::StrictDnsV4Preferred => {
+            (DiscoveryType::StrictDns, DnsLookupFamily::V4Preferred)
+        }
     };
     let endpoint = LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
-            address: Some(Address {
-                address: Some(AddressKind::SocketAddress(SocketAddress {
-                    address: host,
-                    port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
-                    ..Default::default()
-                })),
-            }),
+            address: Some(socket_address(&cluster.host, cluster.port)),
             ..Default::default()
         })),
         ..Default::default()
     };
     let http_options = HttpProtocolOptions {
         common_http_protocol_options: Some(CommonHttpOptions {
-            idle_timeout: millis(IDLE_TIMEOUT_MS),
+            idle_timeout: millis(cluster.idle_timeout_ms),
             ..Default::default()
         }),
         upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
@@ -118,20 +87,15 @@ fn base_cluster(name: &str, address: &str) -> Result<Cluster, BuildError> {
         )),
         ..Default::default()
     };
-    let limit = uint32(CIRCUIT_BREAKER_LIMIT);
-    Ok(Cluster {
-        name: name.to_string(),
+    let breakers = &cluster.circuit_breakers;
+    Cluster {
+        name: cluster.name.clone(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
-        connect_timeout: millis(CONNECT_TIMEOUT_MS),
+        connect_timeout: millis(cluster.connect_timeout_ms),
         lb_policy: LbPolicy::RoundRobin as i32,
-        dns_lookup_family: if is_ip {
-            DnsLookupFamily::Auto as i32
-        } else {
-            // Container and VM names usually resolve to IPv4 only; AUTO would try IPv6 first.
-            DnsLookupFamily::V4Preferred as i32
-        },
+        dns_lookup_family: dns_lookup_family as i32,
         load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: name.to_string(),
+            cluster_name: cluster.name.clone(),
             endpoints: vec![LocalityLbEndpoints {
                 lb_endpoints: vec![endpoint],
                 ..Default::default()
@@ -139,35 +103,52 @@ fn base_cluster(name: &str, address: &str) -> Result<Cluster, BuildError> {
             ..Default::default()
         }),
         typed_extension_protocol_options: HashMap::from([(
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            miroir_envoy::HTTP_PROTOCOL_OPTIONS.to_string(),
             pack_any(http_options),
         )]),
         circuit_breakers: Some(CircuitBreakers {
             thresholds: vec![Thresholds {
                 priority: RoutingPriority::Default as i32,
-                max_connections: limit,
-                max_pending_requests: limit,
-                max_requests: limit,
+                max_connections: uint32(breakers.max_connections),
+                max_pending_requests: uint32(breakers.max_pending_requests),
+                max_requests: uint32(breakers.max_requests),
                 ..Default::default()
             }],
             ..Default::default()
         }),
+        common_lb_config: cluster.healthy_panic_threshold.map(|value| CommonLbConfig {
+            healthy_panic_threshold: Some(Percent { value }),
+            ..Default::default()
+        }),
+        outlier_detection: cluster
+            .outlier_detection
+            .as_ref()
+            .map(|od| OutlierDetection {
+                consecutive_5xx: uint32(od.consecutive_5xx),
+                consecutive_gateway_failure: uint32(od.consecutive_gateway_failure),
+                enforcing_consecutive_gateway_failure: uint32(
+                    od.enforcing_consecutive_gateway_failure,
+                ),
+                interval: millis(od.interval_ms),
+                base_ejection_time: millis(od.base_ejection_time_ms),
+                max_ejection_time: millis(od.max_ejection_time_ms),
+                max_ejection_percent: uint32(od.max_ejection_percent),
+                ..Default::default()
+            }),
+        health_checks: cluster.health_check.iter().map(health_check).collect(),
         ..Default::default()
-    })
+    }
 }
 
-/// `GET /health`. A passing check also un-ejects an outlier-ejected host, so a restarted node is
-/// back after one interval, not only when its ejection time runs out.
-fn health_check(options: &HealthCheckOptions) -> HealthCheck {
+fn health_check(hc: &model::HealthCheck) -> HealthCheck {
     HealthCheck {
-        timeout: millis(options.timeout_ms),
-        interval: millis(options.interval_ms),
-        // The default (60 s) applies until the cluster has seen traffic.
-        no_traffic_interval: millis(options.interval_ms),
-        unhealthy_threshold: uint32(options.unhealthy_threshold),
-        healthy_threshold: uint32(options.healthy_threshold),
+        timeout: millis(hc.timeout_ms),
+        interval: millis(hc.interval_ms),
+        no_traffic_interval: millis(hc.no_traffic_interval_ms),
+        unhealthy_threshold: uint32(hc.unhealthy_threshold),
+        healthy_threshold: uint32(hc.healthy_threshold),
         health_checker: Some(HealthChecker::HttpHealthCheck(HttpHealthCheck {
-            path: "/health".to_string(),
+            path: hc.path.clone(),
             ..Default::default()
         })),
         ..Default::default()

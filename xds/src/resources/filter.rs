@@ -12,16 +12,13 @@ use envoy_types::pb::envoy::extensions::wasm::v3::plugin_config::Vm;
 use envoy_types::pb::envoy::extensions::wasm::v3::{FailurePolicy, PluginConfig, VmConfig};
 use envoy_types::pb::google::protobuf::{BoolValue, StringValue};
 use envoy_types::util::pack_any;
-use miroir_topology::{PluginConfig as MiroirConfig, CONTROL_PLANE_CLUSTER};
+use miroir_envoy::model;
+use miroir_topology::PluginConfig as MiroirConfig;
 use serde_json::json;
 
 use super::{millis, resource, uint32};
 use crate::cache::{Resource, TypeResources};
 use crate::{version, WasmSource, FILTER_NAME};
-
-/// Deadline of one fetch of remote code. The module is a few MiB from a nearby control plane.
-const REMOTE_FETCH_TIMEOUT_MS: u64 = 30_000;
-const REMOTE_FETCH_RETRIES: u32 = 5;
 
 /// The ECDS type: the one filter resource, versioned `epoch-<n>-<hash16>`.
 pub fn filter_resources(config: &MiroirConfig, wasm: &WasmSource) -> TypeResources {
@@ -30,56 +27,67 @@ pub fn filter_resources(config: &MiroirConfig, wasm: &WasmSource) -> TypeResourc
     TypeResources::with_version(version::ecds_version(config.topology.epoch, &hash), [item])
 }
 
-/// The `TypedExtensionConfig` named [`FILTER_NAME`], with the static renderer's VM and plugin
-/// settings.
+/// The `TypedExtensionConfig` named [`FILTER_NAME`] carrying `config`.
 pub fn filter_config(config: &MiroirConfig, wasm: &WasmSource) -> Resource {
+    let filter = model::Filter::new(config.to_json(), wasm.model());
+    let config_value = serde_json::to_value(config).unwrap_or_default();
+    let model = json!({"kind": "filter", "pluginConfig": config_value, "wasm": wasm});
+    resource(FILTER_NAME, &model, encode_filter(&filter))
+}
+
+/// `filter` as protobuf.
+pub fn encode_filter(filter: &model::Filter) -> TypedExtensionConfig {
     let plugin = PluginConfig {
-        name: FILTER_NAME.to_string(),
-        root_id: FILTER_NAME.to_string(),
+        name: filter.name.clone(),
+        root_id: filter.root_id.clone(),
         vm: Some(Vm::VmConfig(VmConfig {
-            // Same vm_id and code across pushes: a config-only update reuses the VMs.
-            vm_id: FILTER_NAME.to_string(),
-            runtime: "envoy.wasm.runtime.v8".to_string(),
-            code: Some(code(wasm)),
+            vm_id: filter.vm_id.clone(),
+            runtime: filter.runtime.clone(),
+            code: Some(code(&filter.code)),
             ..Default::default()
         })),
         configuration: Some(pack_any(StringValue {
-            value: config.to_json(),
+            value: filter.configuration.clone(),
         })),
-        // Without it a Pause in on_http_request_headers never lets the body through.
-        allow_on_headers_stop_iteration: Some(BoolValue { value: true }),
-        // A trapped VM is rebuilt instead of failing every later request.
-        failure_policy: FailurePolicy::FailReload as i32,
+        allow_on_headers_stop_iteration: Some(BoolValue {
+            value: filter.allow_on_headers_stop_iteration,
+        }),
+        failure_policy: if filter.fail_reload {
+            FailurePolicy::FailReload as i32
+        } else {
+            FailurePolicy::Unspecified as i32
+        },
         ..Default::default()
     };
-    let extension = TypedExtensionConfig {
-        name: FILTER_NAME.to_string(),
+    TypedExtensionConfig {
+        name: filter.name.clone(),
         typed_config: Some(pack_any(Wasm {
             config: Some(plugin),
         })),
-    };
-    let config_value = serde_json::to_value(config).unwrap_or_default();
-    let model = json!({"kind": "filter", "pluginConfig": config_value, "wasm": wasm});
-    resource(FILTER_NAME, &model, extension)
+    }
 }
 
-fn code(wasm: &WasmSource) -> AsyncDataSource {
-    let specifier = match wasm {
-        WasmSource::Local(path) => CodeSpecifier::Local(DataSource {
+fn code(code: &model::WasmCode) -> AsyncDataSource {
+    let specifier = match code {
+        model::WasmCode::Local(path) => CodeSpecifier::Local(DataSource {
             specifier: Some(DataSpecifier::Filename(path.to_string_lossy().into_owned())),
             ..Default::default()
         }),
-        WasmSource::Remote { uri, sha256 } => CodeSpecifier::Remote(RemoteDataSource {
+        model::WasmCode::Remote {
+            uri,
+            sha256,
+            cluster,
+            timeout_ms,
+            retries,
+        } => CodeSpecifier::Remote(RemoteDataSource {
             http_uri: Some(HttpUri {
                 uri: uri.clone(),
-                timeout: millis(REMOTE_FETCH_TIMEOUT_MS),
-                http_upstream_type: Some(HttpUpstreamType::Cluster(
-                    CONTROL_PLANE_CLUSTER.to_string(),
-                )),
+                timeout: millis(*timeout_ms),
+                http_upstream_type: Some(HttpUpstreamType::Cluster(cluster.clone())),
             }),
             sha256: sha256.clone(),
             retry_policy: Some(RetryPolicy {
-                num_retries: uint32(REMOTE_FETCH_RETRIES),
+                num_retries: uint32(*retries),
                 ..Default::default()
             }),
         }),

@@ -2,14 +2,12 @@
 
 use std::net::SocketAddr;
 
-use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier as DataSpecifier;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, ExtensionConfigSource,
-    HeaderValue, HeaderValueOption, SocketAddress,
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, ExtensionConfigSource,
+    HeaderValue, HeaderValueOption, PathConfigSource, WatchedDirectory,
 };
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType as NetworkConfigType;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
@@ -28,71 +26,57 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
-use serde::Serialize;
 use serde_json::json;
 
-use super::{millis, resource};
+use miroir_envoy::model;
+
+use super::{millis, resource, socket_address};
 use crate::cache::Resource;
-use crate::{FILTER_NAME, LISTENER_NAME, WASM_FILTER_TYPE_URL};
-
-/// Holds the largest body the filter accepts (`miroir_topology::limits`); fits the proto's u32.
-pub const LISTENER_BUFFER_LIMIT_BYTES: u32 =
-    miroir_topology::limits::LISTENER_BUFFER_LIMIT_BYTES as u32;
-
-/// What a client sees if a request reaches the router: the filter is absent or let it through.
-pub use miroir_envoy::GUARD_BODY;
+use crate::{LISTENER_NAME, WASM_FILTER_TYPE_URL};
 
 /// The HCM's timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListenerTimeouts {
-    pub request_timeout_ms: u64,
-    pub stream_idle_timeout_ms: u64,
-}
+pub use miroir_envoy::model::ListenerTimeouts;
 
-impl ListenerTimeouts {
-    /// The filter holds a request for all its calls to nodes (possibly a few sequential rounds)
-    /// while Envoy sees no downstream activity; both timeouts must outlast that, yet still end
-    /// requests a crashed VM left hanging (the static renderer's formulas).
-    pub fn for_node_timeout(node_timeout_ms: u64) -> Self {
-        ListenerTimeouts {
-            request_timeout_ms: node_timeout_ms.saturating_mul(4).saturating_add(60_000),
-            stream_idle_timeout_ms: node_timeout_ms.saturating_mul(2).saturating_add(30_000),
-        }
-    }
-
-    /// Timeouts that suit both `self` and `other`: while a rollout moves between two node
-    /// timeouts, requests under either must not be cut.
-    pub fn union(self, other: Self) -> Self {
-        ListenerTimeouts {
-            request_timeout_ms: self.request_timeout_ms.max(other.request_timeout_ms),
-            stream_idle_timeout_ms: self
-                .stream_idle_timeout_ms
-                .max(other.stream_idle_timeout_ms),
-        }
-    }
-}
-
+/// The client listener on `listen`, discovering the filter over ADS.
 pub fn listener(listen: SocketAddr, timeouts: ListenerTimeouts) -> Resource {
+    let listener = model::Listener::new(listen, timeouts, model::FilterSource::Ads);
+    let model = json!({"listen": listen.to_string(), "timeouts": timeouts});
+    resource(LISTENER_NAME, &model, encode_listener(&listener))
+}
+
+/// `listener` as protobuf.
+pub fn encode_listener(listener: &model::Listener) -> Listener {
+    let config_source_specifier = match &listener.filter_source {
+        model::FilterSource::Ads => ConfigSourceSpecifier::Ads(AggregatedConfigSource {}),
+        model::FilterSource::File {
+            path,
+            watched_directory,
+        } => ConfigSourceSpecifier::PathConfigSource(PathConfigSource {
+            path: path.to_string_lossy().into_owned(),
+            watched_directory: Some(WatchedDirectory {
+                path: watched_directory.to_string_lossy().into_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
     let hcm = HttpConnectionManager {
-        stat_prefix: "miroir".to_string(),
+        stat_prefix: listener.stat_prefix.clone(),
         codec_type: CodecType::Auto as i32,
-        request_timeout: millis(timeouts.request_timeout_ms),
-        stream_idle_timeout: millis(timeouts.stream_idle_timeout_ms),
-        route_specifier: Some(RouteSpecifier::RouteConfig(guard_route_config())),
+        request_timeout: millis(listener.timeouts.request_timeout_ms),
+        stream_idle_timeout: millis(listener.timeouts.stream_idle_timeout_ms),
+        route_specifier: Some(RouteSpecifier::RouteConfig(guard_route_config(
+            &listener.route,
+        ))),
         http_filters: vec![
             HttpFilter {
-                name: FILTER_NAME.to_string(),
+                name: listener.filter_name.clone(),
                 config_type: Some(HttpConfigType::ConfigDiscovery(ExtensionConfigSource {
                     config_source: Some(ConfigSource {
                         resource_api_version: ApiVersion::V3 as i32,
-                        config_source_specifier: Some(ConfigSourceSpecifier::Ads(
-                            AggregatedConfigSource {},
-                        )),
+                        config_source_specifier: Some(config_source_specifier),
                         ..Default::default()
                     }),
-                    // No default config: until the filter config arrives, the listener warms
-                    // instead of serving requests the guard would refuse.
                     type_urls: vec![WASM_FILTER_TYPE_URL.to_string()],
                     ..Default::default()
                 })),
@@ -106,17 +90,14 @@ pub fn listener(listen: SocketAddr, timeouts: ListenerTimeouts) -> Resource {
         ],
         ..Default::default()
     };
-    let listener = Listener {
-        name: LISTENER_NAME.to_string(),
-        address: Some(Address {
-            address: Some(AddressKind::SocketAddress(SocketAddress {
-                address: listen.ip().to_string(),
-                port_specifier: Some(PortSpecifier::PortValue(u32::from(listen.port()))),
-                ..Default::default()
-            })),
-        }),
+    Listener {
+        name: listener.name.clone(),
+        address: Some(socket_address(
+            &listener.address.ip().to_string(),
+            listener.address.port(),
+        )),
         per_connection_buffer_limit_bytes: Some(UInt32Value {
-            value: LISTENER_BUFFER_LIMIT_BYTES,
+            value: listener.per_connection_buffer_limit_bytes,
         }),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
@@ -126,29 +107,24 @@ pub fn listener(listen: SocketAddr, timeouts: ListenerTimeouts) -> Resource {
             ..Default::default()
         }],
         ..Default::default()
-    };
-    let model = json!({"listen": listen.to_string(), "timeouts": timeouts});
-    resource(LISTENER_NAME, &model, listener)
+    }
 }
 
-/// The only route: a 503. The filter answers every request with a local reply, so the router
-/// runs only when the filter is missing or let a request through, and then nothing reaches a
-/// node unfiltered. There is deliberately no route to any cluster.
-fn guard_route_config() -> RouteConfiguration {
+fn guard_route_config(route: &model::GuardRoute) -> RouteConfiguration {
     RouteConfiguration {
-        name: LISTENER_NAME.to_string(),
+        name: route.name.clone(),
         virtual_hosts: vec![VirtualHost {
-            name: LISTENER_NAME.to_string(),
-            domains: vec!["*".to_string()],
+            name: route.name.clone(),
+            domains: route.domains.clone(),
             routes: vec![Route {
                 r#match: Some(RouteMatch {
-                    path_specifier: Some(PathSpecifier::Prefix("/".to_string())),
+                    path_specifier: Some(PathSpecifier::Prefix(route.prefix.clone())),
                     ..Default::default()
                 }),
                 action: Some(Action::DirectResponse(DirectResponseAction {
-                    status: 503,
+                    status: route.status,
                     body: Some(DataSource {
-                        specifier: Some(DataSpecifier::InlineString(GUARD_BODY.to_string())),
+                        specifier: Some(DataSpecifier::InlineString(route.body.clone())),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -156,7 +132,7 @@ fn guard_route_config() -> RouteConfiguration {
                 response_headers_to_add: vec![HeaderValueOption {
                     header: Some(HeaderValue {
                         key: "content-type".to_string(),
-                        value: "application/json".to_string(),
+                        value: route.content_type.clone(),
                         ..Default::default()
                     }),
                     append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,

@@ -1,8 +1,9 @@
 //! Envoy resources built from a `PluginConfig` plus [`ResourceOptions`], each paired with a
 //! version hashed from the model it was built from.
 //!
-//! The settings mirror the static renderer (`miroir-envoy`, see its README for why each is
-//! there): a file-fed and an xDS-fed Envoy must behave the same.
+//! What each resource holds is [`miroir_envoy::model`], the description the static renderer
+//! encodes as JSON too (see its README for why each setting is there): a file-fed and an xDS-fed
+//! Envoy must behave the same. The encoders here turn it into protobuf and nothing else.
 
 mod cluster;
 mod filter;
@@ -10,15 +11,18 @@ mod listener;
 
 use std::fmt;
 
+use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
 use envoy_types::pb::google::protobuf::{Duration, UInt32Value};
 use miroir_topology::PluginConfig;
 
 use crate::cache::{Resource, TypeResources};
 use crate::ResourceOptions;
 
-pub use cluster::{control_plane_cluster, node_cluster};
-pub use filter::filter_config;
-pub use listener::{listener, ListenerTimeouts};
+pub use cluster::{control_plane_cluster, encode_cluster, node_cluster};
+pub use filter::{encode_filter, filter_config};
+pub use listener::{encode_listener, listener, ListenerTimeouts};
 
 /// Why a configuration cannot become Envoy resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +82,16 @@ pub(crate) fn millis(ms: u64) -> Option<Duration> {
         // < 1e9, fits.
         nanos: i32::try_from((ms % 1000) * 1_000_000).unwrap_or(0),
     })
+}
+
+pub(crate) fn socket_address(host: &str, port: u16) -> Address {
+    Address {
+        address: Some(AddressKind::SocketAddress(SocketAddress {
+            address: host.to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(u32::from(port))),
+            ..Default::default()
+        })),
+    }
 }
 
 pub(crate) fn uint32(value: u32) -> Option<UInt32Value> {
