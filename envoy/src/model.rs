@@ -10,8 +10,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 /// Name of the HTTP filter, of its ECDS resource, of its wasm root context and VM.
 pub const FILTER_NAME: &str = "miroir";
 /// Name of the listener, of its route configuration and virtual host, and its stat prefix.
@@ -187,8 +185,7 @@ impl Cluster {
 }
 
 /// The HCM's timeouts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenerTimeouts {
     pub request_timeout_ms: u64,
     pub stream_idle_timeout_ms: u64,

@@ -40,7 +40,10 @@ pub use miroir_envoy::model::ListenerTimeouts;
 /// The client listener on `listen`, discovering the filter over ADS.
 pub fn listener(listen: SocketAddr, timeouts: ListenerTimeouts) -> Resource {
     let listener = model::Listener::new(listen, timeouts, model::FilterSource::Ads);
-    let model = json!({"listen": listen.to_string(), "timeouts": timeouts});
+    let model = json!({"listen": listen.to_string(), "timeouts": {
+        "requestTimeoutMs": timeouts.request_timeout_ms,
+        "streamIdleTimeoutMs": timeouts.stream_idle_timeout_ms,
+    }});
     resource(LISTENER_NAME, &model, encode_listener(&listener))
 }
 
