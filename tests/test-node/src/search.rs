@@ -470,6 +470,20 @@ fn facet_names(
         return Ok(names);
     }
     invalid.sort();
+    let invalid: Vec<&str> = invalid.iter().map(String::as_str).collect();
+    let message = not_filterable(index, &invalid, ("Attribute", "Attributes"));
+    Err(MeiliError::invalid(
+        "invalid_search_facets",
+        format!(
+            "Index `{}`: Invalid facet distribution: {message}",
+            index.uid
+        ),
+    ))
+}
+
+/// `Attribute `x` is not filterable. Available filterable attributes patterns are: ...` (or
+/// `Pattern`), as Meilisearch words a facet that no filterable pattern covers.
+fn not_filterable(index: &Index, invalid: &[&str], (one_noun, many_noun): (&str, &str)) -> String {
     let mut patterns = index.settings.filterable_patterns();
     patterns.sort();
     patterns.dedup();
@@ -481,20 +495,13 @@ fn facet_names(
             patterns.join(", ")
         )
     };
-    let message = match invalid.as_slice() {
-        [one] => format!("Attribute `{one}` is not filterable. {available}"),
+    match invalid {
+        [one] => format!("{one_noun} `{one}` is not filterable. {available}"),
         many => format!(
-            "Attributes `{}` are not filterable. {available}",
+            "{many_noun} `{}` are not filterable. {available}",
             many.join(", ")
         ),
-    };
-    Err(MeiliError::invalid(
-        "invalid_search_facets",
-        format!(
-            "Index `{}`: Invalid facet distribution: {message}",
-            index.uid
-        ),
-    ))
+    }
 }
 
 /// `/search` checks each requested facet, wildcards included, as a name that a filterable
@@ -511,24 +518,7 @@ fn check_facet_patterns(index: &Index, facets: &[String]) -> Result<(), MeiliErr
     }
     invalid.sort();
     invalid.dedup();
-    let mut patterns = index.settings.filterable_patterns();
-    patterns.sort();
-    patterns.dedup();
-    let available = if patterns.is_empty() {
-        "This index does not have configured filterable attributes.".to_string()
-    } else {
-        format!(
-            "Available filterable attributes patterns are: `{}`.",
-            patterns.join(", ")
-        )
-    };
-    let message = match invalid.as_slice() {
-        [one] => format!("Pattern `{one}` is not filterable. {available}"),
-        many => format!(
-            "Patterns `{}` are not filterable. {available}",
-            many.join(", ")
-        ),
-    };
+    let message = not_filterable(index, &invalid, ("Pattern", "Patterns"));
     Err(MeiliError::invalid(
         "invalid_search_facets",
         format!("Invalid facet distribution: {message}"),
