@@ -5,7 +5,9 @@
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use miroir_filter::search::{merge, Faceting, Pagination};
+use miroir_filter::merge::facets::Faceting;
+use miroir_filter::merge::search::merge;
+use miroir_filter::request::search_params::Pagination;
 use serde_json::{json, Map, Value};
 
 /// One node's answer to `limit: 20` with scores, ranking details and two facets.

@@ -6,7 +6,8 @@
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use miroir_filter::documents::{parse_batch, validate, Partition};
+use miroir_filter::plan::partition::Partition;
+use miroir_filter::request::documents::{parse_batch, validate};
 use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{json, Value};
 

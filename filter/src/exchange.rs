@@ -7,17 +7,15 @@ use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
 use miroir_topology::{rotation, Node, NodeState, PluginConfig};
 use serde_json::json;
 
-use crate::ctx::Ctx;
-use crate::documents_list;
 use crate::error::MeiliError;
-use crate::fanout::Answer;
 use crate::host::Call;
 use crate::host::{Host, Reply};
 use crate::ops::broadcast::Broadcast;
 use crate::ops::delete;
+use crate::ops::fanout::Answer;
 use crate::ops::keys::Everywhere;
 use crate::ops::multi_search::MultiSearch;
-use crate::ops::passthrough;
+use crate::ops::phases::Progress;
 use crate::ops::read::{FirstAnswer, Hide, ReadAll};
 use crate::ops::register::{Pending, Registration};
 use crate::ops::routed::RoutedWrite;
@@ -25,10 +23,11 @@ use crate::ops::scatter::Scatter;
 use crate::ops::similar::Similar;
 use crate::ops::task_read::{TaskForward, TaskRead};
 use crate::ops::write::Write;
+use crate::plan::calls::Ctx;
+use crate::plan::passthrough;
+use crate::request::route::{route, Route};
+use crate::request::search_params;
 use crate::request::Request;
-use crate::route::{route, Route};
-use crate::search;
-use crate::sequence::Progress;
 
 pub struct Exchange {
     ctx: Ctx,
@@ -92,16 +91,16 @@ impl Exchange {
         true
     }
 
-    /// Admits a body of `size` bytes into this VM (see [`crate::limits::admit_body`]): the lease
+    /// Admits a body of `size` bytes into this VM (see [`crate::request::limits::admit_body`]): the lease
     /// to hold until the request is done, or `Refused` once the 503 (with `Retry-After: 10`)
     /// that refuses it was answered.
     pub fn admit_body(
         config: &PluginConfig,
         size: u64,
         host: &mut dyn Host,
-    ) -> crate::limits::Admission {
-        let refusal = match crate::limits::admit_body(size) {
-            Ok(lease) => return crate::limits::Admission::Admitted(lease),
+    ) -> crate::request::limits::Admission {
+        let refusal = match crate::request::limits::admit_body(size) {
+            Ok(lease) => return crate::request::limits::Admission::Admitted(lease),
             Err(refusal) => refusal,
         };
         host.count("miroir_large_bodies_refused", 1);
@@ -116,7 +115,7 @@ impl Exchange {
             ],
             &answer.body,
         );
-        crate::limits::Admission::Refused
+        crate::request::limits::Admission::Refused
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {
@@ -178,7 +177,7 @@ impl Exchange {
                 State::Search(Box::new(s))
             }),
             Route::SearchGet { index } => {
-                let scatter = search::query_from_get(&ctx.request.query_pairs())
+                let scatter = search_params::query_from_get(&ctx.request.query_pairs())
                     .and_then(|query| Scatter::with_query(ctx, &index, query, host));
                 started(scatter, |s| State::Search(Box::new(s)))
             }
@@ -192,7 +191,7 @@ impl Exchange {
             }
             Route::ListDocuments { index, get } => {
                 let body = if get {
-                    documents_list::fetch_from_get(&ctx.request.query_pairs())
+                    crate::merge::documents::fetch_from_get(&ctx.request.query_pairs())
                 } else {
                     ctx.body_object()
                 };
@@ -235,7 +234,7 @@ impl Exchange {
                     // A body that is not a JSON object is the nodes' to refuse.
                     "documentEdition" => ctx
                         .body_object()
-                        .map_or(Ok(()), |b| crate::reserved_refs::check_edit(&b)),
+                        .map_or(Ok(()), |b| crate::request::reserved_refs::check_edit(&b)),
                     _ => Ok(()),
                 };
                 match refused {

@@ -6,7 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use miroir_filter::documents::{self, Batch, Partition};
+use miroir_filter::plan::partition::Partition;
+use miroir_filter::request::documents::{self, Batch};
 use miroir_fuzz::{sections, text, topology};
 
 fuzz_target!(|data: &[u8]| {

@@ -8,8 +8,11 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use miroir_filter::search::{self, federated, similar, Faceting};
-use miroir_filter::{documents_list, node_error, stats};
+use miroir_filter::merge::facets::{self, Faceting};
+use miroir_filter::merge::{documents, node_error, stats};
+use miroir_filter::merge::{federated, search, similar};
+use miroir_filter::plan::search_body;
+use miroir_filter::request::search_params;
 use miroir_fuzz::{sections, topology};
 use serde_json::{Map, Value};
 
@@ -41,14 +44,14 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 Faceting::from_index_settings(&settings)
             };
-            if let Ok(pagination) = search::parse_pagination(&client) {
+            if let Ok(pagination) = search_params::parse_pagination(&client) {
                 let distinct_total = (which & 16 != 0).then_some(u64::from(choice));
                 let _ = search::merge(&client, pagination, responses, &faceting, distinct_total);
             }
         }
         1 => {
             let _ =
-                search::merge_facet_hits(&client, responses, &Faceting::from_settings(&settings));
+                facets::merge_facet_hits(&client, responses, &Faceting::from_settings(&settings));
         }
         2 => {
             let faceting: BTreeMap<String, Faceting> = settings
@@ -77,9 +80,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         4 => {
-            let _ = documents_list::window(&client);
-            let _ = documents_list::node_body(&client, &[0, 3]);
-            let _ = documents_list::merge(&client, responses);
+            let _ = documents::window(&client);
+            let _ = documents::node_body(&client, &[0, 3]);
+            let _ = documents::merge(&client, responses);
         }
         5 => {
             let bodies: Vec<(String, Value)> = topology

@@ -9,11 +9,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use miroir_filter::background::Background;
 use miroir_filter::exchange::Exchange;
+use miroir_filter::host::mock::MockHost;
 use miroir_filter::host::{Call, Reply};
-use miroir_filter::mock::MockHost;
 use miroir_filter::request::Request;
+use miroir_filter::tasks::background::Background;
 use miroir_fuzz::{headers, sections, text, topology};
 
 /// More calls than any request makes: past it, the exchange is looping.

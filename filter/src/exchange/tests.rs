@@ -10,8 +10,8 @@ use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::host::mock::{json_reply, MockHost};
 use crate::host::Call;
-use crate::mock::{json_reply, MockHost};
 use crate::tasks::UidLease;
 use miroir_topology::cluster_name;
 
@@ -233,7 +233,7 @@ impl FakeControlPlane {
         if self.down {
             return json_reply(503, json!("upstream connect error"));
         }
-        if call.path == crate::control_plane::REGISTER_PATH {
+        if call.path == crate::tasks::control_plane::REGISTER_PATH {
             self.registered
                 .push(serde_json::from_slice(call.body.as_ref().unwrap()).unwrap());
             self.next_uid += 1;
@@ -1366,7 +1366,7 @@ fn lookups_use_miroirs_key_and_writes_the_clients() {
 }
 
 fn with_control_plane(config: &Rc<PluginConfig>) -> Rc<PluginConfig> {
-    crate::mock::with_control_plane((**config).clone())
+    crate::host::mock::with_control_plane((**config).clone())
 }
 
 #[test]
@@ -1399,11 +1399,11 @@ fn writes_get_their_uid_from_the_control_plane_and_task_reads_go_there() {
         .host
         .sent
         .iter()
-        .find(|c| c.path == crate::control_plane::REGISTER_PATH)
+        .find(|c| c.path == crate::tasks::control_plane::REGISTER_PATH)
         .unwrap();
     assert!(register_call.headers.contains(&(
         "x-miroir-token".into(),
-        crate::mock::CONTROL_PLANE_TOKEN.into()
+        crate::host::mock::CONTROL_PLANE_TOKEN.into()
     )));
 
     let (status, _) = fleet.run(
@@ -1770,7 +1770,7 @@ fn a_csv_past_the_row_cap_is_refused_before_anything_is_written() {
 
 #[test]
 fn large_bodies_past_the_workers_budget_get_503_with_retry_after() {
-    use crate::limits::Admission;
+    use crate::request::limits::Admission;
     use miroir_topology::limits::{LARGE_BODY_BYTES, MAX_BUFFERED_BODY_BYTES};
     let config = three_nodes();
     let mut host = MockHost::default();

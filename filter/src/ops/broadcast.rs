@@ -4,11 +4,11 @@
 use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::host::{Host, Reply};
-use crate::sequence::{Phase, Progress, Sequence};
+use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
 use super::lookup::IndexLookup;
@@ -40,7 +40,7 @@ impl Broadcast {
         host: &mut dyn Host,
     ) -> (Self, Step) {
         if let Some(index) = &index_uid {
-            crate::settings_cache::forget(host, index);
+            crate::config::settings_cache::forget(host, index);
         }
         let body = match kind {
             "documentDeletion" | "documentEdition" => with_stand_ins(ctx.raw_body()),
@@ -83,10 +83,10 @@ impl Broadcast {
         if method != "DELETE" {
             // A body that is not JSON is the nodes' to refuse.
             if let Ok(body) = ctx.body_json() {
-                crate::reserved_refs::check_settings(sub, &body)?;
+                crate::request::reserved_refs::check_settings(sub, &body)?;
             }
         }
-        crate::settings_cache::forget(host, &index);
+        crate::config::settings_cache::forget(host, &index);
         let phases = match (method, sub) {
             ("PATCH", None) => {
                 let mut body = ctx.body_object()?;
@@ -236,15 +236,15 @@ pub(crate) fn shard_field_filterable<'a>(
 /// A client's displayed attributes plus `_miroir_seq`, which the merge retrieves to break ties.
 /// `["*"]` (or anything that is not a list) already displays it.
 /// A deletion or edition body whose `filter` names a reserved field, with the stand-ins the
-/// nodes refuse (or match) as one Meilisearch would the field ([`crate::reserved_refs`]).
+/// nodes refuse (or match) as one Meilisearch would the field ([`crate::request::reserved_refs`]).
 fn with_stand_ins(body: Option<Vec<u8>>) -> Option<Vec<u8>> {
     let bytes = body?;
     let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&bytes) else {
         return Some(bytes);
     };
     match map.get("filter") {
-        Some(filter) if crate::reserved_refs::names_reserved(filter) => {
-            let substituted = crate::reserved_refs::substitute(filter);
+        Some(filter) if crate::request::reserved_refs::names_reserved(filter) => {
+            let substituted = crate::request::reserved_refs::substitute(filter);
             map.insert("filter".into(), substituted);
             serde_json::to_vec(&map).ok().or(Some(bytes))
         }

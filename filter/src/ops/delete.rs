@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use miroir_topology::canonical_key;
 use serde_json::Value;
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::host::Host;
+use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
 use super::routed::RoutedWrite;
@@ -56,7 +56,7 @@ pub(crate) fn delete_batch(
                 "bad_request",
                 format!(
                     "Invalid value type: expected an array, but found {}",
-                    crate::ctx::kind_of(&other)
+                    crate::plan::calls::kind_of(&other)
                 ),
             ))
         }

@@ -7,10 +7,10 @@
 use miroir_topology::limits::MAX_FOLLOW_UP_ROUNDS;
 use serde_json::{Map, Value};
 
-use crate::ctx::Ctx;
-use crate::fanout::{outcome, Fanout, Outcome};
 use crate::host::{Host, Reply};
-use crate::search::followup::FollowUp;
+use crate::merge::followup::FollowUp;
+use crate::ops::fanout::{outcome, Fanout, Outcome};
+use crate::plan::calls::Ctx;
 
 pub(crate) struct Rounds {
     logic: FollowUp,

@@ -5,11 +5,11 @@
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
+use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::plan::calls::Ctx;
 
 /// The same request to every node; the first node's answer once all of them succeeded.
 pub(crate) struct Everywhere {

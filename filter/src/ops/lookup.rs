@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
-use crate::ctx::Ctx;
-use crate::fanout::{first_problem, Answer, Fanout};
 use crate::host::{Host, Reply};
+use crate::ops::fanout::{first_problem, Answer, Fanout};
+use crate::plan::calls::Ctx;
 
 /// `GET /indexes/{uid}` in flight on every node.
 pub(crate) struct IndexLookup(Fanout<String>);

@@ -1,11 +1,14 @@
 //! The operations a request can be: each a small state machine fed by call replies.
 
+pub(crate) mod fanout;
+pub(crate) mod phases;
+
 use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{outcome, Outcome};
 use crate::host::Reply;
+use crate::ops::fanout::{outcome, Outcome};
 use crate::tasks::{NodeTask, TaskRecord};
 
 pub(crate) mod broadcast;
@@ -14,7 +17,6 @@ pub(crate) mod follow_up;
 pub(crate) mod keys;
 pub(crate) mod lookup;
 pub(crate) mod multi_search;
-pub(crate) mod passthrough;
 pub(crate) mod read;
 pub(crate) mod register;
 pub(crate) mod routed;

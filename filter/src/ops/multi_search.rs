@@ -3,11 +3,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::Answer;
 use crate::host::{Host, Reply};
+use crate::ops::fanout::Answer;
+use crate::plan::calls::Ctx;
 
 use super::scatter::Scatter;
 
@@ -38,7 +38,7 @@ impl MultiSearch {
                 ))
             }
         };
-        crate::limits::check_multi_search_queries(queries.len())?;
+        crate::request::limits::check_multi_search_queries(queries.len())?;
         let mut multi = MultiSearch {
             queries: Vec::new(),
         };

@@ -4,11 +4,11 @@ use miroir_topology::is_reserved;
 use miroir_topology::keys::is_node_default;
 use serde_json::{Map, Value};
 
-use crate::ctx::Ctx;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Call, Host, Reply};
-use crate::route::Agreement;
+use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::plan::calls::Ctx;
+use crate::request::route::Agreement;
 
 /// Header naming the nodes whose answer differs from the first node's.
 pub(crate) const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
@@ -113,7 +113,7 @@ impl ReadAll {
             Agreement::IndexStats | Agreement::Stats => {
                 let whole = self.kind == Agreement::Stats;
                 (
-                    crate::stats::combine(&self.config.topology, whole, self.human, bodies),
+                    crate::merge::stats::combine(&self.config.topology, whole, self.human, bodies),
                     Vec::new(),
                 )
             }
@@ -398,7 +398,7 @@ impl FirstAnswer {
                 Answer::json(200, &Value::Object(doc))
             }
             Ok(mut answer) => {
-                super::passthrough::hide_reserved(&mut answer);
+                crate::plan::passthrough::hide_reserved(&mut answer);
                 Answer::json(200, &answer)
             }
             _ => Answer::relay(200, body.to_vec()),

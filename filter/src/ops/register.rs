@@ -5,12 +5,12 @@
 use miroir_topology::tasks::{Registered, TaskRegistration};
 use serde_json::{json, Map, Value};
 
-use crate::control_plane;
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::Answer;
 use crate::host::{Host, Reply};
+use crate::ops::fanout::Answer;
+use crate::plan::calls::Ctx;
+use crate::tasks::control_plane;
 use crate::tasks::{self, TaskRecord};
 
 /// A write that reached its nodes: what it stands for and the summarized task to answer with.

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Call, Host, Reply};
+use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
+use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
 use super::{enqueued, record_tasks};

@@ -6,14 +6,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{Map, Value};
 
-use crate::ctx::Ctx;
-use crate::documents_list;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
-use crate::search::followup::{FollowUp, Kind};
-use crate::search::{self, similar, Faceting, Pagination};
+use crate::merge::documents as documents_list;
+use crate::merge::facets::{self, Faceting};
+use crate::merge::followup::{FollowUp, Kind};
+use crate::merge::{federated, search, similar};
+use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
+use crate::plan::calls::Ctx;
+use crate::plan::search_body;
+use crate::request::search_params::{self, Pagination};
 
 use super::follow_up::Rounds;
 
@@ -80,7 +83,7 @@ impl Scatter {
         client: Map<String, Value>,
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
-        let mode = Mode::Search(search::parse_pagination(&client)?);
+        let mode = Mode::Search(search_params::parse_pagination(&client)?);
         Self::begin(ctx, index, client, mode, None, host)
     }
 
@@ -121,9 +124,9 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         if let Some(Value::Array(queries)) = client.get("queries") {
-            crate::limits::check_multi_search_queries(queries.len())?;
+            crate::request::limits::check_multi_search_queries(queries.len())?;
         }
-        let pagination = search::federated::pagination(&client);
+        let pagination = federated::pagination(&client);
         Self::begin(ctx, "", client, Mode::Federated(pagination), None, host)
     }
 
@@ -135,7 +138,7 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let (offset, limit) = documents_list::window(&client);
-        crate::limits::check_documents_window(offset, limit)?;
+        crate::request::limits::check_documents_window(offset, limit)?;
         Self::begin(ctx, index, client, Mode::Documents, None, host)
     }
 
@@ -206,13 +209,13 @@ impl Scatter {
         // A federated search orders and cuts each index's facets with that index's settings.
         let indexes = match mode {
             Mode::Search(_) | Mode::FacetSearch | Mode::Similar(_) => vec![index.to_string()],
-            Mode::Federated(_) => search::federated::faceted_indexes(&scatter.client),
+            Mode::Federated(_) => federated::faceted_indexes(&scatter.client),
             Mode::Documents => Vec::new(),
         };
         let mut read = Fanout::new();
         let mut reading = false;
         for index in indexes {
-            match crate::settings_cache::get(host, &index) {
+            match crate::config::settings_cache::get(host, &index) {
                 Some(settings) => scatter.apply_settings(&index, &settings),
                 None => {
                     if let Some(node) = assignments.keys().next().and_then(|id| topology.node(id)) {
@@ -249,7 +252,7 @@ impl Scatter {
             self.mode,
             settings.get("distinctAttribute").and_then(Value::as_str),
         ) {
-            if !self.client.contains_key("distinct") && search::is_filterable(settings, attr) {
+            if !self.client.contains_key("distinct") && search_body::is_filterable(settings, attr) {
                 self.client.insert("distinct".into(), Value::from(attr));
             }
         }
@@ -286,7 +289,7 @@ impl Scatter {
             match outcome(&reply) {
                 Outcome::Success(body) => {
                     if let Ok(settings) = serde_json::from_slice::<Value>(body) {
-                        crate::settings_cache::put(host, &index, &settings);
+                        crate::config::settings_cache::put(host, &index, &settings);
                         self.apply_settings(&index, &settings);
                     }
                 }
@@ -342,21 +345,20 @@ impl Scatter {
         if let Some(node) = ctx.config.topology.node(&node_id) {
             let (body, route) = match self.mode {
                 Mode::Search(pagination) => (
-                    search::search_node_body(&self.client, pagination, &shards),
+                    search_body::search_node_body(&self.client, pagination, &shards),
                     "search",
                 ),
                 Mode::FacetSearch => (
-                    search::facet_node_body(&self.client, &shards),
+                    search_body::facet_node_body(&self.client, &shards),
                     "facet-search",
                 ),
                 Mode::Documents => (
                     documents_list::node_body(&self.client, &shards),
                     "documents/fetch",
                 ),
-                Mode::Federated(pagination) => (
-                    search::federated::node_body(&self.client, pagination, &shards),
-                    "",
-                ),
+                Mode::Federated(pagination) => {
+                    (federated::node_body(&self.client, pagination, &shards), "")
+                }
                 Mode::Similar(window) => {
                     (similar::node_body(&self.client, window, &shards), "search")
                 }
@@ -496,9 +498,9 @@ impl Scatter {
                 faceting,
                 distinct_total,
             ),
-            Mode::FacetSearch => search::merge_facet_hits(&self.client, responses, faceting),
+            Mode::FacetSearch => facets::merge_facet_hits(&self.client, responses, faceting),
             Mode::Documents => documents_list::merge(&self.client, responses),
-            Mode::Federated(pagination) => search::federated::merge(
+            Mode::Federated(pagination) => federated::merge(
                 &self.client,
                 pagination.unwrap_or(Pagination::Offset {
                     offset: 0,

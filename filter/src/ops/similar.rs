@@ -3,19 +3,19 @@
 //! An owner of the target's shard answers `/similar` for that shard (its refusals are
 //! Meilisearch's own: unknown embedder, missing document, bad parameters) and, alongside, gives
 //! the target's embedding; the other shards are then searched with it
-//! ([`crate::search::similar`]).
+//! ([`crate::merge::similar`]).
 
 use miroir_topology::Node;
 use serde_json::{Map, Value};
 
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::{nodes_in_read_order, shard_readers, Step};
-use crate::fanout::Answer;
 use crate::host::{Call, Host, Reply};
+use crate::merge::similar::{self, Plan};
+use crate::ops::fanout::Answer;
 use crate::ops::read::{FirstAnswer, Hide};
 use crate::ops::scatter::Scatter;
-use crate::search::similar::{self, Plan};
+use crate::plan::calls::Ctx;
 
 pub(crate) struct Similar {
     index: String,

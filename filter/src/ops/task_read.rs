@@ -6,12 +6,12 @@
 use serde_json::Value;
 
 use super::read::DISAGREEMENT_HEADER;
-use crate::control_plane;
-use crate::ctx::Ctx;
 use crate::error::MeiliError;
 use crate::exchange::Step;
-use crate::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::host::{Host, Reply};
+use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::plan::calls::Ctx;
+use crate::tasks::control_plane;
 use crate::tasks::{self, TaskRecord};
 
 /// `GET /tasks/{uid}` from this Envoy's own records: the node tasks read and aggregated.
@@ -239,8 +239,8 @@ mod tests {
     use serde_json::json;
 
     use crate::exchange::Exchange;
+    use crate::host::mock::{one_node, with_control_plane, MockHost};
     use crate::host::Reply;
-    use crate::mock::{one_node, with_control_plane, MockHost};
     use crate::request::Request;
 
     /// `GET /tasks/5` through the filter, the control plane answering `task` with `headers`.

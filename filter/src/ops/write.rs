@@ -1,13 +1,14 @@
 use miroir_topology::Node;
 use serde_json::json;
 
-use crate::ctx::Ctx;
-use crate::documents::{self, Batch, Partition};
 use crate::error::MeiliError;
 use crate::exchange::Step;
 use crate::host::{Host, Reply};
+use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::plan::calls::Ctx;
+use crate::plan::partition::Partition;
+use crate::request::documents::{self, Batch};
 use crate::request::encode_query;
-use crate::sequence::{Phase, Progress, Sequence};
 use crate::tasks::TaskRecord;
 
 use super::broadcast::shard_field_filterable;
@@ -162,7 +163,8 @@ impl Write {
     ) {
         // A replacement is a new document (one node gives it its old internal id, though; see
         // docs/api-compatibility.md). A partial update keeps the sequence number it had.
-        let first_seq = (!self.merge).then(|| crate::seq::allocate(host, shards.len() as u64));
+        let first_seq =
+            (!self.merge).then(|| crate::plan::insertion::allocate(host, shards.len() as u64));
         self.record
             .details
             .insert("receivedDocuments".into(), json!(shards.len()));

@@ -1,5 +1,5 @@
 use super::*;
-use crate::mock::MockHost;
+use crate::host::mock::MockHost;
 
 fn record() -> TaskRecord {
     TaskRecord::new(Some("movies".into()), "settingsUpdate")

@@ -12,8 +12,8 @@ use miroir_topology::{cluster_name, Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Map, Value};
 
 use crate::exchange::Exchange;
+use crate::host::mock::{json_reply, MockHost};
 use crate::host::{Call, Reply};
-use crate::mock::{json_reply, MockHost};
 use crate::request::Request;
 
 /// `faceting` of index `movies` (`other` keeps the defaults).

@@ -12,8 +12,8 @@ use miroir_topology::{cluster_name, Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Value};
 
 use crate::exchange::Exchange;
+use crate::host::mock::{json_reply, MockHost};
 use crate::host::{Call, Reply};
-use crate::mock::{json_reply, MockHost};
 use crate::request::Request;
 
 /// Few directions, so that many documents tie; every fifth document has no embedding.

@@ -1,0 +1,138 @@
+//! A read that one node can answer alone: the replica group picked for it has a single node
+//! holding every shard. That node gets the client's request unchanged (no shard restriction, no
+//! widened window, no follow-up rounds), so the answer is one Meilisearch's own, estimates and
+//! tie order included; only Miroir's fields are hidden from it.
+//!
+//! A restriction naming every shard would select every document anyway, but it is not free: it
+//! changes how Meilisearch walks its candidates (vector stores search filtered sets another way)
+//! and what its estimates count.
+
+use miroir_topology::reserved;
+use serde_json::{Map, Value};
+
+use crate::host::Call;
+use crate::plan::calls::Ctx;
+
+/// The nodes that can answer this read alone, best first: the node of the group a scatter would
+/// pick, then those of other single-node groups. `None` when the picked group needs a merge.
+pub(crate) fn candidates(ctx: &Ctx) -> Option<Vec<(String, Call)>> {
+    let topology = &ctx.config.topology;
+    let groups = topology.group_names();
+    let first = miroir_topology::rotation(ctx.seq, groups.len());
+    let whole = |group: &str| {
+        let plan = topology.covering_set(group, ctx.seq);
+        if !plan.unavailable.is_empty() || plan.assignments.len() != 1 {
+            return None;
+        }
+        let (node, _) = plan.assignments.into_iter().next()?;
+        topology.node(&node)
+    };
+    let picked = whole(groups.get(first)?)?;
+    let others = groups
+        .iter()
+        .cycle()
+        .skip(first.saturating_add(1))
+        .take(groups.len().saturating_sub(1))
+        .filter_map(|g| whole(g));
+    Some(
+        std::iter::once(picked)
+            .chain(others)
+            .map(|node| (node.id.clone(), forward(ctx, node)))
+            .collect(),
+    )
+}
+
+/// The client's request as it came, for `node`.
+pub(crate) fn forward(ctx: &Ctx, node: &miroir_topology::Node) -> Call {
+    let content_type = ctx.request.header("content-type");
+    match (ctx.raw_body(), content_type) {
+        (Some(body), Some(content_type)) => ctx.call_with(
+            node,
+            ctx.request_method(),
+            ctx.path_and_query(),
+            content_type,
+            body,
+        ),
+        (body, _) => ctx.call(node, ctx.request_method(), ctx.path_and_query(), body),
+    }
+}
+
+/// Hides Miroir's fields wherever a read's answer shows document fields: hits (with their
+/// `_formatted` and `_matchesPosition`), listed documents, facet distributions and stats, at the
+/// top level and in each result of a multi-search.
+pub(crate) fn hide_reserved(answer: &mut Value) {
+    let Some(map) = answer.as_object_mut() else {
+        return;
+    };
+    hide_in_facets(map);
+    if let Some(Value::Array(hits)) = map.get_mut("hits") {
+        hits.iter_mut().for_each(hide_in_hit);
+    }
+    if let Some(Value::Object(by_index)) = map.get_mut("facetsByIndex") {
+        for facets in by_index.values_mut().filter_map(Value::as_object_mut) {
+            hide_in_facets(facets);
+        }
+    }
+    if let Some(Value::Array(results)) = map.get_mut("results") {
+        for result in results.iter_mut() {
+            let is_search = result.get("hits").is_some();
+            if is_search {
+                hide_reserved(result);
+            } else if let Some(document) = result.as_object_mut() {
+                reserved::strip(document);
+            }
+        }
+    }
+}
+
+fn hide_in_hit(hit: &mut Value) {
+    let Some(hit) = hit.as_object_mut() else {
+        return;
+    };
+    reserved::strip(hit);
+    for key in ["_formatted", "_matchesPosition"] {
+        if let Some(Value::Object(inner)) = hit.get_mut(key) {
+            reserved::strip(inner);
+        }
+    }
+}
+
+fn hide_in_facets(map: &mut Map<String, Value>) {
+    for key in ["facetDistribution", "facetStats"] {
+        if let Some(Value::Object(facets)) = map.get_mut(key) {
+            reserved::strip(facets);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hides_reserved_fields_in_every_place_a_read_shows_them() {
+        let shard = reserved::SHARD_FIELD;
+        let seq = reserved::SEQ_FIELD;
+        let mut answer = json!({
+            "hits": [{"id": 1, shard: "....", seq: "..", "_formatted": {"id": "1", shard: "...."},
+                      "_matchesPosition": {shard: []}}],
+            "facetDistribution": {"genre": {"a": 1}, shard: {"....": 1}},
+            "facetStats": {shard: {"min": 0, "max": 1}},
+            "results": [{"hits": [{"id": 2, seq: "."}], "facetDistribution": {shard: {}}},
+                        {"id": 3, shard: "...."}],
+            "facetsByIndex": {"movies": {"distribution": {}, "facetDistribution": {shard: {}}}},
+        });
+        hide_reserved(&mut answer);
+        assert_eq!(
+            answer,
+            json!({
+                "hits": [{"id": 1, "_formatted": {"id": "1"}, "_matchesPosition": {}}],
+                "facetDistribution": {"genre": {"a": 1}},
+                "facetStats": {},
+                "results": [{"hits": [{"id": 2}], "facetDistribution": {}}, {"id": 3}],
+                "facetsByIndex": {"movies": {"distribution": {}, "facetDistribution": {}}},
+            })
+        );
+    }
+}
