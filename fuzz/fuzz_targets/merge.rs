@@ -11,7 +11,6 @@ use libfuzzer_sys::fuzz_target;
 use miroir_filter::merge::facets::{self, Faceting};
 use miroir_filter::merge::{documents, node_error, stats};
 use miroir_filter::merge::{federated, search, similar};
-use miroir_filter::plan::search_body;
 use miroir_filter::request::search_params;
 use miroir_fuzz::{sections, topology};
 use serde_json::{Map, Value};

@@ -7,6 +7,7 @@
 
 use std::rc::Rc;
 
+use miroir_filter::config::FilterConfig;
 use miroir_topology::{ControlPlaneRef, Node, NodeState, PluginConfig, Topology};
 
 /// The input's NUL-separated sections (an empty input is one empty section).
@@ -40,7 +41,7 @@ fn node(id: &str, group: &str, state: NodeState) -> Node {
 
 /// A handful of fleets: one node, one group of three, two groups (replication factor 2, a failed
 /// node), with and without a control plane. `choice` picks one.
-pub fn topology(choice: u8) -> Rc<PluginConfig> {
+pub fn topology(choice: u8) -> Rc<FilterConfig> {
     let (shards, rf, nodes, control_plane) = match choice % 5 {
         0 => (1, 1, vec![node("n0", "g", NodeState::Active)], false),
         1 => (
@@ -100,5 +101,5 @@ pub fn topology(choice: u8) -> Rc<PluginConfig> {
             timeout_ms: 2000,
         });
     }
-    Rc::new(config)
+    Rc::new(FilterConfig::compile(config))
 }

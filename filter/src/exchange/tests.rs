@@ -6,7 +6,7 @@
 use miroir_topology::reserved::{decode_shard, encode_shard};
 use std::collections::BTreeMap;
 
-use miroir_topology::{Node, NodeState, Topology};
+use miroir_topology::{Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Value};
 
 use super::*;
@@ -25,8 +25,8 @@ fn shards_in(filter: &str) -> Vec<u32> {
         .collect()
 }
 
-fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<PluginConfig> {
-    Rc::new(PluginConfig::new(Topology {
+fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<FilterConfig> {
+    Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 7,
         shards,
         replication_factor: rf,
@@ -39,10 +39,10 @@ fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<PluginConfig> {
                 state: NodeState::Active,
             })
             .collect(),
-    }))
+    })))
 }
 
-fn three_nodes() -> Rc<PluginConfig> {
+fn three_nodes() -> Rc<FilterConfig> {
     config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 16, 1)
 }
 
@@ -251,7 +251,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new(config: &PluginConfig) -> Self {
+    fn new(config: &FilterConfig) -> Self {
         Fleet {
             host: MockHost::default(),
             nodes: config
@@ -274,7 +274,7 @@ impl Fleet {
     /// Runs one request to its answer, replying to calls newest first (out of order).
     fn run(
         &mut self,
-        config: &Rc<PluginConfig>,
+        config: &Rc<FilterConfig>,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
@@ -310,7 +310,7 @@ impl Fleet {
         self.host.answer().unwrap()
     }
 
-    fn add_documents(&mut self, config: &Rc<PluginConfig>, docs: Value) -> (u16, Value) {
+    fn add_documents(&mut self, config: &Rc<FilterConfig>, docs: Value) -> (u16, Value) {
         self.run(
             config,
             "POST",
@@ -936,7 +936,7 @@ fn tasks_stand_for_every_node_task() {
     );
 }
 
-fn ready_fleet(config: &PluginConfig) -> Fleet {
+fn ready_fleet(config: &FilterConfig) -> Fleet {
     let mut fleet = Fleet::new(config);
     for node in &config.topology.nodes {
         fleet.node(&node.id).index = Some(Some("id".into()));
@@ -1338,9 +1338,9 @@ fn keys_are_created_everywhere_with_one_uid() {
 
 #[test]
 fn lookups_use_miroirs_key_and_writes_the_clients() {
-    let mut plugin = (*three_nodes()).clone();
+    let mut plugin = three_nodes().to_plugin();
     plugin.node_api_key = Some("miroir-lookups".into());
-    let config = Rc::new(plugin);
+    let config = Rc::new(FilterConfig::compile(plugin));
     let mut fleet = ready_fleet(&config);
     assert_eq!(fleet.add_documents(&config, movies(30)).0, 202);
     let auth = |c: &Call| {
@@ -1365,8 +1365,8 @@ fn lookups_use_miroirs_key_and_writes_the_clients() {
     }
 }
 
-fn with_control_plane(config: &Rc<PluginConfig>) -> Rc<PluginConfig> {
-    crate::host::mock::with_control_plane((**config).clone())
+fn with_control_plane(config: &Rc<FilterConfig>) -> Rc<FilterConfig> {
+    crate::host::mock::with_control_plane(config.to_plugin())
 }
 
 #[test]
@@ -1644,7 +1644,7 @@ impl Fleet {
     /// [`Fleet::run`] with a raw body.
     fn run_bytes(
         &mut self,
-        config: &Rc<PluginConfig>,
+        config: &Rc<FilterConfig>,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
@@ -1956,9 +1956,9 @@ fn a_client_filter_naming_miroirs_fields_is_refused_as_one_node_refuses_it() {
 
 #[test]
 fn a_static_task_read_carries_the_clients_key_and_a_hidden_task_is_not_found() {
-    let mut plugin = (*three_nodes()).clone();
+    let mut plugin = three_nodes().to_plugin();
     plugin.node_api_key = Some("miroir-lookups".into());
-    let config = Rc::new(plugin);
+    let config = Rc::new(FilterConfig::compile(plugin));
     let mut fleet = ready_fleet(&config);
     let (_, enqueued) = fleet.add_documents(&config, movies(30));
     let uid = enqueued["taskUid"].as_u64().unwrap();

@@ -4,18 +4,19 @@
 //! no headers (`num_headers == 0`, a reset) never read single response headers — the SDK panics
 //! there — only the whole map, which is safe.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use miroir_topology::PluginConfig;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 
-use crate::exchange::Exchange;
+use crate::config::FilterConfig;
+use crate::exchange::{Exchange, Turns};
 use crate::host::{Call, Host, Reply};
+use crate::request::intake::Intake;
 use crate::request::Request;
 use crate::tasks::background::Background;
 
@@ -43,8 +44,8 @@ impl Metrics {
 
 #[derive(Default)]
 struct Root {
-    config: Option<Rc<PluginConfig>>,
-    seq: Rc<Cell<u64>>,
+    config: Option<Rc<FilterConfig>>,
+    turns: Rc<Turns>,
     metrics: Rc<Metrics>,
     background: Option<Background>,
 }
@@ -135,16 +136,8 @@ impl RootContext for Root {
         let mut host = WasmHost {
             metrics: &self.metrics,
         };
-        let admitted = PluginConfig::from_json(&bytes).and_then(|config| {
-            crate::config::epoch::admit(&mut host, config.topology.epoch)
-                .map(|()| config)
-                .map_err(miroir_topology::TopologyError)
-        });
-        match admitted {
+        match FilterConfig::configure(&bytes, &mut host) {
             Ok(config) => {
-                if let Some(id) = self.metrics.id("miroir_topology_epoch", MetricType::Gauge) {
-                    let _ = hostcalls::record_metric(id, config.topology.epoch);
-                }
                 log::info!("miroir: topology epoch {} accepted", config.topology.epoch);
                 if config.control_plane.is_some() && self.background.is_none() {
                     self.background = Some(Background::new(envoy_id()));
@@ -176,11 +169,10 @@ impl RootContext for Root {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(Http {
             config: self.config.clone(),
-            seq: self.seq.clone(),
+            turns: self.turns.clone(),
             metrics: self.metrics.clone(),
             exchange: None,
-            refused: false,
-            lease: None,
+            intake: Intake::default(),
         }))
     }
 
@@ -190,14 +182,11 @@ impl RootContext for Root {
 }
 
 struct Http {
-    config: Option<Rc<PluginConfig>>,
-    seq: Rc<Cell<u64>>,
+    config: Option<Rc<FilterConfig>>,
+    turns: Rc<Turns>,
     metrics: Rc<Metrics>,
     exchange: Option<Exchange>,
-    /// Answered 413 (or 503) before the body was complete: the rest of it is ignored.
-    refused: bool,
-    /// This request's large body, counted against the VM's budget until the context is dropped.
-    lease: Option<crate::request::limits::BodyLease>,
+    intake: Intake,
 }
 
 impl Http {
@@ -215,54 +204,22 @@ impl Http {
         let mut host = WasmHost {
             metrics: &self.metrics,
         };
-        let Some(config) = self.config.clone() else {
-            let body = br#"{"message":"Miroir has no topology yet.","code":"miroir_not_configured","type":"system","link":"https://docs.meilisearch.com/errors#miroir_not_configured"}"#;
-            host.respond(503, &[("content-type", "application/json")], body);
-            return;
-        };
-        let seq = self.seq.get();
-        self.seq.set(seq.wrapping_add(1));
-        self.exchange = Some(Exchange::start(config, request, seq, &mut host));
-    }
-
-    /// Answers 413 once `size` bytes are announced or buffered above the payload limit.
-    fn refuse_oversized(&mut self, size: u64) -> bool {
-        if !self.refused {
-            if let Some(config) = self.config.clone() {
-                let mut host = WasmHost {
-                    metrics: &self.metrics,
-                };
-                self.refused = Exchange::refuse_oversized(&config, size, &mut host);
+        match self.config.clone() {
+            Some(config) => {
+                let turn = self.turns.next();
+                self.exchange = Some(Exchange::start(config, request, turn, &mut host));
             }
+            None => Exchange::not_configured(&mut host),
         }
-        self.refused
     }
 
-    /// Takes the VM's budget for a large body of `size` bytes once (announced or complete);
-    /// false when it was refused with 503.
-    fn admit_body(&mut self, size: u64) -> bool {
-        if self.refused {
-            return false;
-        }
-        if self.lease.is_some() {
-            return true;
-        }
-        let Some(config) = self.config.clone() else {
-            return true;
-        };
+    /// Whether a body of `size` bytes may go on (see [`Intake::admit`]).
+    fn admit(&mut self, size: u64, known: bool) -> bool {
         let mut host = WasmHost {
             metrics: &self.metrics,
         };
-        match Exchange::admit_body(&config, size, &mut host) {
-            crate::request::limits::Admission::Admitted(lease) => {
-                self.lease = lease;
-                true
-            }
-            crate::request::limits::Admission::Refused => {
-                self.refused = true;
-                false
-            }
-        }
+        self.intake
+            .admit(self.config.as_deref(), size, known, &mut host)
     }
 }
 
@@ -291,7 +248,7 @@ impl HttpContext for Http {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        if self.refuse_oversized(announced) || !self.admit_body(announced) {
+        if !self.admit(announced, announced > 0) {
             return Action::Pause;
         }
         if end_of_stream {
@@ -302,13 +259,10 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.refuse_oversized(body_size as u64) {
+        if !self.admit(body_size as u64, end_of_stream) {
             return Action::Pause;
         }
         if end_of_stream && self.exchange.is_none() {
-            if !self.admit_body(body_size as u64) {
-                return Action::Pause;
-            }
             let body = self.get_http_request_body(0, body_size).unwrap_or_default();
             self.start(body);
         }
@@ -325,7 +279,7 @@ impl Host for WasmHost<'_> {
         let mut headers: Vec<(&str, &str)> = vec![
             (":method", call.method),
             (":path", call.path.as_str()),
-            (":authority", "miroir"),
+            (":authority", call.authority.as_str()),
         ];
         headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         hostcalls::dispatch_http_call(
@@ -348,6 +302,12 @@ impl Host for WasmHost<'_> {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0)
+    }
+
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        if let Some(id) = self.metrics.id(name, MetricType::Gauge) {
+            let _ = hostcalls::record_metric(id, value);
+        }
     }
 
     fn count(&mut self, name: &'static str, delta: u64) {

@@ -19,6 +19,7 @@ pub struct MockHost {
     pub response: Option<Response>,
     pub responses: usize,
     pub counters: BTreeMap<&'static str, u64>,
+    pub gauges: BTreeMap<&'static str, u64>,
     pub shared: BTreeMap<String, (Vec<u8>, u32)>,
     pub warnings: Vec<String>,
 }
@@ -74,6 +75,10 @@ impl Host for MockHost {
         *counter = counter.saturating_add(delta);
     }
 
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.gauges.insert(name, value);
+    }
+
     fn log_warn(&mut self, message: &str) {
         self.warnings.push(message.to_string());
     }
@@ -126,12 +131,12 @@ pub fn one_node(shards: u32) -> miroir_topology::PluginConfig {
 /// `config` with a control plane (cluster `miroir-control-plane`, authority `cp:7701`).
 pub fn with_control_plane(
     mut config: miroir_topology::PluginConfig,
-) -> std::rc::Rc<miroir_topology::PluginConfig> {
+) -> std::rc::Rc<crate::config::FilterConfig> {
     config.control_plane = Some(miroir_topology::ControlPlaneRef {
         cluster: miroir_topology::CONTROL_PLANE_CLUSTER.into(),
         authority: "cp:7701".into(),
         token: CONTROL_PLANE_TOKEN.into(),
         timeout_ms: 2000,
     });
-    std::rc::Rc::new(config)
+    std::rc::Rc::new(crate::config::FilterConfig::compile(config))
 }

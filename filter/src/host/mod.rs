@@ -5,6 +5,8 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub cluster: String,
+    /// `:authority` of the call: what the cluster's listener routes on.
+    pub authority: String,
     pub method: &'static str,
     /// Path and query string, as sent to the node.
     pub path: String,
@@ -36,6 +38,8 @@ pub trait Host {
     fn now_ms(&self) -> u64;
     /// Adds `delta` to a counter (an Envoy stat `wasmcustom.<name>`).
     fn count(&mut self, name: &'static str, delta: u64);
+    /// Sets a gauge (an Envoy stat `wasmcustom.<name>`).
+    fn gauge(&mut self, name: &'static str, value: u64);
     fn log_warn(&mut self, message: &str);
     /// Process-wide key/value shared by every worker's VM (proxy-wasm shared data): the value and
     /// its compare-and-swap token.

@@ -5,9 +5,9 @@ use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 

@@ -6,8 +6,8 @@ use miroir_topology::canonical_key;
 use serde_json::Value;
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::Host;
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
@@ -30,9 +30,9 @@ pub(crate) fn delete_one(
 ) -> (RoutedWrite, Step) {
     let topology = &ctx.config.topology;
     let shard = topology.shard_for_key(id);
-    let calls = topology
+    let calls = ctx
+        .config
         .write_targets(shard)
-        .into_iter()
         .map(|n| {
             (
                 n.id.clone(),
@@ -74,7 +74,7 @@ pub(crate) fn delete_batch(
         };
         let shard = topology.shard_for_key(&key);
         shards.push(shard);
-        for node in topology.write_targets(shard) {
+        for node in ctx.config.write_targets(shard) {
             per_node
                 .entry(node.id.clone())
                 .or_default()

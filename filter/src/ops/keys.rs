@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 
 /// The same request to every node; the first node's answer once all of them succeeded.
@@ -43,7 +43,7 @@ impl Everywhere {
             let seed = format!(
                 "{}:{}:{}",
                 host.now_ms(),
-                ctx.seq,
+                ctx.turn,
                 String::from_utf8_lossy(&ctx.request.body)
             );
             body.insert("uid".into(), json!(uuid_v4(xxh3_128(seed.as_bytes()))));

@@ -6,9 +6,13 @@ pub(crate) mod phases;
 use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
+use crate::host::Host;
 use crate::host::Reply;
+use crate::ops::fanout::Answer;
 use crate::ops::fanout::{outcome, Outcome};
+use crate::ops::phases::Progress;
+use crate::ops::register::Pending;
+use crate::plan::calls::Ctx;
 use crate::tasks::{NodeTask, TaskRecord};
 
 pub(crate) mod broadcast;
@@ -24,6 +28,65 @@ pub(crate) mod scatter;
 pub(crate) mod similar;
 pub(crate) mod task_read;
 pub(crate) mod write;
+
+/// An operation in flight: fed each reply to one of its calls, it says what happens next.
+pub(crate) trait Op {
+    fn on_reply(&mut self, ctx: &Ctx, token: u32, reply: Reply, host: &mut dyn Host) -> Step;
+}
+
+/// What an operation does next.
+pub(crate) enum Step {
+    Wait,
+    Answer(Answer),
+    /// The write reached its nodes; its task needs a uid before the client is answered.
+    Register(Box<Pending>),
+}
+
+impl From<Progress> for Step {
+    fn from(p: Progress) -> Self {
+        match p {
+            Progress::Failed(answer) => Step::Answer(answer),
+            Progress::Waiting | Progress::Finished => Step::Wait,
+        }
+    }
+}
+
+/// Ops whose replies need no context.
+macro_rules! op_without_ctx {
+    ($($op:ty),*) => {$(
+        impl Op for $op {
+            fn on_reply(&mut self, _: &Ctx, token: u32, reply: Reply, host: &mut dyn Host) -> Step {
+                <$op>::on_reply(self, token, reply, host)
+            }
+        }
+    )*};
+}
+
+/// Ops whose replies are read against the request's context.
+macro_rules! op_with_ctx {
+    ($($op:ty),*) => {$(
+        impl Op for $op {
+            fn on_reply(&mut self, ctx: &Ctx, token: u32, reply: Reply, host: &mut dyn Host) -> Step {
+                <$op>::on_reply(self, ctx, token, reply, host)
+            }
+        }
+    )*};
+}
+
+op_with_ctx!(
+    broadcast::Broadcast,
+    write::Write,
+    multi_search::MultiSearch,
+    similar::Similar,
+    scatter::Scatter,
+    task_read::TaskForward
+);
+op_without_ctx!(
+    routed::RoutedWrite,
+    read::ReadAll,
+    read::FirstAnswer,
+    register::Registration
+);
 
 /// The node's summarized task, or `None` if the body is not one.
 pub(crate) fn node_task_uid(body: &[u8]) -> Option<u64> {
@@ -74,4 +137,16 @@ pub(crate) fn is_index_not_found(body: &[u8]) -> bool {
                 .map(|c| c == "index_not_found")
         })
         .unwrap_or(false)
+}
+
+impl Op for keys::Everywhere {
+    fn on_reply(&mut self, _: &Ctx, token: u32, reply: Reply, _: &mut dyn Host) -> Step {
+        keys::Everywhere::on_reply(self, token, reply)
+    }
+}
+
+impl Op for task_read::TaskRead {
+    fn on_reply(&mut self, _: &Ctx, token: u32, reply: Reply, _: &mut dyn Host) -> Step {
+        task_read::TaskRead::on_reply(self, token, reply)
+    }
 }

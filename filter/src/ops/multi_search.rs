@@ -4,9 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::Answer;
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 
 use super::scatter::Scatter;

@@ -4,9 +4,9 @@ use miroir_topology::is_reserved;
 use miroir_topology::keys::is_node_default;
 use serde_json::{Map, Value};
 
-use crate::exchange::Step;
 use crate::host::{Call, Host, Reply};
 use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::request::route::Agreement;
 
@@ -20,7 +20,7 @@ pub(crate) struct ReadAll {
     /// `sizeFormat=human`: sizes read in bytes, written as Meilisearch writes them.
     human: bool,
     kind: Agreement,
-    config: std::rc::Rc<miroir_topology::PluginConfig>,
+    config: std::rc::Rc<crate::config::FilterConfig>,
     nodes: Vec<String>,
     fanout: Fanout<String>,
 }

@@ -6,9 +6,9 @@ use miroir_topology::tasks::{Registered, TaskRegistration};
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::Answer;
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::control_plane;
 use crate::tasks::{self, TaskRecord};

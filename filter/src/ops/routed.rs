@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Call, Host, Reply};
 use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
@@ -43,15 +43,10 @@ impl RoutedWrite {
         shards: impl IntoIterator<Item = u32>,
         record: TaskRecord,
     ) -> Self {
-        let topology = &ctx.config.topology;
         let shards = shards
             .into_iter()
             .map(|s| {
-                let targets = topology
-                    .write_targets(s)
-                    .iter()
-                    .map(|n| n.id.clone())
-                    .collect();
+                let targets = ctx.config.write_targets(s).map(|n| n.id.clone()).collect();
                 (s, targets)
             })
             .collect();

@@ -3,17 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use miroir_topology::{Node, NodeState, Topology};
+use miroir_topology::Node;
+
+use crate::config::FilterConfig;
 use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::merge::documents as documents_list;
 use crate::merge::facets::{self, Faceting};
 use crate::merge::followup::{FollowUp, Kind};
 use crate::merge::{federated, search, similar};
 use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::plan::search_body;
 use crate::request::search_params::{self, Pagination};
@@ -151,11 +153,9 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let topology = &ctx.config.topology;
-        let groups = topology.group_names();
-        let Some(group) = groups.get(miroir_topology::rotation(ctx.seq, groups.len())) else {
+        let Some((group, plan)) = ctx.config.covering(ctx.turn) else {
             return Err(MeiliError::internal("the topology has no replica group"));
         };
-        let plan = topology.covering_set(group, ctx.seq);
         let mut scatter = Scatter {
             index: index.to_string(),
             group: group.to_string(),
@@ -199,7 +199,7 @@ impl Scatter {
             });
         }
         for shard in unavailable {
-            match scatter.replacement(topology, shard) {
+            match scatter.replacement(&ctx.config, shard) {
                 Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
                 None => return Err(shard_unavailable(host, &[shard])),
             }
@@ -378,13 +378,8 @@ impl Scatter {
     }
 
     /// Another active owner of `shard` that has not failed: in this group first, then in others.
-    fn replacement<'t>(&self, topology: &'t Topology, shard: u32) -> Option<&'t Node> {
-        let groups = topology.group_names();
-        let others = groups.iter().filter(|g| **g != self.group);
-        std::iter::once(self.group.as_str())
-            .chain(others.copied())
-            .flat_map(|g| topology.owners(shard, g))
-            .find(|n| n.state == NodeState::Active && !self.failed.contains(&n.id))
+    fn replacement<'c>(&self, config: &'c FilterConfig, shard: u32) -> Option<&'c Node> {
+        config.replacement(shard, &self.group, |n| !self.failed.contains(&n.id))
     }
 
     /// Handles the replies so far: a node's refusal is the answer, a silent node's shards go to
@@ -421,11 +416,10 @@ impl Scatter {
             }
         }
         if !orphaned.is_empty() {
-            let topology = &ctx.config.topology;
             let mut reassigned: BTreeMap<String, Vec<u32>> = BTreeMap::new();
             let mut lost = Vec::new();
             for shard in orphaned {
-                match self.replacement(topology, shard) {
+                match self.replacement(&ctx.config, shard) {
                     Some(node) => reassigned.entry(node.id.clone()).or_default().push(shard),
                     None => lost.push(shard),
                 }

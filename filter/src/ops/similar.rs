@@ -9,12 +9,12 @@ use miroir_topology::Node;
 use serde_json::{Map, Value};
 
 use crate::error::MeiliError;
-use crate::exchange::{nodes_in_read_order, shard_readers, Step};
 use crate::host::{Call, Host, Reply};
 use crate::merge::similar::{self, Plan};
 use crate::ops::fanout::Answer;
 use crate::ops::read::{FirstAnswer, Hide};
 use crate::ops::scatter::Scatter;
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 
 pub(crate) struct Similar {
@@ -79,7 +79,7 @@ impl Similar {
         let topology = &ctx.config.topology;
         let probe = match client.map(|c| (similar::target_id(&c), Plan::new(c, topology))) {
             Some((_, Some(plan))) => {
-                let owners = shard_readers(ctx, plan.window.shard);
+                let owners = ctx.config.shard_readers(plan.window.shard, ctx.turn);
                 let path = format!("/indexes/{index}/similar");
                 let body = Value::Object(plan.probe());
                 let calls = owners
@@ -103,8 +103,10 @@ impl Similar {
                     None => None,
                 };
                 let nodes = match id {
-                    Some(id) => shard_readers(ctx, topology.shard_for_key(&id)),
-                    None => nodes_in_read_order(ctx),
+                    Some(id) => ctx
+                        .config
+                        .shard_readers(topology.shard_for_key(&id), ctx.turn),
+                    None => ctx.config.nodes_in_read_order(ctx.turn),
                 };
                 let calls = nodes
                     .into_iter()

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::read::DISAGREEMENT_HEADER;
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::control_plane;
 use crate::tasks::{self, TaskRecord};

@@ -2,9 +2,9 @@ use miroir_topology::Node;
 use serde_json::json;
 
 use crate::error::MeiliError;
-use crate::exchange::Step;
 use crate::host::{Host, Reply};
 use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::plan::partition::Partition;
 use crate::request::documents::{self, Batch};

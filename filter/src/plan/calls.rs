@@ -2,19 +2,20 @@
 
 use std::rc::Rc;
 
-use miroir_topology::{cluster_name, Node, PluginConfig};
+use miroir_topology::{cluster_name, Node};
 use serde_json::{Map, Value};
 
+use crate::config::FilterConfig;
 use crate::error::MeiliError;
 use crate::host::Call;
 use crate::request::Request;
 
 /// What every step of a request needs to know.
 pub(crate) struct Ctx {
-    pub(crate) config: Rc<PluginConfig>,
+    pub(crate) config: Rc<FilterConfig>,
     pub(crate) request: Request,
-    /// Per-worker request counter: rotates replica groups and replicas.
-    pub(crate) seq: u64,
+    /// This request's number in its worker: rotates replica groups and replicas.
+    pub(crate) turn: u64,
 }
 
 impl Ctx {
@@ -23,7 +24,7 @@ impl Ctx {
     }
 
     pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.config.topology.nodes.iter()
+        self.config.nodes()
     }
 
     /// Miroir's own read of index metadata: with the configured `nodeApiKey`, else with the
@@ -72,6 +73,7 @@ impl Ctx {
         let body = None;
         Call {
             cluster: cluster_name(&node.id),
+            authority: self.config.node_authority().to_string(),
             method,
             path,
             headers,

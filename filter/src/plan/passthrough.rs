@@ -16,27 +16,10 @@ use crate::plan::calls::Ctx;
 /// The nodes that can answer this read alone, best first: the node of the group a scatter would
 /// pick, then those of other single-node groups. `None` when the picked group needs a merge.
 pub(crate) fn candidates(ctx: &Ctx) -> Option<Vec<(String, Call)>> {
-    let topology = &ctx.config.topology;
-    let groups = topology.group_names();
-    let first = miroir_topology::rotation(ctx.seq, groups.len());
-    let whole = |group: &str| {
-        let plan = topology.covering_set(group, ctx.seq);
-        if !plan.unavailable.is_empty() || plan.assignments.len() != 1 {
-            return None;
-        }
-        let (node, _) = plan.assignments.into_iter().next()?;
-        topology.node(&node)
-    };
-    let picked = whole(groups.get(first)?)?;
-    let others = groups
-        .iter()
-        .cycle()
-        .skip(first.saturating_add(1))
-        .take(groups.len().saturating_sub(1))
-        .filter_map(|g| whole(g));
+    let nodes = ctx.config.sole_holders(ctx.turn)?;
     Some(
-        std::iter::once(picked)
-            .chain(others)
+        nodes
+            .into_iter()
             .map(|node| (node.id.clone(), forward(ctx, node)))
             .collect(),
     )

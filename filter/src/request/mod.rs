@@ -1,6 +1,7 @@
 //! The client's request as the filter sees it once the body is complete.
 
 pub mod documents;
+pub mod intake;
 pub mod limits;
 pub mod reserved_refs;
 pub mod route;

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::FilterConfig;
 use miroir_topology::tasks::TaskRegistration;
-use miroir_topology::PluginConfig;
 use serde_json::json;
 
 use crate::host::{Host, Reply};
@@ -45,7 +45,7 @@ impl Background {
         }
     }
 
-    pub fn tick(&mut self, config: &PluginConfig, host: &mut dyn Host) {
+    pub fn tick(&mut self, config: &FilterConfig, host: &mut dyn Host) {
         let Some(cp) = &config.control_plane else {
             return;
         };
@@ -134,7 +134,7 @@ mod tests {
 
     use crate::host::mock::{json_reply, one_node, with_control_plane, MockHost};
 
-    fn config() -> Rc<PluginConfig> {
+    fn config() -> Rc<FilterConfig> {
         with_control_plane(one_node(1))
     }
 

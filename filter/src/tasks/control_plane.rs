@@ -24,6 +24,7 @@ pub fn call(
     }
     Call {
         cluster: control_plane.cluster.clone(),
+        authority: control_plane.authority.clone(),
         method,
         path,
         headers,

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
+use crate::config::FilterConfig;
 use miroir_topology::reserved::decode_shard;
 use miroir_topology::{cluster_name, Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Value};
@@ -22,7 +23,7 @@ use crate::request::Request;
 type Doc = (u32, usize, Vec<&'static str>);
 
 struct Fleet {
-    config: Rc<PluginConfig>,
+    config: Rc<FilterConfig>,
     /// The shard of each place.
     places: Vec<usize>,
     docs: Vec<Doc>,
@@ -33,7 +34,7 @@ struct Fleet {
 
 fn fleet(docs: Vec<Doc>) -> Fleet {
     let ids = ["n0", "n1", "n2"];
-    let config = Rc::new(PluginConfig::new(Topology {
+    let config = Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards: 12,
         replication_factor: 1,
@@ -46,7 +47,7 @@ fn fleet(docs: Vec<Doc>) -> Fleet {
                 state: NodeState::Active,
             })
             .collect(),
-    }));
+    })));
     let mut places: Vec<usize> = Vec::new();
     let mut owners: Vec<String> = Vec::new();
     for shard in 0..12 {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::config::FilterConfig;
 use miroir_topology::reserved::decode_shard;
 use miroir_topology::{cluster_name, Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Map, Value};
@@ -208,9 +209,9 @@ fn studios(list: &[(&str, usize)]) -> Vec<Value> {
 
 /// Three shards whose own first values all differ from the fleet's: `c` is first overall but
 /// third in each shard; every node holds every shard (the topology picks who answers for which).
-fn fleet(max_values: usize) -> (Rc<PluginConfig>, BTreeMap<String, FakeNode>) {
+fn fleet(max_values: usize) -> (Rc<FilterConfig>, BTreeMap<String, FakeNode>) {
     let ids = ["n0", "n1", "n2"];
-    let config = Rc::new(PluginConfig::new(Topology {
+    let config = Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards: 3,
         replication_factor: 1,
@@ -223,7 +224,7 @@ fn fleet(max_values: usize) -> (Rc<PluginConfig>, BTreeMap<String, FakeNode>) {
                 state: NodeState::Active,
             })
             .collect(),
-    }));
+    })));
     let docs = [
         studios(&[("a", 10), ("b", 9), ("c", 8), ("d", 1)]),
         studios(&[("e", 10), ("f", 9), ("c", 8), ("d", 7)]),
@@ -240,7 +241,7 @@ fn fleet(max_values: usize) -> (Rc<PluginConfig>, BTreeMap<String, FakeNode>) {
 }
 
 fn run(
-    config: &Rc<PluginConfig>,
+    config: &Rc<FilterConfig>,
     nodes: &BTreeMap<String, FakeNode>,
     path: &str,
     body: Value,

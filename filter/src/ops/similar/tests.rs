@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use crate::config::FilterConfig;
 use miroir_topology::reserved::{decode_shard, encode_seq, encode_shard};
 use miroir_topology::{cluster_name, Node, NodeState, PluginConfig, Topology};
 use serde_json::{json, Value};
@@ -239,7 +240,7 @@ impl FakeNode {
     }
 }
 
-fn config(shards: u32, rf: u32) -> Rc<PluginConfig> {
+fn config(shards: u32, rf: u32) -> Rc<FilterConfig> {
     let nodes = ["n0", "n1", "n2"]
         .iter()
         .map(|id| Node {
@@ -249,17 +250,17 @@ fn config(shards: u32, rf: u32) -> Rc<PluginConfig> {
             state: NodeState::Active,
         })
         .collect();
-    Rc::new(PluginConfig::new(Topology {
+    Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards,
         replication_factor: rf,
         nodes,
-    }))
+    })))
 }
 
 /// The cluster's nodes, each holding the documents of its shards (stamped as Miroir stamps
 /// them), and one node holding every document.
-fn fleet(config: &PluginConfig, docs: &[Value]) -> (BTreeMap<String, FakeNode>, FakeNode) {
+fn fleet(config: &FilterConfig, docs: &[Value]) -> (BTreeMap<String, FakeNode>, FakeNode) {
     let mut nodes: BTreeMap<String, FakeNode> = config
         .topology
         .nodes
@@ -286,7 +287,7 @@ fn fleet(config: &PluginConfig, docs: &[Value]) -> (BTreeMap<String, FakeNode>, 
 
 /// Runs one request through the exchange, replying newest call first.
 fn run(
-    config: &Rc<PluginConfig>,
+    config: &Rc<FilterConfig>,
     nodes: &BTreeMap<String, FakeNode>,
     host: &mut MockHost,
     seq: u64,
@@ -312,6 +313,7 @@ fn run(
 fn reference_answer(reference: &FakeNode, body: &Value) -> (u16, Value) {
     let call = Call {
         cluster: String::new(),
+        authority: String::new(),
         method: "POST",
         path: "/indexes/movies/similar".into(),
         headers: Vec::new(),
