@@ -21,8 +21,23 @@ pub fn get(host: &dyn Host, index: &str) -> Option<Value> {
     (host.now_ms().saturating_sub(at) < TTL_MS).then(|| entry.get("settings").cloned())?
 }
 
+/// The settings a search follows; the rest (synonyms, stop words, embedders…) is not kept, so
+/// that every search parses only these.
+const FOLLOWED: &[&str] = &[
+    "displayedAttributes",
+    "distinctAttribute",
+    "faceting",
+    "filterableAttributes",
+    "pagination",
+    "rankingRules",
+];
+
 pub fn put(host: &mut dyn Host, index: &str, settings: &Value) {
-    let entry = json!({"at": host.now_ms(), "settings": settings});
+    let followed: serde_json::Map<String, Value> = FOLLOWED
+        .iter()
+        .filter_map(|k| Some(((*k).to_string(), settings.get(*k)?.clone())))
+        .collect();
+    let entry = json!({"at": host.now_ms(), "settings": followed});
     if let Ok(bytes) = serde_json::to_vec(&entry) {
         host.shared_set(&key(index), &bytes, 0);
     }

@@ -46,6 +46,9 @@ pub(crate) struct Scatter {
     faceting_by_index: BTreeMap<String, Faceting>,
     /// Rounds after the first answers (exact facet counts, distinct totals).
     follow: Option<Rounds>,
+    /// The index ranks by document values, or its settings are unknown: hits need their ranking
+    /// details ([`search_body::needs_details`]).
+    ranked_by_values: bool,
 }
 
 /// What is scattered: a search (merged into one page) or a facet search (values summed).
@@ -168,6 +171,7 @@ impl Scatter {
             faceting: Faceting::default(),
             faceting_by_index: BTreeMap::new(),
             follow: None,
+            ranked_by_values: true,
         };
         // Shards with no active owner in this group are asked of another group straight away.
         let mut assignments = plan.assignments;
@@ -240,6 +244,7 @@ impl Scatter {
 
     fn apply_settings(&mut self, index: &str, settings: &Value) {
         let faceting = Faceting::from_index_settings(settings);
+        self.ranked_by_values = search_body::ranks_by_values(settings);
         if let Mode::Federated(_) = self.mode {
             self.faceting_by_index.insert(index.to_string(), faceting);
             return;
@@ -345,7 +350,12 @@ impl Scatter {
         if let Some(node) = ctx.config.topology.node(&node_id) {
             let (body, route) = match self.mode {
                 Mode::Search(pagination) => (
-                    search_body::search_node_body(&self.client, pagination, &shards),
+                    search_body::search_node_body(
+                        &self.client,
+                        pagination,
+                        &shards,
+                        self.ranked_by_values,
+                    ),
                     "search",
                 ),
                 Mode::FacetSearch => (

@@ -39,6 +39,16 @@ pub fn node_body(
     pagination: Pagination,
     shards: &[u32],
 ) -> Map<String, Value> {
+    node_body_ranked(client, pagination, shards, true)
+}
+
+/// [`node_body`], with the hits' ranking details only when `details` (see [`needs_details`]).
+fn node_body_ranked(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    shards: &[u32],
+    details: bool,
+) -> Map<String, Value> {
     let mut body = client.clone();
     let (skip, keep) = pagination.window();
     let wanted = skip.saturating_add(keep);
@@ -55,7 +65,9 @@ pub fn node_body(
     body.insert("showRankingScore".into(), json!(true));
     // Sort values and custom `attr:asc|desc` rules are not in the score: the merge compares the
     // nodes' hits rule by rule, as each node ranked them.
-    body.insert("showRankingScoreDetails".into(), json!(true));
+    if details {
+        body.insert("showRankingScoreDetails".into(), json!(true));
+    }
     let filter = restrict_filter(client.get("filter"), shards);
     body.insert("filter".into(), filter);
     // The merge needs each hit's distinct value to drop duplicates across shards, and its
@@ -74,8 +86,10 @@ pub fn search_node_body(
     client: &Map<String, Value>,
     pagination: Pagination,
     shards: &[u32],
+    ranked_by_values: bool,
 ) -> Map<String, Value> {
-    let mut body = node_body(client, pagination, shards);
+    let details = needs_details(client, ranked_by_values);
+    let mut body = node_body_ranked(client, pagination, shards, details);
     if let Some(attr) = distinct_of(client) {
         if !asks_facet(client, &attr) {
             match body.get_mut("facets") {
@@ -89,6 +103,35 @@ pub fn search_node_body(
         }
     }
     body
+}
+
+/// Whether the merge needs the hits' ranking details to order them as one node: when they were
+/// ranked by values (the query's `sort`, or the index's `attr:asc|desc` rules, whose order the
+/// score leaves out: `ranked_by_values`), by similarity on one side of a hybrid or vector search,
+/// or for distinct's follow-up rounds. Otherwise the ranking score alone orders hits as one node's
+/// bucket sort: milli's score encodes the rules' ranks lexicographically over the same maximum
+/// ranks on every node (same query, same settings), so it never reverses two buckets.
+pub fn needs_details(client: &Map<String, Value>, ranked_by_values: bool) -> bool {
+    let given = |field: &str| client.get(field).is_some_and(|v| !v.is_null());
+    ranked_by_values
+        || given("sort")
+        || given("hybrid")
+        || given("vector")
+        || given("distinct")
+        || client
+            .get("showRankingScoreDetails")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+}
+
+/// Whether an index's settings rank by document values (`attr:asc|desc` rules), or are unknown.
+pub fn ranks_by_values(settings: &Value) -> bool {
+    match settings.get("rankingRules").and_then(Value::as_array) {
+        Some(rules) => rules
+            .iter()
+            .any(|r| r.as_str().is_none_or(|r| r.contains(':'))),
+        None => true,
+    }
 }
 
 /// Whether the client's `facets` name the attribute, or a pattern that covers it.

@@ -677,3 +677,35 @@ fn ranking_any_mix_of_hits_never_panics_and_keeps_every_hit() {
         assert_eq!(merged["hits"].as_array().unwrap().len(), count);
     }
 }
+
+#[test]
+fn hits_carry_ranking_details_only_when_the_score_cannot_order_them() {
+    let plain = obj(json!({"q": "dune", "limit": 5}));
+    let pagination = parse_pagination(&plain).unwrap();
+    let asks = |client: &Map<String, Value>, by_values: bool| {
+        search_node_body(client, pagination, &[0], by_values)
+            .contains_key("showRankingScoreDetails")
+    };
+    assert!(!asks(&plain, false));
+    assert!(
+        asks(&plain, true),
+        "the index ranks by `attr:asc|desc` rules"
+    );
+    for extra in [
+        json!({"sort": ["year:asc"]}),
+        json!({"hybrid": {"embedder": "e"}}),
+        json!({"vector": [0.1]}),
+        json!({"distinct": "genre"}),
+    ] {
+        let mut client = plain.clone();
+        client.extend(obj(extra.clone()));
+        assert!(asks(&client, false), "{extra}");
+    }
+    let defaults =
+        json!({"rankingRules": ["words", "typo", "proximity", "attribute", "sort", "exactness"]});
+    assert!(!ranks_by_values(&defaults));
+    assert!(ranks_by_values(
+        &json!({"rankingRules": ["words", "rating:desc"]})
+    ));
+    assert!(ranks_by_values(&json!({})), "unknown settings");
+}
