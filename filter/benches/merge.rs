@@ -10,13 +10,14 @@ use miroir_filter::merge::search::merge;
 use miroir_filter::request::search_params::Pagination;
 use serde_json::{json, Map, Value};
 
-/// One node's answer to `limit: 20` with scores, ranking details and two facets.
-fn node_response(node: usize) -> Vec<u8> {
+/// One node's answer to `limit: 20` with scores, ranking details (when the merge needs them:
+/// `details`) and two facets.
+fn node_response(node: usize, details: bool) -> Vec<u8> {
     let hits: Vec<Value> = (0..20)
         .map(|i| {
             let words = 1.0 - (i as f64) / 40.0;
             let genre = ["drama", "comedy", "action"].get(i % 3).copied().unwrap_or("drama");
-            json!({
+            let mut hit = json!({
                 "id": node * 1000 + i, "title": format!("a title of some length {node} {i}"),
                 "genre": genre, "year": 1950 + (i * 7 + node) % 70,
                 "_miroir_shard": node, "_rankingScore": words,
@@ -27,7 +28,13 @@ fn node_response(node: usize) -> Vec<u8> {
                     "attributeRank": {"order": 3, "score": 1.0},
                     "wordPosition": {"order": 4, "score": 0.9},
                     "exactness": {"order": 5, "matchType": "noExactMatch", "score": 0.33}}
-            })
+            });
+            if !details {
+                if let Some(fields) = hit.as_object_mut() {
+                    fields.shift_remove("_rankingScoreDetails");
+                }
+            }
+            hit
         })
         .collect();
     let years: Map<String, Value> = (0..70)
@@ -59,16 +66,20 @@ fn bench(c: &mut Criterion) {
     };
     let faceting = Faceting::default();
     let mut group = c.benchmark_group("merge");
-    for shards in [3usize, 12] {
-        let bodies: Vec<Vec<u8>> = (0..shards).map(node_response).collect();
+    for (shards, details) in [(3usize, true), (3, false), (12, true)] {
+        let bodies: Vec<Vec<u8>> = (0..shards).map(|n| node_response(n, details)).collect();
+        let name = |what: &str| match details {
+            true => what.to_string(),
+            false => format!("{what}-score-only"),
+        };
         group.throughput(Throughput::Elements(shards as u64));
         group.bench_with_input(
-            BenchmarkId::new("baseline-parse", shards),
+            BenchmarkId::new(name("baseline-parse"), shards),
             &bodies,
             |b, bodies| b.iter(|| parse(bodies)),
         );
         group.bench_with_input(
-            BenchmarkId::new("parse-merge-serialize", shards),
+            BenchmarkId::new(name("parse-merge-serialize"), shards),
             &bodies,
             |b, bodies| {
                 b.iter(|| {
