@@ -40,10 +40,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use super::followup::with_condition;
 use super::refine::quoted;
 use crate::merge::search::{distinct_leaves, rank, Candidate};
 use crate::plan::search_body::node_body;
+use crate::plan::search_body::with_condition;
 use crate::request::search_params::Pagination;
 
 /// Rounds after the first answers.

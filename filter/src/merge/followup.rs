@@ -18,7 +18,9 @@ use super::distinct_count::{Census, Limits};
 use super::distinct_hits::DistinctHits;
 use super::refine::{probe_filter, Probe, Race};
 use crate::merge::facets::{Faceting, DEFAULT_MAX_TOTAL_HITS};
-use crate::plan::search_body::{asks_facet, counting_base, distinct_of, restrict_filter};
+use crate::plan::search_body::{
+    asks_facet, counting_base, distinct_of, restrict_filter, with_condition,
+};
 use crate::request::search_params::Pagination;
 
 /// What was scattered.
@@ -92,21 +94,6 @@ fn facet_hits(hits: Option<&Value>) -> Option<Vec<(String, u64)>> {
             })
             .collect()
     })
-}
-
-/// The client's filter restricted to the node's shards, ANDed with one more condition.
-pub(super) fn with_condition(
-    client_filter: Option<&Value>,
-    shards: &[u32],
-    condition: String,
-) -> Value {
-    match restrict_filter(client_filter, shards) {
-        Value::Array(mut all) => {
-            all.push(Value::String(condition));
-            Value::Array(all)
-        }
-        own => json!([own, condition]),
-    }
 }
 
 /// Whether any of the queries is hybrid: each node then decides alone which documents its

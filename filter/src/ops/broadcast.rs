@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
-use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::ops::phases::{Phase, Phases, Progress};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
@@ -28,7 +28,7 @@ enum Stage {
         body: Value,
         uid: String,
     },
-    Running(Sequence),
+    Running(Phases),
 }
 
 impl Broadcast {
@@ -130,9 +130,9 @@ impl Broadcast {
         index_uid: Option<String>,
         host: &mut dyn Host,
     ) -> (Self, Step) {
-        let (sequence, progress) = Sequence::start(phases, host);
+        let (phases, progress) = Phases::start(phases, host);
         let mut op = Broadcast {
-            stage: Stage::Running(sequence),
+            stage: Stage::Running(phases),
             kind,
             index_uid,
         };
@@ -154,8 +154,8 @@ impl Broadcast {
                 }
                 self.after_lookup_if_complete(ctx, host)
             }
-            Stage::Running(sequence) => {
-                let progress = sequence.on_reply(token, reply, host);
+            Stage::Running(phases) => {
+                let progress = phases.on_reply(token, reply, host);
                 self.step(progress)
             }
         }
@@ -173,22 +173,22 @@ impl Broadcast {
         let creation = every_node_json(ctx, "POST", "/indexes".into(), body);
         let filterable =
             shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);
-        let (sequence, progress) = Sequence::start(vec![creation, filterable], host);
-        self.stage = Stage::Running(sequence);
+        let (phases, progress) = Phases::start(vec![creation, filterable], host);
+        self.stage = Stage::Running(phases);
         self.step(progress)
     }
 
     fn step(&mut self, progress: Progress) -> Step {
-        let Stage::Running(sequence) = &self.stage else {
+        let Stage::Running(phases) = &self.stage else {
             return Step::Wait;
         };
         match progress {
             Progress::Finished => {
                 let mut record = TaskRecord::new(self.index_uid.clone(), self.kind);
-                for phase in &sequence.finished {
+                for phase in &phases.finished {
                     record_tasks(&mut record, phase);
                 }
-                let first = sequence.finished.first().cloned().unwrap_or_default();
+                let first = phases.finished.first().cloned().unwrap_or_default();
                 enqueued(record, &first)
             }
             other => other.into(),

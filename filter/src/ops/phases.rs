@@ -10,7 +10,7 @@ use crate::ops::fanout::{first_problem, Answer, Fanout};
 
 pub type Phase = Vec<(String, Call)>;
 
-pub struct Sequence {
+pub struct Phases {
     remaining: VecDeque<Phase>,
     current: Fanout<String>,
     in_phase: bool,
@@ -25,16 +25,16 @@ pub enum Progress {
     Failed(Answer),
 }
 
-impl Sequence {
+impl Phases {
     pub fn start(phases: Vec<Phase>, host: &mut dyn Host) -> (Self, Progress) {
-        let mut sequence = Sequence {
+        let mut phases = Phases {
             remaining: phases.into(),
             current: Fanout::new(),
             in_phase: false,
             finished: Vec::new(),
         };
-        let progress = sequence.advance(host);
-        (sequence, progress)
+        let progress = phases.advance(host);
+        (phases, progress)
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) -> Progress {

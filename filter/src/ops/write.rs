@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
-use crate::ops::phases::{Phase, Progress, Sequence};
+use crate::ops::phases::{Phase, Phases, Progress};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::plan::partition::Partition;
@@ -41,7 +41,7 @@ pub(crate) struct Routed {
 
 pub(crate) enum WritePhase {
     Lookup(IndexLookup),
-    Setup(Sequence),
+    Setup(Phases),
     Documents(RoutedWrite),
 }
 
@@ -85,9 +85,9 @@ impl Write {
                 }
                 self.after_lookup_if_complete(ctx, host)
             }
-            WritePhase::Setup(sequence) => match sequence.on_reply(token, reply, host) {
+            WritePhase::Setup(phases) => match phases.on_reply(token, reply, host) {
                 Progress::Finished => {
-                    for phase in &sequence.finished {
+                    for phase in &phases.finished {
                         record_tasks(&mut self.record, phase);
                     }
                     self.send_documents(ctx, host)
@@ -146,9 +146,9 @@ impl Write {
             })
             .collect();
         let settings = shard_field_filterable(ctx, missing_nodes.into_iter(), &self.index);
-        let (sequence, progress) = Sequence::start(vec![creation, settings], host);
+        let (phases, progress) = Phases::start(vec![creation, settings], host);
         let finished = matches!(progress, Progress::Finished);
-        self.phase = WritePhase::Setup(sequence);
+        self.phase = WritePhase::Setup(phases);
         if finished {
             return self.send_documents(ctx, host);
         }

@@ -1,4 +1,4 @@
-//! Sequence numbers stamped on documents when they are written (`_miroir_seq`).
+//! Phases numbers stamped on documents when they are written (`_miroir_seq`).
 //!
 //! One Meilisearch node breaks exact ranking ties by internal document id, which follows insertion
 //! order. Shards cannot share internal ids, so each document carries its insertion order and the

@@ -32,6 +32,21 @@ pub fn restrict_filter(client: Option<&Value>, shards: &[u32]) -> Value {
     }
 }
 
+/// The client's filter restricted to the node's shards, ANDed with one more condition.
+pub(crate) fn with_condition(
+    client_filter: Option<&Value>,
+    shards: &[u32],
+    condition: String,
+) -> Value {
+    match restrict_filter(client_filter, shards) {
+        Value::Array(mut all) => {
+            all.push(Value::String(condition));
+            Value::Array(all)
+        }
+        own => json!([own, condition]),
+    }
+}
+
 /// The body sent to one node: the first `offset+limit` hits from offset 0 with their scores, so
 /// the merge can pick the global page.
 pub fn node_body(
