@@ -264,9 +264,6 @@ impl HttpContext for Http {
         }
         if end_of_stream && self.exchange.is_none() {
             let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-            // The filter answers every request itself, so Envoy's buffered copy is never sent
-            // on: drained now, a large batch is held once in Envoy, not twice.
-            self.set_http_request_body(0, body_size, &[]);
             self.start(body);
         }
         Action::Pause
