@@ -173,6 +173,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             exchange: None,
             intake: Intake::default(),
+            body: Vec::new(),
         }))
     }
 
@@ -187,6 +188,8 @@ struct Http {
     metrics: Rc<Metrics>,
     exchange: Option<Exchange>,
     intake: Intake,
+    /// The request body read so far, each part drained from Envoy's buffer once read.
+    body: Vec<u8>,
 }
 
 impl Http {
@@ -251,6 +254,9 @@ impl HttpContext for Http {
         if !self.admit(announced, announced > 0) {
             return Action::Pause;
         }
+        // Admitted: at most the payload limit.
+        self.body
+            .reserve_exact(usize::try_from(announced).unwrap_or(0));
         if end_of_stream {
             self.start(Vec::new());
         }
@@ -259,11 +265,22 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.admit(body_size as u64, end_of_stream) {
+        let received = self.body.len().saturating_add(body_size);
+        if !self.admit(received as u64, end_of_stream) || self.exchange.is_some() {
             return Action::Pause;
         }
-        if end_of_stream && self.exchange.is_none() {
-            let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        // Each part is moved into the VM as it arrives and drained from Envoy's buffer at
+        // once (the filter answers every request itself: nothing is forwarded), so a large body
+        // is held once while it arrives, not once by Envoy and once by the VM, and the memory
+        // Envoy frees takes the next parts.
+        if body_size > 0 {
+            if let Some(part) = self.get_http_request_body(0, body_size) {
+                self.body.extend_from_slice(&part);
+                self.set_http_request_body(0, body_size, &[]);
+            }
+        }
+        if end_of_stream {
+            let body = std::mem::take(&mut self.body);
             self.start(body);
         }
         Action::Pause
