@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use miroir_e2e::{Client, Cluster, Spec};
+use miroir_e2e::{Client, Cluster, LogLevels, Options, Spec};
 use miroir_topology::limits::{
     MAX_BUFFERED_BODY_BYTES, MAX_CSV_ROWS, MAX_DOCUMENTS_WINDOW, MAX_MULTI_SEARCH_QUERIES,
 };
@@ -30,10 +30,14 @@ fn documents(n: usize) -> Vec<Value> {
         .collect()
 }
 
-fn loaded_cluster(name: &str, docs: usize) -> Cluster {
-    let cluster = Cluster::start(
+fn loaded_cluster(name: &str, docs: usize, levels: LogLevels) -> Cluster {
+    let cluster = Cluster::start_with(
         name,
         Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+        Options {
+            envoy_log_levels: levels,
+            ..Options::default()
+        },
     );
     let client = cluster.client();
     write(
@@ -104,10 +108,10 @@ fn status_of(client: &Client, method: &str, path: &str, body: Option<(&str, &[u8
 }
 
 /// Every cap's worst case.
-pub fn run(docs: usize) -> Vec<CapMemory> {
+pub fn run(docs: usize, levels: LogLevels) -> Vec<CapMemory> {
     let mut results = Vec::new();
 
-    let cluster = loaded_cluster("bench_caps_multi_search", docs);
+    let cluster = loaded_cluster("bench_caps_multi_search", docs, levels);
     let queries: Vec<Value> = (0..MAX_MULTI_SEARCH_QUERIES)
         .map(|i| json!({"indexUid": "caps", "q": format!("word{}", i % 97), "limit": 1000, "facets": ["tag"]}))
         .collect();
@@ -127,7 +131,7 @@ pub fn run(docs: usize) -> Vec<CapMemory> {
     ));
     drop(cluster);
 
-    let cluster = loaded_cluster("bench_caps_documents_window", docs);
+    let cluster = loaded_cluster("bench_caps_documents_window", docs, levels);
     let limit = MAX_DOCUMENTS_WINDOW;
     results.push(measure(
         &format!("document listing, offset+limit {limit} over 3 nodes"),
@@ -161,7 +165,7 @@ pub fn run(docs: usize) -> Vec<CapMemory> {
     ));
     drop(cluster);
 
-    let cluster = loaded_cluster("bench_caps_csv", 0);
+    let cluster = loaded_cluster("bench_caps_csv", 0, levels);
     let mut csv = String::from("id,title\n");
     for i in 0..MAX_CSV_ROWS {
         csv.push_str(&format!("{i},r\n"));
@@ -185,7 +189,7 @@ pub fn run(docs: usize) -> Vec<CapMemory> {
     drop(cluster);
 
     // Large bodies at once: four of a quarter of the budget plus one more.
-    let cluster = loaded_cluster("bench_caps_large_bodies", 0);
+    let cluster = loaded_cluster("bench_caps_large_bodies", 0, levels);
     let each = usize::try_from(MAX_BUFFERED_BODY_BYTES / 4)
         .unwrap_or(usize::MAX)
         .min(99_000_000);

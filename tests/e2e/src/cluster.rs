@@ -11,7 +11,7 @@ use miroir_envoy::{filter_config, filter_config_raw, render, write_filter_config
 use miroir_topology::{Node as TopologyNode, NodeState, Topology};
 use serde_json::Value;
 
-use crate::envoy::Envoy;
+use crate::envoy::{Envoy, LogLevels};
 use crate::http::Client;
 use crate::node::{wait_for_tasks, Node, NodeKind};
 use crate::paths;
@@ -51,6 +51,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The nodes' master key; `None` makes one unique to the cluster.
     pub master_key: Option<String>,
+    /// The tests' by default; `make bench` runs Envoy with [`LogLevels::Production`].
+    pub envoy_log_levels: LogLevels,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             node_timeout_ms: 10_000,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             master_key: None,
+            envoy_log_levels: LogLevels::Test,
         }
     }
 }
@@ -127,7 +130,7 @@ impl Cluster {
         let bootstrap = render(&topology, &render_opts)
             .write(&render_opts.config_dir)
             .unwrap_or_else(|e| panic!("cannot write the Envoy config: {e}"));
-        let mut envoy = Envoy::start(&bootstrap, &dir);
+        let mut envoy = Envoy::start_with_log_levels(&bootstrap, &dir, options.envoy_log_levels);
         envoy.wait_for_filter(&master_key);
         Cluster {
             envoy: Some(envoy),
@@ -240,6 +243,12 @@ impl Cluster {
             .find(|(id, _)| id == node_id)
             .map(|(_, url)| url.clone())
             .unwrap_or_else(|| panic!("no node `{node_id}`; nodes: {:?}", self.node_ids()))
+    }
+
+    /// The process id of every running node, in [`Cluster::node_ids`] order (for CPU time in
+    /// `/proc/<pid>/stat`).
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| lock(n).pid()).collect()
     }
 
     pub fn node_ids(&self) -> Vec<String> {

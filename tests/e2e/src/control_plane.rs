@@ -14,7 +14,7 @@ use miroir_envoy::{ads_bootstrap, write_atomically, AdsBootstrapOptions};
 use serde_json::{json, Value};
 
 use crate::cluster::{launch_nodes, master_key, NameGuard, Spec};
-use crate::envoy::Envoy;
+use crate::envoy::{Envoy, LogLevels};
 use crate::http::{Client, Reply};
 use crate::node::{Node, NodeKind};
 use crate::paths;
@@ -89,6 +89,8 @@ pub struct FleetOptions {
     pub admin_key: Option<String>,
     /// The token Envoys present to the xDS server; `None` makes a random one.
     pub xds_token: Option<String>,
+    /// The tests' by default; `make start` runs Envoy with [`LogLevels::Production`].
+    pub envoy_log_levels: LogLevels,
 }
 
 impl Default for FleetOptions {
@@ -106,6 +108,7 @@ impl Default for FleetOptions {
             master_key: None,
             admin_key: None,
             xds_token: None,
+            envoy_log_levels: LogLevels::Test,
         }
     }
 }
@@ -313,6 +316,21 @@ pub fn spawn_ads_envoy(dir: &Path, node_id: &str, xds: &str, xds_token: Option<&
     Envoy::start(&path, dir)
 }
 
+/// [`start_ads_envoy`] with `levels`.
+fn start_ads_envoy_with_log_levels(
+    dir: &Path,
+    node_id: &str,
+    xds: &str,
+    xds_token: Option<&str>,
+    master_key: &str,
+    levels: LogLevels,
+) -> Envoy {
+    let path = write_ads_bootstrap(dir, node_id, xds, xds_token);
+    let mut envoy = Envoy::start_with_log_levels(&path, dir, levels);
+    envoy.wait_for_filter(master_key);
+    envoy
+}
+
 /// [`spawn_ads_envoy`] for an Envoy the control plane is expected to refuse: waits until it is
 /// ready, not for a listener.
 pub fn spawn_refused_ads_envoy(
@@ -351,9 +369,7 @@ pub fn start_ads_envoy(
     xds_token: Option<&str>,
     master_key: &str,
 ) -> Envoy {
-    let mut envoy = spawn_ads_envoy(dir, node_id, xds, xds_token);
-    envoy.wait_for_filter(master_key);
-    envoy
+    start_ads_envoy_with_log_levels(dir, node_id, xds, xds_token, master_key, LogLevels::Test)
 }
 
 /// Everything one control-plane test started. Dropping it (also on panic) SIGKILLs every
@@ -455,8 +471,16 @@ impl Fleet {
                 .map(|i| {
                     let envoy_dir = dir.join(format!("envoy-{i}"));
                     let (xds, token, key) = (&xds, &xds_token, &master_key);
+                    let levels = options.envoy_log_levels;
                     scope.spawn(move || {
-                        start_ads_envoy(&envoy_dir, &format!("envoy-{i}"), xds, Some(token), key)
+                        start_ads_envoy_with_log_levels(
+                            &envoy_dir,
+                            &format!("envoy-{i}"),
+                            xds,
+                            Some(token),
+                            key,
+                            levels,
+                        )
                     })
                 })
                 .collect();

@@ -10,6 +10,33 @@ use crate::paths;
 use crate::process::ChildProcess;
 use crate::wait::{try_poll, WaitError, DEFAULT_TIMEOUT};
 
+/// Envoy's log levels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogLevels {
+    /// `-l warn --component-log-level wasm:debug,config:debug`: the tests', whose failures are
+    /// read in the filter's and the configuration's debug lines.
+    #[default]
+    Test,
+    /// `-l info`, Envoy's default and what a deployment runs with: nothing is logged per
+    /// request (the filter logs a line per accepted configuration and its warnings). For
+    /// `make start` and `make bench`.
+    Production,
+}
+
+impl LogLevels {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            LogLevels::Test => &[
+                "-l",
+                "warn",
+                "--component-log-level",
+                "wasm:debug,config:debug",
+            ],
+            LogLevels::Production => &["-l", "info"],
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Envoy {
     process: ChildProcess,
@@ -20,17 +47,23 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy on `bootstrap` (rendered with port 0 for the listener and the admin, so
     /// the OS picks both and nothing can race us for them) and waits until it is LIVE.
+    /// With the tests' log levels ([`LogLevels::Test`]).
     pub fn start(bootstrap: &Path, dir: &Path) -> Envoy {
-        Self::launch(bootstrap, dir, true)
+        Self::launch(bootstrap, dir, true, LogLevels::Test)
+    }
+
+    /// [`Envoy::start`] with other log levels.
+    pub fn start_with_log_levels(bootstrap: &Path, dir: &Path, levels: LogLevels) -> Envoy {
+        Self::launch(bootstrap, dir, true, levels)
     }
 
     /// [`Envoy::start`] without waiting for a listener: for an Envoy that is expected to get
     /// none (its [`Envoy::url`] is then empty).
     pub fn start_without_listener(bootstrap: &Path, dir: &Path) -> Envoy {
-        Self::launch(bootstrap, dir, false)
+        Self::launch(bootstrap, dir, false, LogLevels::Test)
     }
 
-    fn launch(bootstrap: &Path, dir: &Path, wait_for_listener: bool) -> Envoy {
+    fn launch(bootstrap: &Path, dir: &Path, wait_for_listener: bool, levels: LogLevels) -> Envoy {
         let admin_address_path = dir.join("envoy-admin-address");
         let log = dir.join("envoy.log");
         let mut command = Command::new(paths::envoy_bin());
@@ -42,8 +75,8 @@ impl Envoy {
             // Hot restart state lives in /dev/shm and is leaked by every SIGKILL; tests never
             // hot-restart. The dynamic base id keeps parallel Envoys apart regardless.
             .args(["--use-dynamic-base-id", "--disable-hot-restart"])
-            .args(["--concurrency", "2", "-l", "warn"])
-            .args(["--component-log-level", "wasm:debug,config:debug"])
+            .args(["--concurrency", "2"])
+            .args(levels.args())
             .current_dir(dir);
         let mut process = ChildProcess::spawn("envoy", command, &log);
         let hint = format!("see {}", log.display());

@@ -31,7 +31,7 @@ pub use control_plane::{
     spawn_ads_envoy, spawn_refused_ads_envoy, start_ads_envoy, ControlPlane, Fleet, FleetOptions,
     Health, StoreKind, ENVOY_CLUSTER,
 };
-pub use envoy::Envoy;
+pub use envoy::{Envoy, LogLevels};
 pub use http::{Client, Reply};
 pub use node::{wait_for_tasks, wait_for_tasks_within, Node, NodeKind};
 pub use ports::free_port;

@@ -135,6 +135,11 @@ impl Node {
         Client::new(&self.url(), Some(&self.master_key))
     }
 
+    /// The running process's id (`None` once killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ChildProcess::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.process.as_mut().is_some_and(|p| p.exited().is_none())
     }

@@ -2,8 +2,13 @@
 //! directly against one node and through Envoy + the Miroir filter over 1 and 3 nodes.
 //!
 //! - indexing throughput (documents/s, from the first POST until every task succeeded);
-//! - search latency p50/p99 for a fixed query mix, after a warm-up, the targets interleaved
-//!   request by request so background load hits them alike;
+//! - search latency p50/p99 for a fixed query mix (`--queries` deterministic searches: keywords,
+//!   filters, facets, sorts, pages), after a warm-up, the targets interleaved request by request
+//!   so background load hits them alike;
+//! - the cost of a search, one target at a time: the CPU time (utime + stime in
+//!   `/proc/<pid>/stat`) Envoy and the nodes spend per search from one client, and the
+//!   throughput of `--concurrency` (8) clients with keep-alive, with its CPU per search too;
+//!   set beside issue 13's goals (printed, never asserted);
 //! - Envoy's peak memory (VmHWM, and VmRSS sampled every 2 ms) while it takes one NDJSON batch
 //!   of up to 100 MB (Meilisearch's payload limit), on a fresh Envoy over 3 nodes; and the same
 //!   for a small batch (4 MB), so the ratio of memory to payload is known at both ends. Whether
@@ -15,30 +20,51 @@
 //! time. Results: `<out>/e2e.json` and `<out>/e2e.md` (default `target/bench`), which
 //! `tools/bench-report.py` folds into `target/bench/report.md`.
 //!
+//! Envoy runs with production log levels (`-l info`) unless `--envoy-log-levels test` (the
+//! tests' `wasm:debug,config:debug`).
+//!
 //! ```text
-//! miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N]
-//!              [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory|caps]
+//! miroir-bench [--docs N] [--iterations N] [--warmup N] [--queries N] [--cpu-requests N]
+//!              [--concurrency N] [--concurrent-requests N] [--envoy-log-levels production|test]
+//!              [--payload-mb N] [--small-payload-mb N] [--out DIR] [--skip-memory]
+//!              [--only latency|memory|caps]
 //! ```
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 #[path = "../bench_caps.rs"]
 mod caps;
 
-use miroir_e2e::corpus::{self, Rng, WORDS};
-use miroir_e2e::{paths, Client, Cluster, NodeKind, Spec};
-use serde_json::{json, Value};
+use miroir_e2e::corpus::{self, Rng, COUNTRIES, DIRECTORS, GENRES, STUDIOS, TAGS, WORDS};
+use miroir_e2e::{paths, Client, Cluster, LogLevels, NodeKind, Options, Spec};
+use serde_json::{json, Map, Value};
 
 const INDEX: &str = "movies";
 const BATCH: usize = 1000;
+/// Issue 13's goals for Envoy over 3 nodes against one node holding everything.
+const GOAL_P50_RATIO: f64 = 1.6;
+const GOAL_THROUGHPUT_RATIO: f64 = 0.35;
+const GOAL_ENVOY_CPU_MS: f64 = 0.35;
+/// How long each target's idle CPU is measured, before its searches.
+const IDLE: Duration = Duration::from_secs(2);
 
 struct Args {
     docs: usize,
     iterations: usize,
     warmup: usize,
+    /// Searches in the query mix.
+    queries: usize,
+    /// Searches per target from one client while CPU time is measured.
+    cpu_requests: usize,
+    /// Clients of the throughput phase.
+    concurrency: usize,
+    /// Searches per target in the throughput phase.
+    concurrent_requests: usize,
+    envoy_log_levels: LogLevels,
     payload_mb: usize,
     small_payload_mb: usize,
     out: PathBuf,
@@ -52,8 +78,13 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         docs: 10_000,
-        iterations: 1500,
-        warmup: 160,
+        iterations: 1000,
+        warmup: 100,
+        queries: 300,
+        cpu_requests: 200,
+        concurrency: 8,
+        concurrent_requests: 300,
+        envoy_log_levels: LogLevels::Production,
         payload_mb: 100,
         small_payload_mb: 4,
         out: paths::target_dir().join("bench"),
@@ -75,6 +106,19 @@ fn args() -> Args {
             "--docs" => a.docs = number(value()),
             "--iterations" => a.iterations = number(value()),
             "--warmup" => a.warmup = number(value()),
+            "--queries" => a.queries = number(value()).max(1),
+            "--cpu-requests" => a.cpu_requests = number(value()).max(1),
+            "--concurrency" => a.concurrency = number(value()).max(1),
+            "--concurrent-requests" => a.concurrent_requests = number(value()).max(1),
+            "--envoy-log-levels" => {
+                a.envoy_log_levels = match value().as_str() {
+                    "production" => LogLevels::Production,
+                    "test" => LogLevels::Test,
+                    other => die(&format!(
+                        "--envoy-log-levels takes production or test, not {other}"
+                    )),
+                }
+            }
             "--payload-mb" => a.payload_mb = number(value()),
             "--small-payload-mb" => a.small_payload_mb = number(value()),
             "--out" => a.out = PathBuf::from(value()),
@@ -93,8 +137,11 @@ fn args() -> Args {
             }
             "-h" | "--help" => {
                 println!(
-                    "miroir-bench [--docs N] [--iterations N] [--warmup N] [--payload-mb N] \
-                     [--small-payload-mb N] [--out DIR] [--skip-memory] [--only latency|memory|caps]"
+                    "miroir-bench [--docs N] [--iterations N] [--warmup N] [--queries N] \
+                     [--cpu-requests N] [--concurrency N] [--concurrent-requests N] \
+                     [--envoy-log-levels production|test] [--payload-mb N] \
+                     [--small-payload-mb N] [--out DIR] [--skip-memory] \
+                     [--only latency|memory|caps]"
                 );
                 std::process::exit(0);
             }
@@ -109,12 +156,58 @@ fn die(message: &str) -> ! {
     std::process::exit(2)
 }
 
+/// A failure once processes run: a panic (see [`kill_children_on_panic`]).
+fn fail(message: &str) -> ! {
+    panic!("miroir-bench: {message}")
+}
+
+/// Release builds abort on panic: the clusters are not dropped, so their processes would keep
+/// running. The hook kills every process this one started (and theirs) first.
+fn kill_children_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let mut pids = vec![std::process::id()];
+        let mut descendants = Vec::new();
+        let all: Vec<(u32, Option<u32>)> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .map(|p| (p, parent_of(p)))
+            .collect();
+        while let Some(parent) = pids.pop() {
+            for (pid, _) in all.iter().filter(|(_, pp)| *pp == Some(parent)) {
+                descendants.push(*pid);
+                pids.push(*pid);
+            }
+        }
+        for pid in descendants {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }));
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Polls `GET /tasks/{uid}` (a node's task, or Miroir's) until it is finished.
 fn wait_task(client: &Client, uid: u64) -> Value {
     loop {
         let (status, task) = client.get(&format!("/tasks/{uid}")).pair();
         if status != 200 {
-            die(&format!("GET /tasks/{uid}: {status} {task}"));
+            fail(&format!("GET /tasks/{uid}: {status} {task}"));
         }
         match task["status"].as_str() {
             Some("succeeded") | Some("failed") | Some("canceled") => return task,
@@ -130,10 +223,10 @@ fn write(client: &Client, method: &str, path: &str, body: &Value) {
         (202, Some(uid)) => {
             let task = wait_task(client, uid);
             if task["status"] != "succeeded" {
-                die(&format!("{method} {path}: {task}"));
+                fail(&format!("{method} {path}: {task}"));
             }
         }
-        _ => die(&format!("{method} {path}: {status} {enqueued}")),
+        _ => fail(&format!("{method} {path}: {status} {enqueued}")),
     }
 }
 
@@ -168,21 +261,32 @@ fn index_corpus(client: &Client, docs: &[Value]) -> f64 {
         let (status, enqueued) = reply.pair();
         match (status, enqueued["taskUid"].as_u64()) {
             (202, Some(uid)) => uids.push(uid),
-            _ => die(&format!("document batch: {status} {enqueued}")),
+            _ => fail(&format!("document batch: {status} {enqueued}")),
         }
     }
     for uid in uids {
         let task = wait_task(client, uid);
         if task["status"] != "succeeded" {
-            die(&format!("document batch task: {task}"));
+            fail(&format!("document batch task: {task}"));
         }
     }
     start.elapsed().as_secs_f64()
 }
 
-/// The fixed query mix: what an application sends most (keywords, filters, facets, sorts,
-/// pages), all answered with 200.
-fn query_mix() -> Vec<Value> {
+/// The query mix, `n` searches: what an application sends most (keywords, filters, facets,
+/// sorts, pages), all answered with 200. The 16 fixed searches, then seeded ones: the same on
+/// every run.
+fn query_mix(n: usize) -> Vec<Value> {
+    let mut mix = fixed_queries();
+    let mut rng = Rng::new(0xBE4C_0013);
+    while mix.len() < n {
+        mix.push(generated_query(&mut rng));
+    }
+    mix.truncate(n);
+    mix
+}
+
+fn fixed_queries() -> Vec<Value> {
     vec![
         json!({"q": "mirror"}),
         json!({"q": "river city"}),
@@ -191,7 +295,7 @@ fn query_mix() -> Vec<Value> {
         json!({"q": "night", "filter": "genres = drama AND year > 1980"}),
         json!({"q": "road", "filter": "rating >= 5 AND available = true", "limit": 30}),
         json!({"q": "light", "facets": ["genres", "tags", "year"]}),
-        json!({"facets": ["*"], "limit": 0}),
+        json!({"facets": ["genres", "tags", "year", "rating", "price", "available", "studio", "director.name", "director.country"], "limit": 0}),
         json!({"q": "ocean", "sort": ["year:desc"]}),
         json!({"sort": ["rating:desc", "price:asc"], "limit": 50}),
         json!({"q": "shadow", "offset": 40, "limit": 20}),
@@ -201,6 +305,92 @@ fn query_mix() -> Vec<Value> {
         json!({"q": "moss", "attributesToSearchOn": ["director.name"]}),
         json!({"q": "winter", "filter": "tags IN [cult, indie]", "facets": ["studio"]}),
     ]
+}
+
+/// A filter on the corpus's filterable attributes: one condition, or two joined.
+fn generated_filter(rng: &mut Rng) -> String {
+    let condition = |rng: &mut Rng| match rng.below(10) {
+        0 => format!("genres = {}", rng.pick(&GENRES)),
+        1 => format!("tags IN [{}, {}]", rng.pick(&TAGS), rng.pick(&TAGS)),
+        2 => format!("year > {}", 1950 + rng.below(70)),
+        3 => {
+            let from = 1950 + rng.below(60);
+            format!("year {from} TO {}", from + 1 + rng.below(15))
+        }
+        4 => format!("rating >= {}", rng.below(10)),
+        5 => format!("price < {}", 2 + rng.below(28)),
+        6 => format!("available = {}", rng.chance(50)),
+        7 => format!("director.country = {}", rng.pick(&COUNTRIES)),
+        8 => format!("director.name = \"{}\"", rng.pick(&DIRECTORS)),
+        _ => format!("studio = studio-{:02}", rng.below(STUDIOS)),
+    };
+    let first = condition(rng);
+    match rng.below(4) {
+        0 => format!("{first} AND {}", condition(rng)),
+        1 => format!("{first} OR {}", condition(rng)),
+        _ => first,
+    }
+}
+
+/// One seeded search: keywords (most of the time), then a filter, a sort, facets, a page and
+/// a few display options, each with its own probability.
+fn generated_query(rng: &mut Rng) -> Value {
+    const SORTS: [&[&str]; 6] = [
+        &["year:desc"],
+        &["rating:desc"],
+        &["price:asc"],
+        &["title:asc"],
+        &["rating:desc", "year:asc"],
+        &["studio:asc", "price:desc"],
+    ];
+    const FACETS: [&[&str]; 5] = [
+        &["genres"],
+        &["genres", "tags"],
+        &["year", "rating"],
+        &["director.country", "available"],
+        &["studio", "genres", "tags"],
+    ];
+    let mut body = Map::new();
+    if rng.chance(85) {
+        let words: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(&WORDS)).collect();
+        body.insert("q".into(), json!(words.join(" ")));
+    }
+    if rng.chance(40) {
+        body.insert("filter".into(), json!(generated_filter(rng)));
+    }
+    if rng.chance(25) {
+        body.insert("sort".into(), json!(rng.pick(&SORTS)));
+    }
+    if rng.chance(25) {
+        body.insert("facets".into(), json!(rng.pick(&FACETS)));
+    }
+    match rng.below(10) {
+        0..=1 => {
+            body.insert("page".into(), json!(1 + rng.below(5)));
+            body.insert("hitsPerPage".into(), json!(*rng.pick(&[10, 20, 25])));
+        }
+        2..=4 => {
+            body.insert("offset".into(), json!(rng.below(10) * 20));
+            body.insert("limit".into(), json!(*rng.pick(&[5, 10, 20, 50])));
+        }
+        _ => {}
+    }
+    if rng.chance(20) {
+        body.insert(
+            "attributesToRetrieve".into(),
+            json!(*rng.pick(&[&["id", "title"][..], &["id", "title", "year", "rating"]])),
+        );
+    }
+    if rng.chance(10) {
+        body.insert("attributesToHighlight".into(), json!(["title"]));
+    }
+    if rng.chance(10) {
+        body.insert("showRankingScore".into(), json!(true));
+    }
+    if rng.chance(5) {
+        body.insert("distinct".into(), json!("studio"));
+    }
+    Value::Object(body)
 }
 
 /// Milliseconds at nearest-rank percentile `p` of sorted `samples`.
@@ -231,24 +421,45 @@ fn latency(mut samples: Vec<f64>) -> Latency {
     }
 }
 
+/// Milliseconds of one search, which must be answered with 200.
 fn search(client: &Client, body: &Value) -> f64 {
+    try_search(client, body).unwrap_or_else(|(_, e)| fail(&format!("search {body}: {e}")))
+}
+
+/// Milliseconds of one search, or `(status or error code, the whole answer)` unless 200.
+fn try_search(client: &Client, body: &Value) -> Result<f64, (String, String)> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let start = Instant::now();
-    let reply = client.send(
-        "POST",
-        &format!("/indexes/{INDEX}/search"),
-        Some(("application/json", &bytes)),
-    );
+    let reply = client
+        .try_send(
+            "POST",
+            &format!("/indexes/{INDEX}/search"),
+            Some(("application/json", &bytes)),
+        )
+        .map_err(|e| ("transport error".to_string(), e))?;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    if reply.status != 200 {
-        die(&format!("search {body}: {} {}", reply.status, reply.text()));
+    match reply.status {
+        200 => Ok(ms),
+        status => {
+            let code = reply
+                .try_json()
+                .and_then(|v| Some(v["code"].as_str()?.to_string()));
+            let kind = format!("{status} {}", code.unwrap_or_default());
+            Err((
+                kind.trim().to_string(),
+                format!("{status} {}", reply.text()),
+            ))
+        }
     }
-    ms
 }
 
 /// Each iteration sends the next query of the mix to every target, in rotating order.
-fn search_latencies(targets: &[(&str, Client)], warmup: usize, iterations: usize) -> Vec<Latency> {
-    let mix = query_mix();
+fn search_latencies(
+    targets: &[(&str, Client)],
+    mix: &[Value],
+    warmup: usize,
+    iterations: usize,
+) -> Vec<Latency> {
     for i in 0..warmup {
         for (_, client) in targets {
             search(client, &mix[i % mix.len()]);
@@ -271,6 +482,202 @@ fn proc_status_bytes(pid: u32, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// utime + stime of `pid`, every thread included, in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| fail(&format!("/proc/{pid}/stat: {e}")));
+    // `pid (comm) state …`: after the `)`, field n of proc(5) is at n − 3; utime 14, stime 15.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().skip(11).take(2))
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields[..] {
+        [utime, stime] => utime + stime,
+        _ => fail(&format!("/proc/{pid}/stat: no utime and stime in {stat}")),
+    }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, read once), and where the
+/// figure comes from.
+fn clock_ticks_per_second() -> (u64, &'static str) {
+    let read = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .filter(|t| *t > 0);
+    match read {
+        Some(ticks) => (ticks, "getconf CLK_TCK"),
+        None => (100, "assumed: getconf CLK_TCK failed"),
+    }
+}
+
+/// The processes serving one target: the Envoy binary's (none for the direct node) and every
+/// node's.
+struct Processes {
+    envoy: Option<u32>,
+    nodes: Vec<u32>,
+}
+
+impl Processes {
+    fn of(cluster: &Cluster) -> Processes {
+        Processes {
+            envoy: cluster
+                .has_envoy()
+                .then(|| envoy_process(cluster.envoy_pid()).0),
+            nodes: cluster.node_pids(),
+        }
+    }
+
+    /// `(Envoy's ticks, the nodes' ticks summed)`.
+    fn ticks(&self) -> (u64, u64) {
+        (
+            self.envoy.map_or(0, cpu_ticks),
+            self.nodes.iter().map(|p| cpu_ticks(*p)).sum(),
+        )
+    }
+}
+
+/// One target's searches in a phase: how many, the wall time, and the CPU ticks Envoy and the
+/// nodes spent meanwhile.
+#[derive(Clone)]
+struct Run {
+    requests: usize,
+    seconds: f64,
+    envoy_ticks: Option<u64>,
+    node_ticks: u64,
+    /// Searches not answered with 200, by status and error code (the throughput phase only:
+    /// elsewhere the first one ends the bench).
+    failed: Vec<(String, usize)>,
+}
+
+impl Run {
+    fn new(p: &Processes, requests: usize, seconds: f64, before: (u64, u64)) -> Run {
+        let after = p.ticks();
+        Run {
+            requests,
+            seconds,
+            envoy_ticks: p.envoy.map(|_| after.0.saturating_sub(before.0)),
+            node_ticks: after.1.saturating_sub(before.1),
+            failed: Vec::new(),
+        }
+    }
+
+    fn failures(&self) -> usize {
+        self.failed.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Searches answered with 200 per second.
+    fn per_second(&self) -> f64 {
+        (self.requests - self.failures()) as f64 / self.seconds
+    }
+
+    /// `, 12 failed: 503 miroir_node_unavailable ×12`, or nothing.
+    fn failure_note(&self) -> String {
+        match self.failures() {
+            0 => String::new(),
+            n => {
+                let kinds: Vec<String> = self
+                    .failed
+                    .iter()
+                    .map(|(k, c)| format!("{k} ×{c}"))
+                    .collect();
+                format!(", {n} failed: {}", kinds.join(", "))
+            }
+        }
+    }
+
+    /// Milliseconds of CPU per search.
+    fn ms_per_search(&self, ticks: u64, hz: u64) -> f64 {
+        ticks as f64 * 1000.0 / hz as f64 / self.requests as f64
+    }
+}
+
+/// The ticks the target's processes spend in `IDLE` without a request (health checks, stats,
+/// background work): what every run's figures include, at this rate.
+fn idle_run(p: &Processes) -> Run {
+    let before = p.ticks();
+    let start = Instant::now();
+    std::thread::sleep(IDLE);
+    Run::new(p, 0, start.elapsed().as_secs_f64(), before)
+}
+
+/// `requests` searches of the mix from one client, after one to open the connection.
+fn sequential_run(client: &Client, p: &Processes, mix: &[Value], requests: usize) -> Run {
+    search(client, &mix[0]);
+    let before = p.ticks();
+    let start = Instant::now();
+    for i in 0..requests {
+        search(client, &mix[i % mix.len()]);
+    }
+    Run::new(p, requests, start.elapsed().as_secs_f64(), before)
+}
+
+/// `requests` searches of the mix from `threads` clients, each with its own keep-alive
+/// connection (opened by one search before the clock starts), taking the next search until
+/// all are sent. A search answered otherwise than with 200 is counted, not fatal: an
+/// overloaded node may be ejected (its health checks time out), and that is a result too.
+fn concurrent_run(
+    cluster: &Cluster,
+    p: &Processes,
+    mix: &[Value],
+    threads: usize,
+    requests: usize,
+) -> Run {
+    let (url, key) = (cluster.url(), cluster.master_key().to_string());
+    let next = AtomicUsize::new(0);
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..threads)
+            .map(|t| {
+                let (url, key, next, barrier) = (&url, &key, &next, &barrier);
+                scope.spawn(move || {
+                    let client = Client::new(url, Some(key));
+                    search(&client, &mix[t % mix.len()]);
+                    barrier.wait();
+                    barrier.wait();
+                    let mut failed: Vec<(String, String)> = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= requests {
+                            return failed;
+                        }
+                        if let Err(e) = try_search(&client, &mix[i % mix.len()]) {
+                            failed.push(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let before = p.ticks();
+        let start = Instant::now();
+        barrier.wait();
+        let mut failed: Vec<(String, String)> = Vec::new();
+        for client in clients {
+            match client.join() {
+                Ok(f) => failed.extend(f),
+                Err(_) => fail("a client thread panicked"),
+            }
+        }
+        let mut run = Run::new(p, requests, start.elapsed().as_secs_f64(), before);
+        if let Some((_, first)) = failed.first() {
+            println!("  {} searches failed; the first: {first}", failed.len());
+        }
+        for (kind, _) in failed {
+            match run.failed.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => run.failed.push((kind, 1)),
+            }
+        }
+        run
+    })
 }
 
 /// Documents of about 1 KB (a corpus document plus a `notes` text) as NDJSON, as many as fit in
@@ -311,16 +718,6 @@ fn envoy_process(pid: u32) -> (u32, String) {
     if is_envoy(&own) {
         return (pid, own);
     }
-    let parent_of = |p: u32| -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    };
     let child = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -329,7 +726,7 @@ fn envoy_process(pid: u32) -> (u32, String) {
         .find(|p| parent_of(*p) == Some(pid) && is_envoy(&exe(*p)));
     match child {
         Some(child) => (child, exe(child)),
-        None => die(&format!(
+        None => fail(&format!(
             "pid {pid} runs {own}, and none of its children runs Envoy"
         )),
     }
@@ -354,15 +751,16 @@ struct Memory {
     rss_after: u64,
 }
 
-fn envoy_memory(payload_mb: usize, name: &str) -> Memory {
+fn envoy_memory(payload_mb: usize, name: &str, levels: LogLevels) -> Memory {
     let (body, documents) = big_ndjson(payload_mb * 1_000_000);
     println!(
         "memory: {} bytes of NDJSON ({documents} documents) into Envoy over 3 nodes",
         body.len()
     );
-    let cluster = Cluster::start(
+    let cluster = start_cluster(
         name,
         Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+        levels,
     );
     let client = cluster.client();
     write(
@@ -444,17 +842,34 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Indexing throughput and search latency of every target, as a report section and JSON.
+/// Starts a cluster with the bench's Envoy log levels.
+fn start_cluster(name: &str, spec: Spec, levels: LogLevels) -> Cluster {
+    Cluster::start_with(
+        name,
+        spec,
+        Options {
+            envoy_log_levels: levels,
+            ..Options::default()
+        },
+    )
+}
+
+/// Indexing throughput, search latency and the cost of a search for every target, as a report
+/// section and JSON.
 fn latency_report(args: &Args) -> (String, Value) {
     let docs = corpus::documents(args.docs);
+    let mix = query_mix(args.queries);
+    let levels = args.envoy_log_levels;
 
     // One cluster at a time while indexing: the timings must not overlap.
     let direct = Cluster::single_node("bench_direct");
-    let envoy_1 = Cluster::start("bench_envoy_1", Spec::new(&[("n0", "g")], 8, 1));
-    let envoy_3 = Cluster::start(
+    let envoy_1 = start_cluster("bench_envoy_1", Spec::new(&[("n0", "g")], 8, 1), levels);
+    let envoy_3 = start_cluster(
         "bench_envoy_3",
         Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 8, 1),
+        levels,
     );
+    let clusters = [&direct, &envoy_1, &envoy_3];
     let targets: Vec<(&str, Client)> = vec![
         ("direct, 1 node", direct.client()),
         ("Envoy + filter, 1 node", envoy_1.client()),
@@ -470,17 +885,51 @@ fn latency_report(args: &Args) -> (String, Value) {
         );
         indexing.push((seconds, rate));
     }
+    for cluster in clusters {
+        cluster.wait_all_nodes_idle();
+    }
 
     println!(
         "search: {} warm-up rounds, {} measured requests per target, interleaved",
         args.warmup, args.iterations
     );
-    let latencies = search_latencies(&targets, args.warmup, args.iterations);
+    let latencies = search_latencies(&targets, &mix, args.warmup, args.iterations);
+
+    // The cost of a search: one target at a time, so that nothing else runs on the machine's
+    // cores but that target's processes (and the idle others).
+    let (hz, hz_source) = clock_ticks_per_second();
+    let processes: Vec<Processes> = clusters.iter().map(|c| Processes::of(c)).collect();
+    let mut sequential = Vec::new();
+    let mut idle = Vec::new();
+    for ((name, client), p) in targets.iter().zip(&processes) {
+        idle.push(idle_run(p));
+        let run = sequential_run(client, p, &mix, args.cpu_requests);
+        println!(
+            "cpu {name}: {} searches from one client in {:.2} s",
+            run.requests, run.seconds
+        );
+        sequential.push(run);
+    }
+    let concurrent_requests = args.concurrent_requests;
+    let mut concurrent = Vec::new();
+    for ((cluster, (name, _)), p) in clusters.iter().zip(&targets).zip(&processes) {
+        let run = concurrent_run(cluster, p, &mix, args.concurrency, concurrent_requests);
+        println!(
+            "throughput {name}: {} searches from {} clients in {:.2} s = {:.1}/s{}",
+            run.requests,
+            args.concurrency,
+            run.seconds,
+            run.per_second(),
+            run.failure_note()
+        );
+        concurrent.push(run);
+    }
     drop((direct, envoy_1, envoy_3));
 
     let base_rate = indexing.first().map_or(f64::NAN, |(_, rate)| *rate);
     let base = latencies.first().map_or(f64::NAN, |l| l.p50);
     let base_p99 = latencies.first().map_or(f64::NAN, |l| l.p99);
+    let base_throughput = concurrent.first().map_or(f64::NAN, Run::per_second);
     let n = latencies.first().map_or(0, |l| l.n);
     let mut md = String::new();
     md.push_str("### Indexing (batches of 1000, all enqueued, until every task succeeded)\n\n");
@@ -494,7 +943,7 @@ fn latency_report(args: &Args) -> (String, Value) {
     md.push_str(&format!(
         "\n### Search latency ({n} queries in a fixed mix of {}, {} warm-up rounds, one client, \
          targets interleaved)\n\n",
-        query_mix().len(),
+        mix.len(),
         args.warmup
     ));
     md.push_str(
@@ -512,6 +961,107 @@ fn latency_report(args: &Args) -> (String, Value) {
             l.p99 / base_p99
         ));
     }
+
+    let cpu = |run: &Run, ticks: Option<u64>| match ticks {
+        Some(t) => format!("{:.3}", run.ms_per_search(t, hz)),
+        None => "—".into(),
+    };
+    // Idle: milliseconds of CPU per second.
+    let idle_cpu = |run: &Run, ticks: Option<u64>| match ticks {
+        Some(t) => format!("{:.1}", t as f64 * 1000.0 / hz as f64 / run.seconds),
+        None => "—".into(),
+    };
+    md.push_str(&format!(
+        "\n### Cost per search (one target at a time; Envoy log levels: {levels:?})\n\n\
+         c=1: {} searches of the mix per target from one client. c={c}: {} searches per target \
+         from {c} clients, each with its own keep-alive connection. CPU: utime + stime of \
+         `/proc/<pid>/stat` (every thread) of the Envoy binary's process and of every node \
+         (summed), before and after, at {hz} ticks/s ({hz_source}; one tick per search is \
+         {:.3} ms at c=1). Idle: the same processes over {:.0} s without a request, before \
+         the c=1 searches (ms of CPU per second, one tick is {:.1}; every figure includes that \
+         rate). Ratios against the direct node.\n\n",
+        args.cpu_requests,
+        concurrent_requests,
+        1000.0 / hz as f64 / args.cpu_requests as f64,
+        IDLE.as_secs_f64(),
+        1000.0 / hz as f64 / IDLE.as_secs_f64(),
+        c = args.concurrency,
+    ));
+    md.push_str(&format!(
+        "| target | p50 (ms) | p99 (ms) | p50 ratio | c=1 searches/s | c={c} searches/s (200s) | \
+         c={c} ratio | Envoy CPU ms/search, c=1 | nodes CPU ms/search, c=1 | \
+         Envoy CPU ms/search, c={c} | nodes CPU ms/search, c={c} | idle CPU ms/s, Envoy / \
+         nodes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        c = args.concurrency
+    ));
+    let rows = targets
+        .iter()
+        .zip(&latencies)
+        .zip(sequential.iter().zip(&concurrent))
+        .zip(&idle);
+    for ((((name, _), l), (one, many)), still) in rows.clone() {
+        let throughput = format!("{:.1}{}", many.per_second(), many.failure_note());
+        md.push_str(&format!(
+            "| {name} | {:.2} | {:.2} | {:.2}× | {:.1} | {} | {:.2}× | {} | {} | {} | {} | \
+             {} / {} |\n",
+            l.p50,
+            l.p99,
+            l.p50 / base,
+            one.per_second(),
+            throughput,
+            many.per_second() / base_throughput,
+            cpu(one, one.envoy_ticks),
+            cpu(one, Some(one.node_ticks)),
+            cpu(many, many.envoy_ticks),
+            cpu(many, Some(many.node_ticks)),
+            idle_cpu(still, still.envoy_ticks),
+            idle_cpu(still, Some(still.node_ticks)),
+        ));
+    }
+    if let (Some(l), Some(one), Some(many)) =
+        (latencies.last(), sequential.last(), concurrent.last())
+    {
+        let envoy_ms = |run: &Run| run.ms_per_search(run.envoy_ticks.unwrap_or(0), hz);
+        let within = |ok: bool| if ok { "within" } else { "over" };
+        let (p50_ratio, throughput_ratio) = (l.p50 / base, many.per_second() / base_throughput);
+        md.push_str(&format!(
+            "\nIssue 13's goals for Envoy over 3 nodes against the direct node (printed, not \
+             asserted):\n\n\
+             | goal | measured | |\n|---|---|---|\n\
+             | p50 ≤ {GOAL_P50_RATIO}× one node's | {p50_ratio:.2}× | {} |\n\
+             | c={} throughput ≥ {GOAL_THROUGHPUT_RATIO}× one node's | {throughput_ratio:.2}× | {} |\n\
+             | Envoy CPU per search ≤ {GOAL_ENVOY_CPU_MS} ms | {:.3} ms (c=1), {:.3} ms (c={}) | {} |\n",
+            within(p50_ratio <= GOAL_P50_RATIO),
+            args.concurrency,
+            within(throughput_ratio >= GOAL_THROUGHPUT_RATIO),
+            envoy_ms(one),
+            envoy_ms(many),
+            args.concurrency,
+            within(envoy_ms(one) <= GOAL_ENVOY_CPU_MS),
+        ));
+    }
+    let pids: Vec<String> = targets
+        .iter()
+        .zip(&processes)
+        .map(|((name, _), p)| {
+            let envoy = p.envoy.map(|e| format!("Envoy {e}, ")).unwrap_or_default();
+            format!("{name}: {envoy}nodes {:?}", p.nodes)
+        })
+        .collect();
+    md.push_str(&format!("\nMeasured processes: {}.\n", pids.join("; ")));
+
+    let run_json = |run: &Run| {
+        json!({
+            "requests": run.requests, "seconds": run.seconds,
+            "searches_per_second": run.per_second(),
+            "failed": run.failed.iter().map(|(k, n)| json!({"kind": k, "count": n}))
+                .collect::<Vec<_>>(),
+            "envoy_cpu_ticks": run.envoy_ticks, "node_cpu_ticks": run.node_ticks,
+            "envoy_cpu_ms_per_search": run.envoy_ticks.map(|t| run.ms_per_search(t, hz)),
+            "node_cpu_ms_per_search": run.ms_per_search(run.node_ticks, hz),
+        })
+    };
     let json = json!({
         "indexing": targets.iter().zip(&indexing).map(|((name, _), (s, r))| json!({
             "target": name, "seconds": s, "documents_per_second": r,
@@ -521,6 +1071,30 @@ fn latency_report(args: &Args) -> (String, Value) {
             "target": name, "requests": l.n, "p50_ms": l.p50, "p90_ms": l.p90, "p99_ms": l.p99,
             "mean_ms": l.mean, "p50_ratio": l.p50 / base, "p99_ratio": l.p99 / base_p99,
         })).collect::<Vec<_>>(),
+        "cost": {
+            "queries": mix.len(),
+            "clock_ticks_per_second": hz,
+            "clock_ticks_source": hz_source,
+            "envoy_log_levels": format!("{levels:?}"),
+            "concurrency": args.concurrency,
+            "goals": {
+                "p50_ratio_max": GOAL_P50_RATIO,
+                "throughput_ratio_min": GOAL_THROUGHPUT_RATIO,
+                "envoy_cpu_ms_per_search_max": GOAL_ENVOY_CPU_MS,
+            },
+            "targets": rows.map(|((((name, _), l), (one, many)), still)| json!({
+                "target": name,
+                "p50_ratio": l.p50 / base,
+                "throughput_ratio": many.per_second() / base_throughput,
+                "sequential": run_json(one),
+                "concurrent": run_json(many),
+                "idle": {
+                    "seconds": still.seconds,
+                    "envoy_cpu_ticks": still.envoy_ticks,
+                    "node_cpu_ticks": still.node_ticks,
+                },
+            })).collect::<Vec<_>>(),
+        },
     });
     (md, json)
 }
@@ -607,6 +1181,7 @@ fn memory_report(memory: &[Memory]) -> (String, Value) {
 
 fn main() {
     let args = args();
+    kill_children_on_panic();
     let kind = NodeKind::from_env();
     let node = match &kind {
         NodeKind::Meilisearch(bin) => format!("Meilisearch ({})", bin.display()),
@@ -624,11 +1199,16 @@ fn main() {
         md.push_str(&section);
         json["indexing"] = values["indexing"].clone();
         json["search"] = values["search"].clone();
+        json["cost"] = values["cost"].clone();
     }
     if args.memory {
         let memory = vec![
-            envoy_memory(args.payload_mb, "bench_memory_large"),
-            envoy_memory(args.small_payload_mb, "bench_memory_small"),
+            envoy_memory(args.payload_mb, "bench_memory_large", args.envoy_log_levels),
+            envoy_memory(
+                args.small_payload_mb,
+                "bench_memory_small",
+                args.envoy_log_levels,
+            ),
         ];
         let (section, values) = memory_report(&memory);
         if args.latency {
@@ -638,7 +1218,8 @@ fn main() {
         json["memory"] = values;
     }
     if args.caps {
-        let (section, values) = caps::report(&caps::run(args.docs.min(20_000)));
+        let results = caps::run(args.docs.min(20_000), args.envoy_log_levels);
+        let (section, values) = caps::report(&results);
         md.push('\n');
         md.push_str(&section);
         json["caps"] = values;

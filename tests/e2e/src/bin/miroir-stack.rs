@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use miroir_e2e::{Fleet, FleetOptions, Spec};
+use miroir_e2e::{Fleet, FleetOptions, LogLevels, Spec};
 
 fn main() {
     let port: u16 = std::env::var("MIROIR_PORT")
@@ -31,6 +31,8 @@ fn main() {
             interval_ms: 1_000,
             ..miroir_e2e::Health::default()
         },
+        // Envoy's default levels, as deployed (the tests' are wasm and config at debug).
+        envoy_log_levels: LogLevels::Production,
         ..FleetOptions::default()
     };
     let spec = Spec::new(&[("n0", "g0"), ("n1", "g0"), ("n2", "g0")], 16, 1);
