@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use miroir_filter::merge::facets::{self, Faceting};
 use miroir_filter::merge::{documents, node_error, stats};
-use miroir_filter::merge::{federated, search, similar};
+use miroir_filter::merge::{federated, hits, search, similar};
 use miroir_filter::request::search_params;
 use miroir_fuzz::{sections, topology};
 use serde_json::{Map, Value};
@@ -45,7 +45,17 @@ fuzz_target!(|data: &[u8]| {
             };
             if let Ok(pagination) = search_params::parse_pagination(&client) {
                 let distinct_total = (which & 16 != 0).then_some(u64::from(choice));
-                let _ = search::merge(&client, pagination, responses, &faceting, distinct_total);
+                // As the filter reads them (hits kept as bytes), and as values (the distinct path).
+                let pages = answers
+                    .iter()
+                    .filter_map(|b| hits::NodeAnswer::parse(b))
+                    .collect();
+                let _ = search::merge(&client, pagination, pages, &faceting, distinct_total);
+                let values = responses
+                    .into_iter()
+                    .map(hits::NodeAnswer::from_map)
+                    .collect();
+                let _ = search::merge(&client, pagination, values, &faceting, distinct_total);
             }
         }
         1 => {

@@ -149,16 +149,27 @@ impl Faceting {
                 continue;
             };
             let by_count = self.by_count(attribute);
-            let mut entries: Vec<(String, Value)> = std::mem::take(counts).into_iter().collect();
-            entries.sort_by(|(a, ca), (b, cb)| {
+            // Each value's sort key is computed once, not at every comparison.
+            let mut entries: Vec<(SortKey, u64, String, Value)> = std::mem::take(counts)
+                .into_iter()
+                .map(|(value, count)| {
+                    (
+                        SortKey::of(&value),
+                        count.as_u64().unwrap_or(0),
+                        value,
+                        count,
+                    )
+                })
+                .collect();
+            entries.sort_by(|(ka, ca, a, _), (kb, cb, b, _)| {
                 if by_count {
-                    count_order((a, ca.as_u64().unwrap_or(0)), (b, cb.as_u64().unwrap_or(0)))
+                    keyed_count_order((ka, a, *ca), (kb, b, *cb))
                 } else {
-                    facet_value_order(a, b)
+                    keyed_value_order((ka, a), (kb, b))
                 }
             });
             entries.truncate(self.max_values_per_facet);
-            *counts = entries.into_iter().collect();
+            *counts = entries.into_iter().map(|(_, _, v, c)| (v, c)).collect();
         }
     }
 }
@@ -167,11 +178,34 @@ impl Faceting {
 /// by value, numbers before strings): number values first, then most frequent first, equal
 /// counts by descending value.
 pub(crate) fn count_order((a, count_a): (&str, u64), (b, count_b): (&str, u64)) -> Ordering {
-    let numeric = |v: &str| facet_number(v).is_some();
-    numeric(b)
-        .cmp(&numeric(a))
+    keyed_count_order((&SortKey::of(a), a, count_a), (&SortKey::of(b), b, count_b))
+}
+
+fn keyed_count_order(
+    (ka, a, count_a): (&SortKey, &str, u64),
+    (kb, b, count_b): (&SortKey, &str, u64),
+) -> Ordering {
+    kb.number
+        .is_some()
+        .cmp(&ka.number.is_some())
         .then(count_b.cmp(&count_a))
-        .then_with(|| facet_value_order(b, a))
+        .then_with(|| keyed_value_order((kb, b), (ka, a)))
+}
+
+/// How a facet value sorts: as a number, or by its lower-case form.
+struct SortKey {
+    number: Option<f64>,
+    folded: Option<String>,
+}
+
+impl SortKey {
+    fn of(value: &str) -> SortKey {
+        let number = facet_number(value);
+        SortKey {
+            number,
+            folded: number.is_none().then(|| value.to_lowercase()),
+        }
+    }
 }
 
 /// A facet value that is a number: JSON numbers are finite, so `"nan"` or `"inf"` (which Rust
@@ -182,15 +216,12 @@ fn facet_number(value: &str) -> Option<f64> {
 
 /// Numeric facet values (which nodes send as strings) before strings, numbers numerically and
 /// strings by their normalized (lower-case) form, as Meilisearch's facet databases are laid out.
-fn facet_value_order(a: &str, b: &str) -> Ordering {
-    match (facet_number(a), facet_number(b)) {
+fn keyed_value_order((ka, a): (&SortKey, &str), (kb, b): (&SortKey, &str)) -> Ordering {
+    match (ka.number, kb.number) {
         (Some(x), Some(y)) => x.total_cmp(&y),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
-        (None, None) => a
-            .to_lowercase()
-            .cmp(&b.to_lowercase())
-            .then_with(|| a.cmp(b)),
+        (None, None) => ka.folded.cmp(&kb.folded).then_with(|| a.cmp(b)),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::merge::facets::{merge_facet_stats, sum_facets, FacetCounts, Faceting};
 use crate::merge::search::{
     compare_rules, compare_seq, is_semantic, merge_runs, page_fields, retain_distinct, rule_names,
-    rules_of, runs_by, strip_internal, Shown,
+    rules_of, runs_by, strip_internal, Rule, Shown,
 };
 use crate::plan::search_body::restrict_filter;
 use crate::request::search_params::Pagination;
@@ -95,7 +95,7 @@ type IndexFacets = (BTreeMap<String, FacetCounts>, Map<String, Value>);
 struct Candidate {
     weighted: f64,
     query: u64,
-    rules: Vec<(String, Value)>,
+    rules: Vec<Rule>,
     seq: Option<u64>,
     position: usize,
     node: usize,

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod facets;
 pub mod federated;
 pub mod followup;
+pub mod hits;
 pub mod node_error;
 pub mod refine;
 pub mod search;

@@ -8,8 +8,11 @@ use miroir_topology::reserved::{self, seq_of};
 use serde_json::{json, Map, Value};
 
 use super::facets::{merge_facet_stats, sum_facets, FacetCounts, Faceting};
+pub(crate) use super::hits::Shown;
+use super::hits::{write_answer, Detail, Details, Hit, NodeAnswer};
 use crate::plan::search_body::distinct_of;
 use crate::request::search_params::Pagination;
+use serde::Deserialize;
 
 /// Keeps the first item (in merged order) of each distinct value, as one node's distinct rule:
 /// an item is dropped when a kept one holds one of its values (arrays hold several). Hits
@@ -65,15 +68,30 @@ pub(crate) fn distinct_leaves(hit: &Value, attr: &str) -> Vec<(String, String)> 
     out
 }
 
-pub(crate) struct Candidate {
+pub(crate) struct Candidate<H = Value> {
     pub(crate) score: f64,
     /// Insertion order, the tie-break of one node.
     pub(crate) seq: Option<u64>,
     /// Ranking-rule entries in rule order, when the node sent them.
-    pub(crate) rules: Vec<(String, Value)>,
+    pub(crate) rules: Vec<Rule>,
     pub(crate) position: usize,
     pub(crate) node: usize,
-    pub(crate) hit: Value,
+    pub(crate) hit: H,
+}
+
+impl Candidate<Hit> {
+    /// The `position`-th hit of the `node`-th answer, kept as the node wrote it.
+    fn of_hit(hit: Hit, position: usize, node: usize) -> Self {
+        let ranking = hit.ranking();
+        Candidate {
+            score: ranking.score,
+            seq: ranking.seq,
+            rules: ranking.details.map(ordered_rules).unwrap_or_default(),
+            position,
+            node,
+            hit,
+        }
+    }
 }
 
 impl Candidate {
@@ -93,41 +111,66 @@ impl Candidate {
     }
 }
 
+/// One entry of a hit's `_rankingScoreDetails`, read once for the comparisons that order hits.
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    descending: bool,
+    similarity: Option<f64>,
+    distance: Option<f64>,
+    /// A sort rule's value; `None` also when the entry has none.
+    value: Option<Value>,
+    has_value: bool,
+    score: Option<f64>,
+}
+
+impl Rule {
+    fn new(name: String, detail: Detail) -> Rule {
+        Rule {
+            descending: name.ends_with(":desc"),
+            name,
+            similarity: detail.similarity,
+            distance: detail.distance,
+            has_value: detail.value.is_some(),
+            value: detail.value,
+            score: detail.score,
+        }
+    }
+}
+
 /// A hit's `_rankingScoreDetails` entries in ranking-rule order.
-pub(crate) fn rules_of(hit: &Value) -> Vec<(String, Value)> {
-    let Some(Value::Object(details)) = hit.get("_rankingScoreDetails") else {
-        return Vec::new();
-    };
-    let mut rules: Vec<(u64, String, Value)> = details
-        .iter()
-        .map(|(rule, d)| {
-            (
-                d.get("order").and_then(Value::as_u64).unwrap_or(u64::MAX),
-                rule.clone(),
-                d.clone(),
-            )
-        })
+pub(crate) fn rules_of(hit: &Value) -> Vec<Rule> {
+    hit.get("_rankingScoreDetails")
+        .and_then(|d| Details::deserialize(d).ok())
+        .map(ordered_rules)
+        .unwrap_or_default()
+}
+
+/// Ranking details' entries in ranking-rule order.
+fn ordered_rules(Details(details): Details) -> Vec<Rule> {
+    let mut rules: Vec<(u64, Rule)> = details
+        .into_iter()
+        .map(|(rule, d)| (d.order.unwrap_or(u64::MAX), Rule::new(rule, d)))
         .collect();
-    rules.sort_by_key(|(order, _, _)| *order);
-    rules.into_iter().map(|(_, rule, d)| (rule, d)).collect()
+    rules.sort_by_key(|(order, _)| *order);
+    rules.into_iter().map(|(_, rule)| rule).collect()
 }
 
 /// Whether a hit came from the semantic side of a search (its similarity replaced the rules).
-pub(crate) fn is_semantic(rules: &[(String, Value)]) -> bool {
-    rules.iter().any(|(rule, _)| rule == "vectorSort")
+pub(crate) fn is_semantic(rules: &[Rule]) -> bool {
+    rules.iter().any(|rule| rule.name == "vectorSort")
 }
 
 /// Orders two hits as one node's bucket sort would: the first rule that tells them apart
 /// decides. `None` when they were ranked by different rules and cannot be compared this way.
-pub(crate) fn compare_rules(a: &[(String, Value)], b: &[(String, Value)]) -> Option<Ordering> {
+pub(crate) fn compare_rules(a: &[Rule], b: &[Rule]) -> Option<Ordering> {
     if a.is_empty() || a.len() != b.len() {
         return None;
     }
-    for ((rule_a, da), (rule_b, db)) in a.iter().zip(b) {
-        if rule_a != rule_b {
+    for (ra, rb) in a.iter().zip(b) {
+        if ra.name != rb.name {
             return None;
         }
-        let ordering = compare_rule(rule_a, da, db);
+        let ordering = compare_rule(ra, rb);
         if ordering != Ordering::Equal {
             return Some(ordering);
         }
@@ -136,27 +179,26 @@ pub(crate) fn compare_rules(a: &[(String, Value)], b: &[(String, Value)]) -> Opt
 }
 
 /// Less is better (comes first).
-fn compare_rule(rule: &str, a: &Value, b: &Value) -> Ordering {
-    let number = |v: &Value, field: &str| v.get(field).and_then(Value::as_f64);
+fn compare_rule(a: &Rule, b: &Rule) -> Ordering {
     // Vector similarity: higher first.
-    if let (Some(x), Some(y)) = (number(a, "similarity"), number(b, "similarity")) {
+    if let (Some(x), Some(y)) = (a.similarity, b.similarity) {
         return y.total_cmp(&x);
     }
     // Geo sort: by distance in the rule's direction.
-    if let (Some(x), Some(y)) = (number(a, "distance"), number(b, "distance")) {
+    if let (Some(x), Some(y)) = (a.distance, b.distance) {
         let ascending = x.total_cmp(&y);
-        return if rule.ends_with(":desc") {
+        return if a.descending {
             ascending.reverse()
         } else {
             ascending
         };
     }
     // A sort rule, from the query's `sort` or the index's `attr:asc|desc` rules.
-    if a.get("value").is_some() || b.get("value").is_some() {
-        return compare_sort_values(a.get("value"), b.get("value"), rule.ends_with(":desc"));
+    if a.has_value || b.has_value {
+        return compare_sort_values(a.value.as_ref(), b.value.as_ref(), a.descending);
     }
     // A relevancy rule: its local score, higher first.
-    match (number(a, "score"), number(b, "score")) {
+    match (a.score, b.score) {
         (Some(x), Some(y)) => y.total_cmp(&x),
         _ => Ordering::Equal,
     }
@@ -212,7 +254,7 @@ pub(crate) fn compare_sort_values(
 /// semantic side of a hybrid search) cannot be compared rule by rule, so each side is ordered on
 /// its own and the sides are merged by weighted score, as Meilisearch merges them. Every order
 /// used is total: a sort given an inconsistent order may panic.
-pub(crate) fn rank(client: &Map<String, Value>, candidates: &mut Vec<Candidate>) {
+pub(crate) fn rank<H>(client: &Map<String, Value>, candidates: &mut Vec<Candidate<H>>) {
     // A hybrid search ranks semantic hits at `score × semanticRatio` against keyword hits at
     // `score × (1 − semanticRatio)`, a semantic hit first on a tie; each hit still shows its own
     // unweighted score.
@@ -221,12 +263,12 @@ pub(crate) fn rank(client: &Map<String, Value>, candidates: &mut Vec<Candidate>)
             .and_then(Value::as_f64)
             .unwrap_or(0.5)
     });
-    let weighted = |c: &Candidate| match ratio {
+    let weighted = |c: &Candidate<H>| match ratio {
         Some(r) if is_semantic(&c.rules) => c.score * r,
         Some(r) => c.score * (1.0 - r),
         None => c.score,
     };
-    let within = |a: &Candidate, b: &Candidate| {
+    let within = |a: &Candidate<H>, b: &Candidate<H>| {
         compare_rules(&a.rules, &b.rules)
             .unwrap_or_else(|| weighted(b).total_cmp(&weighted(a)))
             .then_with(|| compare_seq(a.seq, b.seq))
@@ -245,8 +287,8 @@ pub(crate) fn rank(client: &Map<String, Value>, candidates: &mut Vec<Candidate>)
 
 /// The names of the rules a hit was ranked by, in order: hits with the same names compare rule
 /// by rule.
-pub(crate) fn rule_names(rules: &[(String, Value)]) -> Vec<String> {
-    rules.iter().map(|(name, _)| name.clone()).collect()
+pub(crate) fn rule_names(rules: &[Rule]) -> Vec<String> {
+    rules.iter().map(|rule| rule.name.clone()).collect()
 }
 
 /// `items` split by `signature` (in order of first appearance), each run sorted by `order`.
@@ -312,10 +354,10 @@ pub(crate) fn merge_runs<T>(
 pub fn merge(
     client: &Map<String, Value>,
     pagination: Pagination,
-    responses: Vec<Map<String, Value>>,
+    responses: Vec<NodeAnswer>,
     faceting: &Faceting,
     distinct_total: Option<u64>,
-) -> Value {
+) -> Vec<u8> {
     let asked = |field: &str| client.get(field).and_then(Value::as_bool).unwrap_or(false);
     let show = Shown {
         score: asked("showRankingScore"),
@@ -330,12 +372,14 @@ pub fn merge(
     let mut has_facets = false;
     let mut has_facet_stats = false;
 
-    let mut template = responses.first().cloned().unwrap_or_default();
-    for (node, mut response) in responses.into_iter().enumerate() {
-        if let Some(Value::Array(hits)) = response.remove("hits") {
-            for (position, hit) in hits.into_iter().enumerate() {
-                candidates.push(Candidate::new(hit, position, node));
-            }
+    let mut template = responses
+        .first()
+        .map(|r| r.fields.clone())
+        .unwrap_or_default();
+    for (node, answer) in responses.into_iter().enumerate() {
+        let response = answer.fields;
+        for (position, hit) in answer.hits.into_iter().enumerate() {
+            candidates.push(Candidate::of_hit(hit, position, node));
         }
         let number = |field: &str| response.get(field).and_then(Value::as_u64).unwrap_or(0);
         processing_time = processing_time.max(number("processingTimeMs"));
@@ -354,7 +398,7 @@ pub fn merge(
     rank(client, &mut candidates);
     let distinct = distinct_of(client);
     if let Some(attr) = &distinct {
-        retain_distinct(&mut candidates, attr, |c| &c.hit);
+        retain_distinct(&mut candidates, attr, |c| c.hit.value());
     }
     // A distinct attribute retrieved only for this merge is not shown.
     let hide = distinct.filter(|attr| {
@@ -376,25 +420,17 @@ pub fn merge(
         candidates.truncate(usize::try_from(max).unwrap_or(usize::MAX));
     }
     let (skip, keep) = pagination.window();
-    let page: Vec<Candidate> = candidates
+    let page: Vec<Candidate<Hit>> = candidates
         .into_iter()
         .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(usize::try_from(keep).unwrap_or(usize::MAX))
         .collect();
     // Meilisearch counts the semantic hits of the page it returns.
     let semantic_hits = page.iter().filter(|c| is_semantic(&c.rules)).count();
-    let hits: Vec<Value> = page
-        .into_iter()
-        .map(|c| {
-            let mut hit = strip_internal(c.hit, show);
-            if let (Some(attr), Value::Object(fields)) = (&hide, &mut hit) {
-                fields.shift_remove(attr);
-            }
-            hit
-        })
-        .collect();
 
-    template.insert("hits".into(), Value::Array(hits));
+    if !template.contains_key("hits") {
+        template.insert("hits".into(), Value::Null);
+    }
     template.insert("processingTimeMs".into(), json!(processing_time));
     page_fields(
         &mut template,
@@ -413,7 +449,12 @@ pub fn merge(
     if has_facet_stats {
         template.insert("facetStats".into(), Value::Object(facet_stats));
     }
-    Value::Object(template)
+    write_answer(
+        &template,
+        page.iter().map(|c| &c.hit),
+        show,
+        hide.as_deref(),
+    )
 }
 
 /// The page's pagination fields and totals, as one node words them for the client's pagination.
@@ -450,13 +491,6 @@ pub(crate) fn page_fields(
     }
 }
 
-/// What the client asked to see of the ranking.
-#[derive(Clone, Copy)]
-pub(crate) struct Shown {
-    pub(crate) score: bool,
-    pub(crate) details: bool,
-}
-
 pub(crate) fn strip_internal(mut hit: Value, show: Shown) -> Value {
     if let Value::Object(fields) = &mut hit {
         reserved::strip(fields);
@@ -473,6 +507,20 @@ pub(crate) fn strip_internal(mut hit: Value, show: Shown) -> Value {
         }
     }
     hit
+}
+
+/// [`merge`] over answers read as values, into a value: what the tests compare.
+#[cfg(test)]
+pub(crate) fn merge_values(
+    client: &Map<String, Value>,
+    pagination: Pagination,
+    responses: Vec<Map<String, Value>>,
+    faceting: &Faceting,
+    distinct_total: Option<u64>,
+) -> Value {
+    let answers = responses.into_iter().map(NodeAnswer::from_map).collect();
+    let body = merge(client, pagination, answers, faceting, distinct_total);
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

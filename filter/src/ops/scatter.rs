@@ -13,6 +13,7 @@ use crate::host::{Host, Reply};
 use crate::merge::documents as documents_list;
 use crate::merge::facets::{self, Faceting};
 use crate::merge::followup::{FollowUp, Kind};
+use crate::merge::hits::{Hit, NodeAnswer};
 use crate::merge::{federated, search, similar};
 use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::ops::Step;
@@ -27,7 +28,35 @@ use super::follow_up::Rounds;
 struct Slot {
     node: String,
     shards: Vec<u32>,
-    response: Option<Map<String, Value>>,
+    response: Option<Answered>,
+}
+
+/// A page's hits, when they are kept apart from its fields.
+type KeptHits = Option<Vec<Hit>>;
+
+/// A node's answer: a search's with its hits kept as the node wrote them (unless the search is
+/// distinct: its follow-up rounds read the hits' values), any other as values.
+enum Answered {
+    Page(NodeAnswer),
+    Values(Map<String, Value>),
+}
+
+impl Answered {
+    /// Every field but the hits of a page.
+    fn fields(&self) -> &Map<String, Value> {
+        match self {
+            Answered::Page(page) => &page.fields,
+            Answered::Values(fields) => fields,
+        }
+    }
+
+    /// The fields, and the hits when they are kept apart.
+    fn split(self) -> (Map<String, Value>, KeptHits) {
+        match self {
+            Answered::Page(page) => (page.fields, Some(page.hits)),
+            Answered::Values(fields) => (fields, None),
+        }
+    }
 }
 
 pub(crate) struct Scatter {
@@ -199,7 +228,7 @@ impl Scatter {
             scatter.slots.push(Slot {
                 node: String::new(),
                 shards: vec![window.shard],
-                response: Some(answered),
+                response: Some(Answered::Values(answered)),
             });
         }
         for shard in unavailable {
@@ -396,6 +425,7 @@ impl Scatter {
     /// other owners, and once every shard answered the pages are merged.
     fn progress(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
         let replies = std::mem::take(&mut self.fanout.replies);
+        let pages = self.reads_pages();
         let mut orphaned = Vec::new();
         for (slot, reply) in replies {
             let Some(entry) = self.slots.get_mut(slot) else {
@@ -403,9 +433,13 @@ impl Scatter {
             };
             match outcome(&reply) {
                 Outcome::Success(body) => {
-                    match serde_json::from_slice::<Map<String, Value>>(body) {
-                        Ok(response) => entry.response = Some(response),
-                        Err(_) => {
+                    let answered = match pages {
+                        true => NodeAnswer::parse(body).map(Answered::Page),
+                        false => serde_json::from_slice(body).ok().map(Answered::Values),
+                    };
+                    match answered {
+                        Some(response) => entry.response = Some(response),
+                        None => {
                             self.failed.insert(entry.node.clone());
                             orphaned.extend(entry.shards.iter().copied());
                         }
@@ -458,6 +492,11 @@ impl Scatter {
         self.answer()
     }
 
+    /// Whether answers are read as pages ([`NodeAnswer`]): a search's, unless distinct.
+    fn reads_pages(&self) -> bool {
+        matches!(self.mode, Mode::Search(_)) && !self.client.contains_key("distinct")
+    }
+
     /// The nodes that answered, in slot order (the order of the merged answers).
     fn answered_nodes(&self) -> Vec<String> {
         self.slots
@@ -478,7 +517,7 @@ impl Scatter {
         let answered: Vec<(&[u32], &Map<String, Value>)> = self
             .slots
             .iter()
-            .filter_map(|s| Some((s.shards.as_slice(), s.response.as_ref()?)))
+            .filter_map(|s| Some((s.shards.as_slice(), s.response.as_ref()?.fields())))
             .collect();
         let faceting = |index: &str| self.faceting_of(index);
         let logic = FollowUp::start(kind, &self.index, &self.client, &faceting, &answered);
@@ -487,21 +526,32 @@ impl Scatter {
 
     /// Merges the answers into the client's.
     fn answer(&mut self) -> Step {
-        let mut responses: Vec<Map<String, Value>> = self
+        let (mut responses, hits): (Vec<Map<String, Value>>, Vec<KeptHits>) = self
             .slots
             .iter_mut()
             .filter_map(|s| s.response.take())
-            .collect();
+            .map(Answered::split)
+            .unzip();
         let distinct_total = self.follow.take().and_then(|f| f.finish(&mut responses));
         let faceting = &self.faceting;
         let merged = match self.mode {
-            Mode::Search(pagination) => search::merge(
-                &self.client,
-                pagination,
-                responses,
-                faceting,
-                distinct_total,
-            ),
+            Mode::Search(pagination) => {
+                let answers = responses
+                    .into_iter()
+                    .zip(hits)
+                    .map(|(fields, hits)| match hits {
+                        Some(hits) => NodeAnswer { fields, hits },
+                        None => NodeAnswer::from_map(fields),
+                    })
+                    .collect();
+                let body =
+                    search::merge(&self.client, pagination, answers, faceting, distinct_total);
+                return Step::Answer(Answer {
+                    status: 200,
+                    body,
+                    headers: Vec::new(),
+                });
+            }
             Mode::FacetSearch => facets::merge_facet_hits(&self.client, responses, faceting),
             Mode::Documents => documents_list::merge(&self.client, responses),
             Mode::Federated(pagination) => federated::merge(

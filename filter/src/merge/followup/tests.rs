@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::merge::facets::merge_facet_hits;
-use crate::merge::search::merge;
+use crate::merge::search::merge_values as merge;
 use crate::plan::search_body::shard_filter;
 
 fn obj(v: Value) -> Map<String, Value> {

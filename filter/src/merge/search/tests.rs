@@ -12,7 +12,7 @@ fn merge_default(
     pagination: Pagination,
     responses: Vec<Map<String, Value>>,
 ) -> Value {
-    merge(client, pagination, responses, &Faceting::default(), None)
+    merge_values(client, pagination, responses, &Faceting::default(), None)
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -314,7 +314,7 @@ fn facet_values_are_ordered_and_cut_like_one_node() {
     let faceting = Faceting::from_settings(
         &json!({"maxValuesPerFacet": 2, "sortFacetValuesBy": {"*": "alpha", "genre": "count"}}),
     );
-    let merged = merge(
+    let merged = merge_values(
         &obj(json!({})),
         Pagination::Offset {
             offset: 0,
@@ -514,7 +514,7 @@ fn no_hit_is_ranked_past_max_total_hits() {
             .collect();
         obj(json!({"hits": hits, "totalHits": 3}))
     };
-    let merged = merge(
+    let merged = merge_values(
         &obj(json!({})),
         Pagination::Pages {
             page: 1,
@@ -531,7 +531,7 @@ fn no_hit_is_ranked_past_max_total_hits() {
         (json!(6), json!(1))
     );
     let estimated = |total: u64| obj(json!({"hits": [], "estimatedTotalHits": total}));
-    let merged = merge(
+    let merged = merge_values(
         &obj(json!({})),
         Pagination::Offset {
             offset: 0,
