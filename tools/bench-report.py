@@ -21,16 +21,17 @@ def mean_ns(bench: str, shards: int, group=group):
 
 sections = []
 rows = [
-    "| shards | baseline: parse (µs) | parse + merge + serialize (µs) | ratio |",
-    "|---|---|---|---|",
+    "| shards | node answers | baseline: parse into values (µs) | read + merge + write (µs) | ratio |",
+    "|---|---|---|---|---|",
 ]
 missing = []
-for shards in (3, 12):
-    base, full = mean_ns("baseline-parse", shards), mean_ns("parse-merge-serialize", shards)
+for shards, suffix, what in ((3, "", "with ranking details"), (3, "-score-only", "score only"), (12, "", "with ranking details")):
+    base = mean_ns("baseline-parse" + suffix, shards)
+    full = mean_ns("parse-merge-serialize" + suffix, shards)
     if base is None or full is None:
-        missing.append(str(shards))
+        missing.append(f"{shards} ({what})")
         continue
-    rows.append(f"| {shards} | {base / 1000:.1f} | {full / 1000:.1f} | {full / base:.2f}× |")
+    rows.append(f"| {shards} | {what} | {base / 1000:.1f} | {full / 1000:.1f} | {full / base:.2f}× |")
 merge = "## Search merge (criterion, same run)\n\n" + "\n".join(rows) + "\n"
 if missing:
     merge += f"\nNo criterion estimates for {', '.join(missing)} shards under {group}.\n"

@@ -18,6 +18,7 @@ use crate::merge::{federated, search, similar};
 use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
+use crate::plan::scatter::{scatter_plan, ScatterPlan, Unplannable};
 use crate::plan::search_body;
 use crate::request::search_params::{self, Pagination};
 
@@ -185,12 +186,33 @@ impl Scatter {
         host: &mut dyn Host,
     ) -> Result<(Self, Step), MeiliError> {
         let topology = &ctx.config.topology;
-        let Some((group, plan)) = ctx.config.covering(ctx.turn) else {
-            return Err(MeiliError::internal("the topology has no replica group"));
+        // A listing by ids only needs the shards those ids hash to; a shard already answered
+        // (`/similar`'s target) is not asked again.
+        let ids: Option<BTreeSet<u32>> = match (mode, client.get("ids")) {
+            (Mode::Documents, Some(Value::Array(ids))) => Some(
+                ids.iter()
+                    .filter_map(miroir_topology::canonical_key)
+                    .map(|id| topology.shard_for_key(&id))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let answered_shard = match mode {
+            Mode::Similar(window) if answered.is_some() => Some(window.shard),
+            _ => None,
+        };
+        let wanted =
+            |s: u32| ids.as_ref().is_none_or(|w| w.contains(&s)) && Some(s) != answered_shard;
+        let ScatterPlan { group, assignments } = match scatter_plan(&ctx.config, ctx.turn, wanted) {
+            Ok(plan) => plan,
+            Err(Unplannable::NoGroup) => {
+                return Err(MeiliError::internal("the topology has no replica group"))
+            }
+            Err(Unplannable::Unavailable(shard)) => return Err(shard_unavailable(host, &[shard])),
         };
         let mut scatter = Scatter {
             index: index.to_string(),
-            group: group.to_string(),
+            group,
             client,
             mode,
             slots: Vec::new(),
@@ -202,40 +224,13 @@ impl Scatter {
             follow: None,
             ranked_by_values: true,
         };
-        // Shards with no active owner in this group are asked of another group straight away.
-        let mut assignments = plan.assignments;
-        let mut unavailable = plan.unavailable;
-        // A listing by ids only needs the shards those ids hash to.
-        if let (Mode::Documents, Some(Value::Array(ids))) = (mode, scatter.client.get("ids")) {
-            let wanted: BTreeSet<u32> = ids
-                .iter()
-                .filter_map(miroir_topology::canonical_key)
-                .map(|id| topology.shard_for_key(&id))
-                .collect();
-            for shards in assignments.values_mut() {
-                shards.retain(|s| wanted.contains(s));
-            }
-            assignments.retain(|_, shards| !shards.is_empty());
-            unavailable.retain(|s| wanted.contains(s));
-        }
-        // A shard already answered is not asked again; its answer merges first.
-        if let (Mode::Similar(window), Some(answered)) = (mode, answered) {
-            for shards in assignments.values_mut() {
-                shards.retain(|s| *s != window.shard);
-            }
-            assignments.retain(|_, shards| !shards.is_empty());
-            unavailable.retain(|s| *s != window.shard);
+        // The answered shard merges first.
+        if let (Some(shard), Some(answered)) = (answered_shard, answered) {
             scatter.slots.push(Slot {
                 node: String::new(),
-                shards: vec![window.shard],
+                shards: vec![shard],
                 response: Some(Answered::Values(answered)),
             });
-        }
-        for shard in unavailable {
-            match scatter.replacement(&ctx.config, shard) {
-                Some(node) => assignments.entry(node.id.clone()).or_default().push(shard),
-                None => return Err(shard_unavailable(host, &[shard])),
-            }
         }
         // Facet values are ordered and cut with the index's faceting settings, and hits are made
         // distinct by its distinct attribute.

@@ -4,4 +4,5 @@ pub(crate) mod calls;
 pub mod insertion;
 pub mod partition;
 pub(crate) mod passthrough;
+pub(crate) mod scatter;
 pub mod search_body;

@@ -1,0 +1,98 @@
+//! Which node a scattered read asks for which shards.
+
+use std::collections::BTreeMap;
+
+use crate::config::FilterConfig;
+
+/// One active owner of every shard wanted, in the replica group the request's turn reads from;
+/// a shard with no active owner there is asked of an owner in another group.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ScatterPlan {
+    pub(crate) group: String,
+    /// Node id → the shards it is asked for (ascending).
+    pub(crate) assignments: BTreeMap<String, Vec<u32>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Unplannable {
+    NoGroup,
+    /// No active owner anywhere.
+    Unavailable(u32),
+}
+
+/// The plan of request number `turn` over the shards `wanted` accepts.
+pub(crate) fn scatter_plan(
+    config: &FilterConfig,
+    turn: u64,
+    wanted: impl Fn(u32) -> bool,
+) -> Result<ScatterPlan, Unplannable> {
+    let (group, covering) = config.covering(turn).ok_or(Unplannable::NoGroup)?;
+    let mut assignments = covering.assignments;
+    for shards in assignments.values_mut() {
+        shards.retain(|s| wanted(*s));
+    }
+    assignments.retain(|_, shards| !shards.is_empty());
+    for shard in covering.unavailable.into_iter().filter(|s| wanted(*s)) {
+        let node = config
+            .replacement(shard, group, |_| true)
+            .ok_or(Unplannable::Unavailable(shard))?;
+        let shards = assignments.entry(node.id.clone()).or_default();
+        shards.push(shard);
+        shards.sort_unstable();
+    }
+    Ok(ScatterPlan {
+        group: group.to_string(),
+        assignments,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miroir_topology::{Node, NodeState, PluginConfig, Topology};
+
+    fn config(states: &[(&str, &str, NodeState)]) -> FilterConfig {
+        FilterConfig::compile(PluginConfig::new(Topology {
+            epoch: 1,
+            shards: 8,
+            replication_factor: 1,
+            nodes: states
+                .iter()
+                .map(|(id, group, state)| Node {
+                    id: (*id).into(),
+                    address: "x:1".into(),
+                    group: (*group).into(),
+                    state: *state,
+                })
+                .collect(),
+        }))
+    }
+
+    #[test]
+    fn every_wanted_shard_is_asked_once_and_failed_owners_are_replaced_from_another_group() {
+        use NodeState::{Active, Failed};
+        let config = config(&[
+            ("a", "g1", Active),
+            ("b", "g1", Failed),
+            ("c", "g2", Active),
+        ]);
+        // Turn 0 reads g1, where b's shards have no active owner: c (g2) serves them.
+        let plan = scatter_plan(&config, 0, |_| true).unwrap();
+        assert_eq!(plan.group, "g1");
+        let mut all: Vec<u32> = plan.assignments.values().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..8).collect::<Vec<_>>());
+        assert!(!plan.assignments.contains_key("b"));
+        let only_three = scatter_plan(&config, 0, |s| s == 3).unwrap();
+        assert_eq!(only_three.assignments.values().flatten().count(), 1);
+        let alone = config_without_replacement();
+        assert!(matches!(
+            scatter_plan(&alone, 0, |_| true),
+            Err(Unplannable::Unavailable(_))
+        ));
+    }
+
+    fn config_without_replacement() -> FilterConfig {
+        config(&[("a", "g1", NodeState::Failed)])
+    }
+}
