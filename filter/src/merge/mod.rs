@@ -6,7 +6,7 @@ pub mod distinct_hits;
 pub mod documents;
 pub mod facets;
 pub mod federated;
-pub mod followup;
+pub mod follow_up;
 pub mod hits;
 pub mod node_error;
 pub mod refine;

@@ -1,4 +1,4 @@
-//! Sends a scattered search's follow-up rounds (`search::followup`) to the nodes that answered
+//! Sends a scattered search's follow-up rounds (`merge::follow_up`) to the nodes that answered
 //! its first round, each restricted to the same shards as before.
 //!
 //! A follow-up call that fails teaches nothing: the merge then uses what the first answers said
@@ -8,7 +8,7 @@ use miroir_topology::limits::MAX_FOLLOW_UP_ROUNDS;
 use serde_json::{Map, Value};
 
 use crate::host::{Host, Reply};
-use crate::merge::followup::FollowUp;
+use crate::merge::follow_up::FollowUp;
 use crate::ops::fanout::{outcome, Fanout, Outcome};
 use crate::plan::calls::Ctx;
 

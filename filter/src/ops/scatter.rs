@@ -12,7 +12,7 @@ use crate::error::MeiliError;
 use crate::host::{Host, Reply};
 use crate::merge::documents as documents_list;
 use crate::merge::facets::{self, Faceting};
-use crate::merge::followup::{FollowUp, Kind};
+use crate::merge::follow_up::{FollowUp, Kind};
 use crate::merge::hits::{Hit, NodeAnswer};
 use crate::merge::{federated, search, similar};
 use crate::ops::fanout::{outcome, Answer, Fanout, Outcome};
