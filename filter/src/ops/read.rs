@@ -392,6 +392,11 @@ impl FirstAnswer {
         if self.hide == Hide::Nothing {
             return Answer::relay(200, body.to_vec());
         }
+        if self.hide == Hide::Read {
+            if let Some(hidden) = crate::plan::passthrough::hide_reserved_in_search(body) {
+                return Answer::relay(200, hidden);
+            }
+        }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(mut doc)) if self.hide == Hide::Document => {
                 miroir_topology::reserved::strip(&mut doc);

@@ -11,6 +11,7 @@ use miroir_topology::reserved;
 use serde_json::{Map, Value};
 
 use crate::host::Call;
+use crate::merge::hits::{write_answer, NodeAnswer, Shown};
 use crate::plan::calls::Ctx;
 
 /// The nodes that can answer this read alone, best first: the node of the group a scatter would
@@ -38,6 +39,25 @@ pub(crate) fn forward(ctx: &Ctx, node: &miroir_topology::Node) -> Call {
         ),
         (body, _) => ctx.call(node, ctx.request_method(), ctx.path_and_query(), body),
     }
+}
+
+/// [`hide_reserved`] for a single search's answer, without building its hits: they are written
+/// out as the node sent them, Miroir's fields removed. `None` for any other answer.
+pub(crate) fn hide_reserved_in_search(body: &[u8]) -> Option<Vec<u8>> {
+    let mut page = NodeAnswer::parse(body)?;
+    let single_search = page.fields.contains_key("hits")
+        && !page.fields.contains_key("results")
+        && !page.fields.contains_key("facetsByIndex");
+    if !single_search {
+        return None;
+    }
+    hide_in_facets(&mut page.fields);
+    // The client's own request: its ranking fields are shown as the node wrote them.
+    let shown = Shown {
+        score: true,
+        details: true,
+    };
+    Some(write_answer(&page.fields, page.hits.iter(), shown, None))
 }
 
 /// Hides Miroir's fields wherever a read's answer shows document fields: hits (with their
@@ -94,6 +114,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_search_answer_is_hidden_from_without_building_its_hits() {
+        let shard = reserved::SHARD_FIELD;
+        let seq = reserved::SEQ_FIELD;
+        let mut answer = json!({
+            "hits": [{"id": 1, shard: "....", "title": "a", seq: "..", "_formatted": {"id": "1", shard: "...."},
+                      "_matchesPosition": {shard: []}, "_rankingScore": 0.5}],
+            "query": "a", "processingTimeMs": 1, "limit": 20, "offset": 0, "estimatedTotalHits": 1,
+            "facetDistribution": {"genre": {"a": 1}, shard: {"....": 1}},
+            "facetStats": {shard: {"min": 0, "max": 1}},
+        });
+        let bytes = serde_json::to_vec(&answer).unwrap();
+        let hidden = hide_reserved_in_search(&bytes).unwrap();
+        hide_reserved(&mut answer);
+        assert_eq!(
+            hidden,
+            serde_json::to_vec(&answer).unwrap(),
+            "byte for byte"
+        );
+    }
+
+    #[test]
     fn hides_reserved_fields_in_every_place_a_read_shows_them() {
         let shard = reserved::SHARD_FIELD;
         let seq = reserved::SEQ_FIELD;
@@ -106,7 +147,13 @@ mod tests {
                         {"id": 3, shard: "...."}],
             "facetsByIndex": {"movies": {"distribution": {}, "facetDistribution": {shard: {}}}},
         });
+        let bytes = serde_json::to_vec(&answer).unwrap();
         hide_reserved(&mut answer);
+        assert_eq!(
+            hide_reserved_in_search(&bytes),
+            None,
+            "not a single search's answer"
+        );
         assert_eq!(
             answer,
             json!({
