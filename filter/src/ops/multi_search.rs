@@ -1,7 +1,7 @@
 //! `POST /multi-search` without federation: every query is its own scatter, answered in input
 //! order; the first query that fails fails the whole request, as on Meilisearch.
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
@@ -102,23 +102,43 @@ impl MultiSearch {
     }
 
     fn answer_if_complete(&mut self) -> Step {
-        let mut results = Vec::new();
+        if self
+            .queries
+            .iter()
+            .any(|q| !matches!(q, Query::Done { .. }))
+        {
+            return Step::Wait;
+        }
+        // Each query's merged answer is spliced in as its bytes, its `indexUid` first.
+        let mut body = b"{\"results\":[".to_vec();
         for (i, query) in self.queries.iter().enumerate() {
             let Query::Done { index, answer } = query else {
                 return Step::Wait;
             };
-            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             if answer.status != 200 {
-                return Step::Answer(failed_query(i, answer.status, body));
+                let error = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                return Step::Answer(failed_query(i, answer.status, error));
             }
-            let mut result = Map::new();
-            result.insert("indexUid".into(), json!(index));
-            if let Value::Object(fields) = body {
-                result.extend(fields);
+            if i > 0 {
+                body.push(b',');
             }
-            results.push(Value::Object(result));
+            body.extend_from_slice(b"{\"indexUid\":");
+            // A string always serializes.
+            let _ = serde_json::to_writer(&mut body, index);
+            match answer.body.strip_prefix(b"{") {
+                Some(rest) if rest.first() != Some(&b'}') => {
+                    body.push(b',');
+                    body.extend_from_slice(rest);
+                }
+                _ => body.push(b'}'),
+            }
         }
-        Step::Answer(Answer::json(200, &json!({"results": results})))
+        body.extend_from_slice(b"]}");
+        Step::Answer(Answer {
+            status: 200,
+            body,
+            headers: Vec::new(),
+        })
     }
 }
 
