@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
 use serde_json::json;
 
 use crate::config::FilterConfig;
@@ -74,53 +73,6 @@ impl Exchange {
             &[("content-type", "application/json")],
             &answer.body,
         );
-    }
-
-    /// Refuses a request whose body (announced by `content-length`, or buffered so far) is above
-    /// Meilisearch's payload limit, before the rest of it is buffered. True when it answered.
-    pub fn refuse_oversized(config: &FilterConfig, size: u64, host: &mut dyn Host) -> bool {
-        if size <= PAYLOAD_LIMIT_BYTES {
-            return false;
-        }
-        host.count("miroir_payload_too_large", 1);
-        let epoch = config.epoch_text.as_str();
-        let answer: Answer = MeiliError::payload_too_large(PAYLOAD_LIMIT_BYTES).into();
-        host.respond(
-            answer.status,
-            &[
-                ("content-type", "application/json"),
-                ("x-miroir-topology-epoch", epoch),
-            ],
-            &answer.body,
-        );
-        true
-    }
-
-    /// Admits a body of `size` bytes into this VM (see [`crate::request::limits::admit_body`]): the lease
-    /// to hold until the request is done, or `Refused` once the 503 (with `Retry-After: 10`)
-    /// that refuses it was answered.
-    pub fn admit_body(
-        config: &FilterConfig,
-        size: u64,
-        host: &mut dyn Host,
-    ) -> crate::request::limits::Admission {
-        let refusal = match crate::request::limits::admit_body(size) {
-            Ok(lease) => return crate::request::limits::Admission::Admitted(lease),
-            Err(refusal) => refusal,
-        };
-        host.count("miroir_large_bodies_refused", 1);
-        let epoch = config.epoch_text.as_str();
-        let answer: Answer = refusal.into();
-        host.respond(
-            answer.status,
-            &[
-                ("content-type", "application/json"),
-                ("x-miroir-topology-epoch", epoch),
-                ("retry-after", "10"),
-            ],
-            &answer.body,
-        );
-        crate::request::limits::Admission::Refused
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {

@@ -12,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use miroir_filter::exchange::Exchange;
 use miroir_filter::host::mock::MockHost;
 use miroir_filter::host::{Call, Reply};
+use miroir_filter::request::intake::refuse_oversized;
 use miroir_filter::request::Request;
 use miroir_filter::tasks::background::Background;
 use miroir_fuzz::{headers, sections, text, topology};
@@ -99,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
         // The control plane was unreachable and this Envoy has no uid left.
         miroir_filter::tasks::set_control_plane_unreachable(&mut host, true);
     }
-    if Exchange::refuse_oversized(&config, request.body.len() as u64, &mut host) {
+    if refuse_oversized(&config, request.body.len() as u64, &mut host) {
         assert_eq!(host.responses, 1);
         return;
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::host::mock::{json_reply, MockHost};
 use crate::host::Call;
+use crate::request::intake::{admit_body, refuse_oversized};
 use crate::tasks::UidLease;
 use miroir_topology::cluster_name;
 
@@ -1483,10 +1484,10 @@ fn without_the_control_plane_writes_use_leased_uids_and_stay_readable_here() {
 fn a_body_above_the_payload_limit_is_refused_like_meilisearch_before_any_node_is_called() {
     let config = three_nodes();
     let mut host = MockHost::default();
-    assert!(!Exchange::refuse_oversized(&config, 100_000_000, &mut host));
+    assert!(!refuse_oversized(&config, 100_000_000, &mut host));
     assert_eq!(host.responses, 0);
 
-    assert!(Exchange::refuse_oversized(&config, 100_000_001, &mut host));
+    assert!(refuse_oversized(&config, 100_000_001, &mut host));
     assert!(host.sent.is_empty());
     assert_eq!(
         host.answer(),
@@ -1774,7 +1775,7 @@ fn large_bodies_past_the_workers_budget_get_503_with_retry_after() {
     use miroir_topology::limits::{LARGE_BODY_BYTES, MAX_BUFFERED_BODY_BYTES};
     let config = three_nodes();
     let mut host = MockHost::default();
-    let admit = |size: u64, host: &mut MockHost| match Exchange::admit_body(&config, size, host) {
+    let admit = |size: u64, host: &mut MockHost| match admit_body(&config, size, host) {
         Admission::Admitted(lease) => Ok(lease),
         Admission::Refused => Err(()),
     };

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod facets;
 pub mod federated;
 pub mod follow_up;
+pub mod hidden;
 pub mod hits;
 pub mod node_error;
 pub mod refine;

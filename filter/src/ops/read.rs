@@ -329,7 +329,7 @@ pub(crate) enum Hide {
     Nothing,
     /// The answer is one document.
     Document,
-    /// The answer is a read's (search, listing, multi-search): see [`passthrough::hide_reserved`].
+    /// The answer is a read's (search, listing, multi-search): see [`crate::merge::hidden::hide_reserved`].
     Read,
 }
 
@@ -393,7 +393,7 @@ impl FirstAnswer {
             return Answer::relay(200, body.to_vec());
         }
         if self.hide == Hide::Read {
-            if let Some(hidden) = crate::plan::passthrough::hide_reserved_in_search(body) {
+            if let Some(hidden) = crate::merge::hidden::hide_reserved_in_search(body) {
                 return Answer::relay(200, hidden);
             }
         }
@@ -403,7 +403,7 @@ impl FirstAnswer {
                 Answer::json(200, &Value::Object(doc))
             }
             Ok(mut answer) => {
-                crate::plan::passthrough::hide_reserved(&mut answer);
+                crate::merge::hidden::hide_reserved(&mut answer);
                 Answer::json(200, &answer)
             }
             _ => Answer::relay(200, body.to_vec()),

@@ -3,10 +3,12 @@
 //! rest is ignored. The glue asks at the headers (the announced `content-length`) and at every
 //! body chunk (the size buffered so far).
 
+use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
+
 use crate::config::FilterConfig;
-use crate::exchange::Exchange;
+use crate::error::MeiliError;
 use crate::host::Host;
-use crate::request::limits::{Admission, BodyLease};
+use crate::request::limits::{self, Admission, BodyLease};
 
 #[derive(Default)]
 pub struct Intake {
@@ -32,7 +34,7 @@ impl Intake {
         let Some(config) = config else {
             return true;
         };
-        if Exchange::refuse_oversized(config, size, host) {
+        if refuse_oversized(config, size, host) {
             self.refused = true;
             return false;
         }
@@ -40,7 +42,7 @@ impl Intake {
         if self.lease.is_some() || !known {
             return true;
         }
-        match Exchange::admit_body(config, size, host) {
+        match admit_body(config, size, host) {
             Admission::Admitted(lease) => {
                 self.lease = lease;
                 true
@@ -51,4 +53,44 @@ impl Intake {
             }
         }
     }
+}
+
+/// Refuses a request whose body (announced by `content-length`, or buffered so far) is above
+/// Meilisearch's payload limit, before the rest of it is buffered. True when it answered.
+pub fn refuse_oversized(config: &FilterConfig, size: u64, host: &mut dyn Host) -> bool {
+    if size <= PAYLOAD_LIMIT_BYTES {
+        return false;
+    }
+    host.count("miroir_payload_too_large", 1);
+    refuse(
+        config,
+        &MeiliError::payload_too_large(PAYLOAD_LIMIT_BYTES),
+        &[],
+        host,
+    );
+    true
+}
+
+/// Admits a body of `size` bytes into this VM (see [`limits::admit_body`]): the lease to hold
+/// until the request is done, or `Refused` once the 503 (with `Retry-After: 10`) that refuses
+/// it was answered.
+pub fn admit_body(config: &FilterConfig, size: u64, host: &mut dyn Host) -> Admission {
+    match limits::admit_body(size) {
+        Ok(lease) => Admission::Admitted(lease),
+        Err(refusal) => {
+            host.count("miroir_large_bodies_refused", 1);
+            refuse(config, &refusal, &[("retry-after", "10")], host);
+            Admission::Refused
+        }
+    }
+}
+
+fn refuse(config: &FilterConfig, error: &MeiliError, extra: &[(&str, &str)], host: &mut dyn Host) {
+    let body = serde_json::to_vec(&error.to_json()).unwrap_or_default();
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-miroir-topology-epoch", config.epoch_text.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    host.respond(error.status, &headers, &body);
 }
