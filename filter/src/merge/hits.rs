@@ -102,7 +102,20 @@ impl Hit {
                 seq: fields.seq.as_deref().and_then(decode_seq),
                 details: fields.details,
             },
-            Err(_) => Ranking::default(),
+            // A field of an unexpected type: read leniently from the hit as a value.
+            Err(_) => {
+                let hit = self.value();
+                Ranking {
+                    score: hit
+                        .get("_rankingScore")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(0.0),
+                    seq: miroir_topology::reserved::seq_of(hit),
+                    details: hit
+                        .get("_rankingScoreDetails")
+                        .and_then(|d| Details::deserialize(d).ok()),
+                }
+            }
         }
     }
 

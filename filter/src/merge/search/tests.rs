@@ -709,3 +709,28 @@ fn hits_carry_ranking_details_only_when_the_score_cannot_order_them() {
     ));
     assert!(ranks_by_values(&json!({})), "unknown settings");
 }
+
+#[test]
+fn a_hit_with_a_field_of_an_unexpected_type_still_ranks_by_its_score() {
+    let node = |hits: Value| obj(json!({"hits": hits, "estimatedTotalHits": 1}));
+    let merged = merge_default(
+        &obj(json!({})),
+        Pagination::Offset {
+            offset: 0,
+            limit: 10,
+        },
+        vec![
+            node(json!([{"id": 1, "_rankingScore": 0.2}])),
+            node(
+                json!([{"id": 2, "_rankingScore": 0.9, "_miroir_seq": 7, "_rankingScoreDetails": []}]),
+            ),
+        ],
+    );
+    let ids: Vec<&Value> = merged["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| &h["id"])
+        .collect();
+    assert_eq!(ids, [&json!(2), &json!(1)]);
+}
