@@ -56,25 +56,28 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 }
 
 /// `_rankingScoreDetails`: rule name and entry, in the node's order.
-pub(crate) struct Details(pub(crate) Vec<(String, Detail)>);
+pub(crate) type Details = Ordered<Detail>;
 
-impl<'de> Deserialize<'de> for Details {
+/// An object's fields in the order the node wrote them (a map would reorder or hash them).
+pub(crate) struct Ordered<V>(pub(crate) Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = Details;
+        struct Entries<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = Ordered<V>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("ranking details")
+                f.write_str("an object")
             }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Details, M::Error> {
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Ordered<V>, M::Error> {
                 let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<String, Detail>()? {
+                while let Some(entry) = map.next_entry::<String, V>()? {
                     entries.push(entry);
                 }
-                Ok(Details(entries))
+                Ok(Ordered(entries))
             }
         }
-        deserializer.deserialize_map(Entries)
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
     }
 }
 
@@ -128,7 +131,7 @@ impl Hit {
     /// Writes the hit as the client sees it: without Miroir's fields (also inside `_formatted`
     /// and `_matchesPosition`), the ranking score and details only if asked, and without `hide`.
     pub(crate) fn write(&self, show: Shown, hide: Option<&str>, out: &mut Vec<u8>) {
-        let Ok(Fields(fields)) = serde_json::from_str::<Fields>(self.raw.get()) else {
+        let Ok(Ordered(fields)) = serde_json::from_str::<Fields>(self.raw.get()) else {
             // Not an object: as the node sent it.
             out.extend_from_slice(self.raw.get().as_bytes());
             return;
@@ -144,7 +147,7 @@ impl Hit {
             fields.iter().filter(|(k, _)| !dropped(k)),
             |k, v, out| {
                 if k == "_formatted" || k == "_matchesPosition" {
-                    if let Ok(Fields(inner)) = serde_json::from_str::<Fields>(v.get()) {
+                    if let Ok(Ordered(inner)) = serde_json::from_str::<Fields>(v.get()) {
                         let kept = inner
                             .iter()
                             .filter(|(k, _)| !RESERVED_FIELDS.contains(&k.as_str()));
@@ -180,27 +183,7 @@ fn write_object<'a>(
 }
 
 /// An object's fields in order, values as the node wrote them.
-struct Fields<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Ordered<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for Ordered<'a> {
-            type Value = Fields<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Fields<'a>, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-                    fields.push((k, v));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        deserializer.deserialize_map(Ordered(std::marker::PhantomData))
-    }
-}
+type Fields<'a> = Ordered<&'a RawValue>;
 
 /// A node's answer to a search: its fields in order (`hits` among them as `null`, holding its
 /// place) and its hits.

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::facets::{merge_facet_stats, sum_facets, FacetCounts, Faceting};
 pub(crate) use super::hits::Shown;
-use super::hits::{write_answer, Detail, Details, Hit, NodeAnswer};
+use super::hits::{write_answer, Detail, Details, Hit, NodeAnswer, Ordered};
 use crate::plan::search_body::distinct_of;
 use crate::request::search_params::Pagination;
 use serde::Deserialize;
@@ -146,7 +146,7 @@ pub(crate) fn rules_of(hit: &Value) -> Vec<Rule> {
 }
 
 /// Ranking details' entries in ranking-rule order.
-fn ordered_rules(Details(details): Details) -> Vec<Rule> {
+fn ordered_rules(Ordered(details): Details) -> Vec<Rule> {
     let mut rules: Vec<(u64, Rule)> = details
         .into_iter()
         .map(|(rule, d)| (d.order.unwrap_or(u64::MAX), Rule::new(rule, d)))
