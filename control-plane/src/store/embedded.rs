@@ -11,8 +11,8 @@ use miroir_topology::Topology;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
-    block, err, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult, StoredTask,
-    Webhook, MAX_LEASE, MAX_WEBHOOKS,
+    block, err, sort_jobs, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult,
+    StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -23,9 +23,12 @@ const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("leases");
 const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("indexes");
 const DRAINING: TableDefinition<&str, u8> = TableDefinition::new("draining");
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
 
 const TOPOLOGY_KEY: &str = "topology";
 const UID_NEXT_KEY: &str = "uid-next";
+/// The last job number handed out (as Redis INCR keeps it, so both backends start at 1).
+const JOB_NUMBER_KEY: &str = "job-number";
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -51,6 +54,7 @@ impl EmbeddedStore {
             tx.open_table(INDEXES).map_err(err)?;
             tx.open_table(DRAINING).map_err(err)?;
             tx.open_table(WEBHOOKS).map_err(err)?;
+            tx.open_table(JOBS).map_err(err)?;
             Ok(())
         })?;
         Ok(store)
@@ -423,6 +427,61 @@ impl Store for EmbeddedStore {
             let mut table = tx.open_table(WEBHOOKS).map_err(err)?;
             let existed = table.remove(uuid.as_str()).map_err(err)?.is_some();
             Ok(existed)
+        })
+    }
+
+    fn put_job<'a>(&'a self, id: &'a str, job: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        let (id, job) = (id.to_string(), job.to_string());
+        self.write(move |tx| {
+            tx.open_table(JOBS)
+                .map_err(err)?
+                .insert(id.as_str(), job.as_str())
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn get_job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let id = id.to_string();
+        self.read(move |tx| {
+            let table = tx.open_table(JOBS).map_err(err)?;
+            let value = table.get(id.as_str()).map_err(err)?;
+            Ok(value.map(|v| v.value().to_string()))
+        })
+    }
+
+    fn list_jobs(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        self.read(|tx| {
+            let table = tx.open_table(JOBS).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                out.push((k.value().to_string(), v.value().to_string()));
+            }
+            sort_jobs(&mut out);
+            Ok(out)
+        })
+    }
+
+    fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        self.write(|tx| {
+            let mut meta = tx.open_table(META).map_err(err)?;
+            let last = match meta.get(JOB_NUMBER_KEY).map_err(err)? {
+                Some(v) => {
+                    let bytes: [u8; 8] = v
+                        .value()
+                        .try_into()
+                        .map_err(|_| err("corrupt job counter"))?;
+                    u64::from_le_bytes(bytes)
+                }
+                None => 0,
+            };
+            let next = last
+                .checked_add(1)
+                .ok_or_else(|| err("job numbers are exhausted (u64)"))?;
+            meta.insert(JOB_NUMBER_KEY, next.to_le_bytes().as_slice())
+                .map_err(err)?;
+            Ok(next)
         })
     }
 

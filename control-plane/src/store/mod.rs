@@ -1,5 +1,5 @@
 //! Cluster-wide state that must survive a restart: the topology (and its epoch), the index
-//! registry, the task registry (uid counter, leases, task records) and leader election.
+//! registry, the task registry (uid counter, leases, task records), the jobs and leader election.
 //!
 //! Two backends: an embedded redb file for a single control-plane replica, and Redis when several
 //! replicas share the state. Handlers only see [`Store`], so both are exercised by the same tests.
@@ -215,6 +215,14 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a webhook; whether it existed.
     fn delete_webhook<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 
+    /// Jobs (topology changes that move shard copies), as JSON documents the job runner owns.
+    fn put_job<'a>(&'a self, id: &'a str, job: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    fn get_job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
+    /// Every job, ascending by the number in its id (`job-<n>`), as (id, JSON).
+    fn list_jobs(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>>;
+    /// The next job number: strictly increasing, shared by every replica (Redis INCR / a redb counter).
+    fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>>;
+
     /// Takes the leadership if no one holds it, or extends it if `owner` does. `false`: another
     /// replica leads.
     fn leader_acquire<'a>(
@@ -247,4 +255,17 @@ pub(crate) fn block(next: u64, count: u32) -> StoreResult<(u32, u32)> {
         (Ok(first), Ok(last)) => Ok((first, last)),
         _ => Err(StoreError("task uids are exhausted (u32)".into())),
     }
+}
+
+/// Sorts jobs into [`Store::list_jobs`] order: `job-<n>` by `n` (a string sort would put job-10
+/// before job-9), then every other id by string.
+pub(crate) fn sort_jobs(jobs: &mut [(String, String)]) {
+    fn key(id: &str) -> (bool, Option<u64>, &str) {
+        let n = id
+            .strip_prefix("job-")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok());
+        (n.is_none(), n, id)
+    }
+    jobs.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
 }

@@ -12,8 +12,8 @@ use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 use tokio::sync::Mutex;
 
 use super::{
-    block, err, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult, StoredTask,
-    Webhook, MAX_LEASE, MAX_WEBHOOKS,
+    block, err, sort_jobs, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult,
+    StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const CAS_TOPOLOGY: &str = r#"
@@ -475,6 +475,41 @@ impl Store for RedisStore {
                 .run(redis::cmd("HDEL").arg(self.key("webhooks")).arg(uuid))
                 .await?;
             Ok(n > 0)
+        })
+    }
+
+    fn put_job<'a>(&'a self, id: &'a str, job: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(redis::cmd("HSET").arg(self.key("jobs")).arg(id).arg(job))
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn get_job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        Box::pin(async move {
+            self.run(redis::cmd("HGET").arg(self.key("jobs")).arg(id))
+                .await
+        })
+    }
+
+    fn list_jobs(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("jobs")))
+                .await?;
+            let mut out: Vec<(String, String)> = all.into_iter().collect();
+            sort_jobs(&mut out);
+            Ok(out)
+        })
+    }
+
+    fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            // The counter holds the last number handed out, so the first job is 1.
+            self.run(redis::cmd("INCR").arg(self.key("job-number")))
+                .await
         })
     }
 

@@ -319,6 +319,99 @@ where
     );
 }
 
+both!(jobs, check_jobs);
+async fn check_jobs<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert!(store.list_jobs().await.expect("list").is_empty());
+    assert_eq!(store.get_job("job-1").await.expect("get"), None);
+    let first = store.next_job_number().await.expect("number");
+    let second = store.next_job_number().await.expect("number");
+    assert!(first < second, "{first} then {second}");
+    for id in ["job-10", "job-9", "draft", "job-1", "job-x"] {
+        let job = json!({"id": id, "state": "pending"}).to_string();
+        store.put_job(id, &job).await.expect("put");
+    }
+    let done = json!({"id": "job-9", "state": "done"}).to_string();
+    store.put_job("job-9", &done).await.expect("overwrite");
+    assert_eq!(
+        store.get_job("job-9").await.expect("get").as_deref(),
+        Some(done.as_str()),
+        "a put overwrites"
+    );
+    drop(store);
+
+    let store = open().await;
+    let jobs = store.list_jobs().await.expect("list");
+    let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["job-1", "job-9", "job-10", "draft", "job-x"],
+        "by number, then other ids by string; jobs survive a restart"
+    );
+    assert_eq!(jobs[1].1, done);
+    let third = store.next_job_number().await.expect("number");
+    assert!(third > second, "the counter survives a restart");
+
+    // Strictly increasing under concurrency.
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.push(store.next_job_number().await.expect("number"));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        let got = h.await.expect("join");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        all.extend(got);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 80, "no job number handed out twice");
+    assert!(all.iter().all(|n| *n > third));
+}
+
+#[test]
+fn job_order() {
+    let mut jobs: Vec<(String, String)> = [
+        "job-",
+        "zzz",
+        "job-+3",
+        "job-2",
+        "job-18446744073709551616",
+        "job-007",
+        "job-7",
+        "a",
+    ]
+    .iter()
+    .map(|id| (id.to_string(), String::new()))
+    .collect();
+    sort_jobs(&mut jobs);
+    let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "job-2",
+            "job-007",
+            "job-7",
+            "a",
+            "job-",
+            "job-+3",
+            "job-18446744073709551616",
+            "zzz"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn embedded_is_always_leader() {
     let dir = TempDir::new("leader");
