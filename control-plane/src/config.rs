@@ -100,6 +100,8 @@ impl Default for Config {
 pub struct InitialTopology {
     #[serde(default = "one")]
     pub epoch: u64,
+    /// Fixed for the cluster's life: a document's shard is its key's hash modulo this count.
+    #[serde(default = "default_shards")]
     pub shards: u32,
     pub replication_factor: u32,
     pub nodes: Vec<Node>,
@@ -109,11 +111,20 @@ fn one() -> u64 {
     1
 }
 
+/// Enough shards that any node count up to a few dozen is balanced within one shard of the
+/// mean (a node's share of 64 differs from the mean by under one shard, i.e. 1/64 of the data).
+pub const DEFAULT_SHARDS: u32 = 64;
+
+fn default_shards() -> u32 {
+    DEFAULT_SHARDS
+}
+
 impl InitialTopology {
     pub fn topology(&self) -> Topology {
         Topology {
             epoch: self.epoch,
             shards: self.shards,
+            shard_map: Default::default(),
             replication_factor: self.replication_factor,
             nodes: self.nodes.clone(),
         }

@@ -17,6 +17,7 @@ fn topology() -> Topology {
     Topology {
         epoch: 7,
         shards: 8,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: vec![
             node("n1", 7701, "a"),

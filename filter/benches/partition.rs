@@ -45,6 +45,7 @@ fn three_nodes() -> Topology {
     Topology {
         epoch: 1,
         shards: 64,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: ["n0", "n1", "n2"]
             .iter()

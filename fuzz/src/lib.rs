@@ -90,6 +90,7 @@ pub fn topology(choice: u8) -> Rc<FilterConfig> {
     let mut config = PluginConfig::new(Topology {
         epoch: 7,
         shards,
+        shard_map: Default::default(),
         replication_factor: rf,
         nodes,
     });

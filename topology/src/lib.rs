@@ -4,18 +4,21 @@
 //! JSON form of [`Topology`] is the filter's plugin configuration, and the placement functions must
 //! give the same answers on every target, so they only use integer hashing (XXH3-64, seed 0).
 
+mod allocator;
 pub mod deserr;
 pub mod keys;
 pub mod limits;
 mod model;
 mod placement;
 pub mod reserved;
+mod shard_map;
 pub mod tasks;
 
 pub use model::{
     ControlPlaneRef, Node, NodeState, PluginConfig, Topology, TopologyError, CONTROL_PLANE_CLUSTER,
 };
 pub use placement::{canonical_key, rotation, shard_for_key, CoveringSet};
+pub use shard_map::{CopyState, ShardCopy, ShardMap};
 
 pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD};
 

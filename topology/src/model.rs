@@ -3,6 +3,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::shard_map::ShardMap;
+
 /// Largest shard count accepted. Shards are cheap (a filter value), but every search names the
 /// shards each node serves, so the count stays far below Meilisearch's filter size limits.
 pub const MAX_SHARDS: u32 = 4096;
@@ -18,6 +20,9 @@ pub struct Topology {
     /// Copies of each shard inside every replica group.
     pub replication_factor: u32,
     pub nodes: Vec<Node>,
+    /// Which nodes hold which shards (empty: the allocator's placement of `nodes`).
+    #[serde(default, skip_serializing_if = "ShardMap::is_empty")]
+    pub shard_map: ShardMap,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,12 +191,84 @@ impl Topology {
             }
         }
         for (group, members) in self.groups() {
-            if (members.len() as u64) < u64::from(self.replication_factor) {
+            let rf = self.replication_of(group);
+            if rf == 0 {
                 return Err(invalid(format!(
-                    "group `{group}` has {} node(s), fewer than replicationFactor {}",
-                    members.len(),
-                    self.replication_factor
+                    "group `{group}`: replication must be at least 1"
                 )));
+            }
+            if (members.len() as u64) < u64::from(rf) {
+                return Err(invalid(format!(
+                    "group `{group}` has {} node(s), fewer than replicationFactor {rf}",
+                    members.len(),
+                )));
+            }
+        }
+        self.validate_map()
+    }
+
+    /// A recorded map must place every shard of every group on nodes of that group, each node at
+    /// most once per shard, with at least one copy (a shard with none would be lost).
+    fn validate_map(&self) -> Result<(), TopologyError> {
+        let map = &self.shard_map;
+        for node in map.weights.keys() {
+            if self.node(node).is_none() {
+                return Err(invalid(format!(
+                    "shardMap.weights names unknown node `{node}`"
+                )));
+            }
+        }
+        let groups = self.groups();
+        for group in map.replication.keys() {
+            if !groups.contains_key(group.as_str()) {
+                return Err(invalid(format!(
+                    "shardMap.replication names unknown group `{group}`"
+                )));
+            }
+        }
+        if map.groups.is_empty() {
+            return self.balanced().map(|_| ());
+        }
+        for group in groups.keys() {
+            if !map.groups.contains_key(*group) {
+                return Err(invalid(format!(
+                    "shardMap has no shards for group `{group}`"
+                )));
+            }
+        }
+        for (group, shards) in &map.groups {
+            if !groups.contains_key(group.as_str()) {
+                return Err(invalid(format!("shardMap names unknown group `{group}`")));
+            }
+            if shards.len() != self.shards as usize {
+                return Err(invalid(format!(
+                    "shardMap group `{group}` has {} shard(s), expected {}",
+                    shards.len(),
+                    self.shards
+                )));
+            }
+            for (shard, copies) in shards.iter().enumerate() {
+                if copies.is_empty() {
+                    return Err(invalid(format!(
+                        "shard {shard} has no copy in group `{group}`"
+                    )));
+                }
+                let mut seen = BTreeSet::new();
+                for copy in copies {
+                    match self.node(&copy.node) {
+                        Some(n) if n.group == *group => {}
+                        _ => return Err(invalid(format!(
+                            "shard {shard} of group `{group}` names `{}`, not a node of that group",
+                            copy.node
+                        ))),
+                    }
+                    if !seen.insert(copy.node.as_str()) {
+                        return Err(invalid(format!(
+                            "shard {shard} of group `{group}` names `{}` twice",
+                            copy.node
+                        )));
+                    }
+                }
             }
         }
         Ok(())

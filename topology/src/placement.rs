@@ -1,13 +1,15 @@
-//! Where documents live: a primary key hashes to one of S shards, and each shard is owned by the RF
-//! nodes of highest rendezvous weight inside every replica group. Rendezvous hashing moves only the
-//! shards whose owners change when a node comes or goes.
+//! Where documents live: a primary key hashes to one of S shards, and the shard map says which
+//! nodes of every replica group hold a copy of each shard (`shard_map.rs`, `allocator.rs`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::model::{Node, NodeState, Topology};
+use crate::allocator::balance;
+use crate::model::{Node, NodeState, Topology, TopologyError};
+use crate::shard_map::{CopyState, ShardCopy, ShardMap};
 
 /// The string a primary-key value is hashed as. Meilisearch treats the integer `1` and the string
 /// `"1"` as the same document, so integers hash as their decimal form. Anything else (floats,
@@ -41,7 +43,7 @@ pub fn rotation(seq: u64, len: usize) -> usize {
 /// Rendezvous weight of `node_id` for `shard`: XXH3-64 of `shard ‖ 0xFF ‖ node_id ‖ 0xFF`, the
 /// shard written in decimal. The 0xFF separators (a byte no UTF-8 string contains) keep
 /// `("1", "2x")` and `("12", "x")` apart.
-fn weight(shard: u32, node_id: &str) -> u64 {
+pub(crate) fn weight(shard: u32, node_id: &str) -> u64 {
     let shard = shard.to_string();
     let mut bytes = Vec::with_capacity(shard.len().saturating_add(node_id.len()).saturating_add(2));
     bytes.extend_from_slice(shard.as_bytes());
@@ -66,29 +68,108 @@ impl Topology {
         shard_for_key(key, self.shards)
     }
 
-    /// The RF owners of `shard` inside `group`, highest weight first. Equal weights (never seen in
-    /// practice) go to the larger node id so the order is total.
-    pub fn owners(&self, shard: u32, group: &str) -> Vec<&Node> {
-        let mut members: Vec<(u64, &Node)> = self
-            .nodes
+    /// A node's placement weight (1 unless the map says otherwise; 0 while it drains).
+    pub fn weight_of(&self, node: &str) -> u32 {
+        self.shard_map.weights.get(node).copied().unwrap_or(1)
+    }
+
+    /// Copies of every shard inside `group`.
+    pub fn replication_of(&self, group: &str) -> u32 {
+        self.shard_map
+            .replication
+            .get(group)
+            .copied()
+            .unwrap_or(self.replication_factor)
+    }
+
+    /// The placement the allocator wants, every copy active: balanced by weight inside every
+    /// group, keeping the copies held now (those not leaving) wherever balance allows.
+    pub fn balanced(&self) -> Result<ShardMap, TopologyError> {
+        let mut groups = BTreeMap::new();
+        for (group, members) in self.groups() {
+            let nodes: Vec<(&str, u32)> = members
+                .iter()
+                .map(|n| (n.id.as_str(), self.weight_of(&n.id)))
+                .collect();
+            let current: Vec<Vec<&str>> = (0..self.shards)
+                .map(|shard| {
+                    self.shard_map
+                        .copies(group, shard)
+                        .iter()
+                        .filter(|c| c.state != CopyState::Leaving)
+                        .map(|c| c.node.as_str())
+                        .collect()
+                })
+                .collect();
+            let placed = balance(self.shards, self.replication_of(group), &nodes, &current)
+                .map_err(|e| TopologyError(format!("group `{group}`: {e}")))?;
+            let copies = placed
+                .into_iter()
+                .map(|nodes| nodes.into_iter().map(ShardCopy::active).collect())
+                .collect();
+            groups.insert(group.to_string(), copies);
+        }
+        Ok(ShardMap {
+            groups,
+            weights: self.shard_map.weights.clone(),
+            replication: self.shard_map.replication.clone(),
+        })
+    }
+
+    /// The map placement follows: the recorded one, or (none recorded: a configuration written
+    /// by hand) the balanced placement of the node list.
+    pub fn map(&self) -> Cow<'_, ShardMap> {
+        if self.shard_map.groups.is_empty() {
+            Cow::Owned(self.balanced().unwrap_or_default())
+        } else {
+            Cow::Borrowed(&self.shard_map)
+        }
+    }
+
+    /// This topology with its shard map recorded (computed when there is none).
+    pub fn with_explicit_map(mut self) -> Result<Topology, TopologyError> {
+        if self.shard_map.groups.is_empty() {
+            self.shard_map = self.balanced()?;
+        }
+        Ok(self)
+    }
+
+    /// Every copy of `shard` inside `group` with its state, in map order.
+    pub fn copies(&self, shard: u32, group: &str) -> Vec<(&Node, CopyState)> {
+        let map = self.map();
+        map.copies(group, shard)
             .iter()
-            .filter(|n| n.group == group)
-            .map(|n| (weight(shard, &n.id), n))
-            .collect();
-        members.sort_by(|(wa, a), (wb, b)| wb.cmp(wa).then_with(|| b.id.cmp(&a.id)));
-        members
-            .into_iter()
-            .take(self.replication_factor as usize)
-            .map(|(_, n)| n)
+            .filter_map(|c| self.node(&c.node).map(|n| (n, c.state)))
             .collect()
     }
 
-    /// Every node that must store `shard`: its owners in every replica group.
-    pub fn write_targets(&self, shard: u32) -> Vec<&Node> {
-        self.group_names()
+    /// The nodes that serve reads of `shard` inside `group`: its active copies, in map order.
+    pub fn owners(&self, shard: u32, group: &str) -> Vec<&Node> {
+        self.copies(shard, group)
             .into_iter()
-            .flat_map(|g| self.owners(shard, g))
+            .filter(|(_, state)| state.is_active())
+            .map(|(n, _)| n)
             .collect()
+    }
+
+    /// Every node that must store `shard`: all its copies in every replica group, whatever their
+    /// state (a copy being filled or being replaced must not miss a write).
+    pub fn write_targets(&self, shard: u32) -> Vec<&Node> {
+        let mut targets: Vec<&Node> = Vec::new();
+        for group in self.group_names() {
+            for (node, _) in self.copies(shard, group) {
+                if !targets.iter().any(|t| t.id == node.id) {
+                    targets.push(node);
+                }
+            }
+        }
+        targets
+    }
+
+    /// Whether every shard has an active copy in `group`: a group being filled serves no reads.
+    pub fn is_complete(&self, group: &str) -> bool {
+        let map = self.map();
+        (0..self.shards).all(|shard| map.copies(group, shard).iter().any(|c| c.state.is_active()))
     }
 
     /// One owner of every shard inside `group`, rotating over the replicas with `seq` so that

@@ -24,6 +24,7 @@ fn config(epoch: u64, ids: &[&str]) -> PluginConfig {
         topology: Topology {
             epoch,
             shards: 4,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: ids
                 .iter()

@@ -30,6 +30,7 @@ fn config(epoch: u64, node_ids: &[&str]) -> PluginConfig {
         topology: Topology {
             epoch,
             shards: 8,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: node_ids
                 .iter()

@@ -641,6 +641,7 @@ fn plugin_config() -> MiroirConfig {
         topology: Topology {
             epoch: 12,
             shards: 8,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: vec![
                 node("n1", "10.0.0.1:7700"),

@@ -15,6 +15,7 @@ pub(crate) fn topology(epoch: u64) -> Topology {
     Topology {
         epoch,
         shards: 4,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: vec![Node {
             id: "n0".into(),

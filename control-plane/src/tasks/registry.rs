@@ -225,6 +225,7 @@ pub async fn refresh(
         .unwrap_or(Topology {
             epoch: 0,
             shards: 0,
+            shard_map: Default::default(),
             replication_factor: 0,
             nodes: vec![],
         });

@@ -31,10 +31,15 @@ pub struct FilterConfig {
 
 impl FilterConfig {
     pub fn compile(config: PluginConfig) -> FilterConfig {
-        let placement = Placement::compile(&config.topology);
+        // A configuration written by hand has no shard map: the allocator's, computed once here.
+        let topology = match config.topology.clone().with_explicit_map() {
+            Ok(explicit) => explicit,
+            Err(_) => config.topology,
+        };
+        let placement = Placement::compile(&topology);
         FilterConfig {
-            epoch_text: config.topology.epoch.to_string(),
-            topology: config.topology,
+            epoch_text: topology.epoch.to_string(),
+            topology,
             node_timeout_ms: config.node_timeout_ms,
             node_api_key: config.node_api_key,
             control_plane: config.control_plane,
@@ -101,12 +106,22 @@ impl FilterConfig {
         Some(std::iter::once(picked).chain(others).collect())
     }
 
-    /// Every node that must store `shard`: its owners in every group.
+    /// Every node that must store `shard`: all its copies in every group.
     pub fn write_targets(&self, shard: u32) -> impl Iterator<Item = &Node> {
         self.placement
             .write_targets(shard)
             .iter()
             .filter_map(|i| self.node_at(*i))
+    }
+
+    /// Who must take a write of `shard` before it is acknowledged: a majority of the first list
+    /// (its active copies, the ones reads see) and every node of the second (copies being filled
+    /// or replaced, which a job is about to serve reads from, or which Envoys still on the
+    /// previous epoch read).
+    pub fn write_quorum(&self, shard: u32) -> (Vec<&Node>, Vec<&Node>) {
+        let (serving, pending) = self.placement.quorum(shard);
+        let nodes = |list: &[usize]| list.iter().filter_map(|i| self.node_at(*i)).collect();
+        (nodes(serving), nodes(pending))
     }
 
     /// The owners of `shard`: in the group request number `turn` reads from first (rotating over

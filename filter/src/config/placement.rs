@@ -1,5 +1,5 @@
-//! Who holds and who serves every shard, computed once per epoch from the topology's placement,
-//! so that a request only looks answers up: rendezvous weights are hashed here, never per request.
+//! Who holds and who serves every shard, computed once per epoch from the topology's shard map,
+//! so that a request only looks answers up.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +9,10 @@ use miroir_topology::{rotation, CoveringSet, Node, NodeState, Topology};
 #[derive(Debug)]
 pub(crate) struct GroupTable {
     pub(crate) name: String,
-    /// Shard → its owners in this group, highest weight first.
+    /// Shard → its active copies in this group, in map order.
     owners: Vec<Vec<usize>>,
+    /// Every shard has an active copy here: the group serves searches.
+    complete: bool,
     /// The covering sets searches rotate through: the one for request number `turn` is at
     /// `turn % coverings.len()` (the least common multiple of the active owner counts).
     coverings: Vec<CoveringSet>,
@@ -23,8 +25,12 @@ pub(crate) struct GroupTable {
 pub(crate) struct Placement {
     /// In group name order.
     groups: Vec<GroupTable>,
-    /// Shard → every node that must store it: its owners in every group.
+    /// Shard → every node that must store it: its copies in every group.
     write_targets: Vec<Vec<usize>>,
+    /// Shard → (its active copies in every group, its other copies): a write's quorum.
+    quorum: Vec<(Vec<usize>, Vec<usize>)>,
+    /// Positions in `groups` of the complete groups (all of them when none is).
+    readable: Vec<usize>,
 }
 
 /// The least common multiple of the active owner counts of a group's shards, bounded so that a
@@ -69,6 +75,7 @@ impl Placement {
                 GroupTable {
                     name: name.to_string(),
                     owners,
+                    complete: topology.is_complete(name),
                     coverings,
                     sole,
                 }
@@ -76,15 +83,40 @@ impl Placement {
             .collect();
         let write_targets = (0..topology.shards)
             .map(|shard| {
-                groups
-                    .iter()
-                    .flat_map(|g| g.owners_of(shard).iter().copied())
+                topology
+                    .write_targets(shard)
+                    .into_iter()
+                    .map(position)
                     .collect()
             })
             .collect();
+        let quorum = (0..topology.shards)
+            .map(|shard| {
+                let (mut serving, mut pending) = (Vec::new(), Vec::new());
+                for group in topology.group_names() {
+                    for (node, state) in topology.copies(shard, group) {
+                        let list = if state.is_active() {
+                            &mut serving
+                        } else {
+                            &mut pending
+                        };
+                        list.push(position(node));
+                    }
+                }
+                (serving, pending)
+            })
+            .collect();
+        let mut readable: Vec<usize> = (0..groups.len())
+            .filter(|i| groups.get(*i).is_some_and(|g| g.complete))
+            .collect();
+        if readable.is_empty() {
+            readable = (0..groups.len()).collect();
+        }
         Placement {
             groups,
             write_targets,
+            quorum,
+            readable,
         }
     }
 
@@ -92,10 +124,17 @@ impl Placement {
         &self.groups
     }
 
-    /// The group request number `turn` reads from, and its position.
+    /// The group request number `turn` reads from, and its position: the complete groups take
+    /// turns (a group being filled serves no searches).
     pub(crate) fn group_for(&self, turn: u64) -> Option<(usize, &GroupTable)> {
-        let at = rotation(turn, self.groups.len());
+        let at = *self.readable.get(rotation(turn, self.readable.len()))?;
         self.groups.get(at).map(|g| (at, g))
+    }
+
+    pub(crate) fn quorum(&self, shard: u32) -> (&[usize], &[usize]) {
+        self.quorum
+            .get(shard as usize)
+            .map_or((&[], &[]), |(s, p)| (s.as_slice(), p.as_slice()))
     }
 
     pub(crate) fn write_targets(&self, shard: u32) -> &[usize] {
@@ -168,6 +207,7 @@ mod tests {
         Topology {
             epoch: 1,
             shards: 12,
+            shard_map: Default::default(),
             replication_factor: rf,
             nodes: states
                 .iter()

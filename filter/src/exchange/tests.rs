@@ -30,6 +30,7 @@ fn config(nodes: &[(&str, &str)], shards: u32, rf: u32) -> Rc<FilterConfig> {
     Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 7,
         shards,
+        shard_map: Default::default(),
         replication_factor: rf,
         nodes: nodes
             .iter()
@@ -2000,4 +2001,110 @@ fn a_static_task_read_carries_the_clients_key_and_a_hidden_task_is_not_found() {
             json!({"message": format!("Task `{uid}` not found."), "code": "task_not_found", "type": "invalid_request", "link": "https://docs.meilisearch.com/errors#task_not_found"})
         ))
     );
+}
+
+/// Three nodes of group `g`, RF 1, with every shard of `n0` being moved to `n3` (a copy being
+/// filled), and group `h` being filled from nothing: the map a job sets up before it copies.
+fn moving_config() -> (Rc<FilterConfig>, Vec<u32>) {
+    use miroir_topology::{CopyState, ShardCopy};
+    let base = config(
+        &[
+            ("n0", "g"),
+            ("n1", "g"),
+            ("n2", "g"),
+            ("n3", "g"),
+            ("h0", "h"),
+        ],
+        8,
+        1,
+    );
+    let mut topology = base.topology.clone();
+    let mut moved = Vec::new();
+    let g = topology.shard_map.groups.get_mut("g").unwrap();
+    for (shard, copies) in g.iter_mut().enumerate() {
+        if copies[0].node == "n3" {
+            copies[0].node = "n0".into();
+        }
+        if copies[0].node == "n0" {
+            moved.push(shard as u32);
+            copies.push(ShardCopy {
+                node: "n3".into(),
+                state: CopyState::Copying,
+            });
+        }
+    }
+    for copies in topology.shard_map.groups.get_mut("h").unwrap() {
+        copies[0].state = CopyState::Copying;
+    }
+    topology.validate().unwrap();
+    (
+        Rc::new(FilterConfig::compile(PluginConfig::new(topology))),
+        moved,
+    )
+}
+
+#[test]
+fn a_write_needs_the_copy_being_filled_too() {
+    let (config, moved) = moving_config();
+    let id = (0..1000)
+        .find(|i| moved.contains(&config.topology.shard_for_key(&i.to_string())))
+        .unwrap();
+    let mut fleet = Fleet::new(&config);
+    for node in config.topology.nodes.iter() {
+        fleet.node(&node.id).index = Some(Some("id".into()));
+    }
+    let doc = json!([{"id": id, "title": "moving"}]);
+    assert_eq!(fleet.add_documents(&config, doc.clone()).0, 202);
+    for node in ["n0", "n3", "h0"] {
+        assert_eq!(fleet.node(node).docs.len(), 1, "{node} took the write");
+    }
+    // n3 answers the lookup, then fails the document write.
+    let request = Request::new(
+        "POST",
+        "/indexes/movies/documents",
+        vec![("content-type".into(), "application/json".into())],
+        serde_json::to_vec(&doc).unwrap(),
+    );
+    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
+    while let Some((token, call)) = fleet.host.in_flight.pop() {
+        let reply = if call.method == "POST" && call.cluster == cluster_name("n3") {
+            Reply::Failed
+        } else {
+            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
+        };
+        exchange.on_reply(token, reply, &mut fleet.host);
+    }
+    let (status, body) = fleet.host.answer().unwrap();
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (503, "miroir_write_quorum_not_met"),
+        "a copy being filled that misses a write would serve reads without it"
+    );
+}
+
+#[test]
+fn searches_read_active_copies_of_complete_groups_only() {
+    let (config, moved) = moving_config();
+    let mut fleet = Fleet::new(&config);
+    for node in config.topology.nodes.iter() {
+        fleet.node(&node.id).index = Some(Some("id".into()));
+    }
+    assert_eq!(fleet.add_documents(&config, movies(40)).0, 202);
+    for _ in 0..6 {
+        fleet.host.sent.clear();
+        let (status, body) = fleet.run(
+            &config,
+            "POST",
+            "/indexes/movies/search",
+            &[],
+            json!({"q": "movie", "limit": 100}),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["estimatedTotalHits"], 40);
+        let asked: Vec<&str> = fleet.host.sent.iter().map(|c| c.cluster.as_str()).collect();
+        assert!(
+            !asked.contains(&cluster_name("n3").as_str()) && !asked.contains(&cluster_name("h0").as_str()),
+            "asked {asked:?}; shards {moved:?} are still being copied to n3, group h is being filled"
+        );
+    }
 }

@@ -118,6 +118,7 @@ pub fn one_node(shards: u32) -> miroir_topology::PluginConfig {
     miroir_topology::PluginConfig::new(miroir_topology::Topology {
         epoch: 1,
         shards,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: vec![miroir_topology::Node {
             id: "n0".into(),

@@ -72,12 +72,12 @@ fn humanize(stats: &mut Value, whole: bool) {
 }
 
 fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
-    let rf = u64::from(topology.replication_factor.max(1));
     let group = topology
         .group_names()
         .first()
         .map(|g| g.to_string())
         .unwrap_or_default();
+    let rf = u64::from(topology.replication_of(&group).max(1));
     let in_group = |node: &str| topology.node(node).is_some_and(|n| n.group == group);
     if !whole {
         let stats: Vec<&Value> = bodies
@@ -211,6 +211,7 @@ mod tests {
         Topology {
             epoch: 1,
             shards: 8,
+            shard_map: Default::default(),
             replication_factor: rf,
             nodes: [("a0", "a"), ("a1", "a"), ("b0", "b"), ("b1", "b")]
                 .iter()

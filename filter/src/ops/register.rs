@@ -27,7 +27,11 @@ pub(crate) struct Registration {
 impl Registration {
     pub(crate) fn start(ctx: &Ctx, mut pending: Pending, host: &mut dyn Host) -> (Self, Step) {
         let topology = &ctx.config.topology;
-        pending.record.copies = topology.replication_factor;
+        // Task details are summed over the first group's node tasks, then divided by its copies.
+        pending.record.copies = topology
+            .group_names()
+            .first()
+            .map_or(topology.replication_factor, |g| topology.replication_of(g));
         for task in &mut pending.record.node_tasks {
             if let Some(node) = topology.node(&task.node) {
                 task.group = node.group.clone();

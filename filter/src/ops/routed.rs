@@ -1,5 +1,6 @@
 //! A write whose parts go to different nodes by shard (document batches, deletions by id):
-//! acknowledged once a majority of every touched shard's write targets took their part.
+//! acknowledged once, for every touched shard, a majority of its active copies and every copy a
+//! job is filling or replacing took their part.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +15,9 @@ use super::{enqueued, record_tasks};
 
 pub(crate) struct RoutedWrite {
     fanout: Fanout<String>,
-    /// Shard → its write targets, for the quorum.
-    shards: BTreeMap<u32, Vec<String>>,
+    /// Shard → its active copies (a majority must take the write) and its other copies (all
+    /// must), for the quorum.
+    shards: BTreeMap<u32, (Vec<String>, Vec<String>)>,
     record: TaskRecord,
 }
 
@@ -46,8 +48,11 @@ impl RoutedWrite {
         let shards = shards
             .into_iter()
             .map(|s| {
-                let targets = ctx.config.write_targets(s).map(|n| n.id.clone()).collect();
-                (s, targets)
+                let (serving, pending) = ctx.config.write_quorum(s);
+                let ids = |nodes: Vec<&miroir_topology::Node>| {
+                    nodes.into_iter().map(|n| n.id.clone()).collect()
+                };
+                (s, (ids(serving), ids(pending)))
             })
             .collect();
         RoutedWrite {
@@ -94,9 +99,10 @@ impl RoutedWrite {
         let short: Vec<u32> = self
             .shards
             .iter()
-            .filter(|(_, targets)| {
-                let acks = targets.iter().filter(|t| accepted.contains(t)).count();
-                acks.saturating_mul(2) <= targets.len()
+            .filter(|(_, (serving, pending))| {
+                let acks = serving.iter().filter(|t| accepted.contains(t)).count();
+                acks.saturating_mul(2) <= serving.len()
+                    || pending.iter().any(|t| !accepted.contains(t))
             })
             .map(|(shard, _)| *shard)
             .collect();

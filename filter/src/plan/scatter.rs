@@ -55,6 +55,7 @@ mod tests {
         FilterConfig::compile(PluginConfig::new(Topology {
             epoch: 1,
             shards: 8,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: states
                 .iter()

@@ -102,6 +102,7 @@ impl Cluster {
         let topology = Topology {
             epoch: 1,
             shards: spec.shards,
+            shard_map: Default::default(),
             replication_factor: spec.replication_factor,
             nodes: nodes
                 .iter()
@@ -160,6 +161,7 @@ impl Cluster {
         let topology = Topology {
             epoch: 1,
             shards: 1,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: nodes
                 .iter()

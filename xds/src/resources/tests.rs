@@ -52,6 +52,7 @@ fn config(epoch: u64) -> PluginConfig {
         topology: Topology {
             epoch,
             shards: 8,
+            shard_map: Default::default(),
             replication_factor: 1,
             nodes: vec![
                 node("n1", "10.0.0.1:7700"),

@@ -37,6 +37,7 @@ fn fleet(docs: Vec<Doc>) -> Fleet {
     let config = Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards: 12,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: ids
             .iter()

@@ -14,6 +14,7 @@ fn topology() -> Topology {
     Topology {
         epoch: 1,
         shards: 8,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: vec![Node {
             id: "n0".into(),

@@ -214,6 +214,7 @@ fn fleet(max_values: usize) -> (Rc<FilterConfig>, BTreeMap<String, FakeNode>) {
     let config = Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards: 3,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: ids
             .iter()

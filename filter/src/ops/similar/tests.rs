@@ -253,6 +253,7 @@ fn config(shards: u32, rf: u32) -> Rc<FilterConfig> {
     Rc::new(FilterConfig::compile(PluginConfig::new(Topology {
         epoch: 1,
         shards,
+        shard_map: Default::default(),
         replication_factor: rf,
         nodes,
     })))

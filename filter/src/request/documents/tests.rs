@@ -16,6 +16,7 @@ fn topology() -> Topology {
     Topology {
         epoch: 1,
         shards: 8,
+        shard_map: Default::default(),
         replication_factor: 1,
         nodes: ["n0", "n1"]
             .iter()

@@ -35,7 +35,7 @@ fn main() {
         envoy_log_levels: LogLevels::Production,
         ..FleetOptions::default()
     };
-    let spec = Spec::new(&[("n0", "g0"), ("n1", "g0"), ("n2", "g0")], 16, 1);
+    let spec = Spec::new(&[("n0", "g0"), ("n1", "g0"), ("n2", "g0")], 64, 1);
     let fleet = Fleet::start("miroir-stack", spec, options);
     let nodes = if std::env::var_os("MEILISEARCH_BIN").is_some() {
         "Meilisearch"
