@@ -120,14 +120,16 @@ fn default_shards() -> u32 {
 }
 
 impl InitialTopology {
+    /// The topology with its shard map recorded (the allocator's placement of the nodes).
     pub fn topology(&self) -> Topology {
-        Topology {
+        let topology = Topology {
             epoch: self.epoch,
             shards: self.shards,
             shard_map: Default::default(),
             replication_factor: self.replication_factor,
             nodes: self.nodes.clone(),
-        }
+        };
+        topology.clone().with_explicit_map().unwrap_or(topology)
     }
 }
 

@@ -88,6 +88,14 @@ impl ApiError {
         )
     }
 
+    /// The message of a refusal of the request itself (400) told in the caller's terms.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        if self.status == StatusCode::BAD_REQUEST {
+            self.message = format!("{prefix}{}", self.message);
+        }
+        self
+    }
+
     pub fn body(&self) -> serde_json::Value {
         json!({
             "message": self.message,

@@ -9,6 +9,7 @@ pub mod default_keys;
 pub mod error;
 pub mod filter_key;
 pub mod health;
+pub mod jobs;
 pub mod leader;
 pub mod metrics;
 pub mod nodes;

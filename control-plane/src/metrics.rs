@@ -40,6 +40,12 @@ pub struct Metrics {
     /// `node`, `result`: created, exists, mismatch, rejected, refused, unavailable (one per
     /// default key and node, until the node is done).
     pub default_keys: Family<Labels, Counter>,
+    /// Documents written by shard copies (moves, new groups, replication).
+    pub job_documents_copied: Counter,
+    /// Phase of the running job: 0 prepare, 1 stage, 2 copy, 3 cut-over, 4 clean-up, 5 done.
+    pub job_phase: Gauge,
+    /// Shard copies the running job has still to move.
+    pub job_moves_left: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +72,9 @@ impl Metrics {
             index_settings_consistent: Family::default(),
             index_settings_checks: Family::default(),
             default_keys: Family::default(),
+            job_documents_copied: Counter::default(),
+            job_phase: Gauge::default(),
+            job_moves_left: Gauge::default(),
         };
         registry.register(
             "topology_epoch",
@@ -119,6 +128,21 @@ impl Metrics {
             "default_keys",
             "Creations of the cluster's default keys on the nodes, by node and result",
             m.default_keys.clone(),
+        );
+        registry.register(
+            "job_documents_copied",
+            "Documents written to nodes by shard copies",
+            m.job_documents_copied.clone(),
+        );
+        registry.register(
+            "job_phase",
+            "Phase of the running job (0 prepare, 1 stage, 2 copy, 3 cut-over, 4 clean-up, 5 done)",
+            m.job_phase.clone(),
+        );
+        registry.register(
+            "job_moves_left",
+            "Shard copies the running job has still to move",
+            m.job_moves_left.clone(),
         );
         Metrics { registry, ..m }
     }

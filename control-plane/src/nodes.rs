@@ -28,7 +28,7 @@ impl std::fmt::Display for NodeError {
     }
 }
 
-fn url(address: &str, path_and_query: &str) -> String {
+pub(crate) fn url(address: &str, path_and_query: &str) -> String {
     format!("http://{address}{path_and_query}")
 }
 
@@ -39,7 +39,7 @@ fn join(uids: &[u64]) -> String {
         .join(",")
 }
 
-async fn send(
+pub(crate) async fn send(
     request: reqwest::RequestBuilder,
     authorization: Option<&str>,
     timeout: Duration,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 
-use crate::admin::{fleet, topology};
+use crate::admin::{fleet, jobs, topology};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::tasks::batches;
@@ -22,6 +22,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_miroir/nodes", post(topology::add_node))
         .route("/_miroir/nodes/{id}", delete(topology::remove_node))
         .route("/_miroir/nodes/{id}/drain", post(topology::drain_node))
+        .route("/_miroir/groups", post(topology::add_group))
+        .route("/_miroir/groups/{name}", delete(topology::remove_group))
+        .route(
+            "/_miroir/groups/{name}/replication-factor",
+            put(topology::set_replication),
+        )
+        .route("/_miroir/jobs", get(jobs::list))
+        .route("/_miroir/jobs/{id}", get(jobs::get))
+        .route("/_miroir/jobs/{id}/{action}", post(jobs::act))
         .route("/_miroir/filter", put(fleet::put_filter))
         .route("/_miroir/internal/tasks", post(tasks::register_task))
         .route("/_miroir/internal/uid-leases", post(tasks::lease_uids))

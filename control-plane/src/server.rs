@@ -222,6 +222,7 @@ fn spawn_loops(
         tokio::spawn(default_keys::run(app.clone(), stopped.clone())),
         tokio::spawn(filter_key::run(app.clone(), stopped.clone())),
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
+        tokio::spawn(crate::jobs::runner::run(app.clone(), stopped.clone())),
         tokio::spawn(follow_store(app.clone(), stopped)),
     ]
 }

@@ -2,6 +2,7 @@
 //! document is docs/admin-api.openapi.yaml.
 
 pub mod fleet;
+pub mod jobs;
 pub mod topology;
 
 #[cfg(test)]

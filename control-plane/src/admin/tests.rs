@@ -89,7 +89,7 @@ async fn nodes_are_added_removed_and_drained() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -103,7 +103,7 @@ async fn nodes_are_added_removed_and_drained() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(
@@ -114,7 +114,7 @@ async fn nodes_are_added_removed_and_drained() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n8", "address": "nowhere", "group": "g0"})),
+            Some(json!({"id": "n8", "address": "nowhere", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(
@@ -122,10 +122,10 @@ async fn nodes_are_added_removed_and_drained() {
         (400, Some("miroir_invalid_topology"))
     );
 
+    // n9 holds nothing (weight 0): draining it moves nothing and is done at once.
     let (status, body) = cluster.admin("POST", "/_miroir/nodes/n9/drain", None).await;
-    assert_eq!(status, 202, "{body}");
+    assert_eq!(status, 200, "{body}");
     let (_, topology) = cluster.admin("GET", "/_miroir/topology", None).await;
-    assert_eq!(topology["epoch"], 2, "draining does not change placement");
     let n9 = topology["nodes"]
         .as_array()
         .expect("nodes")
@@ -136,22 +136,54 @@ async fn nodes_are_added_removed_and_drained() {
 
     let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n9", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["topology"]["epoch"], 3);
     let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n9", None).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("miroir_node_not_found"))
     );
+    // n0 holds copies: it must be drained first.
     let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n0", None).await;
-    assert_eq!(status, 200, "{body}");
-    // The last node cannot go, nor be drained.
-    let (status, body) = cluster.admin("DELETE", "/_miroir/nodes/n1", None).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (400, Some("miroir_invalid_topology"))
+        (409, Some("miroir_node_not_drained"))
     );
-    let (status, _) = cluster.admin("POST", "/_miroir/nodes/n1/drain", None).await;
-    assert_eq!(status, 400);
+    // A node that takes copies is a job.
+    let (status, body) = cluster
+        .admin(
+            "POST",
+            "/_miroir/nodes",
+            Some(json!({"id": "n7", "address": "127.0.0.1:7797", "group": "g0"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["job"]["kind"], "addNode");
+    assert!(body["job"]["moves"]
+        .as_array()
+        .expect("moves")
+        .iter()
+        .all(|m| m["to"] == json!(["n7"])));
+    let id = body["job"]["id"].as_str().expect("id").to_string();
+    let (status, listed) = cluster.admin("GET", "/_miroir/jobs", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["results"][0]["id"], id.as_str());
+    // One job at a time.
+    let (status, body) = cluster.admin("POST", "/_miroir/nodes/n1/drain", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("miroir_job_running"))
+    );
+    let (status, body) = cluster
+        .admin("POST", &format!("/_miroir/jobs/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "canceled");
+    let (status, body) = cluster
+        .admin("POST", &format!("/_miroir/jobs/{id}/resume"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("miroir_job_finished"))
+    );
 }
 
 #[tokio::test]
@@ -162,7 +194,7 @@ async fn a_nack_is_reported_with_envoys_message() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(
@@ -235,7 +267,7 @@ async fn ready_waits_for_the_fleet() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 200);
@@ -338,7 +370,7 @@ async fn a_restart_resumes_without_a_new_epoch() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0"})),
+            Some(json!({"id": "n5", "address": "127.0.0.1:7705", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 200);
@@ -395,7 +427,7 @@ async fn replicas_share_the_topology_through_redis() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n7", "address": "127.0.0.1:7707", "group": "g0"})),
+            Some(json!({"id": "n7", "address": "127.0.0.1:7707", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -438,7 +470,7 @@ async fn a_rollout_that_timed_out_is_retried() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0"})),
+            Some(json!({"id": "n9", "address": "127.0.0.1:7799", "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 502, "{body}");

@@ -207,7 +207,7 @@ async fn a_node_that_joins_gets_them() {
         .admin(
             "POST",
             "/_miroir/nodes",
-            Some(json!({"id": "n9", "address": joining.address, "group": "g0"})),
+            Some(json!({"id": "n9", "address": joining.address, "group": "g0", "weight": 0})),
         )
         .await;
     assert_eq!(status, 200, "{body}");

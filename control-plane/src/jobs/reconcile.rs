@@ -1,0 +1,111 @@
+//! Brings a node to the cluster's indexes, settings and keys before it holds any shard: a node
+//! that gets writes and reads must know the index's primary key and settings (`_miroir_shard`
+//! filterable among them) and accept the clients' keys. The reference is a node that serves
+//! reads now.
+
+use miroir_topology::Node;
+use serde_json::{json, Value};
+
+use super::shard_copy::{Calls, CopyError};
+
+/// The indexes of the reference node: uid and primary key.
+pub async fn indexes(
+    calls: &Calls<'_>,
+    reference: &Node,
+) -> Result<Vec<(String, String)>, CopyError> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = calls
+            .get(reference, &format!("/indexes?limit=100&offset={offset}"))
+            .await?;
+        let results = page["results"].as_array().cloned().unwrap_or_default();
+        for index in &results {
+            if let (Some(uid), Some(pk)) = (index["uid"].as_str(), index["primaryKey"].as_str()) {
+                out.push((uid.to_string(), pk.to_string()));
+            }
+        }
+        offset += results.len();
+        if results.is_empty() || offset as u64 >= page["total"].as_u64().unwrap_or(0) {
+            return Ok(out);
+        }
+    }
+}
+
+/// Creates on `target` every index `reference` has (same primary key), applies its settings, and
+/// creates the keys `target` lacks (same uid: a key's value derives from the master key and the
+/// uid, so it is the same key on every node).
+pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<(), CopyError> {
+    for (uid, primary_key) in indexes(calls, reference).await? {
+        if calls
+            .find(target, &format!("/indexes/{uid}"))
+            .await?
+            .is_none()
+        {
+            calls
+                .write(
+                    target,
+                    reqwest::Method::POST,
+                    "/indexes",
+                    &json!({"uid": uid, "primaryKey": primary_key}),
+                )
+                .await?;
+        }
+        let settings = calls
+            .get(reference, &format!("/indexes/{uid}/settings"))
+            .await?;
+        calls
+            .write(
+                target,
+                reqwest::Method::PATCH,
+                &format!("/indexes/{uid}/settings"),
+                &settings,
+            )
+            .await?;
+    }
+    let theirs = keys(calls, target).await?;
+    for key in keys(calls, reference).await? {
+        let Some(uid) = key["uid"].as_str() else {
+            continue;
+        };
+        if theirs.iter().any(|k| k["uid"].as_str() == Some(uid)) {
+            continue;
+        }
+        let body = json!({
+            "uid": uid,
+            "name": key["name"],
+            "description": key["description"],
+            "actions": key["actions"],
+            "indexes": key["indexes"],
+            "expiresAt": key["expiresAt"],
+        });
+        if let Err(e) = calls
+            .send(target, reqwest::Method::POST, "/keys", &body)
+            .await
+        {
+            if e.unavailable {
+                return Err(e);
+            }
+            // An expired key cannot be created again; it could not be used either.
+            tracing::warn!(node = target.id, key = uid, error = %e, "key not copied");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(calls: &Calls<'_>, node: &Node) -> Result<Vec<Value>, CopyError> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = calls
+            .get(node, &format!("/keys?limit=100&offset={offset}"))
+            .await?;
+        let results = page["results"].as_array().cloned().unwrap_or_default();
+        offset += results.len();
+        let done = results.is_empty() || offset as u64 >= page["total"].as_u64().unwrap_or(0);
+        out.extend(results);
+        if done {
+            return Ok(out);
+        }
+    }
+}

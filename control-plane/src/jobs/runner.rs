@@ -1,0 +1,388 @@
+//! The leader drives the unfinished job one step at a time, saving it after every step.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use miroir_topology::{Node, NodeState, Topology};
+
+use super::plan::{cleaned_up, cut_over, leftovers, staged, withdrawn};
+use super::shard_copy::{self, Calls, CopyError};
+use super::{reconcile, Job, JobState, Move, MovePhase, PauseCause, Phase};
+use crate::app::{pause, App};
+use crate::error::ApiError;
+
+const TICK: Duration = Duration::from_millis(300);
+
+pub async fn run(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if app.is_leader() {
+            if let Err(e) = tick(&app).await {
+                tracing::warn!(error = %e, "jobs");
+            }
+        }
+        if !pause(&mut stopped, TICK).await {
+            return;
+        }
+    }
+}
+
+pub async fn load(app: &App) -> Result<Vec<Job>, ApiError> {
+    let stored = app.store.list_jobs().await.map_err(ApiError::store)?;
+    Ok(stored
+        .into_iter()
+        .filter_map(|(id, text)| match serde_json::from_str::<Job>(&text) {
+            Ok(job) => Some(job),
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "unreadable job record");
+                None
+            }
+        })
+        .collect())
+}
+
+/// The runner's save: a pause or cancel an operator stored since the runner read the job wins
+/// over the runner's `running`.
+async fn persist(app: &App, job: &mut Job) -> Result<(), ApiError> {
+    if job.state == JobState::Running {
+        interrupted(app, job).await;
+    }
+    save(app, job).await
+}
+
+pub async fn save(app: &App, job: &mut Job) -> Result<(), ApiError> {
+    job.updated_at = crate::time::now();
+    job.refresh_progress();
+    let text = serde_json::to_string(job).map_err(|e| ApiError::internal(e.to_string()))?;
+    app.store
+        .put_job(&job.id, &text)
+        .await
+        .map_err(ApiError::store)?;
+    app.metrics
+        .job_moves_left
+        .set(job.shards_total.saturating_sub(job.shards_done) as i64);
+    Ok(())
+}
+
+/// The job not yet over, if any: at most one runs at a time. A canceled job is over once its
+/// copies are withdrawn.
+pub fn unfinished(jobs: &[Job]) -> Option<&Job> {
+    jobs.iter().find(|j| {
+        !j.state.is_finished() || (j.state == JobState::Canceled && j.finished_at.is_none())
+    })
+}
+
+async fn tick(app: &App) -> Result<(), String> {
+    let jobs = load(app).await.map_err(|e| e.to_string())?;
+    let Some(job) = unfinished(&jobs).cloned() else {
+        return Ok(());
+    };
+    let mut job = job;
+    match job.state {
+        JobState::Running => drive(app, &mut job).await,
+        JobState::Canceled => {
+            apply(app, |t| withdrawn(t, &job)).await?;
+            job.finished_at = Some(crate::time::now());
+            persist(app, &mut job).await.map_err(|e| e.to_string())
+        }
+        JobState::Paused => {
+            if let Some(PauseCause::NodeUnavailable { node }) = &job.pause_cause {
+                let address = node_of(app, &job, node).await.map(|n| n.address);
+                if let Some(address) = address {
+                    if crate::nodes::healthy(&app.http, &address, app.read_timeout()).await {
+                        tracing::info!(job = job.id, node, "node answers again: job resumed");
+                        job.state = JobState::Running;
+                        job.reason = None;
+                        job.pause_cause = None;
+                        save(app, &mut job).await.map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn current(app: &App) -> Result<Topology, String> {
+    app.store
+        .load_topology()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no topology stored".to_string())
+}
+
+/// Stores `step(current)` as the next epoch (unless it is already stored: a resumed step) and
+/// returns once every Envoy acknowledged it.
+async fn apply(app: &App, step: impl Fn(&Topology) -> Topology) -> Result<Topology, String> {
+    let now = current(app).await?;
+    let next = step(&now);
+    if next.nodes == now.nodes && next.shard_map == now.shard_map {
+        app.rollout(&now).await.map_err(|e| e.to_string())?;
+        return Ok(now);
+    }
+    let change = app
+        .change_topology(|t| Ok(step(t)))
+        .await
+        .map_err(|e| e.to_string())?;
+    change.rollout.map_err(|e| {
+        format!(
+            "epoch {} not acknowledged by every Envoy yet: {e}",
+            change.topology.epoch
+        )
+    })?;
+    Ok(change.topology)
+}
+
+/// A node by id: in the topology, or one the job adds.
+async fn node_of(app: &App, job: &Job, id: &str) -> Option<Node> {
+    if let Ok(t) = current(app).await {
+        if let Some(n) = t.node(id) {
+            return Some(n.clone());
+        }
+    }
+    job.edit.add_nodes.iter().find(|n| n.id == id).cloned()
+}
+
+/// An active node serving reads, to read indexes and settings from (the group's first).
+fn reference(topology: &Topology, avoid: &[String]) -> Option<Node> {
+    topology
+        .nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Active && !avoid.contains(&n.id))
+        .find(|n| topology.is_complete(&n.group))
+        .cloned()
+}
+
+/// An active copy of the move's shard to copy from: in its group, else in another.
+fn source(topology: &Topology, m: &Move) -> Option<Node> {
+    let same = topology.owners(m.shard, &m.group);
+    let others = topology
+        .group_names()
+        .into_iter()
+        .filter(|g| *g != m.group)
+        .flat_map(|g| topology.owners(m.shard, g));
+    same.into_iter()
+        .chain(others)
+        .find(|n| n.state == NodeState::Active && !m.to.contains(&n.id))
+        .cloned()
+}
+
+/// Re-reads the job's state: an operator may have paused or canceled it meanwhile.
+async fn interrupted(app: &App, job: &mut Job) -> bool {
+    let Ok(Some(text)) = app.store.get_job(&job.id).await else {
+        return false;
+    };
+    let Ok(stored) = serde_json::from_str::<Job>(&text) else {
+        return false;
+    };
+    if stored.state != JobState::Running {
+        job.state = stored.state;
+        job.reason = stored.reason;
+        job.pause_cause = stored.pause_cause;
+        return true;
+    }
+    false
+}
+
+async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
+    let span = tracing::info_span!("job", id = %job.id, kind = ?job.kind);
+    let _entered = span.enter();
+    loop {
+        if interrupted(app, job).await {
+            return persist(app, job).await.map_err(|e| e.to_string());
+        }
+        app.metrics.job_phase.set(job.phase as i64);
+        let step = match job.phase {
+            Phase::Prepare => prepare(app, job).await.map(|_| Phase::Stage),
+            Phase::Stage => match apply(app, |t| staged(t, job)).await {
+                Ok(_) => {
+                    // Anything copied before a withdrawal may have missed writes since.
+                    for m in &mut job.moves {
+                        m.phase = MovePhase::Pending;
+                    }
+                    Ok(Phase::Copy)
+                }
+                Err(e) => return waiting(app, job, e).await,
+            },
+            Phase::Copy => copy(app, job).await.map(|_| Phase::CutOver),
+            Phase::CutOver => match apply(app, |t| cut_over(t, job)).await {
+                Ok(_) => Ok(Phase::CleanUp),
+                Err(e) => return waiting(app, job, e).await,
+            },
+            Phase::CleanUp => match apply(app, |t| cleaned_up(t, job)).await {
+                Ok(t) => clean_up(app, job, &t).await.map(|_| Phase::Done),
+                Err(e) => return waiting(app, job, e).await,
+            },
+            Phase::Done => {
+                job.state = JobState::Succeeded;
+                job.reason = None;
+                job.finished_at = Some(crate::time::now());
+                tracing::info!(documents = job.documents_copied, "job succeeded");
+                return persist(app, job).await.map_err(|e| e.to_string());
+            }
+        };
+        match step {
+            Ok(next) => {
+                tracing::info!(from = ?job.phase, to = ?next, "job phase");
+                job.phase = next;
+                persist(app, job).await.map_err(|e| e.to_string())?;
+            }
+            Err(e) => return stopped(app, job, e).await,
+        }
+    }
+}
+
+/// A rollout not acknowledged yet: the step is retried on the next tick.
+async fn waiting(app: &App, job: &mut Job, why: String) -> Result<(), String> {
+    tracing::warn!(phase = ?job.phase, error = %why, "job waits for the fleet");
+    job.reason = Some(why);
+    persist(app, job).await.map_err(|e| e.to_string())
+}
+
+/// A node failed the job's calls: its new copies are withdrawn (writes stop waiting for them),
+/// and the job pauses until the node answers (unavailable) or fails (refused).
+async fn stopped(app: &App, job: &mut Job, e: CopyError) -> Result<(), String> {
+    tracing::warn!(phase = ?job.phase, error = %e, "job stopped");
+    if matches!(job.phase, Phase::Stage | Phase::Copy) {
+        if let Err(w) = apply(app, |t| withdrawn(t, job)).await {
+            tracing::warn!(error = %w, "new copies not withdrawn yet");
+        }
+        job.phase = Phase::Stage;
+    }
+    job.errors.push(format!("{}: {e}", crate::time::now()));
+    if job.errors.len() > 20 {
+        job.errors.remove(0);
+    }
+    if e.unavailable {
+        job.state = JobState::Paused;
+        job.pause_cause = Some(PauseCause::NodeUnavailable {
+            node: e.node.clone(),
+        });
+        job.reason = Some(format!(
+            "node `{}` does not answer ({}); the job resumes when it does",
+            e.node, e.message
+        ));
+    } else {
+        job.state = JobState::Failed;
+        job.reason = Some(e.to_string());
+        job.finished_at = Some(crate::time::now());
+    }
+    persist(app, job).await.map_err(|e| e.to_string())
+}
+
+fn targets(job: &Job) -> Vec<String> {
+    let mut ids: Vec<String> = job.moves.iter().flat_map(|m| m.to.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
+    let topology = current(app).await.map_err(|e| CopyError {
+        node: String::new(),
+        unavailable: true,
+        message: e,
+    })?;
+    let ids = targets(job);
+    let Some(reference) = reference(&topology, &ids) else {
+        return Ok(());
+    };
+    let calls = Calls { app };
+    for id in &ids {
+        let Some(node) = node_of(app, job, id).await else {
+            continue;
+        };
+        crate::filter_key::ensure(app, &node.id, &node.address)
+            .await
+            .map_err(|e| CopyError {
+                node: node.id.clone(),
+                unavailable: true,
+                message: format!("filter key not created: {e}"),
+            })?;
+        reconcile::node(&calls, &reference, &node).await?;
+    }
+    Ok(())
+}
+
+async fn copy(app: &App, job: &mut Job) -> Result<(), CopyError> {
+    let calls = Calls { app };
+    let unavailable = |message: String| CopyError {
+        node: String::new(),
+        unavailable: true,
+        message,
+    };
+    let topology = current(app).await.map_err(unavailable)?;
+    let Some(reference) = reference(&topology, &targets(job)) else {
+        return Ok(());
+    };
+    let indexes = reconcile::indexes(&calls, &reference).await?;
+    for at in 0..job.moves.len() {
+        if job.moves[at].phase == MovePhase::Done {
+            continue;
+        }
+        if interrupted(app, job).await {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let m = job.moves[at].clone();
+        job.moves[at].phase = MovePhase::Copying;
+        let mut copied = 0;
+        if !m.to.is_empty() {
+            let topology = current(app).await.map_err(unavailable)?;
+            let Some(from) = source(&topology, &m) else {
+                return Err(unavailable(format!(
+                    "shard {} has no active copy to copy from",
+                    m.shard
+                )));
+            };
+            for target_id in &m.to {
+                let Some(target) = node_of(app, job, target_id).await else {
+                    continue;
+                };
+                for (index, primary_key) in &indexes {
+                    copied += shard_copy::sync(
+                        &calls,
+                        index,
+                        primary_key,
+                        m.shard,
+                        &from,
+                        &target,
+                        |_| {},
+                    )
+                    .await?;
+                }
+            }
+        }
+        app.metrics.job_documents_copied.inc_by(copied);
+        job.moves[at].documents_copied += copied;
+        job.moves[at].phase = MovePhase::Done;
+        job.copy_seconds += started.elapsed().as_secs_f64();
+        persist(app, job)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The documents of moved shards are deleted from the nodes that gave them up (every scattered
+/// query already restricts each node to its picked shards, so until then nothing counts twice).
+async fn clean_up(app: &App, job: &Job, topology: &Topology) -> Result<(), CopyError> {
+    let calls = Calls { app };
+    let Some(reference) = reference(topology, &[]) else {
+        return Ok(());
+    };
+    let indexes = reconcile::indexes(&calls, &reference).await?;
+    for (id, shards) in leftovers(job) {
+        let Some(node) = topology.node(&id) else {
+            continue;
+        };
+        if node.state != NodeState::Active {
+            tracing::warn!(node = id, "left documents of moved shards on a failed node");
+            continue;
+        }
+        for (index, _) in &indexes {
+            shard_copy::delete_shards(&calls, node, index, &shards).await?;
+        }
+    }
+    Ok(())
+}
