@@ -164,7 +164,9 @@ fn topology_change_reaches_every_envoy(store: StoreKind) {
         .admin()
         .post(
             "/_miroir/nodes",
-            &json!({"id": "n3", "address": address, "group": "g0"}),
+            // Weight 0: the node joins at once, holding nothing (a node taking copies is a job,
+            // tests/e2e/tests/elastic.rs); what this checks is the epoch reaching every Envoy.
+            &json!({"id": "n3", "address": address, "group": "g0", "weight": 0}),
         )
         .pair();
     assert_eq!(status, 200, "POST /_miroir/nodes: {change}");
@@ -285,7 +287,7 @@ fn cp_nacked_filter_is_reported_and_the_fleet_keeps_serving() {
         .admin()
         .post(
             "/_miroir/nodes",
-            &json!({"id": "n3", "address": address, "group": "g0"}),
+            &json!({"id": "n3", "address": address, "group": "g0", "weight": 0}),
         )
         .pair();
     assert_eq!(status, 200, "POST /_miroir/nodes after the NACK: {change}");
