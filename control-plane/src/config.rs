@@ -49,6 +49,8 @@ pub struct Config {
     /// `PUT /_miroir/filter` is kept in the store and wins over this one.
     pub wasm: Option<WasmSpec>,
     pub health: HealthConfig,
+    /// How jobs copy shards (docs/operations.md).
+    pub jobs: JobsConfig,
     /// Deadline of every call from an Envoy (and from the control plane) to a node.
     pub node_timeout_ms: u64,
     /// Deadline of a task registration from the filter; past it the filter uses its leased uids.
@@ -84,6 +86,7 @@ impl Default for Config {
             envoy_listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             wasm: None,
             health: HealthConfig::default(),
+            jobs: JobsConfig::default(),
             node_timeout_ms: 30_000,
             control_plane_timeout_ms: 2_000,
             rollout_ack_timeout_ms: 30_000,
@@ -151,6 +154,24 @@ pub struct HealthConfig {
     pub unhealthy_threshold: u32,
     /// Consecutive successes before a failed node is active again.
     pub healthy_threshold: u32,
+}
+
+/// How a job copies: shards copied at once, and a ceiling on documents written per second (0: none)
+/// so a migration leaves the nodes room for the clients' traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct JobsConfig {
+    pub copy_concurrency: usize,
+    pub copy_documents_per_second: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            copy_concurrency: 2,
+            copy_documents_per_second: 0,
+        }
+    }
 }
 
 impl Default for HealthConfig {

@@ -6,10 +6,27 @@
 use miroir_topology::Node;
 use serde_json::{json, Value};
 
-use super::shard_copy::{Calls, CopyError};
+use super::shard_copy::{Calls, CopyError, Index};
+
+/// The indexes of the reference node, with whether each has embedders.
+pub async fn indexes(calls: &Calls<'_>, reference: &Node) -> Result<Vec<Index>, CopyError> {
+    let mut out = Vec::new();
+    for (uid, primary_key) in index_keys(calls, reference).await? {
+        let embedders = calls
+            .get(reference, &format!("/indexes/{uid}/settings/embedders"))
+            .await?;
+        let vectors = embedders.as_object().is_some_and(|e| !e.is_empty());
+        out.push(Index {
+            uid,
+            primary_key,
+            vectors,
+        });
+    }
+    Ok(out)
+}
 
 /// The indexes of the reference node: uid and primary key.
-pub async fn indexes(
+async fn index_keys(
     calls: &Calls<'_>,
     reference: &Node,
 ) -> Result<Vec<(String, String)>, CopyError> {
@@ -36,7 +53,7 @@ pub async fn indexes(
 /// creates the keys `target` lacks (same uid: a key's value derives from the master key and the
 /// uid, so it is the same key on every node).
 pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<(), CopyError> {
-    for (uid, primary_key) in indexes(calls, reference).await? {
+    for (uid, primary_key) in index_keys(calls, reference).await? {
         if calls
             .find(target, &format!("/indexes/{uid}"))
             .await?

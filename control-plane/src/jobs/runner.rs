@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use miroir_topology::{Node, NodeState, Topology};
 
 use super::plan::{cleaned_up, cut_over, leftovers, staged, withdrawn};
-use super::shard_copy::{self, Calls, CopyError};
+use futures_util::StreamExt;
+
+use super::shard_copy::{self, Calls, CopyError, Index, Pacer};
 use super::{reconcile, Job, JobState, Move, MovePhase, PauseCause, Phase};
 use crate::app::{pause, App};
 use crate::error::ApiError;
@@ -204,7 +206,11 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
                 }
                 Err(e) => return waiting(app, job, e).await,
             },
-            Phase::Copy => copy(app, job).await.map(|_| Phase::CutOver),
+            Phase::Copy => match copy(app, job).await {
+                Ok(true) => Ok(Phase::CutOver),
+                Ok(false) => return persist(app, job).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
             Phase::CutOver => match apply(app, |t| cut_over(t, job)).await {
                 Ok(_) => Ok(Phase::CleanUp),
                 Err(e) => return waiting(app, job, e).await,
@@ -287,7 +293,7 @@ async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
     let Some(reference) = reference(&topology, &ids) else {
         return Ok(());
     };
-    let calls = Calls { app };
+    let calls = Calls { app, pacer: None };
     for id in &ids {
         let Some(node) = node_of(app, job, id).await else {
             continue;
@@ -304,70 +310,98 @@ async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
     Ok(())
 }
 
-async fn copy(app: &App, job: &mut Job) -> Result<(), CopyError> {
-    let calls = Calls { app };
-    let unavailable = |message: String| CopyError {
-        node: String::new(),
-        unavailable: true,
-        message,
+/// Copies every move not done yet, `jobs.copyConcurrency` shards at a time; `false` when an
+/// operator paused or canceled the job meanwhile (the phase stays `copy`).
+async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
+    let pacer = Pacer::new(app.config.jobs.copy_documents_per_second);
+    let calls = Calls {
+        app,
+        pacer: Some(&pacer),
     };
     let topology = current(app).await.map_err(unavailable)?;
     let Some(reference) = reference(&topology, &targets(job)) else {
-        return Ok(());
+        return Ok(true);
     };
     let indexes = reconcile::indexes(&calls, &reference).await?;
-    for at in 0..job.moves.len() {
-        if job.moves[at].phase == MovePhase::Done {
-            continue;
-        }
-        if interrupted(app, job).await {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let m = job.moves[at].clone();
-        job.moves[at].phase = MovePhase::Copying;
-        let mut copied = 0;
-        if !m.to.is_empty() {
-            let topology = current(app).await.map_err(unavailable)?;
-            let Some(from) = source(&topology, &m) else {
-                return Err(unavailable(format!(
-                    "shard {} has no active copy to copy from",
-                    m.shard
-                )));
-            };
-            for target_id in &m.to {
-                let Some(target) = node_of(app, job, target_id).await else {
-                    continue;
-                };
-                for (index, primary_key) in &indexes {
-                    copied += shard_copy::sync(
-                        &calls,
-                        index,
-                        primary_key,
-                        m.shard,
-                        &from,
-                        &target,
-                        |_| {},
-                    )
-                    .await?;
-                }
-            }
-        }
+    let added = job.edit.add_nodes.clone();
+    let pending: Vec<(usize, Move)> = job
+        .moves
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.phase != MovePhase::Done)
+        .map(|(at, m)| (at, m.clone()))
+        .collect();
+    let (calls, indexes, added) = (&calls, &indexes, &added);
+    let mut copies = futures_util::stream::iter(
+        pending
+            .into_iter()
+            .map(|(at, m)| async move { (at, copy_move(app, calls, indexes, added, &m).await) }),
+    )
+    .buffer_unordered(app.config.jobs.copy_concurrency.max(1));
+    let (base, started) = (job.copy_seconds, Instant::now());
+    while let Some((at, copied)) = copies.next().await {
+        let copied = copied?;
         app.metrics.job_documents_copied.inc_by(copied);
-        job.moves[at].documents_copied += copied;
-        job.moves[at].phase = MovePhase::Done;
-        job.copy_seconds += started.elapsed().as_secs_f64();
+        if let Some(m) = job.moves.get_mut(at) {
+            m.documents_copied += copied;
+            m.phase = MovePhase::Done;
+        }
+        job.copy_seconds = base + started.elapsed().as_secs_f64();
         persist(app, job)
             .await
             .map_err(|e| unavailable(e.to_string()))?;
+        if job.state != JobState::Running {
+            return Ok(false);
+        }
     }
-    Ok(())
+    Ok(true)
+}
+
+fn unavailable(message: String) -> CopyError {
+    CopyError {
+        node: String::new(),
+        unavailable: true,
+        message,
+    }
+}
+
+/// One move: every index's shard copied from an active copy to every node that gains one.
+async fn copy_move(
+    app: &App,
+    calls: &Calls<'_>,
+    indexes: &[Index],
+    added: &[Node],
+    m: &Move,
+) -> Result<u64, CopyError> {
+    if m.to.is_empty() {
+        return Ok(0);
+    }
+    let topology = current(app).await.map_err(unavailable)?;
+    let Some(from) = source(&topology, m) else {
+        return Err(unavailable(format!(
+            "shard {} has no active copy to copy from",
+            m.shard
+        )));
+    };
+    let mut copied = 0;
+    for target_id in &m.to {
+        let Some(target) = topology
+            .node(target_id)
+            .or_else(|| added.iter().find(|n| n.id == *target_id))
+        else {
+            continue;
+        };
+        for index in indexes {
+            copied += shard_copy::sync(calls, index, m.shard, &from, target).await?;
+        }
+    }
+    Ok(copied)
 }
 
 /// The documents of moved shards are deleted from the nodes that gave them up (every scattered
 /// query already restricts each node to its picked shards, so until then nothing counts twice).
 async fn clean_up(app: &App, job: &Job, topology: &Topology) -> Result<(), CopyError> {
-    let calls = Calls { app };
+    let calls = Calls { app, pacer: None };
     let Some(reference) = reference(topology, &[]) else {
         return Ok(());
     };
@@ -380,8 +414,8 @@ async fn clean_up(app: &App, job: &Job, topology: &Topology) -> Result<(), CopyE
             tracing::warn!(node = id, "left documents of moved shards on a failed node");
             continue;
         }
-        for (index, _) in &indexes {
-            shard_copy::delete_shards(&calls, node, index, &shards).await?;
+        for index in &indexes {
+            shard_copy::delete_shards(&calls, node, &index.uid, &shards).await?;
         }
     }
     Ok(())

@@ -78,6 +78,42 @@ impl std::fmt::Display for CopyError {
 /// Node calls with the control plane's own key and deadline.
 pub struct Calls<'a> {
     pub app: &'a App,
+    /// Paces the documents a copy writes (shared by the copies running at once).
+    pub pacer: Option<&'a Pacer>,
+}
+
+/// A ceiling on documents written per second across every copy of a job (0: none): a writer that
+/// is ahead of the rate waits until the rate allows what it wrote.
+pub struct Pacer {
+    rate: u64,
+    started: Instant,
+    written: std::sync::Mutex<u64>,
+}
+
+impl Pacer {
+    pub fn new(rate: u64) -> Pacer {
+        Pacer {
+            rate,
+            started: Instant::now(),
+            written: std::sync::Mutex::new(0),
+        }
+    }
+
+    /// Accounts for `documents` about to be written and waits as long as the rate requires.
+    pub async fn admit(&self, documents: u64) {
+        if self.rate == 0 {
+            return;
+        }
+        let total = {
+            let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            *written += documents;
+            *written
+        };
+        let due = Duration::from_secs_f64(total as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 impl Calls<'_> {
@@ -203,10 +239,10 @@ impl Calls<'_> {
     async fn shard_documents(
         &self,
         node: &Node,
-        index: &str,
-        primary_key: &str,
+        index: &Index,
         shard: u32,
     ) -> Result<HashMap<String, Value>, CopyError> {
+        let (uid, primary_key) = (index.uid.as_str(), index.primary_key.as_str());
         let mut out = HashMap::new();
         let mut offset = 0usize;
         loop {
@@ -214,8 +250,13 @@ impl Calls<'_> {
                 .send(
                     node,
                     reqwest::Method::POST,
-                    &format!("/indexes/{index}/documents/fetch"),
-                    &json!({"filter": shard_filter(&[shard]), "limit": PAGE, "offset": offset}),
+                    &format!("/indexes/{uid}/documents/fetch"),
+                    &json!({
+                        "filter": shard_filter(&[shard]),
+                        "limit": PAGE,
+                        "offset": offset,
+                        "retrieveVectors": index.vectors,
+                    }),
                 )
                 .await?;
             let results = page["results"].as_array().cloned().unwrap_or_default();
@@ -278,32 +319,36 @@ pub fn difference(
     )
 }
 
+/// An index as the copy reads it.
+#[derive(Clone, Debug)]
+pub struct Index {
+    pub uid: String,
+    pub primary_key: String,
+    /// The index has embedders: documents are read with their `_vectors` (and written back with
+    /// them, so user-provided embeddings move too and generated ones are not computed again).
+    pub vectors: bool,
+}
+
 /// Makes `target`'s copy of `shard` of `index` equal to `source`'s; the documents it wrote.
-/// `progress` is told the running count after every batch.
 pub async fn sync(
     calls: &Calls<'_>,
-    index: &str,
-    primary_key: &str,
+    index: &Index,
     shard: u32,
     source: &Node,
     target: &Node,
-    mut progress: impl FnMut(u64),
 ) -> Result<u64, CopyError> {
     let mut copied = 0u64;
     for round in 0..MAX_ROUNDS {
-        let (a, b) = tokio::join!(calls.barrier(source, index), calls.barrier(target, index));
+        let uid = index.uid.as_str();
+        let (a, b) = tokio::join!(calls.barrier(source, uid), calls.barrier(target, uid));
         a?;
         b?;
-        let theirs = calls
-            .shard_documents(target, index, primary_key, shard)
-            .await?;
-        let ours = calls
-            .shard_documents(source, index, primary_key, shard)
-            .await?;
+        let theirs = calls.shard_documents(target, index, shard).await?;
+        let ours = calls.shard_documents(source, index, shard).await?;
         let (upserts, deletes) = difference(&ours, &theirs);
         if upserts.is_empty() && deletes.is_empty() {
             tracing::debug!(
-                index,
+                index = uid,
                 shard,
                 source = source.id,
                 target = target.id,
@@ -313,8 +358,11 @@ pub async fn sync(
             );
             return Ok(copied);
         }
-        let path = format!("/indexes/{index}/documents?primaryKey={primary_key}");
+        let path = format!("/indexes/{uid}/documents?primaryKey={}", index.primary_key);
         for batch in upserts.chunks(PAGE) {
+            if let Some(pacer) = calls.pacer {
+                pacer.admit(batch.len() as u64).await;
+            }
             calls
                 .write(
                     target,
@@ -324,14 +372,13 @@ pub async fn sync(
                 )
                 .await?;
             copied += batch.len() as u64;
-            progress(copied);
         }
         for batch in deletes.chunks(PAGE) {
             calls
                 .write(
                     target,
                     reqwest::Method::POST,
-                    &format!("/indexes/{index}/documents/delete-batch"),
+                    &format!("/indexes/{uid}/documents/delete-batch"),
                     &json!(batch),
                 )
                 .await?;
@@ -345,8 +392,8 @@ pub async fn sync(
         node: target.id.clone(),
         unavailable: true,
         message: format!(
-            "shard {shard} of `{index}` still differs from `{}` after {MAX_ROUNDS} rounds",
-            source.id
+            "shard {shard} of `{}` still differs from `{}` after {MAX_ROUNDS} rounds",
+            index.uid, source.id
         ),
     })
 }
