@@ -628,6 +628,12 @@ impl Fleet {
         self.node_mut(id).kill();
     }
 
+    /// Starts node `id` again after [`Fleet::kill_node`]: same port, same database; waits until
+    /// it is available (a no-op while it runs).
+    pub fn restart_node(&mut self, id: &str) {
+        self.node_mut(id).start();
+    }
+
     /// Waits until every Envoy's filter serves `epoch` (`x-miroir-topology-epoch` on `/health`).
     pub fn wait_envoys_at_epoch(&self, epoch: u64) {
         for (i, envoy) in self.envoys.iter().enumerate() {
