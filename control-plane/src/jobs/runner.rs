@@ -249,11 +249,13 @@ async fn waiting(app: &App, job: &mut Job, why: String) -> Result<(), String> {
 /// and the job pauses until the node answers (unavailable) or fails (refused).
 async fn stopped(app: &App, job: &mut Job, e: CopyError) -> Result<(), String> {
     tracing::warn!(phase = ?job.phase, error = %e, "job stopped");
-    if matches!(job.phase, Phase::Stage | Phase::Copy) {
+    if matches!(job.phase, Phase::Prepare | Phase::Stage | Phase::Copy) {
         if let Err(w) = apply(app, |t| withdrawn(t, job)).await {
             tracing::warn!(error = %w, "new copies not withdrawn yet");
         }
-        job.phase = Phase::Stage;
+        // From the start: a node that comes back may have come back empty (a lost disk), and
+        // preparing a node that has everything changes nothing.
+        job.phase = Phase::Prepare;
     }
     job.errors.push(format!("{}: {e}", crate::time::now()));
     if job.errors.len() > 20 {
