@@ -1,5 +1,5 @@
 //! `make start`: a local Miroir stack run through the control plane: 3 nodes in one replica
-//! group, `miroir-control-plane` with its embedded store, and one Envoy on the ADS bootstrap
+//! group (and a spare 4th node to add with `miroirctl`), `miroir-control-plane` with its embedded store, and one Envoy on the ADS bootstrap
 //! (it knows only the control plane and gets its listener, clusters and filter over xDS).
 //! The Envoy authenticates to the xDS server with a token (`MIROIR_XDS_TOKEN`, else a fresh one);
 //! the filter gets a key of its own, made by the control plane with the master key.
@@ -36,7 +36,10 @@ fn main() {
         ..FleetOptions::default()
     };
     let spec = Spec::new(&[("n0", "g0"), ("n1", "g0"), ("n2", "g0")], 64, 1);
-    let fleet = Fleet::start("miroir-stack", spec, options);
+    let mut fleet = Fleet::start("miroir-stack", spec, options);
+    let members = fleet.node_ids().join(", ");
+    // A 4th node, not in the cluster yet: growing the cluster is one command away.
+    let spare = fleet.launch_node("n3", "g0");
     let nodes = if std::env::var_os("MEILISEARCH_BIN").is_some() {
         "Meilisearch"
     } else {
@@ -51,7 +54,12 @@ fn main() {
     println!("  admin key:  {admin_key}");
     println!("  xDS (ADS):  {}", cp.xds_address());
     println!("  xDS token:  {}", fleet.xds_token());
-    println!("{} nodes: {}", nodes, fleet.node_ids().join(", "));
+    println!("{nodes} nodes: {members}");
+    println!("A spare node, not in the cluster yet, at {spare}. Grow the cluster onto it:");
+    println!(
+        "  target/debug/miroirctl --url {} --admin-key {admin_key} node add n3 {spare} --group g0 --watch",
+        cp.url()
+    );
     println!(
         "Envoy admin: {} · logs: {}",
         fleet.envoy(0).admin_url(),
