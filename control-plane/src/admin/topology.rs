@@ -195,6 +195,15 @@ async fn change_or_job(
     Ok(jobs::accepted(&job))
 }
 
+fn group_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "miroir_group_not_found",
+        "invalid_request",
+        format!("Group `{name}` not found."),
+    )
+}
+
 fn node_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -435,12 +444,7 @@ pub async fn remove_group(
         jobs::no_job_running(&app).await?;
         let topology = stored(&app).await?;
         if !topology.groups().contains_key(name.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "miroir_group_not_found",
-                "invalid_request",
-                format!("Group `{name}` not found."),
-            ));
+            return Err(group_not_found(&name));
         }
         let others_complete = topology
             .group_names()
@@ -496,12 +500,7 @@ pub async fn set_replication(
         let wanted: Replication = serde_json::from_slice(&body).map_err(bad_body)?;
         let topology = stored(&app).await?;
         if !topology.groups().contains_key(name.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "miroir_group_not_found",
-                "invalid_request",
-                format!("Group `{name}` not found."),
-            ));
+            return Err(group_not_found(&name));
         }
         if wanted.replication_factor == 0 {
             return Err(ApiError::invalid(

@@ -93,6 +93,13 @@ fn shards_of<'a>(map: &'a mut ShardMap, group: &str, count: u32) -> &'a mut Vec<
         .or_insert_with(|| vec![Vec::new(); count as usize])
 }
 
+/// The copies of a move's shard, where its group has them.
+fn copies_mut<'a>(map: &'a mut ShardMap, m: &Move) -> Option<&'a mut Vec<ShardCopy>> {
+    map.groups
+        .get_mut(&m.group)
+        .and_then(|shards| shards.get_mut(m.shard as usize))
+}
+
 /// Writes reach the new copies too (`copying`); reads are unchanged.
 pub fn staged(current: &Topology, job: &Job) -> Topology {
     let mut next = edited(current, &job.edit);
@@ -120,12 +127,7 @@ pub fn staged(current: &Topology, job: &Job) -> Topology {
 pub fn cut_over(current: &Topology, job: &Job) -> Topology {
     let mut next = current.clone();
     for m in &job.moves {
-        let Some(copies) = next
-            .shard_map
-            .groups
-            .get_mut(&m.group)
-            .and_then(|s| s.get_mut(m.shard as usize))
-        else {
+        let Some(copies) = copies_mut(&mut next.shard_map, m) else {
             continue;
         };
         for copy in copies.iter_mut() {
@@ -143,12 +145,7 @@ pub fn cut_over(current: &Topology, job: &Job) -> Topology {
 pub fn cleaned_up(current: &Topology, job: &Job) -> Topology {
     let mut next = current.clone();
     for m in &job.moves {
-        if let Some(copies) = next
-            .shard_map
-            .groups
-            .get_mut(&m.group)
-            .and_then(|s| s.get_mut(m.shard as usize))
-        {
+        if let Some(copies) = copies_mut(&mut next.shard_map, m) {
             copies.retain(|c| !(m.from.contains(&c.node) && c.state == CopyState::Leaving));
         }
     }
@@ -161,12 +158,7 @@ pub fn cleaned_up(current: &Topology, job: &Job) -> Topology {
 pub fn withdrawn(current: &Topology, job: &Job) -> Topology {
     let mut next = current.clone();
     for m in &job.moves {
-        if let Some(copies) = next
-            .shard_map
-            .groups
-            .get_mut(&m.group)
-            .and_then(|s| s.get_mut(m.shard as usize))
-        {
+        if let Some(copies) = copies_mut(&mut next.shard_map, m) {
             copies.retain(|c| !(m.to.contains(&c.node) && c.state == CopyState::Copying));
         }
     }

@@ -30,20 +30,30 @@ async fn index_keys(
     calls: &Calls<'_>,
     reference: &Node,
 ) -> Result<Vec<(String, String)>, CopyError> {
+    Ok(listed(calls, reference, "/indexes")
+        .await?
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i["uid"].as_str()?.to_string(),
+                i["primaryKey"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Every item of a paginated Meilisearch list (`results`, `total`, `offset`, `limit`).
+async fn listed(calls: &Calls<'_>, node: &Node, path: &str) -> Result<Vec<Value>, CopyError> {
     let mut out = Vec::new();
-    let mut offset = 0;
     loop {
         let page = calls
-            .get(reference, &format!("/indexes?limit=100&offset={offset}"))
+            .get(node, &format!("{path}?limit=100&offset={}", out.len()))
             .await?;
         let results = page["results"].as_array().cloned().unwrap_or_default();
-        for index in &results {
-            if let (Some(uid), Some(pk)) = (index["uid"].as_str(), index["primaryKey"].as_str()) {
-                out.push((uid.to_string(), pk.to_string()));
-            }
-        }
-        offset += results.len();
-        if results.is_empty() || offset as u64 >= page["total"].as_u64().unwrap_or(0) {
+        let done = results.is_empty()
+            || (out.len() + results.len()) as u64 >= page["total"].as_u64().unwrap_or(0);
+        out.extend(results);
+        if done {
             return Ok(out);
         }
     }
@@ -80,8 +90,8 @@ pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<
             )
             .await?;
     }
-    let theirs = keys(calls, target).await?;
-    for key in keys(calls, reference).await? {
+    let theirs = listed(calls, target, "/keys").await?;
+    for key in listed(calls, reference, "/keys").await? {
         let Some(uid) = key["uid"].as_str() else {
             continue;
         };
@@ -108,21 +118,4 @@ pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<
         }
     }
     Ok(())
-}
-
-async fn keys(calls: &Calls<'_>, node: &Node) -> Result<Vec<Value>, CopyError> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = calls
-            .get(node, &format!("/keys?limit=100&offset={offset}"))
-            .await?;
-        let results = page["results"].as_array().cloned().unwrap_or_default();
-        offset += results.len();
-        let done = results.is_empty() || offset as u64 >= page["total"].as_u64().unwrap_or(0);
-        out.extend(results);
-        if done {
-            return Ok(out);
-        }
-    }
 }

@@ -324,6 +324,32 @@ impl Fleet {
             docs,
         )
     }
+
+    /// Writes `docs` with every call that `fails` picks answered `reply` instead of by its node.
+    fn add_documents_failing(
+        &mut self,
+        config: &Rc<FilterConfig>,
+        docs: &Value,
+        fails: impl Fn(&Call) -> bool,
+        reply: impl Fn() -> Reply,
+    ) -> (u16, Value) {
+        let request = Request::new(
+            "POST",
+            "/indexes/movies/documents",
+            vec![("content-type".into(), "application/json".into())],
+            serde_json::to_vec(docs).unwrap(),
+        );
+        let mut exchange = Exchange::start(config.clone(), request, 0, &mut self.host);
+        while let Some((token, call)) = self.host.in_flight.pop() {
+            let answer = if fails(&call) {
+                reply()
+            } else {
+                self.nodes.get_mut(&call.cluster).unwrap().handle(&call)
+            };
+            exchange.on_reply(token, answer, &mut self.host);
+        }
+        self.host.answer().unwrap()
+    }
 }
 
 fn movies(n: usize) -> Value {
@@ -583,48 +609,25 @@ fn writes_need_a_majority_of_each_shards_owners() {
     fleet.node("n2").down = true;
     // The lookup also goes to n2: a dead node fails the lookup phase, so only take it down after.
     fleet.node("n2").down = false;
-    let request = Request::new(
-        "POST",
-        "/indexes/movies/documents",
-        vec![("content-type".into(), "application/json".into())],
-        serde_json::to_vec(&movies(5)).unwrap(),
-    );
-    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
     // Answer the lookups, then fail one document write.
-    while let Some((token, call)) = fleet.host.in_flight.pop() {
-        let reply = if call.method == "POST" && call.cluster == cluster_name("n2") {
-            Reply::Response {
-                status: 503,
-                headers: Vec::new(),
-                body: b"upstream connect error".to_vec(),
-            }
-        } else {
-            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
-        };
-        exchange.on_reply(token, reply, &mut fleet.host);
-    }
-    assert_eq!(
-        fleet.host.answer().unwrap().0,
-        202,
-        "2 of 3 owners is a majority"
+    let (status, _) = fleet.add_documents_failing(
+        &config,
+        &movies(5),
+        |call| call.method == "POST" && call.cluster == cluster_name("n2"),
+        || Reply::Response {
+            status: 503,
+            headers: Vec::new(),
+            body: b"upstream connect error".to_vec(),
+        },
     );
+    assert_eq!(status, 202, "2 of 3 owners is a majority");
 
-    let request = Request::new(
-        "POST",
-        "/indexes/movies/documents",
-        vec![("content-type".into(), "application/json".into())],
-        serde_json::to_vec(&movies(5)).unwrap(),
+    let (status, body) = fleet.add_documents_failing(
+        &config,
+        &movies(5),
+        |call| call.method == "POST" && call.cluster != cluster_name("n0"),
+        || Reply::Failed,
     );
-    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
-    while let Some((token, call)) = fleet.host.in_flight.pop() {
-        let reply = if call.method == "POST" && call.cluster != cluster_name("n0") {
-            Reply::Failed
-        } else {
-            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
-        };
-        exchange.on_reply(token, reply, &mut fleet.host);
-    }
-    let (status, body) = fleet.host.answer().unwrap();
     assert_eq!(
         (status, body["code"].as_str().unwrap()),
         (503, "miroir_write_quorum_not_met")
@@ -2059,22 +2062,12 @@ fn a_write_needs_the_copy_being_filled_too() {
         assert_eq!(fleet.node(node).docs.len(), 1, "{node} took the write");
     }
     // n3 answers the lookup, then fails the document write.
-    let request = Request::new(
-        "POST",
-        "/indexes/movies/documents",
-        vec![("content-type".into(), "application/json".into())],
-        serde_json::to_vec(&doc).unwrap(),
+    let (status, body) = fleet.add_documents_failing(
+        &config,
+        &doc,
+        |call| call.method == "POST" && call.cluster == cluster_name("n3"),
+        || Reply::Failed,
     );
-    let mut exchange = Exchange::start(config.clone(), request, 0, &mut fleet.host);
-    while let Some((token, call)) = fleet.host.in_flight.pop() {
-        let reply = if call.method == "POST" && call.cluster == cluster_name("n3") {
-            Reply::Failed
-        } else {
-            fleet.nodes.get_mut(&call.cluster).unwrap().handle(&call)
-        };
-        exchange.on_reply(token, reply, &mut fleet.host);
-    }
-    let (status, body) = fleet.host.answer().unwrap();
     assert_eq!(
         (status, body["code"].as_str().unwrap()),
         (503, "miroir_write_quorum_not_met"),
