@@ -144,6 +144,15 @@ impl App {
             .filter(|n| n.state == NodeState::Active)
             .count();
         let failed = topology.nodes.len() - active;
+        let draining = topology
+            .nodes
+            .iter()
+            .filter(|n| topology.weight_of(&n.id) == 0)
+            .count();
+        self.metrics
+            .nodes
+            .get_or_create(&labels(&[("state", "draining")]))
+            .set(draining as i64);
         self.metrics
             .nodes
             .get_or_create(&labels(&[("state", "active")]))

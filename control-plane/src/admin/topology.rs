@@ -275,9 +275,6 @@ pub async fn remove_node(
                 Ok(next)
             })
             .await?;
-        if let Err(e) = app.store.set_draining(&id, false).await {
-            tracing::warn!(node = %id, error = %e, "draining marker not cleared");
-        }
         if held == 0 {
             return answer(&app, change).await.map(|j| (StatusCode::OK, j));
         }

@@ -2,7 +2,7 @@
 //! call runs on tokio's blocking pool; its write transactions are serialized, which is what makes
 //! the counter and the topology compare-and-set atomic here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,6 @@ const TASKS: TableDefinition<u32, &[u8]> = TableDefinition::new("tasks");
 const PENDING: TableDefinition<u32, u8> = TableDefinition::new("pending");
 const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("leases");
 const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("indexes");
-const DRAINING: TableDefinition<&str, u8> = TableDefinition::new("draining");
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
 
@@ -52,7 +51,6 @@ impl EmbeddedStore {
             tx.open_table(PENDING).map_err(err)?;
             tx.open_table(LEASES).map_err(err)?;
             tx.open_table(INDEXES).map_err(err)?;
-            tx.open_table(DRAINING).map_err(err)?;
             tx.open_table(WEBHOOKS).map_err(err)?;
             tx.open_table(JOBS).map_err(err)?;
             Ok(())
@@ -157,31 +155,6 @@ impl Store for EmbeddedStore {
             let bytes = encode(&next)?;
             meta.insert(TOPOLOGY_KEY, bytes.as_slice()).map_err(err)?;
             Ok(true)
-        })
-    }
-
-    fn draining(&self) -> BoxFuture<'_, StoreResult<BTreeSet<String>>> {
-        self.read(|tx| {
-            let table = tx.open_table(DRAINING).map_err(err)?;
-            let mut out = BTreeSet::new();
-            for entry in table.iter().map_err(err)? {
-                let (k, _) = entry.map_err(err)?;
-                out.insert(k.value().to_string());
-            }
-            Ok(out)
-        })
-    }
-
-    fn set_draining<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, StoreResult<()>> {
-        let node = node.to_string();
-        self.write(move |tx| {
-            let mut table = tx.open_table(DRAINING).map_err(err)?;
-            if on {
-                table.insert(node.as_str(), 1).map_err(err)?;
-            } else {
-                table.remove(node.as_str()).map_err(err)?;
-            }
-            Ok(())
         })
     }
 

@@ -4,7 +4,7 @@
 //! Two backends: an embedded redb file for a single control-plane replica, and Redis when several
 //! replicas share the state. Handlers only see [`Store`], so both are exercised by the same tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -161,9 +161,6 @@ pub trait Store: Send + Sync + 'static {
         next: &'a Topology,
     ) -> BoxFuture<'a, StoreResult<bool>>;
 
-    /// Nodes being drained (no placement change yet; reported by `/_miroir/topology`).
-    fn draining(&self) -> BoxFuture<'_, StoreResult<BTreeSet<String>>>;
-    fn set_draining<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Small named values (e.g. the filter binary set by `PUT /_miroir/filter`).
     fn get_setting<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;

@@ -2,7 +2,7 @@
 //! be atomic (topology compare-and-set, task update that must not resurrect a deleted task,
 //! leader renewal) is a Lua script, which Redis runs without interleaving.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,25 +203,6 @@ impl Store for RedisStore {
                 )
                 .await?;
             Ok(done == 1)
-        })
-    }
-
-    fn draining(&self) -> BoxFuture<'_, StoreResult<BTreeSet<String>>> {
-        Box::pin(async move {
-            let members: Vec<String> = self
-                .run(redis::cmd("SMEMBERS").arg(self.key("draining")))
-                .await?;
-            Ok(members.into_iter().collect())
-        })
-    }
-
-    fn set_draining<'a>(&'a self, node: &'a str, on: bool) -> BoxFuture<'a, StoreResult<()>> {
-        Box::pin(async move {
-            let verb = if on { "SADD" } else { "SREM" };
-            let _: i64 = self
-                .run(redis::cmd(verb).arg(self.key("draining")).arg(node))
-                .await?;
-            Ok(())
         })
     }
 

@@ -110,7 +110,6 @@ where
         .cas_topology(Some(1), &topology(2))
         .await
         .expect("cas"));
-    store.set_draining("n0", true).await.expect("drain");
     store.put_setting("wasm", "x").await.expect("setting");
     drop(store);
 
@@ -120,13 +119,10 @@ where
         Some(topology(2)),
         "the topology survives a restart"
     );
-    assert!(store.draining().await.expect("draining").contains("n0"));
     assert_eq!(
         store.get_setting("wasm").await.expect("setting").as_deref(),
         Some("x")
     );
-    store.set_draining("n0", false).await.expect("undrain");
-    assert!(store.draining().await.expect("draining").is_empty());
 }
 
 both!(uids_and_leases, check_uids_and_leases);
