@@ -45,11 +45,6 @@ pub(crate) fn balance(
                     kept.push(node);
                 }
             }
-            if kept.len() > rf {
-                // Keep the copies of highest rendezvous weight: the same choice on every run.
-                kept.sort_by_key(|n| std::cmp::Reverse(weight(shard, n)));
-                kept.truncate(rf);
-            }
             kept
         })
         .collect();
@@ -60,6 +55,38 @@ pub(crate) fn balance(
         }
     }
     let quota = quotas(shards as usize, rf, &eligible, &count);
+
+    // A shard with more copies than `rf` (the replication factor went down) gives up the copies
+    // on the nodes furthest above their quota, so that the rest rarely has to move.
+    for shard in 0..shards {
+        let Some(copies) = held.get_mut(shard as usize) else {
+            continue;
+        };
+        while copies.len() > rf {
+            // Above quota first (by how far), then at or below it (the least short first).
+            let surplus = |n: &str| {
+                let have = count.get(n).copied().unwrap_or(0);
+                let limit = quota.get(n).copied().unwrap_or(0);
+                let gap = have.abs_diff(limit);
+                if have > limit {
+                    (true, gap)
+                } else {
+                    (false, usize::MAX.saturating_sub(gap))
+                }
+            };
+            let Some(at) = (0..copies.len()).max_by_key(|i| {
+                copies
+                    .get(*i)
+                    .map(|n| (surplus(n), std::cmp::Reverse(weight(shard, n))))
+            }) else {
+                break;
+            };
+            let node = copies.remove(at);
+            if let Some(c) = count.get_mut(node) {
+                *c = c.saturating_sub(1);
+            }
+        }
+    }
 
     // A node above its quota gives up shards: first those that lost no other copy yet (so a
     // shard rarely needs two new copies where one node has room), then those it has the lowest

@@ -257,10 +257,12 @@ impl Topology {
                 for copy in copies {
                     match self.node(&copy.node) {
                         Some(n) if n.group == *group => {}
-                        _ => return Err(invalid(format!(
+                        _ => {
+                            return Err(invalid(format!(
                             "shard {shard} of group `{group}` names `{}`, not a node of that group",
                             copy.node
-                        ))),
+                        )))
+                        }
                     }
                     if !seen.insert(copy.node.as_str()) {
                         return Err(invalid(format!(

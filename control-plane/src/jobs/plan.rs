@@ -298,6 +298,41 @@ mod tests {
     }
 
     #[test]
+    fn a_replication_factor_goes_up_by_copies_and_down_by_leaving_copies() {
+        let current = three();
+        let up = job(
+            &current,
+            Edit {
+                replication: [("g".to_string(), 2)].into(),
+                ..Edit::default()
+            },
+        );
+        assert_eq!(up.moves.len(), 64);
+        assert!(up.moves.iter().all(|m| m.from.is_empty() && m.to.len() == 1));
+        let two = cleaned_up(&cut_over(&staged(&current, &up), &up), &up);
+        two.validate().unwrap();
+        assert_eq!(two.replication_of("g"), 2);
+        assert!((0..64).all(|s| two.owners(s, "g").len() == 2));
+
+        let down = job(
+            &two,
+            Edit {
+                replication: [("g".to_string(), 1)].into(),
+                ..Edit::default()
+            },
+        );
+        assert!(down.moves.iter().all(|m| m.to.is_empty() && m.from.len() == 1));
+        let cut = cut_over(&staged(&two, &down), &down);
+        cut.validate().unwrap();
+        assert!((0..64).all(|s| cut.owners(s, "g").len() == 1), "reads leave first");
+        assert!((0..64).all(|s| cut.write_targets(s).len() == 2), "writes until clean-up");
+        let one = cleaned_up(&cut, &down);
+        assert!((0..64).all(|s| one.write_targets(s).len() == 1));
+        let load = one.shard_map.load("g");
+        assert!(load.values().max().unwrap() - load.values().min().unwrap() <= 1);
+    }
+
+    #[test]
     fn draining_moves_every_copy_off_the_node() {
         let current = three();
         let job = job(

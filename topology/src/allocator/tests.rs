@@ -1,4 +1,8 @@
-#![allow(clippy::arithmetic_side_effects, clippy::indexing_slicing, clippy::cast_possible_truncation)]
+#![allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 
 use std::collections::BTreeMap;
 
@@ -160,4 +164,20 @@ fn fewer_nodes_than_copies_is_refused() {
     let ids = names(2);
     let nodes = [(ids[0].as_str(), 1), (ids[1].as_str(), 0)];
     assert!(balance(8, 2, &nodes, &[]).is_err());
+}
+
+#[test]
+fn a_lowered_replication_factor_only_drops_copies() {
+    for nodes in [3usize, 4, 5] {
+        let ids = names(nodes);
+        let two = place(64, 2, &equal(&ids), &[]);
+        let one = place(64, 1, &equal(&ids), &two);
+        assert_valid(&one, 64, 1);
+        assert_eq!(moved(&two, &one), 0, "{nodes} nodes");
+        let load = load(&one);
+        assert!(
+            load.values().max().unwrap() - load.values().min().unwrap() <= 1,
+            "{load:?}"
+        );
+    }
 }
