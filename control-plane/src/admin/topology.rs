@@ -515,3 +515,52 @@ pub async fn set_replication(
     .instrument(span)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miroir_topology::ShardMap;
+
+    fn topology(groups: &[(&str, &[&str])]) -> Topology {
+        let nodes = groups
+            .iter()
+            .flat_map(|(g, ids)| {
+                ids.iter().map(|id| Node {
+                    id: id.to_string(),
+                    address: format!("{id}:7700"),
+                    group: g.to_string(),
+                    state: NodeState::Active,
+                })
+            })
+            .collect();
+        Topology {
+            epoch: 1,
+            shards: 16,
+            replication_factor: 1,
+            nodes,
+            shard_map: ShardMap::default(),
+        }
+        .with_explicit_map()
+        .expect("placeable")
+    }
+
+    #[test]
+    fn a_lost_nodes_only_copies_are_rebuilt_from_another_group_or_reported_lost() {
+        let t = topology(&[("a", &["a0", "a1"]), ("b", &["b0"])]);
+        let lost = t.node("a0").expect("a0").clone();
+        let (gone, placed) = orphaned_copies(&t, &lost);
+        assert!(gone.is_empty(), "group b holds every shard");
+        let held = t.shard_map.load("a")["a0"];
+        assert_eq!(placed.len(), held);
+        assert!(placed
+            .values()
+            .all(|(n, state)| n == "a1" && *state == CopyState::Copying));
+
+        let single = topology(&[("a", &["a0", "a1"])]);
+        let (gone, placed) = orphaned_copies(&single, &lost);
+        assert_eq!(gone.len(), held, "no other copy anywhere: lost");
+        assert!(placed
+            .values()
+            .all(|(_, state)| *state == CopyState::Active));
+    }
+}

@@ -308,7 +308,10 @@ mod tests {
             },
         );
         assert_eq!(up.moves.len(), 64);
-        assert!(up.moves.iter().all(|m| m.from.is_empty() && m.to.len() == 1));
+        assert!(up
+            .moves
+            .iter()
+            .all(|m| m.from.is_empty() && m.to.len() == 1));
         let two = cleaned_up(&cut_over(&staged(&current, &up), &up), &up);
         two.validate().unwrap();
         assert_eq!(two.replication_of("g"), 2);
@@ -321,11 +324,20 @@ mod tests {
                 ..Edit::default()
             },
         );
-        assert!(down.moves.iter().all(|m| m.to.is_empty() && m.from.len() == 1));
+        assert!(down
+            .moves
+            .iter()
+            .all(|m| m.to.is_empty() && m.from.len() == 1));
         let cut = cut_over(&staged(&two, &down), &down);
         cut.validate().unwrap();
-        assert!((0..64).all(|s| cut.owners(s, "g").len() == 1), "reads leave first");
-        assert!((0..64).all(|s| cut.write_targets(s).len() == 2), "writes until clean-up");
+        assert!(
+            (0..64).all(|s| cut.owners(s, "g").len() == 1),
+            "reads leave first"
+        );
+        assert!(
+            (0..64).all(|s| cut.write_targets(s).len() == 2),
+            "writes until clean-up"
+        );
         let one = cleaned_up(&cut, &down);
         assert!((0..64).all(|s| one.write_targets(s).len() == 1));
         let load = one.shard_map.load("g");

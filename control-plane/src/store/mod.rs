@@ -161,7 +161,6 @@ pub trait Store: Send + Sync + 'static {
         next: &'a Topology,
     ) -> BoxFuture<'a, StoreResult<bool>>;
 
-
     /// Small named values (e.g. the filter binary set by `PUT /_miroir/filter`).
     fn get_setting<'a>(&'a self, name: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
     fn put_setting<'a>(&'a self, name: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<()>>;
