@@ -46,6 +46,9 @@ pub struct Metrics {
     pub job_phase: Gauge,
     /// Shard copies the running job has still to move.
     pub job_moves_left: Gauge,
+    /// `group`, `shard`, `node`: documents the copy being filled differed by at its last round
+    /// (0 once verified); cleared when the job ends.
+    pub job_shard_lag: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -75,6 +78,7 @@ impl Metrics {
             job_documents_copied: Counter::default(),
             job_phase: Gauge::default(),
             job_moves_left: Gauge::default(),
+            job_shard_lag: Family::default(),
         };
         registry.register(
             "topology_epoch",
@@ -143,6 +147,11 @@ impl Metrics {
             "job_moves_left",
             "Shard copies the running job has still to move",
             m.job_moves_left.clone(),
+        );
+        registry.register(
+            "job_shard_lag",
+            "Documents a copy being filled differed from its source by at its last round",
+            m.job_shard_lag.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -83,6 +83,7 @@ async fn tick(app: &App) -> Result<(), String> {
         JobState::Running => drive(app, &mut job).await,
         JobState::Canceled => {
             apply(app, |t| withdrawn(t, &job)).await?;
+            app.metrics.job_shard_lag.clear();
             job.finished_at = Some(crate::time::now());
             persist(app, &mut job).await.map_err(|e| e.to_string())
         }
@@ -220,6 +221,7 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
                 Err(e) => return waiting(app, job, e).await,
             },
             Phase::Done => {
+                app.metrics.job_shard_lag.clear();
                 job.state = JobState::Succeeded;
                 job.reason = None;
                 job.finished_at = Some(crate::time::now());
@@ -393,8 +395,20 @@ async fn copy_move(
         else {
             continue;
         };
+        let gauge = app
+            .metrics
+            .job_shard_lag
+            .get_or_create(&crate::metrics::labels(&[
+                ("group", &m.group),
+                ("shard", &m.shard.to_string()),
+                ("node", target_id),
+            ]))
+            .clone();
         for index in indexes {
-            copied += shard_copy::sync(calls, index, m.shard, &from, target).await?;
+            copied += shard_copy::sync(calls, index, m.shard, &from, target, |d| {
+                gauge.set(d as i64);
+            })
+            .await?;
         }
     }
     Ok(copied)

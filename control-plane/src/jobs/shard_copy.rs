@@ -336,6 +336,7 @@ pub async fn sync(
     shard: u32,
     source: &Node,
     target: &Node,
+    lag: impl Fn(usize),
 ) -> Result<u64, CopyError> {
     let mut copied = 0u64;
     for round in 0..MAX_ROUNDS {
@@ -346,6 +347,7 @@ pub async fn sync(
         let theirs = calls.shard_documents(target, index, shard).await?;
         let ours = calls.shard_documents(source, index, shard).await?;
         let (upserts, deletes) = difference(&ours, &theirs);
+        lag(upserts.len() + deletes.len());
         if upserts.is_empty() && deletes.is_empty() {
             tracing::debug!(
                 index = uid,
