@@ -153,26 +153,38 @@ pub fn cleaned_up(current: &Topology, job: &Job) -> Topology {
 }
 
 /// The stage undone: the job's copies still being filled leave the map (so writes no longer
-/// wait for a node that does not answer, or for a canceled job). A group left with no copy at
-/// all (a group being added) leaves the topology with its nodes.
+/// wait for a node that does not answer, or for a canceled job), except one that is its shard's
+/// only copy in the group (a copy rebuilding a lost one: without it the shard would have none).
+/// A group whose every copy is the job's (a group being added) leaves the topology with its nodes.
 pub fn withdrawn(current: &Topology, job: &Job) -> Topology {
     let mut next = current.clone();
-    for m in &job.moves {
-        if let Some(copies) = copies_mut(&mut next.shard_map, m) {
-            copies.retain(|c| !(m.to.contains(&c.node) && c.state == CopyState::Copying));
-        }
-    }
-    let empty: Vec<String> = next
+    let filling = |m: &Move, c: &ShardCopy| m.to.contains(&c.node) && c.state == CopyState::Copying;
+    let new_groups: Vec<String> = next
         .shard_map
         .groups
         .iter()
-        .filter(|(_, shards)| shards.iter().all(Vec::is_empty))
+        .filter(|(group, shards)| {
+            shards.iter().enumerate().all(|(shard, copies)| {
+                copies.iter().all(|c| {
+                    job.moves
+                        .iter()
+                        .any(|m| m.group == **group && m.shard as usize == shard && filling(m, c))
+                })
+            })
+        })
         .map(|(g, _)| g.clone())
         .collect();
-    for group in &empty {
+    for group in &new_groups {
         next.shard_map.groups.remove(group);
         next.shard_map.replication.remove(group);
         next.nodes.retain(|n| n.group != *group);
+    }
+    for m in &job.moves {
+        if let Some(copies) = copies_mut(&mut next.shard_map, m) {
+            if copies.iter().any(|c| !filling(m, c)) {
+                copies.retain(|c| !filling(m, c));
+            }
+        }
     }
     let ids: Vec<String> = next.nodes.iter().map(|n| n.id.clone()).collect();
     next.shard_map.weights.retain(|n, _| ids.contains(n));
@@ -342,6 +354,31 @@ mod tests {
         assert!((0..64).all(|s| one.write_targets(s).len() == 1));
         let load = one.shard_map.load("g");
         assert!(load.values().max().unwrap() - load.values().min().unwrap() <= 1);
+    }
+
+    #[test]
+    fn a_withdrawal_keeps_a_shards_only_copy() {
+        let mut current = three();
+        let only = &mut current.shard_map.groups.get_mut("g").unwrap()[0];
+        only[0].state = CopyState::Copying;
+        let node = only[0].node.clone();
+        let job = Job::new(
+            "job-1".into(),
+            JobKind::RestoreReplication,
+            Edit::default(),
+            vec![Move {
+                group: "g".into(),
+                shard: 0,
+                from: Vec::new(),
+                to: vec![node.clone()],
+                phase: MovePhase::Pending,
+                documents_copied: 0,
+            }],
+            "now".into(),
+        );
+        let back = withdrawn(&current, &job);
+        back.validate().unwrap();
+        assert_eq!(back.shard_map.copies("g", 0)[0].node, node);
     }
 
     #[test]

@@ -250,6 +250,11 @@ async fn waiting(app: &App, job: &mut Job, why: String) -> Result<(), String> {
 /// A node failed the job's calls: its new copies are withdrawn (writes stop waiting for them),
 /// and the job pauses until the node answers (unavailable) or fails (refused).
 async fn stopped(app: &App, job: &mut Job, e: CopyError) -> Result<(), String> {
+    // Not a node the job fills (the store, or a source copy: the next try picks another active
+    // copy once health checks fail this one): the step is retried as it is.
+    if e.unavailable && !targets(job).contains(&e.node) {
+        return waiting(app, job, e.to_string()).await;
+    }
     tracing::warn!(phase = ?job.phase, error = %e, "job stopped");
     if matches!(job.phase, Phase::Prepare | Phase::Stage | Phase::Copy) {
         if let Err(w) = apply(app, |t| withdrawn(t, job)).await {
