@@ -12,7 +12,7 @@ WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e test-fuzz fuzz parity bench clean
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e test-elastic-full test-fuzz fuzz parity bench clean
 
 # redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
 setup: $(VENV)/.installed
@@ -71,6 +71,13 @@ test-fuzz: setup
 
 fuzz: setup
 	$(call FUZZ_RUN,-runs=$(FUZZ_RUNS))
+
+# The elastic scenarios with the issue's corpus (not part of `make test`: it takes minutes): a
+# 4th node added to 3, and a node drained, over 20,000 documents written in batches beforehand and
+# 20 batches of 2,000 more written during the change. With MEILISEARCH_BIN set, against real
+# Meilisearch nodes.
+test-elastic-full: build
+	MIROIR_ELASTIC_DOCS=20000 cargo test -p miroir-e2e --test elastic -- --nocapture
 
 # The parity suite alone (also part of test-e2e; report in target/parity/).
 parity: build

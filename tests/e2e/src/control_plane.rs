@@ -186,6 +186,12 @@ impl ControlPlane {
         self.process.as_ref().map(ChildProcess::id)
     }
 
+    /// Whether the harness started it and did not kill it since (it may have died by itself:
+    /// see [`ControlPlane::is_running`]).
+    pub fn is_started(&self) -> bool {
+        self.process.is_some()
+    }
+
     /// SIGKILL: no graceful stop, the leader lease is not released.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
@@ -358,6 +364,57 @@ fn write_ads_bootstrap(dir: &Path, node_id: &str, xds: &str, xds_token: Option<&
     write_atomically(&path, &text)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     path
+}
+
+/// The ADS bootstrap of an Envoy that knows several control-plane replicas, `xds` in order of
+/// preference: each gets its own priority, and a TCP health check every 500 ms marks a replica
+/// that stopped listening unhealthy at the first failure, so the ADS stream (re)connects to the
+/// first healthy one.
+fn failover_ads_bootstrap(node_id: &str, xds: &[String], xds_token: Option<&str>) -> Value {
+    assert!(
+        !xds.is_empty(),
+        "a failover bootstrap needs a control plane"
+    );
+    let mut bootstrap = ads_bootstrap(&AdsBootstrapOptions {
+        node_id: node_id.to_string(),
+        cluster: ENVOY_CLUSTER.to_string(),
+        xds: xds[0].clone(),
+        admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+        xds_token: xds_token.map(str::to_string),
+    });
+    let endpoints: Vec<Value> = xds
+        .iter()
+        .enumerate()
+        .map(|(priority, address)| {
+            let (host, port) = address
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .unwrap_or_else(|| panic!("`{address}` is not host:port"));
+            json!({
+                "priority": priority,
+                "lb_endpoints": [{"endpoint": {
+                    "address": {"socket_address": {"address": host, "port_value": port}},
+                }}],
+            })
+        })
+        .collect();
+    let clusters = bootstrap["static_resources"]["clusters"]
+        .as_array_mut()
+        .expect("the ADS bootstrap has static clusters");
+    let xds_cluster = clusters
+        .iter_mut()
+        .find(|c| c["name"] == miroir_envoy::XDS_CLUSTER)
+        .expect("the ADS bootstrap has the xDS cluster");
+    xds_cluster["load_assignment"]["endpoints"] = json!(endpoints);
+    xds_cluster["health_checks"] = json!([{
+        "timeout": "0.4s",
+        "interval": "0.5s",
+        "no_traffic_interval": "0.5s",
+        "unhealthy_threshold": 1,
+        "healthy_threshold": 1,
+        "tcp_health_check": {},
+    }]);
+    bootstrap
 }
 
 /// [`spawn_ads_envoy`], then waits until its filter answers `GET /health` (the listener and the
@@ -632,6 +689,38 @@ impl Fleet {
     /// it is available (a no-op while it runs).
     pub fn restart_node(&mut self, id: &str) {
         self.node_mut(id).start();
+    }
+
+    /// Index of the first control plane the harness did not kill (a stand-in for "the one a
+    /// client reaches" once a replica is gone).
+    pub fn first_started_control_plane(&self) -> usize {
+        self.control_planes
+            .iter()
+            .position(ControlPlane::is_started)
+            .unwrap_or_else(|| panic!("every control plane of {} is down", self.dir.display()))
+    }
+
+    /// Starts one more Envoy whose bootstrap knows the control planes `order` (indexes, in order
+    /// of preference; see [`failover_ads_bootstrap`]): it connects to the first that listens and
+    /// moves to the next when that one dies. Waits for its filter; returns its index.
+    pub fn start_failover_envoy(&mut self, order: &[usize]) -> usize {
+        let i = self.envoys.len();
+        let dir = self.dir.join(format!("envoy-{i}"));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let xds: Vec<String> = order
+            .iter()
+            .map(|cp| self.control_planes[*cp].xds_address())
+            .collect();
+        let bootstrap = failover_ads_bootstrap(&format!("envoy-{i}"), &xds, Some(&self.xds_token));
+        let path = dir.join("envoy.json");
+        let text = serde_json::to_vec_pretty(&bootstrap).unwrap_or_default();
+        write_atomically(&path, &text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        let mut envoy = Envoy::start_with_log_levels(&path, &dir, LogLevels::Test);
+        envoy.wait_for_filter(&self.master_key);
+        self.envoys.push(envoy);
+        i
     }
 
     /// Waits until every Envoy's filter serves `epoch` (`x-miroir-topology-epoch` on `/health`).

@@ -1,8 +1,12 @@
 //! Issue 14 end to end: topology changes are jobs that move shard copies while clients write and
-//! search. Every scenario runs a real control plane (embedded store), an Envoy on the ADS
-//! bootstrap and the nodes, and asserts what a user sees: every write acknowledged, every search
-//! answered, complete and without duplicates while the job runs; afterwards each document stored
-//! once per replica group, on the node `/_miroir/shards` names for its shard.
+//! search. Every scenario runs a real control plane (embedded store; two replicas on Redis for the
+//! leader change), an Envoy on the ADS bootstrap and the nodes, and asserts what a user sees:
+//! every write acknowledged, every search answered, complete and without duplicates while the job
+//! runs; afterwards each document stored once per replica group, on the node `/_miroir/shards`
+//! names for its shard.
+//!
+//! `MIROIR_ELASTIC_DOCS` sets the corpus of the add and drain scenarios (`make test-elastic-full`
+//! runs them with 20,000); unset, they stay quick enough for `make test`.
 
 mod support;
 
@@ -11,24 +15,59 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use miroir_e2e::{Client, Fleet, FleetOptions, Spec};
+use miroir_e2e::{Client, Fleet, FleetOptions, Spec, StoreKind};
 use miroir_topology::reserved::decode_shard;
 use miroir_topology::{shard_for_key, SHARD_FIELD};
 use serde_json::{json, Value};
 use support::write;
 
 const SHARDS: u32 = 64;
-/// Documents written before the change (what the job has to copy).
+/// Documents written before the change (what the job has to copy), unless `MIROIR_ELASTIC_DOCS`
+/// says otherwise for the add and drain scenarios (see [`elastic_docs`]).
 const PRELOAD: u64 = 2_000;
-/// Batches the writer sends during the change, and their size: `NEW_PER_BATCH` new documents
-/// and `UPDATES_PER_BATCH` replacements of preloaded ones.
+/// Batches the writer sends during the change, and their size for a [`PRELOAD`] corpus:
+/// `NEW_PER_BATCH` new documents and `UPDATES_PER_BATCH` replacements of preloaded ones.
 const LOAD_BATCHES: u64 = 20;
 const NEW_PER_BATCH: u64 = 160;
 const UPDATES_PER_BATCH: u64 = 40;
-/// A search's `limit` (and the index's `pagination.maxTotalHits`): above every corpus here.
+/// A search's least `limit` (and the index's `pagination.maxTotalHits`); [`search_limit`] raises
+/// it above a larger `MIROIR_ELASTIC_DOCS` corpus.
 const SEARCH_LIMIT: u64 = 20_000;
-/// A job's bound: generous, the runs share 2 cores.
+/// A job's bound with the default corpus: generous, the runs share 2 cores ([`job_timeout`]
+/// grows it with `MIROIR_ELASTIC_DOCS`).
 const JOB_TIMEOUT: Duration = Duration::from_secs(420);
+
+/// The documents the add and drain scenarios preload: `MIROIR_ELASTIC_DOCS`, else [`PRELOAD`].
+/// The writer's batches during the change scale with it (20 batches of 8% new documents and 2%
+/// updates each: 2,000 gives 160 + 40 per batch, 20,000 gives 1,600 + 400).
+fn elastic_docs() -> u64 {
+    match std::env::var("MIROIR_ELASTIC_DOCS") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 100 => n,
+            _ => panic!("MIROIR_ELASTIC_DOCS=`{v}`: expected a number of documents, at least 100"),
+        },
+        _ => PRELOAD,
+    }
+}
+
+/// (new documents, updates) per batch of the writer for a corpus of `docs`.
+fn batch_shape(docs: u64) -> (u64, u64) {
+    (
+        NEW_PER_BATCH * docs / PRELOAD,
+        UPDATES_PER_BATCH * docs / PRELOAD,
+    )
+}
+
+/// Above every corpus a scenario builds: the largest preload and everything its writer adds.
+fn search_limit() -> u64 {
+    let docs = elastic_docs();
+    SEARCH_LIMIT.max(docs + LOAD_BATCHES * batch_shape(docs).0)
+}
+
+/// [`JOB_TIMEOUT`], plus a second per 20 documents above [`PRELOAD`] with a larger corpus.
+fn job_timeout() -> Duration {
+    JOB_TIMEOUT + Duration::from_secs(elastic_docs().saturating_sub(PRELOAD) / 20)
+}
 /// `documentsCopied` may exceed the documents the new copies hold by this much.
 const COPY_SLACK: f64 = 1.05;
 
@@ -66,7 +105,7 @@ fn prepare(fleet: &Fleet, count: u64) -> Arc<Ledger> {
         "PATCH",
         "/indexes/movies/settings",
         &json!({"filterableAttributes": ["genre", "year"],
-                "pagination": {"maxTotalHits": SEARCH_LIMIT}}),
+                "pagination": {"maxTotalHits": search_limit()}}),
     );
     let ledger = Arc::new(Ledger::default());
     let docs: Vec<Value> = (0..count).map(|id| document(id, 0)).collect();
@@ -84,14 +123,24 @@ fn prepare(fleet: &Fleet, count: u64) -> Arc<Ledger> {
 
 /// The writer's batches: new documents after `first_new`, and new versions of preloaded ones.
 fn load_batches(first_new: u64, preloaded: u64) -> Vec<Vec<Value>> {
+    load_batches_of(first_new, preloaded, (NEW_PER_BATCH, UPDATES_PER_BATCH))
+}
+
+/// [`load_batches`] of `(new, updates)` documents each.
+fn load_batches_of(first_new: u64, preloaded: u64, (new, updates): (u64, u64)) -> Vec<Vec<Value>> {
     (0..LOAD_BATCHES)
         .map(|b| {
-            let new = (0..NEW_PER_BATCH).map(|i| document(first_new + b * NEW_PER_BATCH + i, 0));
-            let updated = (0..UPDATES_PER_BATCH)
-                .map(|i| document((b * UPDATES_PER_BATCH + i) * 7 % preloaded.max(1), b + 1));
-            new.chain(updated).collect()
+            let fresh = (0..new).map(|i| document(first_new + b * new + i, 0));
+            let updated =
+                (0..updates).map(|i| document((b * updates + i) * 7 % preloaded.max(1), b + 1));
+            fresh.chain(updated).collect()
         })
         .collect()
+}
+
+/// The writer's batches for a corpus of `docs` preloaded documents ([`elastic_docs`]).
+fn scaled_load(docs: u64) -> Vec<Vec<Value>> {
+    load_batches_of(docs, docs, batch_shape(docs))
 }
 
 /// What the client was told: every acknowledged document (its task succeeded) and its title.
@@ -290,7 +339,7 @@ impl Searcher {
 
 /// A search every document matches, with a limit above the corpus: the ids of its hits.
 fn search_every_id(client: &Client) -> Result<Vec<u64>, String> {
-    let body = json!({"q": "", "limit": SEARCH_LIMIT, "attributesToRetrieve": ["id"]});
+    let body = json!({"q": "", "limit": search_limit(), "attributesToRetrieve": ["id"]});
     let reply = client.try_send(
         "POST",
         "/indexes/movies/search",
@@ -409,11 +458,37 @@ fn assert_searches_ok(searches: &SearchReport) {
 // ---------------------------------------------------------------------------------------------
 // Jobs and the shard map, through the admin API.
 
-/// The last lines of the control plane's log, for failure messages.
+/// The last lines of every control plane's log, for failure messages.
 fn log_tail(fleet: &Fleet) -> String {
-    let text = std::fs::read_to_string(fleet.control_plane(0).log_path()).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+    (0..fleet.control_plane_count())
+        .map(|i| {
+            let cp = fleet.control_plane(i);
+            let text = std::fs::read_to_string(cp.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!(
+                "--- {} ({}):\n{}",
+                cp.replica_id(),
+                cp.log_path().display(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The admin API clients reach: the first control plane still up (the survivor once a replica
+/// was killed).
+fn admin(fleet: &Fleet) -> Client {
+    fleet
+        .control_plane(fleet.first_started_control_plane())
+        .admin()
+}
+
+/// `GET /_miroir/topology` of that control plane.
+fn topology(fleet: &Fleet) -> Value {
+    fleet
+        .control_plane(fleet.first_started_control_plane())
+        .topology()
 }
 
 /// A 202 `{"job": Job}` answer's job id.
@@ -445,9 +520,7 @@ fn label(fleet: &Fleet) -> String {
 }
 
 fn try_job(fleet: &Fleet, id: &str) -> Result<Value, String> {
-    let reply = fleet
-        .admin()
-        .try_send("GET", &format!("/_miroir/jobs/{id}"), None)?;
+    let reply = admin(fleet).try_send("GET", &format!("/_miroir/jobs/{id}"), None)?;
     match reply.pair() {
         (200, job) => Ok(job),
         (status, _) => Err(format!("GET /_miroir/jobs/{id}: {status} {}", reply.text())),
@@ -514,12 +587,12 @@ fn watch_job(
 }
 
 fn wait_job_succeeded(fleet: &Fleet, id: &str) -> Value {
-    let job = watch_job(fleet, id, "succeeded", JOB_TIMEOUT, |j| {
+    let job = watch_job(fleet, id, "succeeded", job_timeout(), |j| {
         j["state"] == "succeeded"
     });
     assert_eq!(job["phase"], "done", "{job:#}");
     assert_eq!(job["shardsDone"], job["shardsTotal"], "{job:#}");
-    let listed = fleet.admin().get("/_miroir/jobs").json();
+    let listed = admin(fleet).get("/_miroir/jobs").json();
     assert!(
         listed["results"].as_array().is_some_and(|r| r
             .iter()
@@ -541,7 +614,7 @@ fn assert_no_errors(job: &Value) {
 /// panics if it got past it first (the corpus is too small for the scenario to mean anything).
 fn wait_mid_copy(fleet: &Fleet, id: &str, shards: u64) -> Value {
     let what = format!("phase copy with {shards} shards copied");
-    let job = watch_job(fleet, id, &what, JOB_TIMEOUT, |j| {
+    let job = watch_job(fleet, id, &what, job_timeout(), |j| {
         let copying = j["phase"] == "copy" && j["state"] == "running";
         let past = !matches!(j["phase"].as_str(), Some("prepare" | "stage" | "copy"));
         past || (copying && j["shardsDone"].as_u64().unwrap_or(0) >= shards)
@@ -588,7 +661,7 @@ impl ShardMap {
 }
 
 fn try_shard_map(fleet: &Fleet) -> Result<ShardMap, String> {
-    let reply = fleet.admin().try_send("GET", "/_miroir/shards", None)?;
+    let reply = admin(fleet).try_send("GET", "/_miroir/shards", None)?;
     let raw = match reply.pair() {
         (200, raw) => raw,
         (status, _) => return Err(format!("GET /_miroir/shards: {status} {}", reply.text())),
@@ -646,7 +719,7 @@ fn shard_map(fleet: &Fleet) -> ShardMap {
 
 /// Node id → its group, from `GET /_miroir/topology`.
 fn topology_nodes(fleet: &Fleet) -> BTreeMap<String, String> {
-    let topology = fleet.control_plane(0).topology();
+    let topology = topology(fleet);
     topology["nodes"]
         .as_array()
         .into_iter()
@@ -853,7 +926,7 @@ fn assert_copied_near_optimum(job: &Value, optimum: usize) {
 }
 
 fn add_node(fleet: &Fleet, id: &str, address: &str, group: &str) -> String {
-    let reply = fleet.admin().post(
+    let reply = admin(fleet).post(
         "/_miroir/nodes",
         &json!({"id": id, "address": address, "group": group}),
     );
@@ -870,13 +943,46 @@ fn assert_search_sees(fleet: &Fleet, acked: &BTreeMap<u64, String>) {
 
 // ---------------------------------------------------------------------------------------------
 
+/// The moved shards' documents that were there before the change (ids below `docs`): what the
+/// job had to copy at least (writes during the change reach the new copies by themselves), next
+/// to what it copied.
+fn print_preloaded_share(job: &Value, holdings: &Holdings, shards: &BTreeSet<u32>, docs: u64) {
+    let share = holdings
+        .stored
+        .values()
+        .flatten()
+        .filter(|d| d.id < docs && d.shard.is_some_and(|s| shards.contains(&s)))
+        .count();
+    let copied = job["documentsCopied"].as_u64().unwrap_or(0);
+    println!(
+        "documents copied {copied}; preloaded documents of the {} moved shards {share} \
+         (ratio {:.3})",
+        shards.len(),
+        copied as f64 / share.max(1) as f64
+    );
+}
+
+/// What a scenario over [`elastic_docs`] documents wrote, and how long it took.
+fn print_corpus(fleet: &Fleet, docs: u64, acked: usize, started: Instant) {
+    let (new, updates) = batch_shape(docs);
+    println!(
+        "{} corpus: {docs} documents preloaded, then {LOAD_BATCHES} batches of {new} new and \
+         {updates} updated documents; {acked} acknowledged documents in the end; the scenario \
+         took {:?}",
+        label(fleet),
+        started.elapsed()
+    );
+}
+
 /// Scenario 1: a fourth node joins while a client writes and searches; it gets a quarter of the
 /// shards, copied from their old owners, and nothing is lost, duplicated or copied twice.
 #[test]
 fn adding_a_fourth_node_under_load_loses_nothing() {
+    let started = Instant::now();
+    let docs = elastic_docs();
     let mut fleet = start("elastic_add_node", one_group(&["n0", "n1", "n2"], "g0"));
-    let ledger = prepare(&fleet, PRELOAD);
-    let load = Load::start(&fleet, &ledger, load_batches(PRELOAD, PRELOAD));
+    let ledger = prepare(&fleet, docs);
+    let load = Load::start(&fleet, &ledger, scaled_load(docs));
     std::thread::sleep(Duration::from_millis(500));
 
     let address = fleet.launch_node("n3", "g0");
@@ -894,20 +1000,25 @@ fn adding_a_fourth_node_under_load_loses_nothing() {
     let holdings = check_holdings(&fleet, &acked);
     assert_balanced(&holdings, "g0", &["n0", "n1", "n2", "n3"]);
     assert_copied_near_optimum(&done, holdings.count("n3"));
+    let moved = holdings.map.shards_of("g0", "n3");
+    print_preloaded_share(&done, &holdings, &moved, docs);
+    print_corpus(&fleet, docs, acked.len(), started);
 }
 
 /// Scenario 2: a node drained under load gives its copies to the others; it cannot be removed
 /// before, and can be after.
 #[test]
 fn draining_and_removing_a_node_under_load() {
+    let started = Instant::now();
+    let docs = elastic_docs();
     let fleet = start("elastic_drain", one_group(&["n0", "n1", "n2", "n3"], "g0"));
-    let ledger = prepare(&fleet, PRELOAD);
+    let ledger = prepare(&fleet, docs);
     let before = shard_map(&fleet);
     let n1_shards = before.shards_of("g0", "n1");
     assert!(!n1_shards.is_empty(), "{}", before.raw);
 
     let not_drained = |when: &str| {
-        let (status, body) = fleet.admin().delete("/_miroir/nodes/n1").pair();
+        let (status, body) = admin(&fleet).delete("/_miroir/nodes/n1").pair();
         assert_eq!(
             (status, body["code"].as_str()),
             (409, Some("miroir_node_not_drained")),
@@ -916,13 +1027,13 @@ fn draining_and_removing_a_node_under_load() {
     };
     not_drained("before a drain");
 
-    let load = Load::start(&fleet, &ledger, load_batches(PRELOAD, PRELOAD));
+    let load = Load::start(&fleet, &ledger, scaled_load(docs));
     std::thread::sleep(Duration::from_millis(500));
     let began = Instant::now();
-    let reply = fleet.admin().send("POST", "/_miroir/nodes/n1/drain", None);
+    let reply = admin(&fleet).send("POST", "/_miroir/nodes/n1/drain", None);
     let job = job_started(&fleet, "POST /_miroir/nodes/n1/drain", &reply);
     // While it drains (unless it is already done).
-    let (status, body) = fleet.admin().delete("/_miroir/nodes/n1").pair();
+    let (status, body) = admin(&fleet).delete("/_miroir/nodes/n1").pair();
     let removed_early = status == 200;
     if removed_early {
         let state = try_job(&fleet, &job).map(|j| j["state"].clone());
@@ -945,6 +1056,7 @@ fn draining_and_removing_a_node_under_load() {
     }
     let done = wait_job_succeeded(&fleet, &job);
     let ended = Instant::now();
+    println!("job {job} took {:?}: {}", ended - began, progress(&done));
     assert_eq!(done["kind"], "drainNode", "{done:#}");
     assert_no_errors(&done);
     assert!(
@@ -953,13 +1065,13 @@ fn draining_and_removing_a_node_under_load() {
         shard_map(&fleet).raw
     );
     if !removed_early {
-        let (status, body) = fleet.admin().delete("/_miroir/nodes/n1").pair();
+        let (status, body) = admin(&fleet).delete("/_miroir/nodes/n1").pair();
         assert_eq!(status, 200, "DELETE /_miroir/nodes/n1 once drained: {body}");
     }
     assert!(
         !topology_nodes(&fleet).contains_key("n1"),
         "{}",
-        fleet.control_plane(0).topology()
+        topology(&fleet)
     );
     load.finish(&fleet, (began, ended));
 
@@ -980,6 +1092,8 @@ fn draining_and_removing_a_node_under_load() {
         &left_on_n1[..left_on_n1.len().min(10)]
     );
     assert_copied_near_optimum(&done, holdings.in_shards(&n1_shards));
+    print_preloaded_share(&done, &holdings, &n1_shards, docs);
+    print_corpus(&fleet, docs, acked.len(), started);
 }
 
 /// `upstream_rq_total` of each node's Envoy cluster (requests Envoy sent it; not its health
@@ -1012,7 +1126,7 @@ fn a_new_group_serves_reads_only_once_complete() {
     let n2 = fleet.launch_node("n2", "g1");
     let n3 = fleet.launch_node("n3", "g1");
     let began = Instant::now();
-    let reply = fleet.admin().post(
+    let reply = admin(&fleet).post(
         "/_miroir/groups",
         &json!({"name": "g1", "nodes": [{"id": "n2", "address": n2}, {"id": "n3", "address": n3}]}),
     );
@@ -1051,7 +1165,7 @@ fn a_new_group_serves_reads_only_once_complete() {
             _ => {}
         }
         assert!(
-            began.elapsed() < JOB_TIMEOUT,
+            began.elapsed() < job_timeout(),
             "job {job} still {}\ncontrol plane log:\n{}",
             progress(&current),
             log_tail(&fleet)
@@ -1094,7 +1208,7 @@ fn a_new_group_serves_reads_only_once_complete() {
         "both groups should answer searches: requests to (g0, g1) {before:?} → {after:?}"
     );
 
-    let (status, body) = fleet.admin().delete("/_miroir/groups/g0").pair();
+    let (status, body) = admin(&fleet).delete("/_miroir/groups/g0").pair();
     assert_eq!(
         status,
         200,
@@ -1182,7 +1296,7 @@ fn a_dead_target_pauses_the_job_then_it_completes() {
     let job = add_node(&fleet, "n3", &address, "g0");
     wait_mid_copy(&fleet, &job, 2);
     fleet.kill_node("n3");
-    let paused = watch_job(&fleet, &job, "paused", JOB_TIMEOUT, |j| {
+    let paused = watch_job(&fleet, &job, "paused", job_timeout(), |j| {
         j["state"] == "paused"
     });
     let reason = paused["reason"].as_str().unwrap_or_default();
@@ -1216,6 +1330,280 @@ fn a_dead_target_pauses_the_job_then_it_completes() {
     ledger.ack(&late);
     let acked = ledger.snapshot();
     assert_search_sees(&fleet, &acked);
+    let holdings = check_holdings(&fleet, &acked);
+    assert_balanced(&holdings, "g0", &["n0", "n1", "n2", "n3"]);
+}
+
+/// The control planes that say they lead (`None` if one does not answer).
+fn leaders(fleet: &Fleet) -> Result<Vec<usize>, String> {
+    let mut leaders = Vec::new();
+    for i in 0..fleet.control_plane_count() {
+        match fleet.control_plane(i).is_leader() {
+            Some(true) => leaders.push(i),
+            Some(false) => {}
+            None => return Err(format!("control plane {i} did not answer")),
+        }
+    }
+    Ok(leaders)
+}
+
+/// Scenario 6: two control-plane replicas on Redis; the leader is killed in the middle of a job's
+/// copy. The other takes the lease, reads the job from the store and completes it; its Envoy moves
+/// to the survivor (its bootstrap knows both), and searches and writes carry on throughout.
+#[test]
+fn a_job_survives_a_leader_change_on_redis() {
+    let mut fleet = Fleet::start(
+        "elastic_leader_change",
+        one_group(&["n0", "n1", "n2"], "g0"),
+        FleetOptions {
+            store: StoreKind::Redis,
+            control_planes: 2,
+            // Started below, connected to the leader first: a job's rollouts wait for the Envoys
+            // of the replica driving it.
+            envoys: 0,
+            ..FleetOptions::default()
+        },
+    );
+    let leader = fleet.eventually("exactly one leader", || match leaders(&fleet)?.as_slice() {
+        [one] => Ok(*one),
+        other => Err(format!("leaders: {other:?}")),
+    });
+    let survivor = 1 - leader;
+    let envoy = fleet.start_failover_envoy(&[leader, survivor]);
+    assert_eq!(envoy, 0);
+    fleet.wait_fleet_acked(leader, 1);
+    println!("control plane {leader} leads; the Envoy is connected to it");
+
+    let ledger = prepare(&fleet, LARGE_PRELOAD);
+    let batches = load_batches(LARGE_PRELOAD, LARGE_PRELOAD);
+    let load = Load::start_with(&fleet, &ledger, batches, true);
+
+    let address = fleet.launch_node("n3", "g0");
+    let began = Instant::now();
+    let job = add_node(&fleet, "n3", &address, "g0");
+    let copying = wait_mid_copy(&fleet, &job, 2);
+    assert_eq!(
+        leaders(&fleet),
+        Ok(vec![leader]),
+        "the leader changed before the kill"
+    );
+    let killed_at = Instant::now();
+    fleet.control_plane_mut(leader).kill();
+    println!(
+        "leader (control plane {leader}) killed during the copy: {}",
+        progress(&copying)
+    );
+    assert_eq!(fleet.first_started_control_plane(), survivor);
+    fleet.eventually_within(
+        "the surviving replica to take the lease",
+        Duration::from_secs(120),
+        || match fleet.control_plane(survivor).is_leader() {
+            Some(true) => Ok(()),
+            other => Err(format!("leader: {other:?}")),
+        },
+    );
+    println!(
+        "control plane {survivor} leads {:?} after the kill",
+        killed_at.elapsed()
+    );
+    // Read through the survivor (the only one left): resumed, not started over.
+    let resumed = try_job(&fleet, &job).unwrap_or_else(|e| panic!("after the takeover: {e}"));
+    println!("after the takeover: {}", progress(&resumed));
+    assert_ne!(resumed["state"], "failed", "{resumed:#}");
+    assert!(
+        resumed["shardsDone"].as_u64() >= copying["shardsDone"].as_u64(),
+        "before the takeover {}, after {}",
+        progress(&copying),
+        progress(&resumed)
+    );
+    let done = wait_job_succeeded(&fleet, &job);
+    let ended = Instant::now();
+    println!("job {job} took {:?}: {}", ended - began, progress(&done));
+    assert_eq!(done["kind"], "addNode", "{done:#}");
+    load.finish(&fleet, (began, ended));
+
+    // The Envoy follows the survivor now.
+    let map = shard_map(&fleet);
+    let view = fleet.wait_fleet_acked(survivor, map.epoch);
+    println!(
+        "the survivor's fleet at epoch {}: {}",
+        map.epoch, view["fleet"]
+    );
+    fleet.wait_envoys_at_epoch(map.epoch);
+
+    let acked = ledger.snapshot();
+    assert_search_sees(&fleet, &acked);
+    let holdings = check_holdings(&fleet, &acked);
+    assert_balanced(&holdings, "g0", &["n0", "n1", "n2", "n3"]);
+    println!(
+        "documents copied {}, n3 holds {} (a resumed copy may redo a shard)",
+        done["documentsCopied"],
+        holdings.count("n3")
+    );
+}
+
+/// `miroirctl`: `MIROIRCTL_BIN`, else `<target>/debug/miroirctl` (`make build` builds it).
+fn miroirctl_bin() -> std::path::PathBuf {
+    let path = std::env::var_os("MIROIRCTL_BIN")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| miroir_e2e::paths::target_dir().join("debug/miroirctl"));
+    assert!(
+        path.exists(),
+        "miroirctl not found at {} (set MIROIRCTL_BIN or run `make build`, which builds it)",
+        path.display()
+    );
+    path
+}
+
+/// util-linux `script` on `PATH` (it runs a command in a pseudo-terminal).
+fn script_bin() -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("script"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("util-linux `script` not found on PATH (apt-get install bsdutils)")
+        })
+}
+
+/// `text` without its ANSI escape sequences (CSI `ESC [ … final`, and other `ESC x` pairs).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // A CSI runs to its final byte; any other escape is two characters.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every `<done>/<total> shards` a line of the terminal shows for `job`.
+fn bar_frames(screen: &str, job: &str) -> Vec<(u64, u64, String)> {
+    screen
+        .split(['\r', '\n'])
+        .filter(|line| line.contains(job))
+        .filter_map(|line| {
+            let before = &line[..line.find(" shards")?];
+            let counts = before.rsplit(' ').next()?;
+            let (done, total) = counts.split_once('/')?;
+            Some((
+                done.parse().ok()?,
+                total.parse().ok()?,
+                line.trim().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// A child process SIGKILLed if the test ends before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Scenario 7: an operator watches a job with `miroirctl jobs watch <id>` in a terminal: a progress
+/// bar names the job and counts its shards up to the total, and the command exits 0 once the job
+/// succeeded.
+#[test]
+fn miroirctl_jobs_watch_shows_progress() {
+    let (ctl, script) = (miroirctl_bin(), script_bin());
+    let mut fleet = start("elastic_ctl_watch", one_group(&["n0", "n1", "n2"], "g0"));
+    let ledger = prepare(&fleet, LARGE_PRELOAD);
+    let address = fleet.launch_node("n3", "g0");
+    let job = add_node(&fleet, "n3", &address, "g0");
+
+    // As typed in a terminal of 120 columns.
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let cp = fleet.control_plane(0);
+    let command = format!(
+        "stty cols 120 rows 40; exec {} --url {} --admin-key {} jobs watch {}",
+        quote(&ctl.to_string_lossy()),
+        quote(&cp.url()),
+        quote(fleet.admin_key()),
+        quote(&job)
+    );
+    let typescript = fleet.dir().join("miroirctl-watch.typescript");
+    let stdout = fleet.dir().join("miroirctl-watch.out");
+    let out = std::fs::File::create(&stdout).expect("miroirctl-watch.out");
+    let err = out.try_clone().expect("miroirctl-watch.out");
+    let mut child = KillOnDrop(
+        std::process::Command::new(&script)
+            .arg("-qefc")
+            .arg(&command)
+            .arg(&typescript)
+            .env("TERM", "xterm-256color")
+            .env_remove("MIROIR_URL")
+            .env_remove("MIROIR_ADMIN_KEY")
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display())),
+    );
+    let status =
+        fleet.eventually_within(
+            "`miroirctl jobs watch` to exit",
+            job_timeout(),
+            || match child.0.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                Ok(None) => Err(format!("still running; job: {:?}", try_job(&fleet, &job))),
+                Err(e) => Err(e.to_string()),
+            },
+        );
+    let raw = std::fs::read_to_string(&typescript).unwrap_or_default();
+    let screen = strip_ansi(&raw);
+    let done = wait_job_succeeded(&fleet, &job);
+    let frames = bar_frames(&screen, &job);
+    println!(
+        "miroirctl jobs watch {job}: {status}, {} progress frames, last: {:?}",
+        frames.len(),
+        frames.last().map(|f| &f.2)
+    );
+    let context = format!("terminal ({}):\n{screen}", typescript.display());
+    assert!(status.success(), "miroirctl exited {status}; {context}");
+    let total = done["shardsTotal"].as_u64().unwrap_or(0);
+    assert!(total > 0, "{done:#}");
+    assert!(
+        frames
+            .iter()
+            .all(|(d, t, line)| *t == total && *d <= total && line.contains('[')),
+        "a progress line with another total than {total}, or no bar; {context}"
+    );
+    let shown: BTreeSet<u64> = frames.iter().map(|(d, _, _)| *d).collect();
+    assert!(
+        shown.len() >= 2 && shown.first() < Some(&total) && shown.last() == Some(&total),
+        "the bar should count shards up to {total}, it showed {shown:?}; {context}"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[0].0 <= w[1].0),
+        "the shard count went back; {context}"
+    );
+    let last = &frames[frames.len() - 1].2;
+    assert!(
+        last.contains("addNode") && last.contains("succeeded"),
+        "the last progress line does not say the job succeeded: `{last}`; {context}"
+    );
+
+    // The job it watched did what it says.
+    let acked = ledger.snapshot();
     let holdings = check_holdings(&fleet, &acked);
     assert_balanced(&holdings, "g0", &["n0", "n1", "n2", "n3"]);
 }
