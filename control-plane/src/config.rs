@@ -65,6 +65,16 @@ pub struct Config {
     pub replica_id: Option<String>,
 }
 
+impl Config {
+    /// This replica's name in the leader lease and in the fleet reports.
+    pub fn replica_name(&self) -> String {
+        self.replica_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "control-plane".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod default_keys;
 pub mod error;
 pub mod filter_key;
+pub mod fleet_reports;
 pub mod health;
 pub mod jobs;
 pub mod leader;

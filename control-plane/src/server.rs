@@ -14,14 +14,6 @@ use crate::publisher::{wasm_source, MemoryPublisher, Publisher, XdsPublisher};
 use crate::tasks::registry;
 use crate::{default_keys, filter_key, health, leader, routes, store};
 
-/// The replica's name in the leader lease.
-fn replica_id(config: &Config) -> String {
-    config.replica_id.clone().unwrap_or_else(|| {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "control-plane".into());
-        format!("{host}-{}", std::process::id())
-    })
-}
-
 /// The filter binary: the one `PUT /_miroir/filter` stored, else the configuration's.
 async fn wasm(store: &store::SharedStore, config: &Config) -> Result<Option<WasmSpec>, String> {
     let stored = store
@@ -213,7 +205,7 @@ fn spawn_loops(
     vec![
         tokio::spawn(leader::run(
             app.store.clone(),
-            replica_id(config),
+            config.replica_name(),
             ttl,
             app.leader.clone(),
             stopped.clone(),
@@ -223,6 +215,11 @@ fn spawn_loops(
         tokio::spawn(filter_key::run(app.clone(), stopped.clone())),
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
         tokio::spawn(crate::jobs::runner::run(app.clone(), stopped.clone())),
+        tokio::spawn(crate::fleet_reports::run(
+            app.clone(),
+            config.replica_name(),
+            stopped.clone(),
+        )),
         tokio::spawn(follow_store(app.clone(), stopped)),
     ]
 }

@@ -119,21 +119,26 @@ async fn current(app: &App) -> Result<Topology, String> {
 async fn apply(app: &App, step: impl Fn(&Topology) -> Topology) -> Result<Topology, String> {
     let now = current(app).await?;
     let next = step(&now);
-    if next.nodes == now.nodes && next.shard_map == now.shard_map {
+    let stored = if next.nodes == now.nodes && next.shard_map == now.shard_map {
         app.rollout(&now).await.map_err(|e| e.to_string())?;
-        return Ok(now);
-    }
-    let change = app
-        .change_topology(|t| Ok(step(t)))
-        .await
-        .map_err(|e| e.to_string())?;
-    change.rollout.map_err(|e| {
-        format!(
-            "epoch {} not acknowledged by every Envoy yet: {e}",
-            change.topology.epoch
-        )
-    })?;
-    Ok(change.topology)
+        now
+    } else {
+        let change = app
+            .change_topology(|t| Ok(step(t)))
+            .await
+            .map_err(|e| e.to_string())?;
+        change.rollout.map_err(|e| {
+            format!(
+                "epoch {} not acknowledged by every Envoy yet: {e}",
+                change.topology.epoch
+            )
+        })?;
+        change.topology
+    };
+    // The rollout waited for this replica's Envoys; the other replicas' follow the store.
+    let timeout = Duration::from_millis(app.config.rollout_ack_timeout_ms);
+    crate::fleet_reports::wait_for(app, &app.config.replica_name(), stored.epoch, timeout).await?;
+    Ok(stored)
 }
 
 /// A node by id: in the topology, or one the job adds.

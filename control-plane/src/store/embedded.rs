@@ -23,6 +23,7 @@ const LEASES: TableDefinition<u32, &[u8]> = TableDefinition::new("leases");
 const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("indexes");
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
+const FLEET: TableDefinition<&str, &str> = TableDefinition::new("fleet");
 
 const TOPOLOGY_KEY: &str = "topology";
 const UID_NEXT_KEY: &str = "uid-next";
@@ -53,6 +54,7 @@ impl EmbeddedStore {
             tx.open_table(INDEXES).map_err(err)?;
             tx.open_table(WEBHOOKS).map_err(err)?;
             tx.open_table(JOBS).map_err(err)?;
+            tx.open_table(FLEET).map_err(err)?;
             Ok(())
         })?;
         Ok(store)
@@ -432,6 +434,33 @@ impl Store for EmbeddedStore {
                 out.push((k.value().to_string(), v.value().to_string()));
             }
             sort_jobs(&mut out);
+            Ok(out)
+        })
+    }
+
+    fn put_fleet_report<'a>(
+        &'a self,
+        replica: &'a str,
+        report: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        let (replica, report) = (replica.to_string(), report.to_string());
+        self.write(move |tx| {
+            tx.open_table(FLEET)
+                .map_err(err)?
+                .insert(replica.as_str(), report.as_str())
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn fleet_reports(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        self.read(|tx| {
+            let table = tx.open_table(FLEET).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                out.push((k.value().to_string(), v.value().to_string()));
+            }
             Ok(out)
         })
     }

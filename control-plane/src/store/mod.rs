@@ -219,6 +219,15 @@ pub trait Store: Send + Sync + 'static {
     /// The next job number: strictly increasing, shared by every replica (Redis INCR / a redb counter).
     fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>>;
 
+    /// What each replica's xDS server last saw of its own Envoys (JSON, by replica), so that the
+    /// leader can tell when the whole fleet (every replica's Envoys) took an epoch.
+    fn put_fleet_report<'a>(
+        &'a self,
+        replica: &'a str,
+        report: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>>;
+    fn fleet_reports(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>>;
+
     /// Takes the leadership if no one holds it, or extends it if `owner` does. `false`: another
     /// replica leads.
     fn leader_acquire<'a>(

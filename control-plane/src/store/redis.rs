@@ -486,6 +486,35 @@ impl Store for RedisStore {
         })
     }
 
+    fn put_fleet_report<'a>(
+        &'a self,
+        replica: &'a str,
+        report: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(
+                    redis::cmd("HSET")
+                        .arg(self.key("fleet"))
+                        .arg(replica)
+                        .arg(report),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn fleet_reports(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("fleet")))
+                .await?;
+            let mut out: Vec<(String, String)> = all.into_iter().collect();
+            out.sort();
+            Ok(out)
+        })
+    }
+
     fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
         Box::pin(async move {
             // The counter holds the last number handed out, so the first job is 1.

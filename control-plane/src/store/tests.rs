@@ -435,3 +435,24 @@ async fn redis_lease_has_one_owner() {
     store.leader_release("a").await.expect("release");
     assert!(store.leader_acquire("b", ttl).await.expect("b takes over"));
 }
+
+both!(fleet_reports, check_fleet_reports);
+async fn check_fleet_reports<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert!(store.fleet_reports().await.expect("list").is_empty());
+    store.put_fleet_report("b", "{\"n\":1}").await.expect("put");
+    store.put_fleet_report("a", "{\"n\":2}").await.expect("put");
+    store.put_fleet_report("b", "{\"n\":3}").await.expect("put");
+    assert_eq!(
+        store.fleet_reports().await.expect("list"),
+        [
+            ("a".to_string(), "{\"n\":2}".to_string()),
+            ("b".to_string(), "{\"n\":3}".to_string())
+        ],
+        "one report per replica, the last one"
+    );
+}
