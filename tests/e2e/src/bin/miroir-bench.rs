@@ -14,7 +14,13 @@
 //!   for a small batch (4 MB), so the ratio of memory to payload is known at both ends. Whether
 //!   the batch was accepted and every document stored (index stats through Envoy) is reported
 //!   next to it;
-//! - Envoy's memory at the worst case each request cap allows (`bench_caps.rs`).
+//! - Envoy's memory at the worst case each request cap allows (`bench_caps.rs`);
+//! - adding a 4th node (`bench_migration.rs`; only with `--only migration`, not part of the
+//!   default run: over test nodes its searches alone take about 10 minutes on 2 cores, and
+//!   they mean little there): the job's copy throughput against one node's own indexing
+//!   throughput, search latency during the job against before it, documents moved against the
+//!   optimum. It needs a `miroir-control-plane` build: `MIROIR_CONTROL_PLANE_BIN`, else the
+//!   release one next to this binary if there is one, else the debug build.
 //!
 //! Ratios are against the direct baseline measured in the same run. Nothing is asserted about
 //! time. Results: `<out>/e2e.json` and `<out>/e2e.md` (default `target/bench`), which
@@ -27,8 +33,10 @@
 //! miroir-bench [--docs N] [--iterations N] [--warmup N] [--queries N] [--cpu-requests N]
 //!              [--concurrency N] [--concurrent-requests N] [--envoy-log-levels production|test]
 //!              [--payload-mb N] [--small-payload-mb N] [--out DIR] [--skip-memory]
-//!              [--only latency|memory|caps]
+//!              [--migration-searches N] [--only latency|memory|caps|migration]
 //! ```
+//!
+//! `--docs` is 10,000 for the latency scenario and 20,000 for the migration unless given.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,6 +46,8 @@ use std::time::{Duration, Instant};
 
 #[path = "../bench_caps.rs"]
 mod caps;
+#[path = "../bench_migration.rs"]
+mod migration;
 
 use miroir_e2e::corpus::{self, Rng, COUNTRIES, DIRECTORS, GENRES, STUDIOS, TAGS, WORDS};
 use miroir_e2e::{paths, Client, Cluster, LogLevels, NodeKind, Options, Spec};
@@ -54,6 +64,8 @@ const IDLE: Duration = Duration::from_secs(2);
 
 struct Args {
     docs: usize,
+    /// Whether `--docs` was given (the migration's default differs).
+    docs_given: bool,
     iterations: usize,
     warmup: usize,
     /// Searches in the query mix.
@@ -73,11 +85,16 @@ struct Args {
     memory: bool,
     /// Envoy's memory at each request cap's worst case.
     caps: bool,
+    /// Adding a 4th node.
+    migration: bool,
+    /// Searches before and after the migration (during it: as many as fit).
+    migration_searches: usize,
 }
 
 fn args() -> Args {
     let mut a = Args {
         docs: 10_000,
+        docs_given: false,
         iterations: 1000,
         warmup: 100,
         queries: 300,
@@ -91,6 +108,8 @@ fn args() -> Args {
         latency: true,
         memory: true,
         caps: true,
+        migration: false,
+        migration_searches: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -103,7 +122,11 @@ fn args() -> Args {
                 .unwrap_or_else(|_| die(&format!("not a number: {v}")))
         };
         match flag.as_str() {
-            "--docs" => a.docs = number(value()),
+            "--docs" => {
+                a.docs = number(value());
+                a.docs_given = true;
+            }
+            "--migration-searches" => a.migration_searches = number(value()).max(1),
             "--iterations" => a.iterations = number(value()),
             "--warmup" => a.warmup = number(value()),
             "--queries" => a.queries = number(value()).max(1),
@@ -131,8 +154,11 @@ fn args() -> Args {
                 a.latency = only == "latency";
                 a.memory = only == "memory";
                 a.caps = only == "caps";
-                if !(a.latency || a.memory || a.caps) {
-                    die(&format!("--only takes latency, memory or caps, not {only}"));
+                a.migration = only == "migration";
+                if !(a.latency || a.memory || a.caps || a.migration) {
+                    die(&format!(
+                        "--only takes latency, memory, caps or migration, not {only}"
+                    ));
                 }
             }
             "-h" | "--help" => {
@@ -141,7 +167,11 @@ fn args() -> Args {
                      [--cpu-requests N] [--concurrency N] [--concurrent-requests N] \
                      [--envoy-log-levels production|test] [--payload-mb N] \
                      [--small-payload-mb N] [--out DIR] [--skip-memory] \
-                     [--only latency|memory|caps]"
+                     [--migration-searches N] [--only latency|memory|caps|migration]\n\n\
+                     The default run is latency, memory and caps. --only migration (adding \
+                     a 4th node; needs a miroir-control-plane build, best with \
+                     MEILISEARCH_BIN) is not part of it. --docs: 10000, or 20000 for \
+                     migration, unless given."
                 );
                 std::process::exit(0);
             }
@@ -1181,6 +1211,9 @@ fn memory_report(memory: &[Memory]) -> (String, Value) {
 
 fn main() {
     let args = args();
+    if args.migration {
+        migration::prefer_release_control_plane();
+    }
     kill_children_on_panic();
     let kind = NodeKind::from_env();
     let node = match &kind {
@@ -1189,11 +1222,14 @@ fn main() {
     };
     println!("nodes: {node}");
 
-    let mut md = format!(
-        "## End to end (same run; nodes: {node}; {} documents)\n\n",
+    // `--only migration` runs it alone.
+    let docs = if args.migration && !args.docs_given {
+        migration::DEFAULT_DOCS
+    } else {
         args.docs
-    );
-    let mut json = json!({"nodes": node, "documents": args.docs});
+    };
+    let mut md = format!("## End to end (same run; nodes: {node}; {docs} documents)\n\n");
+    let mut json = json!({"nodes": node, "documents": docs});
     if args.latency {
         let (section, values) = latency_report(&args);
         md.push_str(&section);
@@ -1223,6 +1259,18 @@ fn main() {
         md.push('\n');
         md.push_str(&section);
         json["caps"] = values;
+    }
+    if args.migration {
+        let result = migration::run(&migration::Settings {
+            docs,
+            warmup: args.warmup,
+            searches: args.migration_searches,
+            queries: args.queries,
+            levels: args.envoy_log_levels,
+        });
+        let (section, values) = migration::report(&result);
+        md.push_str(&section);
+        json["migration"] = values;
     }
     println!("\n{md}");
 
