@@ -205,10 +205,12 @@ impl Bars {
         }
     }
 
+    /// The message first: each setter redraws, and a bar drawn between the two would show the
+    /// new count beside the old phase.
     fn update(bar: &ProgressBar, job: &Job) {
+        bar.set_message(render::progress_message(job));
         bar.set_length(job.shards_total);
         bar.set_position(job.shards_done);
-        bar.set_message(render::progress_message(job));
     }
 }
 
@@ -229,9 +231,10 @@ impl Sink for Bars {
             }
             Event::Ended(job) => {
                 if let Some(bar) = self.bars.get(&job.id) {
+                    let message = render::bar_outcome(job);
+                    bar.set_message(message.clone());
                     bar.set_length(job.shards_total);
                     bar.set_position(job.shards_done);
-                    let message = render::bar_outcome(job);
                     if job.outcome() == Some(Outcome::Succeeded) {
                         bar.finish_with_message(message);
                     } else {
