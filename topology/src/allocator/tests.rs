@@ -174,7 +174,11 @@ fn a_lowered_replication_factor_mostly_drops_copies() {
         let one = place(64, 1, &equal(&ids), &two);
         assert_valid(&one, 64, 1);
         // The drop is greedy, shard by shard: at most a copy or two still moves to rebalance.
-        assert!(moved(&two, &one) <= 2, "{nodes} nodes: {} moved", moved(&two, &one));
+        assert!(
+            moved(&two, &one) <= 2,
+            "{nodes} nodes: {} moved",
+            moved(&two, &one)
+        );
         let load = load(&one);
         assert!(
             load.values().max().unwrap() - load.values().min().unwrap() <= 1,
