@@ -1,5 +1,6 @@
 //! The leader drives the unfinished job one step at a time, saving it after every step.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -324,7 +325,19 @@ async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
     Ok(())
 }
 
-/// Copies every move not done yet, `jobs.copyConcurrency` shards at a time; `false` when an
+/// Shards copied by one pass of the shard copy: large write tasks, and at most this share of an
+/// index (8 of 64 shards) held in memory per copy.
+const SHARDS_PER_COPY: usize = 8;
+
+/// Shards of one group copied together from one source node to one target node.
+struct Unit {
+    group: String,
+    source: Node,
+    target: Node,
+    shards: Vec<u32>,
+}
+
+/// Copies every move not done yet, `jobs.copyConcurrency` units at a time; `false` when an
 /// operator paused or canceled the job meanwhile (the phase stays `copy`).
 async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
     let pacer = Pacer::new(app.config.jobs.copy_documents_per_second);
@@ -337,28 +350,40 @@ async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
         return Ok(true);
     };
     let indexes = reconcile::indexes(&calls, &reference).await?;
-    let added = job.edit.add_nodes.clone();
-    let pending: Vec<(usize, Move)> = job
-        .moves
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.phase != MovePhase::Done)
-        .map(|(at, m)| (at, m.clone()))
-        .collect();
-    let (calls, indexes, added) = (&calls, &indexes, &added);
-    let mut copies = futures_util::stream::iter(
-        pending
-            .into_iter()
-            .map(|(at, m)| async move { (at, copy_move(app, calls, indexes, added, &m).await) }),
-    )
+    let (units, mut left) = units(&topology, job)?;
+    for (at, m) in job.moves.iter_mut().enumerate() {
+        if m.phase != MovePhase::Done && !left.contains_key(&at) {
+            m.phase = MovePhase::Done;
+        }
+    }
+    let (calls, indexes) = (&calls, &indexes);
+    let mut copies = futures_util::stream::iter(units.into_iter().map(|unit| async move {
+        let copied = copy_unit(app, calls, indexes, &unit).await;
+        (unit, copied)
+    }))
     .buffer_unordered(app.config.jobs.copy_concurrency.max(1));
     let (base, started) = (job.copy_seconds, Instant::now());
-    while let Some((at, copied)) = copies.next().await {
+    while let Some((unit, copied)) = copies.next().await {
         let copied = copied?;
-        app.metrics.job_documents_copied.inc_by(copied);
-        if let Some(m) = job.moves.get_mut(at) {
-            m.documents_copied += copied;
-            m.phase = MovePhase::Done;
+        for (shard, n) in copied {
+            app.metrics.job_documents_copied.inc_by(n);
+            let Some(at) = job
+                .moves
+                .iter()
+                .position(|m| m.group == unit.group && m.shard == shard)
+            else {
+                continue;
+            };
+            if let Some(m) = job.moves.get_mut(at) {
+                m.documents_copied += n;
+                let remaining = left.entry(at).or_insert(1);
+                *remaining = remaining.saturating_sub(1);
+                m.phase = if *remaining == 0 {
+                    MovePhase::Done
+                } else {
+                    MovePhase::Copying
+                };
+            }
         }
         job.copy_seconds = base + started.elapsed().as_secs_f64();
         persist(app, job)
@@ -371,6 +396,55 @@ async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
     Ok(true)
 }
 
+/// The moves not done yet as units (by group, source and target, at most [`SHARDS_PER_COPY`]
+/// shards each), and per move the units it waits for.
+fn units(topology: &Topology, job: &Job) -> Result<(Vec<Unit>, BTreeMap<usize, usize>), CopyError> {
+    let mut grouped: BTreeMap<(String, String, String), Vec<u32>> = BTreeMap::new();
+    let mut left: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    for (at, m) in job.moves.iter().enumerate() {
+        if m.phase == MovePhase::Done || m.to.is_empty() {
+            continue;
+        }
+        let Some(from) = source(topology, m) else {
+            return Err(unavailable(format!(
+                "shard {} has no active copy to copy from",
+                m.shard
+            )));
+        };
+        for target in &m.to {
+            let Some(node) = topology
+                .node(target)
+                .or_else(|| job.edit.add_nodes.iter().find(|n| n.id == *target))
+            else {
+                continue;
+            };
+            nodes.insert(node.id.clone(), node.clone());
+            nodes.insert(from.id.clone(), from.clone());
+            grouped
+                .entry((m.group.clone(), from.id.clone(), node.id.clone()))
+                .or_default()
+                .push(m.shard);
+            *left.entry(at).or_default() += 1;
+        }
+    }
+    let mut units = Vec::new();
+    for ((group, source, target), shards) in grouped {
+        let (Some(source), Some(target)) = (nodes.get(&source), nodes.get(&target)) else {
+            continue;
+        };
+        for chunk in shards.chunks(SHARDS_PER_COPY) {
+            units.push(Unit {
+                group: group.clone(),
+                source: source.clone(),
+                target: target.clone(),
+                shards: chunk.to_vec(),
+            });
+        }
+    }
+    Ok((units, left))
+}
+
 fn unavailable(message: String) -> CopyError {
     CopyError {
         node: String::new(),
@@ -379,47 +453,33 @@ fn unavailable(message: String) -> CopyError {
     }
 }
 
-/// One move: every index's shard copied from an active copy to every node that gains one.
-async fn copy_move(
+/// One unit: every index's shards copied; the documents written per shard.
+async fn copy_unit(
     app: &App,
     calls: &Calls<'_>,
     indexes: &[Index],
-    added: &[Node],
-    m: &Move,
-) -> Result<u64, CopyError> {
-    if m.to.is_empty() {
-        return Ok(0);
-    }
-    let topology = current(app).await.map_err(unavailable)?;
-    let Some(from) = source(&topology, m) else {
-        return Err(unavailable(format!(
-            "shard {} has no active copy to copy from",
-            m.shard
-        )));
-    };
-    let mut copied = 0;
-    for target_id in &m.to {
-        let Some(target) = topology
-            .node(target_id)
-            .or_else(|| added.iter().find(|n| n.id == *target_id))
-        else {
-            continue;
-        };
-        let gauge = app
-            .metrics
+    unit: &Unit,
+) -> Result<BTreeMap<u32, u64>, CopyError> {
+    let lag = |shard: u32, n: usize| {
+        app.metrics
             .job_shard_lag
             .get_or_create(&crate::metrics::labels(&[
-                ("group", &m.group),
-                ("shard", &m.shard.to_string()),
-                ("node", target_id),
+                ("group", &unit.group),
+                ("shard", &shard.to_string()),
+                ("node", &unit.target.id),
             ]))
-            .clone();
-        for index in indexes {
-            copied += shard_copy::sync(calls, index, m.shard, &from, target, |d| {
-                gauge.set(d as i64);
-            })
-            .await?;
+            .set(n as i64);
+    };
+    let mut copied: BTreeMap<u32, u64> = BTreeMap::new();
+    for index in indexes {
+        let written =
+            shard_copy::sync(calls, index, &unit.shards, &unit.source, &unit.target, lag).await?;
+        for (shard, n) in written {
+            *copied.entry(shard).or_default() += n;
         }
+    }
+    for shard in &unit.shards {
+        copied.entry(*shard).or_default();
     }
     Ok(copied)
 }

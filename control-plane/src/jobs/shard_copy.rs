@@ -12,10 +12,11 @@
 //! copies everything; the copy is verified by the first round that finds no difference. Documents
 //! keep their stamps (`_miroir_shard`, `_miroir_seq`), so merges and tie order are unchanged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use miroir_topology::reserved::shard_filter;
+use miroir_topology::reserved::{decode_shard, shard_filter};
+use miroir_topology::SHARD_FIELD;
 use miroir_topology::{canonical_key, Node};
 use serde_json::{json, Map, Value};
 use xxhash_rust::xxh3::xxh3_64;
@@ -23,7 +24,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::app::App;
 use crate::nodes::{self, NodeError};
 
-/// Documents per page read and per batch written.
+/// Documents per page read.
 const PAGE: usize = 1_000;
 /// Rounds after which a copy that still differs is reported (clients rewriting the same
 /// documents faster than a round takes).
@@ -235,12 +236,12 @@ impl Calls<'_> {
         }
     }
 
-    /// Every document of `shard` on the node, by primary key.
+    /// Every document of `shards` on the node, by primary key.
     async fn shard_documents(
         &self,
         node: &Node,
         index: &Index,
-        shard: u32,
+        shards: &[u32],
     ) -> Result<HashMap<String, Value>, CopyError> {
         let (uid, primary_key) = (index.uid.as_str(), index.primary_key.as_str());
         let mut out = HashMap::new();
@@ -252,7 +253,7 @@ impl Calls<'_> {
                     reqwest::Method::POST,
                     &format!("/indexes/{uid}/documents/fetch"),
                     &json!({
-                        "filter": shard_filter(&[shard]),
+                        "filter": shard_filter(shards),
                         "limit": PAGE,
                         "offset": offset,
                         "retrieveVectors": index.vectors,
@@ -329,61 +330,84 @@ pub struct Index {
     pub vectors: bool,
 }
 
-/// Makes `target`'s copy of `shard` of `index` equal to `source`'s; the documents it wrote.
+/// Documents per write task of a copy: few, large tasks (Meilisearch indexes one large batch far
+/// faster than many small ones).
+const WRITE_BATCH: usize = 5_000;
+
+/// Makes `target`'s copies of `shards` of `index` equal to `source`'s. Returns the documents it
+/// wrote per shard; `lag` is told, per shard, how many documents differed at each round.
 pub async fn sync(
     calls: &Calls<'_>,
     index: &Index,
-    shard: u32,
+    shards: &[u32],
     source: &Node,
     target: &Node,
-    lag: impl Fn(usize),
-) -> Result<u64, CopyError> {
-    let mut copied = 0u64;
+    lag: impl Fn(u32, usize),
+) -> Result<BTreeMap<u32, u64>, CopyError> {
+    let mut copied: BTreeMap<u32, u64> = shards.iter().map(|s| (*s, 0)).collect();
+    let uid = index.uid.as_str();
     for round in 0..MAX_ROUNDS {
-        let uid = index.uid.as_str();
         let (a, b) = tokio::join!(calls.barrier(source, uid), calls.barrier(target, uid));
         a?;
         b?;
-        let theirs = calls.shard_documents(target, index, shard).await?;
-        let ours = calls.shard_documents(source, index, shard).await?;
+        let theirs = calls.shard_documents(target, index, shards).await?;
+        let ours = calls.shard_documents(source, index, shards).await?;
         let (upserts, deletes) = difference(&ours, &theirs);
-        lag(upserts.len() + deletes.len());
+        let mut differing: BTreeMap<u32, usize> = shards.iter().map(|s| (*s, 0)).collect();
+        for shard in upserts.iter().filter_map(shard_of).chain(
+            deletes
+                .iter()
+                .filter_map(|id| theirs.get(id).and_then(shard_of)),
+        ) {
+            *differing.entry(shard).or_default() += 1;
+        }
+        for (shard, n) in &differing {
+            lag(*shard, *n);
+        }
         if upserts.is_empty() && deletes.is_empty() {
             tracing::debug!(
                 index = uid,
-                shard,
+                ?shards,
                 source = source.id,
                 target = target.id,
                 round,
-                copied,
                 "shard copy verified"
             );
             return Ok(copied);
         }
         let path = format!("/indexes/{uid}/documents?primaryKey={}", index.primary_key);
-        for batch in upserts.chunks(PAGE) {
+        let mut tasks = Vec::new();
+        for batch in upserts.chunks(WRITE_BATCH) {
             if let Some(pacer) = calls.pacer {
                 pacer.admit(batch.len() as u64).await;
             }
-            calls
-                .write(
+            let answer = calls
+                .send(
                     target,
                     reqwest::Method::POST,
                     &path,
                     &Value::Array(batch.to_vec()),
                 )
                 .await?;
-            copied += batch.len() as u64;
+            tasks.extend(answer.get("taskUid").and_then(Value::as_u64));
+            for shard in batch.iter().filter_map(shard_of) {
+                *copied.entry(shard).or_default() += 1;
+            }
         }
-        for batch in deletes.chunks(PAGE) {
-            calls
-                .write(
+        for batch in deletes.chunks(WRITE_BATCH) {
+            let answer = calls
+                .send(
                     target,
                     reqwest::Method::POST,
                     &format!("/indexes/{uid}/documents/delete-batch"),
                     &json!(batch),
                 )
                 .await?;
+            tasks.extend(answer.get("taskUid").and_then(Value::as_u64));
+        }
+        // Enqueued together, the node indexes them as one batch.
+        for task in tasks {
+            calls.wait_task(target, task).await?;
         }
         if round > 0 {
             // A difference left after the bulk copy is a client write in flight: give it time.
@@ -394,10 +418,17 @@ pub async fn sync(
         node: target.id.clone(),
         unavailable: true,
         message: format!(
-            "shard {shard} of `{}` still differs from `{}` after {MAX_ROUNDS} rounds",
-            index.uid, source.id
+            "shards {shards:?} of `{uid}` still differ from `{}` after {MAX_ROUNDS} rounds",
+            source.id
         ),
     })
+}
+
+/// The shard a stored document is stamped with.
+fn shard_of(doc: &Value) -> Option<u32> {
+    doc.get(SHARD_FIELD)
+        .and_then(Value::as_str)
+        .and_then(decode_shard)
 }
 
 /// How long a write planned under an epoch before the clean-up may still reach a node after it.
