@@ -88,7 +88,7 @@ parity: build
 # The end-to-end part runs release builds of the test node and of miroir-bench (with
 # MEILISEARCH_BIN set, real Meilisearch nodes); BENCH_ARGS passes options to miroir-bench.
 bench: wasm
-	cargo build --release -p miroir-test-node --bin miroir-test-node -p miroir-e2e --bin miroir-bench
+	cargo build --release -p miroir-test-node --bin miroir-test-node -p miroir-e2e --bin miroir-bench -p miroir-control-plane --bin miroir-control-plane
 	cargo bench -p miroir-filter --bench merge --bench partition
 	MIROIR_TEST_NODE_BIN=$(CURDIR)/target/release/miroir-test-node target/release/miroir-bench $(BENCH_ARGS)
 	python3 tools/bench-report.py target
