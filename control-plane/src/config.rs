@@ -178,7 +178,7 @@ pub struct JobsConfig {
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
-            copy_concurrency: 2,
+            copy_concurrency: 4,
             copy_documents_per_second: 0,
         }
     }

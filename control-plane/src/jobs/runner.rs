@@ -492,17 +492,23 @@ async fn clean_up(app: &App, job: &Job, topology: &Topology) -> Result<(), CopyE
         return Ok(());
     };
     let indexes = reconcile::indexes(&calls, &reference).await?;
-    for (id, shards) in leftovers(job) {
-        let Some(node) = topology.node(&id) else {
-            continue;
-        };
+    let (calls, indexes) = (&calls, &indexes);
+    // Every node at once: each deletion waits a settle time before its check.
+    let deletions = leftovers(job).into_iter().filter_map(|(id, shards)| {
+        let node = topology.node(&id)?;
         if node.state != NodeState::Active {
             tracing::warn!(node = id, "left documents of moved shards on a failed node");
-            continue;
+            return None;
         }
-        for index in &indexes {
-            shard_copy::delete_shards(&calls, node, &index.uid, &shards).await?;
-        }
+        Some(async move {
+            for index in indexes {
+                shard_copy::delete_shards(calls, node, &index.uid, &shards).await?;
+            }
+            Ok::<(), CopyError>(())
+        })
+    });
+    for outcome in futures_util::future::join_all(deletions).await {
+        outcome?;
     }
     Ok(())
 }
