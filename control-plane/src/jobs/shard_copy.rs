@@ -24,8 +24,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::app::App;
 use crate::nodes::{self, NodeError};
 
-/// Documents per page read.
-const PAGE: usize = 1_000;
+/// Documents per page read (a few MB of JSON).
+const PAGE: usize = 5_000;
 /// Rounds after which a copy that still differs is reported (clients rewriting the same
 /// documents faster than a round takes).
 const MAX_ROUNDS: u32 = 60;
