@@ -54,51 +54,65 @@ pub async fn run(
     }
 }
 
-/// The Envoys (as `replica/envoy`) that have not acknowledged `epoch`: this replica's as its xDS
-/// server sees them now, the others' from their recent reports.
-pub async fn behind(app: &App, replica: &str, epoch: u64) -> Result<Vec<String>, String> {
+/// An Envoy missing from every view for this long has left the fleet (scaled down, or cut off:
+/// it then serves its last epoch, docs/operations.md).
+pub const GONE_MS: i128 = 60_000;
+
+/// Every Envoy of the fleet with the epoch it acknowledged: this replica's as its xDS server sees
+/// them now, the other replicas' from their recent reports.
+pub async fn views(app: &App) -> Result<Vec<(String, Option<u64>)>, String> {
+    let replica = app.config.replica_name();
     let reports = app.store.fleet_reports().await.map_err(|e| e.to_string())?;
     let now = now_ms();
-    let mut late = Vec::new();
-    let mut views: Vec<(String, Report)> = vec![(replica.to_string(), own(app))];
+    let mut envoys = own(app).envoys;
     for (name, text) in reports {
         if name == replica {
             continue;
         }
         if let Ok(report) = serde_json::from_str::<Report>(&text) {
             if now - report.reported_at_ms <= STALE_MS {
-                views.push((name, report));
+                envoys.extend(report.envoys);
             }
         }
     }
-    for (name, report) in views {
-        for (envoy, acked) in report.envoys {
-            if acked.is_none_or(|e| e < epoch) {
-                late.push(format!("{name}/{envoy}"));
-            }
-        }
-    }
-    Ok(late)
+    Ok(envoys)
 }
 
-/// Waits until every Envoy of the fleet acknowledged `epoch`, at most `timeout`.
+/// Waits, at most `timeout`, until every Envoy in `known` (Envoy → last seen, Unix ms; updated
+/// here with every Envoy seen) and every Envoy seen now acknowledged `epoch`. An Envoy unseen for
+/// [`GONE_MS`] is dropped from `known`.
 pub async fn wait_for(
     app: &App,
-    replica: &str,
+    known: &mut std::collections::BTreeMap<String, i128>,
     epoch: u64,
     timeout: Duration,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     loop {
-        let late = behind(app, replica, epoch).await?;
+        let seen = views(app).await?;
+        let now = now_ms();
+        for (envoy, _) in &seen {
+            known.insert(envoy.clone(), now);
+        }
+        known.retain(|_, last| now - *last <= GONE_MS);
+        let late: Vec<&String> = known
+            .keys()
+            .filter(|e| {
+                !seen
+                    .iter()
+                    .any(|(id, acked)| id == *e && acked.is_some_and(|a| a >= epoch))
+            })
+            .collect();
         if late.is_empty() {
             return Ok(());
         }
         if started.elapsed() >= timeout {
+            let names: Vec<&str> = late.iter().map(|s| s.as_str()).collect();
             return Err(format!(
-                "{} Envoy(s) have not acknowledged epoch {epoch}: {}",
+                "{} Envoy(s) have not acknowledged epoch {epoch} (a reconnecting Envoy is waited for up to {} s): {}",
                 late.len(),
-                late.join(", ")
+                GONE_MS / 1000,
+                names.join(", ")
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -79,6 +79,14 @@ pub(crate) async fn start(
         moves,
         crate::time::now(),
     );
+    // The Envoys every epoch of the job waits for, from the start.
+    let now = crate::time::now_nanos() / 1_000_000;
+    for (envoy, _) in crate::fleet_reports::views(app)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        job.fleet.insert(envoy, now);
+    }
     staged(&topology, &job)
         .validate()
         .map_err(|e| invalid(format!("Invalid topology: {e}")))?;

@@ -128,6 +128,11 @@ pub struct Job {
     pub eta_seconds: Option<f64>,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Every Envoy seen in the fleet since the job started, with when it was last seen (Unix
+    /// ms): each of the job's epochs waits for all of them, connected or reconnecting, until
+    /// one has been gone for [`crate::fleet_reports::GONE_MS`].
+    #[serde(default)]
+    pub fleet: BTreeMap<String, i128>,
 }
 
 impl Job {
@@ -152,6 +157,7 @@ impl Job {
             documents_per_second: None,
             eta_seconds: None,
             errors: Vec::new(),
+            fleet: BTreeMap::new(),
         }
     }
 

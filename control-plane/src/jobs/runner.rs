@@ -136,9 +136,21 @@ async fn apply(app: &App, step: impl Fn(&Topology) -> Topology) -> Result<Topolo
         })?;
         change.topology
     };
-    // The rollout waited for this replica's Envoys; the other replicas' follow the store.
+    Ok(stored)
+}
+
+/// [`apply`], then waits until every Envoy the job knows acknowledged the epoch
+/// ([`crate::fleet_reports::wait_for`]): the rollout waited only for this replica's connected
+/// Envoys, and one reconnecting (to a restarted control plane, say) is still reading.
+async fn apply_to_fleet(
+    app: &App,
+    job: &mut Job,
+    step: impl Fn(&Topology, &Job) -> Topology,
+) -> Result<Topology, String> {
+    let snapshot = job.clone();
+    let stored = apply(app, |t| step(t, &snapshot)).await?;
     let timeout = Duration::from_millis(app.config.rollout_ack_timeout_ms);
-    crate::fleet_reports::wait_for(app, &app.config.replica_name(), stored.epoch, timeout).await?;
+    crate::fleet_reports::wait_for(app, &mut job.fleet, stored.epoch, timeout).await?;
     Ok(stored)
 }
 
@@ -203,7 +215,7 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
         app.metrics.job_phase.set(job.phase as i64);
         let step = match job.phase {
             Phase::Prepare => prepare(app, job).await.map(|_| Phase::Stage),
-            Phase::Stage => match apply(app, |t| staged(t, job)).await {
+            Phase::Stage => match apply_to_fleet(app, job, staged).await {
                 Ok(_) => {
                     // Anything copied before a withdrawal may have missed writes since.
                     for m in &mut job.moves {
@@ -218,11 +230,11 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
                 Ok(false) => return persist(app, job).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             },
-            Phase::CutOver => match apply(app, |t| cut_over(t, job)).await {
+            Phase::CutOver => match apply_to_fleet(app, job, cut_over).await {
                 Ok(_) => Ok(Phase::CleanUp),
                 Err(e) => return waiting(app, job, e).await,
             },
-            Phase::CleanUp => match apply(app, |t| cleaned_up(t, job)).await {
+            Phase::CleanUp => match apply_to_fleet(app, job, cleaned_up).await {
                 Ok(t) => clean_up(app, job, &t).await.map(|_| Phase::Done),
                 Err(e) => return waiting(app, job, e).await,
             },

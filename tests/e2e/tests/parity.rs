@@ -302,6 +302,20 @@ fn documented_difference(case: &Case, target: &str) -> Option<&'static [&'static
         .then_some(&["estimatedTotalHits"][..])
 }
 
+/// With `matchingStrategy: frequency` each shard drops query words by their frequency in its
+/// own documents (docs/api-compatibility.md), so a merged answer may score a hit otherwise than
+/// one node: a difference the diagnosis shows as ranking details that differ is that, not a merge
+/// error. Tie-order differences and any difference with equal details still count.
+fn scored_by_shard(case: &Case, target: &str, diagnosis: Option<Diagnosis>) -> bool {
+    let body = match &case.request {
+        Request::Post { body, .. } => body.to_string(),
+        Request::Get { path } => path.clone(),
+    };
+    target != "envoy_1"
+        && (body.contains("\"frequency\"") || body.contains("matchingStrategy=frequency"))
+        && diagnosis == Some(Diagnosis::Ranking)
+}
+
 /// `value` without the `fields` at its top level and in each result of a multi-search.
 fn without(value: &Value, fields: &[&str]) -> Value {
     let mut value = value.clone();
@@ -533,6 +547,13 @@ fn every_answer_through_miroir_equals_one_nodes() {
                     hit,
                     difference,
                 };
+                if scored_by_shard(case, target, mismatch.diagnosis) {
+                    println!(
+                        "DOCUMENTED (per-shard word frequency) {}",
+                        mismatch.render(400)
+                    );
+                    continue;
+                }
                 let counts = entry.1.entry(target).or_default();
                 counts.0 += 1;
                 if mismatch.diagnosis == Some(Diagnosis::TieOrder) {
