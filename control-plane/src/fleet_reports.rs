@@ -3,6 +3,7 @@
 //! every [`PERIOD`], and a job's next step waits until every Envoy of every replica that reported
 //! recently took the epoch (a rollout by the leader only waits for the leader's own Envoys).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,31 +79,42 @@ pub async fn views(app: &App) -> Result<Vec<(String, Option<u64>)>, String> {
     Ok(envoys)
 }
 
+/// The Envoys of `known` (updated with `seen` at `now`, those unseen for [`GONE_MS`] dropped)
+/// that have not acknowledged `epoch`.
+fn late(
+    known: &mut BTreeMap<String, i128>,
+    seen: &[(String, Option<u64>)],
+    epoch: u64,
+    now: i128,
+) -> Vec<String> {
+    for (envoy, _) in seen {
+        known.insert(envoy.clone(), now);
+    }
+    known.retain(|_, last| now - *last <= GONE_MS);
+    known
+        .keys()
+        .filter(|e| {
+            !seen
+                .iter()
+                .any(|(id, acked)| id == *e && acked.is_some_and(|a| a >= epoch))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Waits, at most `timeout`, until every Envoy in `known` (Envoy → last seen, Unix ms; updated
 /// here with every Envoy seen) and every Envoy seen now acknowledged `epoch`. An Envoy unseen for
 /// [`GONE_MS`] is dropped from `known`.
 pub async fn wait_for(
     app: &App,
-    known: &mut std::collections::BTreeMap<String, i128>,
+    known: &mut BTreeMap<String, i128>,
     epoch: u64,
     timeout: Duration,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     loop {
         let seen = views(app).await?;
-        let now = now_ms();
-        for (envoy, _) in &seen {
-            known.insert(envoy.clone(), now);
-        }
-        known.retain(|_, last| now - *last <= GONE_MS);
-        let late: Vec<&String> = known
-            .keys()
-            .filter(|e| {
-                !seen
-                    .iter()
-                    .any(|(id, acked)| id == *e && acked.is_some_and(|a| a >= epoch))
-            })
-            .collect();
+        let late = late(known, &seen, epoch, now_ms());
         if late.is_empty() {
             return Ok(());
         }
@@ -116,5 +128,43 @@ pub async fn wait_for(
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envoy_that_is_reconnecting_is_waited_for_until_it_is_gone() {
+        let mut known: BTreeMap<String, i128> = [("e1".to_string(), 0)].into();
+        let acked = |e: &str, epoch: u64| (e.to_string(), Some(epoch));
+        // e1 connected and behind, e2 new and on the epoch.
+        assert_eq!(
+            late(&mut known, &[acked("e1", 2), acked("e2", 3)], 3, 100),
+            ["e1"]
+        );
+        assert_eq!(
+            known.len(),
+            2,
+            "a newly seen Envoy is waited for from now on"
+        );
+        // e1 reconnecting: seen by no replica, still waited for.
+        assert_eq!(late(&mut known, &[acked("e2", 3)], 3, 200), ["e1"]);
+        // Back and on the epoch.
+        assert!(late(&mut known, &[acked("e1", 3), acked("e2", 3)], 3, 300).is_empty());
+        // Gone for longer than GONE_MS: no longer waited for.
+        assert!(late(&mut known, &[acked("e2", 4)], 4, 300 + GONE_MS + 1).is_empty());
+        assert!(!known.contains_key("e1"));
+        // An Envoy that has acknowledged nothing yet is behind (and e2, not seen this time).
+        assert_eq!(
+            late(
+                &mut known,
+                &[("e3".to_string(), None)],
+                1,
+                300 + GONE_MS + 2
+            ),
+            ["e2", "e3"]
+        );
     }
 }
