@@ -91,6 +91,10 @@ pub struct FleetOptions {
     pub xds_token: Option<String>,
     /// The tests' by default; `make start` runs Envoy with [`LogLevels::Production`].
     pub envoy_log_levels: LogLevels,
+    /// The control plane's `jobs` section: shard copies at once, documents per second (0: no
+    /// ceiling). A test that must act in the middle of a copy slows it down.
+    pub copy_concurrency: usize,
+    pub copy_documents_per_second: u64,
 }
 
 impl Default for FleetOptions {
@@ -109,6 +113,8 @@ impl Default for FleetOptions {
             admin_key: None,
             xds_token: None,
             envoy_log_levels: LogLevels::Test,
+            copy_concurrency: 4,
+            copy_documents_per_second: 0,
         }
     }
 }
@@ -504,6 +510,10 @@ impl Fleet {
                 "timeoutMs": options.health.timeout_ms,
                 "unhealthyThreshold": options.health.unhealthy_threshold,
                 "healthyThreshold": options.health.healthy_threshold,
+            },
+            "jobs": {
+                "copyConcurrency": options.copy_concurrency,
+                "copyDocumentsPerSecond": options.copy_documents_per_second,
             },
             "nodeTimeoutMs": options.node_timeout_ms,
             "controlPlaneTimeoutMs": options.control_plane_timeout_ms,

@@ -80,6 +80,16 @@ fn start(name: &str, spec: Spec) -> Fleet {
     Fleet::start(name, spec, FleetOptions::default())
 }
 
+/// The options of a test that acts in the middle of a copy: one unit at a time, at a pace that
+/// leaves seconds between units whatever the machine (a job's copy is otherwise over in one).
+fn slow_copy() -> FleetOptions {
+    FleetOptions {
+        copy_concurrency: 1,
+        copy_documents_per_second: 500,
+        ..FleetOptions::default()
+    }
+}
+
 const GENRES: [&str; 3] = ["drama", "comedy", "action"];
 
 fn document(id: u64, version: u64) -> Value {
@@ -1242,7 +1252,11 @@ const LARGE_PRELOAD: u64 = 12_000;
 /// store; the job resumes and completes, searches and writes carry on throughout.
 #[test]
 fn a_job_survives_a_control_plane_restart() {
-    let mut fleet = start("elastic_cp_restart", one_group(&["n0", "n1", "n2"], "g0"));
+    let mut fleet = Fleet::start(
+        "elastic_cp_restart",
+        one_group(&["n0", "n1", "n2"], "g0"),
+        slow_copy(),
+    );
     let ledger = prepare(&fleet, LARGE_PRELOAD);
     let batches = load_batches(LARGE_PRELOAD, LARGE_PRELOAD);
     let load = Load::start_with(&fleet, &ledger, batches, true);
@@ -1288,7 +1302,11 @@ fn a_job_survives_a_control_plane_restart() {
 /// once the node is back. Searches never go to the new node meanwhile, so they all succeed.
 #[test]
 fn a_dead_target_pauses_the_job_then_it_completes() {
-    let mut fleet = start("elastic_dead_target", one_group(&["n0", "n1", "n2"], "g0"));
+    let mut fleet = Fleet::start(
+        "elastic_dead_target",
+        one_group(&["n0", "n1", "n2"], "g0"),
+        slow_copy(),
+    );
     let ledger = prepare(&fleet, LARGE_PRELOAD);
     let searcher = Searcher::start(fleet.client(0), ledger.clone());
 
@@ -1361,7 +1379,7 @@ fn a_job_survives_a_leader_change_on_redis() {
             // Started below, connected to the leader first: a job's rollouts wait for the Envoys
             // of the replica driving it.
             envoys: 0,
-            ..FleetOptions::default()
+            ..slow_copy()
         },
     );
     let leader = fleet.eventually("exactly one leader", || match leaders(&fleet)?.as_slice() {
