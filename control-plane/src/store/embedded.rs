@@ -30,6 +30,20 @@ const UID_NEXT_KEY: &str = "uid-next";
 /// The last job number handed out (as Redis INCR keeps it, so both backends start at 1).
 const JOB_NUMBER_KEY: &str = "job-number";
 
+/// Every (key, value) of a table of strings, in key order.
+fn entries(
+    tx: &redb::ReadTransaction,
+    table: TableDefinition<&str, &str>,
+) -> StoreResult<Vec<(String, String)>> {
+    let table = tx.open_table(table).map_err(err)?;
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(err)? {
+        let (k, v) = entry.map_err(err)?;
+        out.push((k.value().to_string(), v.value().to_string()));
+    }
+    Ok(out)
+}
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -427,12 +441,7 @@ impl Store for EmbeddedStore {
 
     fn list_jobs(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
         self.read(|tx| {
-            let table = tx.open_table(JOBS).map_err(err)?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(err)? {
-                let (k, v) = entry.map_err(err)?;
-                out.push((k.value().to_string(), v.value().to_string()));
-            }
+            let mut out = entries(tx, JOBS)?;
             sort_jobs(&mut out);
             Ok(out)
         })
@@ -454,15 +463,7 @@ impl Store for EmbeddedStore {
     }
 
     fn fleet_reports(&self) -> BoxFuture<'_, StoreResult<Vec<(String, String)>>> {
-        self.read(|tx| {
-            let table = tx.open_table(FLEET).map_err(err)?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(err)? {
-                let (k, v) = entry.map_err(err)?;
-                out.push((k.value().to_string(), v.value().to_string()));
-            }
-            Ok(out)
-        })
+        self.read(|tx| entries(tx, FLEET))
     }
 
     fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>> {

@@ -150,25 +150,10 @@ where
     assert_eq!(store.leases().await.expect("leases"), vec![lease]);
 
     // Strictly increasing under concurrency.
-    let mut handles = Vec::new();
-    for _ in 0..8 {
-        let store = store.clone();
-        handles.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            for _ in 0..10 {
-                got.push(store.next_uid().await.expect("uid"));
-            }
-            got
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        let got = h.await.expect("join");
-        assert!(got.windows(2).all(|w| w[0] < w[1]));
-        all.extend(got);
-    }
-    all.sort_unstable();
-    all.dedup();
+    let all = taken_concurrently(&store, |s| async move {
+        u64::from(s.next_uid().await.expect("uid"))
+    })
+    .await;
     assert_eq!(all.len(), 80, "no uid handed out twice");
     assert!(all.iter().all(|u| *u >= 14));
 }
@@ -354,25 +339,10 @@ where
     assert!(third > second, "the counter survives a restart");
 
     // Strictly increasing under concurrency.
-    let mut handles = Vec::new();
-    for _ in 0..8 {
-        let store = store.clone();
-        handles.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            for _ in 0..10 {
-                got.push(store.next_job_number().await.expect("number"));
-            }
-            got
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        let got = h.await.expect("join");
-        assert!(got.windows(2).all(|w| w[0] < w[1]));
-        all.extend(got);
-    }
-    all.sort_unstable();
-    all.dedup();
+    let all = taken_concurrently(&store, |s| async move {
+        s.next_job_number().await.expect("number")
+    })
+    .await;
     assert_eq!(all.len(), 80, "no job number handed out twice");
     assert!(all.iter().all(|n| *n > third));
 }
@@ -455,4 +425,33 @@ where
         ],
         "one report per replica, the last one"
     );
+}
+
+/// 8 tasks taking 10 values each from a counter of `store`: each task's values strictly
+/// increase; every value taken, sorted, duplicates removed.
+async fn taken_concurrently<F, Fut>(store: &SharedStore, take: F) -> Vec<u64>
+where
+    F: Fn(SharedStore) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = u64> + Send,
+{
+    let mut handles = Vec::new();
+    for _ in 0..8 {
+        let (store, take) = (store.clone(), take.clone());
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.push(take(store.clone()).await);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        let got = h.await.expect("join");
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        all.extend(got);
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
 }
