@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter_key;
 pub mod fleet_reports;
 pub mod health;
+pub mod in_sync;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;

@@ -226,6 +226,17 @@ impl Topology {
                 )));
             }
         }
+        if let Some(min) = map.min_copies {
+            let copies = groups
+                .keys()
+                .map(|g| u64::from(self.replication_of(g)))
+                .fold(0u64, u64::saturating_add);
+            if min == 0 || u64::from(min) > copies {
+                return Err(invalid(format!(
+                    "shardMap.minCopies must be between 1 and the copies of a shard ({copies}), got {min}"
+                )));
+            }
+        }
         if map.groups.is_empty() {
             return self.balanced().map(|_| ());
         }

@@ -113,6 +113,7 @@ impl Topology {
             groups,
             weights: self.shard_map.weights.clone(),
             replication: self.shard_map.replication.clone(),
+            min_copies: self.shard_map.min_copies,
         })
     }
 

@@ -22,6 +22,11 @@ pub enum CopyState {
     /// Replaced by another copy: takes writes until the fleet no longer reads it, serves no reads,
     /// then leaves the map and its documents are deleted from the node.
     Leaving,
+    /// Out of the shard's in-sync set: it missed an acknowledged write (its node did not take
+    /// it, and the control plane recorded that before the write was acknowledged). It still
+    /// takes writes, which need not reach it, and serves no reads until the leader repaired it
+    /// from an in-sync copy and put it back (see docs/architecture.md, "Replication").
+    OutOfSync,
 }
 
 impl CopyState {
@@ -34,6 +39,7 @@ impl CopyState {
             CopyState::Active => "active",
             CopyState::Copying => "copying",
             CopyState::Leaving => "leaving",
+            CopyState::OutOfSync => "outOfSync",
         }
     }
 }
@@ -71,11 +77,18 @@ pub struct ShardMap {
     /// factor.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replication: BTreeMap<String, u32>,
+    /// How many in-sync copies of every shard a write must reach before it is acknowledged
+    /// (absent: 1). The other in-sync copies either take it too or leave the in-sync set first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_copies: Option<u32>,
 }
 
 impl ShardMap {
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.weights.is_empty() && self.replication.is_empty()
+        self.groups.is_empty()
+            && self.weights.is_empty()
+            && self.replication.is_empty()
+            && self.min_copies.is_none()
     }
 
     /// The copies of `shard` in `group` (none for an unknown group or shard).
@@ -93,6 +106,11 @@ impl ShardMap {
             .flatten()
             .flatten()
             .all(|c| c.state.is_active())
+    }
+
+    /// The in-sync copies a write of any shard must reach.
+    pub fn min_copies(&self) -> u32 {
+        self.min_copies.unwrap_or(1).max(1)
     }
 
     /// Copies per node in `group` (every state), for balance reports.

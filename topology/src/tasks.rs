@@ -71,6 +71,80 @@ pub struct TaskRegistration {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_uid: Option<u32>,
     pub record: TaskRecord,
+    /// Set when an in-sync copy of a shard the write touched did not take it: the control plane
+    /// takes those copies out of the in-sync set (in the store) before it answers, or refuses
+    /// the registration when that would leave a shard below `minCopies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<Missed>,
+}
+
+/// Which copies a write missed, for the in-sync rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Missed {
+    /// The epoch the filter routed the write by.
+    pub epoch: u64,
+    /// The shards the write touched; absent: every shard (settings, index and filter changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Vec<u32>>,
+    /// The nodes that did not take their part: their copies of the touched shards missed it.
+    pub nodes: Vec<String>,
+}
+
+/// What the in-sync rule makes of a write some copy missed, against one topology: the copies to
+/// take out of the in-sync set, or the shards left with fewer than `minCopies` in-sync copies
+/// that took it. The filter applies it to its epoch before registering; the control plane again
+/// to the stored topology, which may have marked copies since.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InSyncVerdict {
+    /// (group, shard, node) of every in-sync copy that missed the write.
+    pub to_mark: Vec<(String, u32, String)>,
+    /// Shards with fewer than `minCopies` in-sync copies that took the write, or with a copy a
+    /// job is filling or replacing that missed it.
+    pub short: Vec<u32>,
+}
+
+impl Missed {
+    pub fn verdict(&self, topology: &crate::Topology) -> InSyncVerdict {
+        let min = usize::try_from(topology.shard_map.min_copies()).unwrap_or(usize::MAX);
+        let map = topology.map();
+        let mut verdict = InSyncVerdict::default();
+        let every: Vec<u32>;
+        let shards = match &self.shards {
+            Some(list) => list.as_slice(),
+            None => {
+                every = (0..topology.shards).collect();
+                &every
+            }
+        };
+        let took = |node: &str| !self.nodes.iter().any(|n| n == node);
+        for &shard in shards {
+            let mut in_sync_took = 0usize;
+            let mut pending_missed = false;
+            for group in map.groups.keys() {
+                for copy in map.copies(group, shard) {
+                    match (copy.state, took(&copy.node)) {
+                        (crate::CopyState::Active, true) => {
+                            in_sync_took = in_sync_took.saturating_add(1)
+                        }
+                        (crate::CopyState::Active, false) => {
+                            verdict
+                                .to_mark
+                                .push((group.clone(), shard, copy.node.clone()))
+                        }
+                        (crate::CopyState::Copying | crate::CopyState::Leaving, false) => {
+                            pending_missed = true
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if in_sync_took < min || pending_missed {
+                verdict.short.push(shard);
+            }
+        }
+        verdict
+    }
 }
 
 /// The control plane's answer to a registration.

@@ -29,6 +29,8 @@ const TOPOLOGY_KEY: &str = "topology";
 const UID_NEXT_KEY: &str = "uid-next";
 /// The last job number handed out (as Redis INCR keeps it, so both backends start at 1).
 const JOB_NUMBER_KEY: &str = "job-number";
+/// Per node: how many writes its copies missed (see `Store::count_miss`).
+const MISSES_PREFIX: &str = "misses:";
 
 /// Every (key, value) of a table of strings, in key order.
 fn entries(
@@ -467,24 +469,22 @@ impl Store for EmbeddedStore {
     }
 
     fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>> {
-        self.write(|tx| {
-            let mut meta = tx.open_table(META).map_err(err)?;
-            let last = match meta.get(JOB_NUMBER_KEY).map_err(err)? {
-                Some(v) => {
-                    let bytes: [u8; 8] = v
-                        .value()
-                        .try_into()
-                        .map_err(|_| err("corrupt job counter"))?;
-                    u64::from_le_bytes(bytes)
-                }
-                None => 0,
+        self.bump(JOB_NUMBER_KEY.to_string())
+    }
+
+    fn count_miss<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
+        self.bump(format!("{MISSES_PREFIX}{node}"))
+    }
+
+    fn misses<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
+        let key = format!("{MISSES_PREFIX}{node}");
+        self.read(move |tx| {
+            let meta = match tx.open_table(META) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                Err(e) => return Err(err(e)),
             };
-            let next = last
-                .checked_add(1)
-                .ok_or_else(|| err("job numbers are exhausted (u64)"))?;
-            meta.insert(JOB_NUMBER_KEY, next.to_le_bytes().as_slice())
-                .map_err(err)?;
-            Ok(next)
+            counter_value(meta.get(key.as_str()).map_err(err)?)
         })
     }
 
@@ -519,4 +519,30 @@ fn take_block(tx: &redb::WriteTransaction, count: u32) -> StoreResult<(u32, u32)
     let after = (u64::from(last) + 1).to_le_bytes();
     meta.insert(UID_NEXT_KEY, after.as_slice()).map_err(err)?;
     Ok((first, last))
+}
+
+fn counter_value(v: Option<redb::AccessGuard<'_, &'static [u8]>>) -> StoreResult<u64> {
+    match v {
+        Some(v) => {
+            let bytes: [u8; 8] = v.value().try_into().map_err(|_| err("corrupt counter"))?;
+            Ok(u64::from_le_bytes(bytes))
+        }
+        None => Ok(0),
+    }
+}
+
+impl EmbeddedStore {
+    /// Adds one to the counter at `key` in the meta table; the new value.
+    fn bump(&self, key: String) -> BoxFuture<'_, StoreResult<u64>> {
+        self.write(move |tx| {
+            let mut meta = tx.open_table(META).map_err(err)?;
+            let last = counter_value(meta.get(key.as_str()).map_err(err)?)?;
+            let next = last
+                .checked_add(1)
+                .ok_or_else(|| err("counter exhausted (u64)"))?;
+            meta.insert(key.as_str(), next.to_le_bytes().as_slice())
+                .map_err(err)?;
+            Ok(next)
+        })
+    }
 }

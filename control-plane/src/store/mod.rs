@@ -219,6 +219,12 @@ pub trait Store: Send + Sync + 'static {
     /// The next job number: strictly increasing, shared by every replica (Redis INCR / a redb counter).
     fn next_job_number(&self) -> BoxFuture<'_, StoreResult<u64>>;
 
+    /// Counts one write that `node`'s copies missed; the new count. A repair verifies a copy
+    /// then puts it back in the in-sync set only if the count did not move meanwhile.
+    fn count_miss<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
+    /// How many writes `node`'s copies missed so far (0 if none ever did).
+    fn misses<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
+
     /// What each replica's xDS server last saw of its own Envoys (JSON, by replica), so that the
     /// leader can tell when the whole fleet (every replica's Envoys) took an epoch.
     fn put_fleet_report<'a>(

@@ -523,6 +523,22 @@ impl Store for RedisStore {
         })
     }
 
+    fn count_miss<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            self.run(redis::cmd("INCR").arg(self.key(&format!("misses:{node}"))))
+                .await
+        })
+    }
+
+    fn misses<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            let value: Option<u64> = self
+                .run(redis::cmd("GET").arg(self.key(&format!("misses:{node}"))))
+                .await?;
+            Ok(value.unwrap_or(0))
+        })
+    }
+
     fn leader_acquire<'a>(
         &'a self,
         owner: &'a str,

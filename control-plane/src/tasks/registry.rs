@@ -109,6 +109,9 @@ pub async fn register_with(
     registration: TaskRegistration,
     deletes: Option<Vec<u32>>,
 ) -> Result<Registered, ApiError> {
+    if let Some(missed) = &registration.missed {
+        crate::in_sync::record(app, missed).await?;
+    }
     let uid = match registration.task_uid {
         Some(uid) => {
             let leases = app.store.leases().await.map_err(ApiError::store)?;

@@ -346,6 +346,7 @@ async fn cancel_or_delete(
                 node_tasks,
                 custom_metadata: None,
             },
+            missed: None,
         },
         deletes,
     )
@@ -407,7 +408,18 @@ pub async fn register_task(
     async move {
         check_token(&app, &headers)?;
         let registration: TaskRegistration = parse_body(&body)?;
+        let marks = registration.missed.is_some();
         let registered = registry::register(&app, registration).await?;
+        if marks {
+            // Copies may have left the in-sync set: the fleet learns it now rather than at the
+            // next poll of the store, without the write waiting for the fleet's acknowledgement.
+            let app = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.sync_from_store().await {
+                    tracing::warn!(error = %e, "rolling out in-sync marks");
+                }
+            });
+        }
         Ok((StatusCode::CREATED, Json(registered)).into_response())
     }
     .instrument(tracing::info_span!("register_task"))

@@ -114,16 +114,6 @@ impl FilterConfig {
             .filter_map(|i| self.node_at(*i))
     }
 
-    /// Who must take a write of `shard` before it is acknowledged: a majority of the first list
-    /// (its active copies, the ones reads see) and every node of the second (copies being filled
-    /// or replaced, which a job is about to serve reads from, or which Envoys still on the
-    /// previous epoch read).
-    pub fn write_quorum(&self, shard: u32) -> (Vec<&Node>, Vec<&Node>) {
-        let (serving, pending) = self.placement.quorum(shard);
-        let nodes = |list: &[usize]| list.iter().filter_map(|i| self.node_at(*i)).collect();
-        (nodes(serving), nodes(pending))
-    }
-
     /// The owners of `shard`: in the group request number `turn` reads from first (rotating over
     /// its replicas), then in the others; active owners first, so a read fails over.
     pub fn shard_readers(&self, shard: u32, turn: u64) -> Vec<&Node> {
@@ -146,7 +136,9 @@ impl FilterConfig {
         owners
     }
 
-    /// Another active owner of `shard` that `usable` accepts: in `group` first, then in others.
+    /// Another in-sync owner of `shard` that `usable` accepts: in `group` first, then in
+    /// others; one on a node the control plane marked failed only when no other is left (its
+    /// health checks may not see a node this Envoy reaches).
     pub fn replacement(
         &self,
         shard: u32,
@@ -156,11 +148,19 @@ impl FilterConfig {
         let groups = self.placement.groups();
         let first = groups.iter().filter(|g| g.name == group);
         let others = groups.iter().filter(|g| g.name != group);
-        first
+        let mut owners = first
             .chain(others)
             .flat_map(|g| g.owners_of(shard).iter())
             .filter_map(|i| self.node_at(*i))
-            .find(|n| n.state == NodeState::Active && usable(n))
+            .filter(|n| usable(n));
+        let mut failed = None;
+        for node in owners.by_ref() {
+            if node.state == NodeState::Active {
+                return Some(node);
+            }
+            failed = failed.or(Some(node));
+        }
+        failed
     }
 
     /// Every node, active ones first, rotated by request number `turn` so that reads spread.

@@ -27,8 +27,6 @@ pub(crate) struct Placement {
     groups: Vec<GroupTable>,
     /// Shard → every node that must store it: its copies in every group.
     write_targets: Vec<Vec<usize>>,
-    /// Shard → (its active copies in every group, its other copies): a write's quorum.
-    quorum: Vec<(Vec<usize>, Vec<usize>)>,
     /// Positions in `groups` of the complete groups (all of them when none is).
     readable: Vec<usize>,
 }
@@ -90,22 +88,6 @@ impl Placement {
                     .collect()
             })
             .collect();
-        let quorum = (0..topology.shards)
-            .map(|shard| {
-                let (mut serving, mut pending) = (Vec::new(), Vec::new());
-                for group in topology.group_names() {
-                    for (node, state) in topology.copies(shard, group) {
-                        let list = if state.is_active() {
-                            &mut serving
-                        } else {
-                            &mut pending
-                        };
-                        list.push(position(node));
-                    }
-                }
-                (serving, pending)
-            })
-            .collect();
         let mut readable: Vec<usize> = (0..groups.len())
             .filter(|i| groups.get(*i).is_some_and(|g| g.complete))
             .collect();
@@ -115,7 +97,6 @@ impl Placement {
         Placement {
             groups,
             write_targets,
-            quorum,
             readable,
         }
     }
@@ -129,12 +110,6 @@ impl Placement {
     pub(crate) fn group_for(&self, turn: u64) -> Option<(usize, &GroupTable)> {
         let at = *self.readable.get(rotation(turn, self.readable.len()))?;
         self.groups.get(at).map(|g| (at, g))
-    }
-
-    pub(crate) fn quorum(&self, shard: u32) -> (&[usize], &[usize]) {
-        self.quorum
-            .get(shard as usize)
-            .map_or((&[], &[]), |(s, p)| (s.as_slice(), p.as_slice()))
     }
 
     pub(crate) fn write_targets(&self, shard: u32) -> &[usize] {

@@ -341,7 +341,9 @@ impl Fleet {
         );
         let mut exchange = Exchange::start(config.clone(), request, 0, &mut self.host);
         while let Some((token, call)) = self.host.in_flight.pop() {
-            let answer = if fails(&call) {
+            let answer = if call.cluster == miroir_topology::CONTROL_PLANE_CLUSTER {
+                self.control_plane.handle(&call)
+            } else if fails(&call) {
                 reply()
             } else {
                 self.nodes.get_mut(&call.cluster).unwrap().handle(&call)
@@ -598,39 +600,123 @@ fn payload_errors_are_meilisearch_errors() {
     assert!(fleet.host.sent.is_empty());
 }
 
+fn header<'a>(host: &'a MockHost, name: &str) -> Option<&'a str> {
+    let (_, headers, _) = host.response.as_ref()?;
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn with_min_copies(config: &Rc<FilterConfig>, min: u32) -> Rc<FilterConfig> {
+    let mut plugin = config.to_plugin();
+    plugin.topology.shard_map.min_copies = Some(min);
+    Rc::new(FilterConfig::compile(plugin))
+}
+
 #[test]
-fn writes_need_a_majority_of_each_shards_owners() {
+fn a_write_needs_min_copies_and_the_control_plane_to_leave_the_others_out_of_sync() {
     // RF 3 in one group of 3: every node owns every shard.
-    let config = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 3);
-    let mut fleet = Fleet::new(&config);
+    let plain = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 3);
+    let managed = with_control_plane(&plain);
+    let mut fleet = Fleet::new(&plain);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let n2_fails = |call: &Call| call.method == "POST" && call.cluster == cluster_name("n2");
+    let connect_error = || Reply::Response {
+        status: 503,
+        headers: Vec::new(),
+        body: b"upstream connect error".to_vec(),
+    };
+    // No control plane can record n2 out of sync: every in-sync copy must take the write.
+    let (status, body) = fleet.add_documents_failing(&plain, &movies(5), n2_fails, connect_error);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_write_unavailable"))
+    );
+    assert!(fleet.control_plane.registered.is_empty());
+
+    // With one, n2 is named to it in the registration, and the answer says the write is degraded.
+    let (status, body) = fleet.add_documents_failing(&managed, &movies(5), n2_fails, connect_error);
+    assert_eq!(status, 202, "{body}");
+    let missed = fleet.control_plane.registered[0].missed.clone().unwrap();
+    assert_eq!(missed.nodes, ["n2"]);
+    assert_eq!(missed.epoch, 7);
+    let touched = missed.shards.unwrap();
+    assert!(!touched.is_empty());
+    let degraded = header(&fleet.host, "x-miroir-degraded").unwrap();
+    assert!(degraded.starts_with("2/3 copies: shards "), "{degraded}");
+
+    // Only n0 takes it: enough for minCopies 1, not for 2.
+    let only_n0 = |call: &Call| call.method == "POST" && call.cluster != cluster_name("n0");
+    let (status, _) = fleet.add_documents_failing(&managed, &movies(5), only_n0, || Reply::Failed);
+    assert_eq!(status, 202);
+    let two = with_min_copies(&managed, 2);
+    let (status, body) = fleet.add_documents_failing(&two, &movies(5), only_n0, || Reply::Failed);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_write_unavailable"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("minCopies (2)"),
+        "{body}"
+    );
+
+    // The control plane unreachable: no leased uid for a write that left a copy behind.
+    fleet.control_plane.down = true;
+    let registered = fleet.control_plane.registered.len();
+    let (status, body) = fleet.add_documents_failing(&managed, &movies(5), n2_fails, connect_error);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_write_unavailable"))
+    );
+    assert_eq!(fleet.control_plane.registered.len(), registered);
+    fleet.control_plane.down = false;
+
+    // Every copy took it: no mark asked for, no header.
+    let (status, _) = fleet.add_documents_failing(&managed, &movies(5), |_| false, connect_error);
+    assert_eq!(status, 202);
+    assert!(fleet
+        .control_plane
+        .registered
+        .last()
+        .unwrap()
+        .missed
+        .is_none());
+    assert_eq!(header(&fleet.host, "x-miroir-degraded"), None);
+}
+
+#[test]
+fn a_node_down_for_the_lookup_is_left_out_of_the_whole_write() {
+    let managed = with_control_plane(&config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2));
+    let mut fleet = Fleet::new(&managed);
     for id in ["n0", "n1", "n2"] {
         fleet.node(id).index = Some(Some("id".into()));
     }
     fleet.node("n2").down = true;
-    // The lookup also goes to n2: a dead node fails the lookup phase, so only take it down after.
-    fleet.node("n2").down = false;
-    // Answer the lookups, then fail one document write.
-    let (status, _) = fleet.add_documents_failing(
-        &config,
-        &movies(5),
-        |call| call.method == "POST" && call.cluster == cluster_name("n2"),
-        || Reply::Response {
-            status: 503,
-            headers: Vec::new(),
-            body: b"upstream connect error".to_vec(),
-        },
-    );
-    assert_eq!(status, 202, "2 of 3 owners is a majority");
-
-    let (status, body) = fleet.add_documents_failing(
-        &config,
-        &movies(5),
-        |call| call.method == "POST" && call.cluster != cluster_name("n0"),
-        || Reply::Failed,
-    );
+    let (status, body) = fleet.add_documents(&managed, movies(20));
+    assert_eq!(status, 202, "{body}");
+    let missed = fleet.control_plane.registered[0].missed.clone().unwrap();
+    assert_eq!(missed.nodes, ["n2"]);
     assert_eq!(
-        (status, body["code"].as_str().unwrap()),
-        (503, "miroir_write_quorum_not_met")
+        missed.shards, None,
+        "n2 may lack the index: every copy of it missed the write"
+    );
+    assert!(fleet.node("n2").docs.is_empty());
+    // A settings change too: the other nodes take it, n2 leaves the in-sync set.
+    let (status, _) = fleet.run(
+        &managed,
+        "PATCH",
+        "/indexes/movies/settings",
+        &[("content-type", "application/json")],
+        json!({"searchableAttributes": ["title"]}),
+    );
+    assert_eq!(status, 202);
+    let missed = fleet.control_plane.registered[1].missed.clone().unwrap();
+    assert_eq!(
+        (missed.nodes, missed.shards),
+        (vec!["n2".to_string()], None)
     );
 }
 
@@ -2070,7 +2156,7 @@ fn a_write_needs_the_copy_being_filled_too() {
     );
     assert_eq!(
         (status, body["code"].as_str().unwrap()),
-        (503, "miroir_write_quorum_not_met"),
+        (503, "miroir_write_unavailable"),
         "a copy being filled that misses a write would serve reads without it"
     );
 }

@@ -11,6 +11,8 @@ use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::TaskRecord;
 
+use super::fanout::{first_problem, outcome};
+use super::in_sync::{self, Misses};
 use super::lookup::IndexLookup;
 use super::*;
 
@@ -47,7 +49,7 @@ impl Broadcast {
             _ => ctx.raw_body(),
         };
         let phase = every_node(ctx, ctx.request_method(), ctx.path_and_query(), body);
-        Self::run(vec![phase], kind, index_uid, host)
+        Self::run(ctx, vec![phase], kind, index_uid, host)
     }
 
     pub(crate) fn create_index(ctx: &Ctx, host: &mut dyn Host) -> Result<(Self, Step), MeiliError> {
@@ -121,22 +123,23 @@ impl Broadcast {
             )],
             _ => vec![every_node(ctx, method, path, ctx.raw_body())],
         };
-        Ok(Self::run(phases, "settingsUpdate", Some(index), host))
+        Ok(Self::run(ctx, phases, "settingsUpdate", Some(index), host))
     }
 
     fn run(
+        ctx: &Ctx,
         phases: Vec<Phase>,
         kind: &'static str,
         index_uid: Option<String>,
         host: &mut dyn Host,
     ) -> (Self, Step) {
-        let (phases, progress) = Phases::start(phases, host);
+        let (phases, progress) = Phases::start(phases, Misses::default(), host);
         let mut op = Broadcast {
             stage: Stage::Running(phases),
             kind,
             index_uid,
         };
-        let step = op.step(progress);
+        let step = op.step(ctx, progress, host);
         (op, step)
     }
 
@@ -156,7 +159,7 @@ impl Broadcast {
             }
             Stage::Running(phases) => {
                 let progress = phases.on_reply(token, reply, host);
-                self.step(progress)
+                self.step(ctx, progress, host)
             }
         }
     }
@@ -165,20 +168,20 @@ impl Broadcast {
         let Stage::Lookup { lookup, body, uid } = &mut self.stage else {
             return Step::Wait;
         };
-        let missing = match lookup.result() {
+        let (missing, unreachable) = match lookup.result() {
             None => return Step::Wait,
             Some(Err(problem)) => return Step::Answer(problem),
-            Some(Ok(found)) => found.missing,
+            Some(Ok(found)) => (found.missing, found.unreachable),
         };
         let creation = every_node_json(ctx, "POST", "/indexes".into(), body);
         let filterable =
             shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);
-        let (phases, progress) = Phases::start(vec![creation, filterable], host);
+        let (phases, progress) = Phases::start(vec![creation, filterable], unreachable, host);
         self.stage = Stage::Running(phases);
-        self.step(progress)
+        self.step(ctx, progress, host)
     }
 
-    fn step(&mut self, progress: Progress) -> Step {
+    fn step(&mut self, ctx: &Ctx, progress: Progress, host: &mut dyn Host) -> Step {
         let Stage::Running(phases) = &self.stage else {
             return Step::Wait;
         };
@@ -189,7 +192,20 @@ impl Broadcast {
                     record_tasks(&mut record, phase);
                 }
                 let first = phases.finished.first().cloned().unwrap_or_default();
-                enqueued(record, &first)
+                let took_any = first.iter().any(|(_, reply)| {
+                    matches!(outcome(reply), crate::ops::fanout::Outcome::Success(_))
+                });
+                if !took_any {
+                    // No node answered: nothing to acknowledge, nothing to repair.
+                    return Step::Answer(first_problem(&first).unwrap_or_else(|| {
+                        MeiliError::unavailable(
+                            "miroir_write_unavailable",
+                            "No node took the change. Retrying the same request is safe.",
+                        )
+                        .into()
+                    }));
+                }
+                in_sync::conclude(ctx, host, record, &first, None, &phases.missed)
             }
             other => other.into(),
         }

@@ -1,10 +1,13 @@
 //! Where an index exists and what its primary key is, asked of every node before a change that
-//! depends on it (creating the index, routing documents by primary key).
+//! depends on it (creating the index, routing documents by primary key). A node that does not
+//! answer is left out of the change (it missed it; the in-sync rule decides whether the write is
+//! acknowledged without it) rather than failing it.
 
 use serde_json::Value;
 
 use crate::host::{Host, Reply};
-use crate::ops::fanout::{first_problem, Answer, Fanout};
+use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::ops::in_sync::Misses;
 use crate::plan::calls::Ctx;
 
 /// `GET /indexes/{uid}` in flight on every node.
@@ -16,6 +19,8 @@ pub(crate) struct Found {
     pub missing: Vec<String>,
     /// The primary key of the index where it exists and has one.
     pub primary_key: Option<String>,
+    /// Nodes that did not answer, with why.
+    pub unreachable: Misses,
 }
 
 impl IndexLookup {
@@ -44,9 +49,13 @@ impl IndexLookup {
         let mut found = Found {
             missing: Vec::new(),
             primary_key: None,
+            unreachable: Misses::default(),
         };
         let mut others = Vec::new();
-        for (node, reply) in std::mem::take(&mut self.0.replies) {
+        let mut answered = false;
+        let mut replies = std::mem::take(&mut self.0.replies);
+        replies.sort_by(|a, b| a.0.cmp(&b.0));
+        for (node, reply) in replies {
             match &reply {
                 Reply::Response {
                     status: 404, body, ..
@@ -63,11 +72,28 @@ impl IndexLookup {
                             });
                     }
                 }
-                _ => others.push((node, reply)),
+                _ => match outcome(&reply) {
+                    Outcome::Unavailable(why) => {
+                        found.unreachable.add(&node, why);
+                        others.push((node, reply));
+                        continue;
+                    }
+                    _ => others.push((node, reply)),
+                },
             }
+            answered = true;
         }
-        Some(match first_problem(&others) {
-            Some(problem) => Err(problem),
+        let refusal = others
+            .iter()
+            .find(|(_, reply)| matches!(outcome(reply), Outcome::Refused { .. }));
+        Some(match refusal {
+            Some((node, reply)) => Err(first_problem(&[(node.clone(), reply.clone())])
+                .unwrap_or_else(|| {
+                    crate::error::MeiliError::internal("the index lookup failed").into()
+                })),
+            None if !answered => Err(first_problem(&others).unwrap_or_else(|| {
+                crate::error::MeiliError::internal("no node answered the index lookup").into()
+            })),
             None => Ok(found),
         })
     }

@@ -1,6 +1,7 @@
 //! The operations a request can be: each a small state machine fed by call replies.
 
 pub(crate) mod fanout;
+pub(crate) mod in_sync;
 pub(crate) mod phases;
 
 use serde_json::{Map, Value};
@@ -79,14 +80,10 @@ op_with_ctx!(
     multi_search::MultiSearch,
     similar::Similar,
     scatter::Scatter,
-    task_read::TaskForward
+    task_read::TaskForward,
+    routed::RoutedWrite
 );
-op_without_ctx!(
-    routed::RoutedWrite,
-    read::ReadAll,
-    read::FirstAnswer,
-    register::Registration
-);
+op_without_ctx!(read::ReadAll, read::FirstAnswer, register::Registration);
 
 /// The node's summarized task, or `None` if the body is not one.
 pub(crate) fn node_task_uid(body: &[u8]) -> Option<u64> {
@@ -114,8 +111,13 @@ pub(crate) fn record_tasks(record: &mut TaskRecord, replies: &[(String, Reply)])
 
 /// The write reached its nodes: register its task, then answer the client's 202 with the
 /// summarized task of the first node in id order, carrying the uid that stands for every node
-/// task of the write.
-pub(crate) fn enqueued(record: TaskRecord, replies: &[(String, Reply)]) -> Step {
+/// task of the write. `missed`: the copies it missed, for the control plane to record, with the
+/// answer's degraded header.
+pub(crate) fn enqueued(
+    record: TaskRecord,
+    replies: &[(String, Reply)],
+    missed: Option<(miroir_topology::tasks::Missed, String)>,
+) -> Step {
     let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let summary = sorted.iter().find_map(|(_, reply)| match outcome(reply) {
@@ -123,7 +125,11 @@ pub(crate) fn enqueued(record: TaskRecord, replies: &[(String, Reply)]) -> Step 
         _ => None,
     });
     match summary {
-        Some(summary) => Step::Register(Box::new(register::Pending { record, summary })),
+        Some(summary) => Step::Register(Box::new(register::Pending {
+            record,
+            summary,
+            missed,
+        })),
         None => Step::Answer(MeiliError::internal("No node returned a task.").into()),
     }
 }

@@ -2,12 +2,13 @@
 //! the control plane, which allocates the uid; if it does not answer, a uid leased in advance is
 //! used and the record kept here until it can be handed over (see docs/control-plane.md).
 
-use miroir_topology::tasks::{Registered, TaskRegistration};
+use miroir_topology::tasks::{Missed, Registered, TaskRegistration};
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::Answer;
+use crate::ops::in_sync;
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::control_plane;
@@ -17,6 +18,9 @@ use crate::tasks::{self, TaskRecord};
 pub(crate) struct Pending {
     pub(crate) record: TaskRecord,
     pub(crate) summary: Map<String, Value>,
+    /// Copies the write missed, which the control plane must record out of sync before the
+    /// write is acknowledged, and the answer's degraded header.
+    pub(crate) missed: Option<(Missed, String)>,
 }
 
 pub(crate) struct Registration {
@@ -53,6 +57,7 @@ impl Registration {
         let body = TaskRegistration {
             task_uid: None,
             record: registration.pending.record.clone(),
+            missed: registration.pending.missed.as_ref().map(|(m, _)| m.clone()),
         };
         let call = control_plane::call(
             control_plane,
@@ -87,11 +92,25 @@ impl Registration {
                 tasks::set_control_plane_unreachable(host, false);
                 self.answer(task_uid)
             }
-            None => self.fall_back(host),
+            None => match (&self.pending.missed, &reply) {
+                // The control plane's own refusal (the in-sync rule does not hold any more).
+                (Some(_), Reply::Response { status, body, .. })
+                    if *status == 503 && is_write_unavailable(body) =>
+                {
+                    host.count("miroir_writes_unavailable", 1);
+                    Step::Answer(Answer::relay(*status, body.clone()))
+                }
+                _ => self.fall_back(host),
+            },
         }
     }
 
     fn fall_back(&mut self, host: &mut dyn Host) -> Step {
+        if let Some((missed, _)) = &self.pending.missed {
+            // A leased uid would acknowledge the write with the missed copies still in sync.
+            host.count("miroir_writes_unavailable", 1);
+            return Step::Answer(in_sync::unrecorded(missed, "unreachable"));
+        }
         tasks::set_control_plane_unreachable(host, true);
         let Some(uid) = tasks::take_leased(host) else {
             host.count("miroir_task_registrations_failed", 1);
@@ -113,6 +132,17 @@ impl Registration {
     fn answer(&mut self, uid: u32) -> Step {
         let mut summary = std::mem::take(&mut self.pending.summary);
         summary.insert("taskUid".into(), json!(uid));
-        Step::Answer(Answer::json(202, &Value::Object(summary)))
+        let answer = Answer::json(202, &Value::Object(summary));
+        Step::Answer(match self.pending.missed.take() {
+            Some((_, degraded)) => answer.with_header(in_sync::DEGRADED_HEADER, degraded),
+            None => answer,
+        })
     }
+}
+
+fn is_write_unavailable(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_string))
+        .is_some_and(|code| code == "miroir_write_unavailable")
 }

@@ -12,6 +12,7 @@ use crate::request::encode_query;
 use crate::tasks::TaskRecord;
 
 use super::broadcast::shard_field_filterable;
+use super::in_sync::Misses;
 use super::lookup::IndexLookup;
 use super::routed::RoutedWrite;
 use super::*;
@@ -27,6 +28,8 @@ pub(crate) struct Write {
     /// Every document's shard, once the primary key is known and the batch valid.
     pending: Option<Routed>,
     record: TaskRecord,
+    /// Nodes that missed the lookup or the index's creation: left out of the documents.
+    missed: Misses,
 }
 
 pub(crate) struct Routed {
@@ -66,6 +69,7 @@ impl Write {
             phase: WritePhase::Lookup(lookup),
             pending: None,
             record: TaskRecord::new(Some(index), "documentAdditionOrUpdate"),
+            missed: Misses::default(),
         };
         let step = write.after_lookup_if_complete(ctx, host);
         Ok((write, step))
@@ -85,16 +89,11 @@ impl Write {
                 }
                 self.after_lookup_if_complete(ctx, host)
             }
-            WritePhase::Setup(phases) => match phases.on_reply(token, reply, host) {
-                Progress::Finished => {
-                    for phase in &phases.finished {
-                        record_tasks(&mut self.record, phase);
-                    }
-                    self.send_documents(ctx, host)
-                }
-                other => other.into(),
-            },
-            WritePhase::Documents(write) => write.on_reply(token, reply, host),
+            WritePhase::Setup(phases) => {
+                let progress = phases.on_reply(token, reply, host);
+                self.after_setup(ctx, progress, host)
+            }
+            WritePhase::Documents(write) => write.on_reply(ctx, token, reply, host),
         }
     }
 
@@ -102,10 +101,10 @@ impl Write {
         let WritePhase::Lookup(lookup) = &mut self.phase else {
             return Step::Wait;
         };
-        let (missing, index_pk) = match lookup.result() {
+        let (missing, index_pk, unreachable) = match lookup.result() {
             None => return Step::Wait,
             Some(Err(problem)) => return Step::Answer(problem),
-            Some(Ok(found)) => (found.missing, found.primary_key),
+            Some(Ok(found)) => (found.missing, found.primary_key, found.unreachable),
         };
         let index_pk_was_unset = index_pk.is_none();
         let primary_key = match index_pk.or_else(|| ctx.request.query_param("primaryKey")) {
@@ -131,6 +130,7 @@ impl Write {
             routed.teach_primary_key = index_pk_was_unset;
         }
         if missing.is_empty() {
+            self.missed = unreachable;
             return self.send_documents(ctx, host);
         }
         // Meilisearch would create the index implicitly, without `_miroir_shard` filterable.
@@ -146,13 +146,25 @@ impl Write {
             })
             .collect();
         let settings = shard_field_filterable(ctx, missing_nodes.into_iter(), &self.index);
-        let (phases, progress) = Phases::start(vec![creation, settings], host);
-        let finished = matches!(progress, Progress::Finished);
+        let (phases, progress) = Phases::start(vec![creation, settings], unreachable, host);
         self.phase = WritePhase::Setup(phases);
-        if finished {
-            return self.send_documents(ctx, host);
+        self.after_setup(ctx, progress, host)
+    }
+
+    fn after_setup(&mut self, ctx: &Ctx, progress: Progress, host: &mut dyn Host) -> Step {
+        let WritePhase::Setup(phases) = &mut self.phase else {
+            return Step::Wait;
+        };
+        match progress {
+            Progress::Finished => {
+                for phase in &phases.finished {
+                    record_tasks(&mut self.record, phase);
+                }
+                self.missed = std::mem::take(&mut phases.missed);
+                self.send_documents(ctx, host)
+            }
+            other => other.into(),
         }
-        progress.into()
     }
 
     pub(crate) fn route_documents(
@@ -193,7 +205,13 @@ impl Write {
         let batch = std::mem::take(&mut self.batch);
         let topology = &ctx.config.topology;
         let record = std::mem::take(&mut self.record);
-        let mut write = RoutedWrite::new(ctx, routed.shards.iter().copied(), record);
+        let missed = std::mem::take(&mut self.missed);
+        let left_out: Vec<String> = ctx
+            .nodes()
+            .filter(|n| missed.contains(&n.id))
+            .map(|n| n.id.clone())
+            .collect();
+        let mut write = RoutedWrite::new(routed.shards.iter().copied(), missed, record);
         let split = Partition::new(
             topology,
             &batch,
@@ -208,6 +226,9 @@ impl Write {
             let Some(node) = topology.node(node_id) else {
                 continue;
             };
+            if left_out.contains(node_id) {
+                continue;
+            }
             body.clear();
             let content_type = split.write(node_id, &mut body);
             let call = ctx.call_with(node, method, path.clone(), content_type, body);
@@ -216,11 +237,14 @@ impl Write {
         }
         let without_documents: Vec<&Node> = if routed.teach_primary_key {
             ctx.nodes()
-                .filter(|n| !split.nodes().any(|id| *id == n.id))
+                .filter(|n| !split.nodes().any(|id| *id == n.id) && !left_out.contains(&n.id))
                 .collect()
         } else if split.nodes().next().is_none() {
             // An empty batch still makes a task on one node, as on Meilisearch.
-            ctx.nodes().take(1).collect()
+            ctx.nodes()
+                .filter(|n| !left_out.contains(&n.id))
+                .take(1)
+                .collect()
         } else {
             Vec::new()
         };
@@ -229,7 +253,7 @@ impl Write {
             let call = ctx.call_with(node, method, path.clone(), empty.content_type, empty.body);
             write.send_part(host, &call, node.id.clone());
         }
-        let step = write.all_sent(host);
+        let step = write.all_sent(ctx, host);
         self.phase = WritePhase::Documents(write);
         step
     }

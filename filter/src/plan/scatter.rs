@@ -72,28 +72,33 @@ mod tests {
     #[test]
     fn every_wanted_shard_is_asked_once_and_failed_owners_are_replaced_from_another_group() {
         use NodeState::{Active, Failed};
-        let config = config(&[
+        let two_groups = config(&[
             ("a", "g1", Active),
             ("b", "g1", Failed),
             ("c", "g2", Active),
         ]);
         // Turn 0 reads g1, where b's shards have no active owner: c (g2) serves them.
-        let plan = scatter_plan(&config, 0, |_| true).unwrap();
+        let plan = scatter_plan(&two_groups, 0, |_| true).unwrap();
         assert_eq!(plan.group, "g1");
         let mut all: Vec<u32> = plan.assignments.values().flatten().copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..8).collect::<Vec<_>>());
         assert!(!plan.assignments.contains_key("b"));
-        let only_three = scatter_plan(&config, 0, |s| s == 3).unwrap();
+        let only_three = scatter_plan(&two_groups, 0, |s| s == 3).unwrap();
         assert_eq!(only_three.assignments.values().flatten().count(), 1);
-        let alone = config_without_replacement();
-        assert!(matches!(
-            scatter_plan(&alone, 0, |_| true),
-            Err(Unplannable::Unavailable(_))
-        ));
-    }
-
-    fn config_without_replacement() -> FilterConfig {
-        config(&[("a", "g1", NodeState::Failed)])
+        // The only owner, marked failed by the control plane, is still asked: this Envoy may
+        // reach it.
+        let alone = config(&[("a", "g1", Failed)]);
+        let plan = scatter_plan(&alone, 0, |_| true).unwrap();
+        assert_eq!(plan.assignments.keys().collect::<Vec<_>>(), ["a"]);
+        // A shard whose only copy is out of sync has no owner at all.
+        let mut topology = alone.topology.clone().with_explicit_map().unwrap();
+        topology.shard_map.groups.get_mut("g1").unwrap()[2][0].state =
+            miroir_topology::CopyState::OutOfSync;
+        let out_of_sync = FilterConfig::compile(PluginConfig::new(topology));
+        assert_eq!(
+            scatter_plan(&out_of_sync, 0, |_| true),
+            Err(Unplannable::Unavailable(2))
+        );
     }
 }

@@ -83,6 +83,7 @@ impl Background {
             let body = TaskRegistration {
                 task_uid: Some(uid),
                 record,
+                missed: None,
             };
             let call = control_plane::call(
                 cp,

@@ -111,6 +111,7 @@ fn registrations_round_trip_in_camel_case() {
     let reg = TaskRegistration {
         task_uid: Some(4),
         record: record(2),
+        missed: None,
     };
     let text = serde_json::to_string(&reg).unwrap();
     assert!(
