@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use miroir_topology::{ControlPlaneRef, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER};
+use miroir_topology::{
+    ControlPlaneRef, CopyState, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER,
+};
 use serde_json::Value;
 
 use crate::config::{Config, WasmSpec};
@@ -161,6 +163,24 @@ impl App {
             .nodes
             .get_or_create(&labels(&[("state", "failed")]))
             .set(failed as i64);
+        let mut copies: std::collections::BTreeMap<&str, i64> = [
+            CopyState::Active,
+            CopyState::Copying,
+            CopyState::Leaving,
+            CopyState::OutOfSync,
+        ]
+        .into_iter()
+        .map(|s| (s.as_str(), 0))
+        .collect();
+        for copy in topology.map().groups.values().flatten().flatten() {
+            *copies.entry(copy.state.as_str()).or_default() += 1;
+        }
+        for (state, count) in copies {
+            self.metrics
+                .copies
+                .get_or_create(&labels(&[("state", state)]))
+                .set(count);
+        }
     }
 
     /// Rolls `topology` out and records the outcome in the metrics.

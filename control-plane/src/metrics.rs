@@ -42,13 +42,18 @@ pub struct Metrics {
     pub default_keys: Family<Labels, Counter>,
     /// Documents written by shard copies (moves, new groups, replication).
     pub job_documents_copied: Counter,
-    /// Phase of the running job: 0 prepare, 1 stage, 2 copy, 3 cut-over, 4 clean-up, 5 done.
+    /// Phase of the running job: 0 prepare, 1 stage, 2 copy, 3 activate, 4 cut-over, 5 clean-up,
+    /// 6 done.
     pub job_phase: Gauge,
     /// Shard copies the running job has still to move.
     pub job_moves_left: Gauge,
     /// `group`, `shard`, `node`: documents the copy being filled differed by at its last round
     /// (0 once verified); cleared when the job ends.
     pub job_shard_lag: Family<Labels, Gauge>,
+    /// `state`: active, copying, leaving, outOfSync: shard copies in the stored topology.
+    pub copies: Family<Labels, Gauge>,
+    /// Out-of-sync copies a repair put back in the in-sync set.
+    pub repairs: Counter,
 }
 
 impl Default for Metrics {
@@ -79,6 +84,8 @@ impl Metrics {
             job_phase: Gauge::default(),
             job_moves_left: Gauge::default(),
             job_shard_lag: Family::default(),
+            copies: Family::default(),
+            repairs: Counter::default(),
         };
         registry.register(
             "topology_epoch",
@@ -140,7 +147,7 @@ impl Metrics {
         );
         registry.register(
             "job_phase",
-            "Phase of the running job (0 prepare, 1 stage, 2 copy, 3 cut-over, 4 clean-up, 5 done)",
+            "Phase of the running job (0 prepare, 1 stage, 2 copy, 3 activate, 4 cut-over, 5 clean-up, 6 done)",
             m.job_phase.clone(),
         );
         registry.register(
@@ -152,6 +159,16 @@ impl Metrics {
             "job_shard_lag",
             "Documents a copy being filled differed from its source by at its last round",
             m.job_shard_lag.clone(),
+        );
+        registry.register(
+            "copies",
+            "Shard copies in the stored topology, by state (active, copying, leaving, outOfSync)",
+            m.copies.clone(),
+        );
+        registry.register(
+            "repairs",
+            "Out-of-sync copies a repair put back in the in-sync set",
+            m.repairs.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -8,9 +8,16 @@
 //! (each shard copied and verified, `shard_copy.rs`) → `cutOver` (an epoch where reads use the new
 //! copies, the old ones only take writes) → `cleanUp` (an epoch without the old copies, then their
 //! documents deleted) → `done`.
+//!
+//! A repair (`repair.rs`) puts out-of-sync copies back in the in-sync set: `prepare` → `copy` →
+//! `activate` → `done` (the copies already take writes, so there is no stage, cut-over nor
+//! clean-up).
 
 pub mod plan;
 pub mod reconcile;
+pub mod repair;
+#[cfg(test)]
+mod repair_flow;
 pub mod runner;
 pub mod shard_copy;
 
@@ -26,6 +33,9 @@ pub enum JobKind {
     AddGroup,
     SetReplicationFactor,
     RestoreReplication,
+    /// Out-of-sync copies made equal to an in-sync copy and put back in the in-sync set; started
+    /// by the leader itself (`repair.rs`).
+    Repair,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +65,8 @@ pub enum Phase {
     Prepare,
     Stage,
     Copy,
+    /// A repair's copies back in the in-sync set (`active`).
+    Activate,
     CutOver,
     CleanUp,
     Done,
@@ -133,6 +145,11 @@ pub struct Job {
     /// one has been gone for [`crate::fleet_reports::GONE_MS`].
     #[serde(default)]
     pub fleet: BTreeMap<String, i128>,
+    /// A repair: the writes each node (repaired or copied from) had missed when the copy started
+    /// (`Store::misses`); a count that moved by the activation means a write missed a copy the
+    /// repair relied on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub misses: BTreeMap<String, u64>,
 }
 
 impl Job {
@@ -158,6 +175,7 @@ impl Job {
             eta_seconds: None,
             errors: Vec::new(),
             fleet: BTreeMap::new(),
+            misses: BTreeMap::new(),
         }
     }
 

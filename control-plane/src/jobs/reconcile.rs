@@ -119,3 +119,101 @@ pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<
     }
     Ok(())
 }
+
+/// How old an index on a repaired node must be (its `createdAt`) before its absence from the
+/// reference deletes it: one created through Miroir a moment ago may have reached the repaired
+/// node before the reference.
+const PRUNE_AGE_S: i128 = 60;
+
+/// Whether a repaired node's index `index` (its listing entry) is one the reference lacks for
+/// good: absent from the reference's listing (read after the node's) and created at least
+/// [`PRUNE_AGE_S`] before `now` (Unix ns).
+pub fn stale_index(index: &Value, reference: &[(String, String)], now: i128) -> bool {
+    let Some(uid) = index["uid"].as_str() else {
+        return false;
+    };
+    let old = index["createdAt"]
+        .as_str()
+        .and_then(crate::time::parse)
+        .is_some_and(|(at, _)| now - at >= PRUNE_AGE_S * 1_000_000_000);
+    old && !reference.iter().any(|(u, _)| u == uid)
+}
+
+/// For a repaired node (its copies missed writes, maybe an index's deletion): deletes from
+/// `target` the indexes `reference` does not have ([`stale_index`]). Only on `target`.
+///
+/// Keys are not deleted: a node holds keys of its own that no other node has by design (the
+/// default keys Meilisearch made at its first start, each with a random uid, and any key
+/// created on the node directly rather than through Miroir), and nothing tells them from a key
+/// whose deletion the node missed. Those the reference lacks are logged.
+pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<(), CopyError> {
+    let theirs = listed(calls, target, "/indexes").await?;
+    let ours = index_keys(calls, reference).await?;
+    let now = crate::time::now_nanos();
+    for index in &theirs {
+        let Some(uid) = index["uid"].as_str() else {
+            continue;
+        };
+        if stale_index(index, &ours, now) {
+            tracing::warn!(
+                node = target.id,
+                index = uid,
+                reference = reference.id,
+                "index the cluster no longer has deleted from the repaired node"
+            );
+            calls.delete(target, &format!("/indexes/{uid}")).await?;
+        } else if let Some((_, primary_key)) = ours.iter().find(|(u, _)| u == uid) {
+            if index["primaryKey"].as_str() != Some(primary_key) {
+                tracing::warn!(
+                    node = target.id,
+                    index = uid,
+                    found = %index["primaryKey"],
+                    wanted = primary_key,
+                    "the repaired node's index has another primary key (left as it is)"
+                );
+            }
+        }
+    }
+    let keys = listed(calls, reference, "/keys").await?;
+    for key in listed(calls, target, "/keys").await? {
+        let Some(uid) = key["uid"].as_str() else {
+            continue;
+        };
+        if !keys.iter().any(|k| k["uid"].as_str() == Some(uid)) {
+            tracing::info!(
+                node = target.id,
+                key = uid,
+                name = %key["name"],
+                "a key of the repaired node the reference lacks is kept (it may be the node's own)"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_old_index_the_reference_lacks_is_stale() {
+        let now = crate::time::parse("2026-01-01T00:10:00Z").unwrap().0;
+        let reference = [("kept".to_string(), "id".to_string())];
+        let index = |uid: &str, at: &str| json!({"uid": uid, "primaryKey": "id", "createdAt": at});
+        assert!(stale_index(
+            &index("gone", "2026-01-01T00:00:00Z"),
+            &reference,
+            now
+        ));
+        assert!(!stale_index(
+            &index("kept", "2026-01-01T00:00:00Z"),
+            &reference,
+            now
+        ));
+        assert!(
+            !stale_index(&index("new", "2026-01-01T00:09:30Z"), &reference, now),
+            "created a moment ago: maybe not on the reference yet"
+        );
+        assert!(!stale_index(&json!({"uid": "gone"}), &reference, now));
+    }
+}

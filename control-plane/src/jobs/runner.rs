@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use miroir_topology::{Node, NodeState, Topology};
+use miroir_topology::{CopyState, Node, NodeState, Topology};
 
 use super::plan::{cleaned_up, cut_over, leftovers, staged, withdrawn};
 use futures_util::StreamExt;
 
 use super::shard_copy::{self, Calls, CopyError, Index, Pacer};
-use super::{reconcile, Job, JobState, Move, MovePhase, PauseCause, Phase};
+use super::{reconcile, repair, Job, JobKind, JobState, Move, MovePhase, PauseCause, Phase};
 use crate::app::{pause, App};
 use crate::error::ApiError;
 
@@ -74,16 +74,21 @@ pub fn unfinished(jobs: &[Job]) -> Option<&Job> {
     })
 }
 
-async fn tick(app: &App) -> Result<(), String> {
+/// One step of the leader's work: drives the unfinished job, or starts a repair of the
+/// out-of-sync copies on active nodes when there is none ([`start_repair`]).
+pub async fn tick(app: &App) -> Result<(), String> {
     let jobs = load(app).await.map_err(|e| e.to_string())?;
     let Some(job) = unfinished(&jobs).cloned() else {
-        return Ok(());
+        return start_repair(app, &jobs).await.map(|_| ());
     };
     let mut job = job;
     match job.state {
         JobState::Running => drive(app, &mut job).await,
         JobState::Canceled => {
-            apply(app, |t| withdrawn(t, &job)).await?;
+            // A canceled repair leaves its copies out of sync: nothing to withdraw.
+            if job.kind != JobKind::Repair {
+                apply(app, |t| withdrawn(t, &job)).await?;
+            }
             app.metrics.job_shard_lag.clear();
             job.finished_at = Some(crate::time::now());
             persist(app, &mut job).await.map_err(|e| e.to_string())
@@ -105,6 +110,44 @@ async fn tick(app: &App) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Starts a repair of every out-of-sync copy on an active node (`repair::repairs`), unless a
+/// job is unfinished or the last repair failed or was canceled shortly before
+/// (`repair::may_start`). Returns the job started.
+pub async fn start_repair(app: &App, jobs: &[Job]) -> Result<Option<Job>, String> {
+    if !repair::may_start(jobs, crate::time::now_nanos()) {
+        return Ok(None);
+    }
+    let topology = current(app).await?;
+    let moves = repair::repairs(&topology);
+    if moves.is_empty() {
+        return Ok(None);
+    }
+    let number = app
+        .store
+        .next_job_number()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut job = Job::new(
+        format!("job-{number}"),
+        JobKind::Repair,
+        super::Edit::default(),
+        moves,
+        crate::time::now(),
+    );
+    let now = crate::time::now_nanos() / 1_000_000;
+    for (envoy, _) in crate::fleet_reports::views(app).await? {
+        job.fleet.insert(envoy, now);
+    }
+    save(app, &mut job).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        job = job.id,
+        copies = job.shards_total,
+        nodes = ?targets(&job),
+        "repair of out-of-sync copies started"
+    );
+    Ok(Some(job))
 }
 
 async fn current(app: &App) -> Result<Topology, String> {
@@ -164,18 +207,58 @@ async fn node_of(app: &App, job: &Job, id: &str) -> Option<Node> {
     job.edit.add_nodes.iter().find(|n| n.id == id).cloned()
 }
 
-/// An active node serving reads, to read indexes and settings from (the group's first).
-fn reference(topology: &Topology, avoid: &[String]) -> Option<Node> {
+/// Stores `step(current)` as the next epoch (unless it is already stored) and rolls it out
+/// without waiting for the fleet: a repair's activation only adds readable copies, which an
+/// Envoy still on the previous epoch does without.
+async fn store_epoch(app: &App, step: impl Fn(&Topology) -> Topology) -> Result<Topology, String> {
+    let now = current(app).await?;
+    let next = step(&now);
+    if next.nodes == now.nodes && next.shard_map == now.shard_map {
+        return Ok(now);
+    }
+    let change = app
+        .change_topology(|t| Ok(step(t)))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = change.rollout {
+        tracing::info!(epoch = change.topology.epoch, error = %e, "epoch stored, rollout incomplete");
+    }
+    Ok(change.topology)
+}
+
+/// Whether every copy `node` holds is in sync (none `outOfSync`).
+fn in_sync(topology: &Topology, node: &str) -> bool {
     topology
+        .shard_map
+        .groups
+        .values()
+        .flatten()
+        .flatten()
+        .all(|c| c.node != node || c.state != CopyState::OutOfSync)
+}
+
+/// An active node to read indexes and settings from: one whose copies are all in sync, in a
+/// group serving reads, else one whose copies are all in sync, else one in a group serving reads
+/// (each time the first in the topology's order).
+pub(crate) fn reference(topology: &Topology, avoid: &[String]) -> Option<Node> {
+    let candidates: Vec<&Node> = topology
         .nodes
         .iter()
         .filter(|n| n.state == NodeState::Active && !avoid.contains(&n.id))
-        .find(|n| topology.is_complete(&n.group))
-        .cloned()
+        .collect();
+    let complete = |n: &Node| topology.is_complete(&n.group);
+    let synced = |n: &Node| in_sync(topology, &n.id);
+    candidates
+        .iter()
+        .find(|n| synced(n) && complete(n))
+        .or_else(|| candidates.iter().find(|n| synced(n)))
+        .or_else(|| candidates.iter().find(|n| complete(n)))
+        .map(|n| (*n).clone())
 }
 
-/// An active copy of the move's shard to copy from: in its group, else in another.
-fn source(topology: &Topology, m: &Move) -> Option<Node> {
+/// An active copy of the move's shard to copy from: in its group, else in another. Never a copy
+/// out of sync, being filled or leaving (only active copies are owners).
+pub(crate) fn source(topology: &Topology, m: &Move) -> Option<Node> {
     let same = topology.owners(m.shard, &m.group);
     let others = topology
         .group_names()
@@ -213,7 +296,13 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
             return persist(app, job).await.map_err(|e| e.to_string());
         }
         app.metrics.job_phase.set(job.phase as i64);
+        let repairing = job.kind == JobKind::Repair;
         let step = match job.phase {
+            Phase::Prepare if repairing => prepare(app, job).await.map(|_| {
+                // Copied afresh, with the miss counts read again before the copy.
+                recopy(job);
+                Phase::Copy
+            }),
             Phase::Prepare => prepare(app, job).await.map(|_| Phase::Stage),
             Phase::Stage => match apply_to_fleet(app, job, staged).await {
                 Ok(_) => {
@@ -226,9 +315,22 @@ async fn drive(app: &App, job: &mut Job) -> Result<(), String> {
                 Err(e) => return waiting(app, job, e).await,
             },
             Phase::Copy => match copy(app, job).await {
+                Ok(true) if repairing => Ok(Phase::Activate),
                 Ok(true) => Ok(Phase::CutOver),
                 Ok(false) => return persist(app, job).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
+            },
+            Phase::Activate => match activate(app, job).await {
+                Ok(Activation::Done) => Ok(Phase::Done),
+                Ok(Activation::Missed(why)) => {
+                    // The next repair (`repair::may_start`) copies what is out of sync again.
+                    tracing::warn!("{why}");
+                    job.state = JobState::Failed;
+                    job.reason = Some(why);
+                    job.finished_at = Some(crate::time::now());
+                    return persist(app, job).await.map_err(|e| e.to_string());
+                }
+                Err(e) => return waiting(app, job, e).await,
             },
             Phase::CutOver => match apply_to_fleet(app, job, cut_over).await {
                 Ok(_) => Ok(Phase::CleanUp),
@@ -275,8 +377,11 @@ async fn stopped(app: &App, job: &mut Job, e: CopyError) -> Result<(), String> {
     }
     tracing::warn!(phase = ?job.phase, error = %e, "job stopped");
     if matches!(job.phase, Phase::Prepare | Phase::Stage | Phase::Copy) {
-        if let Err(w) = apply(app, |t| withdrawn(t, job)).await {
-            tracing::warn!(error = %w, "new copies not withdrawn yet");
+        // A repair withdraws nothing: its copies stay out of sync (taking writes, best effort).
+        if job.kind != JobKind::Repair {
+            if let Err(w) = apply(app, |t| withdrawn(t, job)).await {
+                tracing::warn!(error = %w, "new copies not withdrawn yet");
+            }
         }
         // From the start: a node that comes back may have come back empty (a lost disk), and
         // preparing a node that has everything changes nothing.
@@ -318,6 +423,9 @@ async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
     })?;
     let ids = targets(job);
     let Some(reference) = reference(&topology, &ids) else {
+        if job.kind == JobKind::Repair {
+            return Err(unavailable("no active node to repair from".into()));
+        }
         return Ok(());
     };
     let calls = Calls { app, pacer: None };
@@ -333,6 +441,10 @@ async fn prepare(app: &App, job: &Job) -> Result<(), CopyError> {
                 message: format!("filter key not created: {e}"),
             })?;
         reconcile::node(&calls, &reference, &node).await?;
+        if job.kind == JobKind::Repair {
+            // The node may have missed an index's deletion while its copies were out of sync.
+            reconcile::prune(&calls, &reference, &node).await?;
+        }
     }
     Ok(())
 }
@@ -359,10 +471,37 @@ async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
     };
     let topology = current(app).await.map_err(unavailable)?;
     let Some(reference) = reference(&topology, &targets(job)) else {
+        if job.kind == JobKind::Repair {
+            // Nothing verified: the copies must not be activated.
+            return Err(unavailable("no active node to repair from".into()));
+        }
         return Ok(true);
     };
     let indexes = reconcile::indexes(&calls, &reference).await?;
     let (units, mut left) = units(&topology, job)?;
+    if job.kind == JobKind::Repair {
+        // Before anything is copied: the writes every node the repair relies on missed so far.
+        let mut read = false;
+        for id in units.iter().flat_map(|u| [&u.source.id, &u.target.id]) {
+            if !job.misses.contains_key(id) {
+                let count = app
+                    .store
+                    .misses(id)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                job.misses.insert(id.clone(), count);
+                read = true;
+            }
+        }
+        if read {
+            persist(app, job)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
+            if job.state != JobState::Running {
+                return Ok(false);
+            }
+        }
+    }
     for (at, m) in job.moves.iter_mut().enumerate() {
         if m.phase != MovePhase::Done && !left.contains_key(&at) {
             m.phase = MovePhase::Done;
@@ -379,11 +518,9 @@ async fn copy(app: &App, job: &mut Job) -> Result<bool, CopyError> {
         let copied = copied?;
         for (shard, n) in copied {
             app.metrics.job_documents_copied.inc_by(n);
-            let Some(at) = job
-                .moves
-                .iter()
-                .position(|m| m.group == unit.group && m.shard == shard)
-            else {
+            let Some(at) = job.moves.iter().position(|m| {
+                m.group == unit.group && m.shard == shard && m.to.contains(&unit.target.id)
+            }) else {
                 continue;
             };
             if let Some(m) = job.moves.get_mut(at) {
@@ -523,4 +660,78 @@ async fn clean_up(app: &App, job: &Job, topology: &Topology) -> Result<(), CopyE
         outcome?;
     }
     Ok(())
+}
+
+/// A repair copies every copy afresh: the miss counts are read again before the copy, and what
+/// was copied before (maybe from a copy that missed a write since) is verified again.
+fn recopy(job: &mut Job) {
+    for m in &mut job.moves {
+        m.phase = MovePhase::Pending;
+    }
+    job.misses.clear();
+}
+
+/// How a repair's activation ended.
+enum Activation {
+    /// The copies are in sync again.
+    Done,
+    /// A write missed a node the repair relied on: the copies it may lack are out of sync (the
+    /// next repair copies them again).
+    Missed(String),
+}
+
+/// The miss counts of `nodes`, now.
+async fn counts<'a>(
+    app: &App,
+    nodes: impl Iterator<Item = &'a String>,
+) -> Result<Vec<(String, u64)>, String> {
+    let mut out = Vec::new();
+    for node in nodes {
+        let count = app.store.misses(node).await.map_err(|e| e.to_string())?;
+        out.push((node.clone(), count));
+    }
+    Ok(out)
+}
+
+/// A repair's copies back in the in-sync set, unless a write missed a node the repair relied on
+/// since its copy started (`repair.rs` has the whole argument):
+///
+/// 1. wait for the write path's longest latency, so that every write a copy round may have
+///    overwritten on a repaired node has been registered (its misses counted);
+/// 2. every node's count (repaired nodes and sources): one that moved activates nothing;
+/// 3. the activation epoch;
+/// 4. the repaired nodes' counts again: a node whose count moved has its copies taken out again
+///    (a source's miss from now on does not matter: nothing overwrites the copies any more, and
+///    taking them out could leave a shard without an in-sync copy).
+async fn activate(app: &App, job: &mut Job) -> Result<Activation, String> {
+    tokio::time::sleep(repair::settle(
+        app.config.node_timeout_ms,
+        app.config.control_plane_timeout_ms,
+    ))
+    .await;
+    let before = counts(app, job.misses.keys()).await?;
+    let moved = repair::moved(&job.misses, &before);
+    if !moved.is_empty() {
+        return Ok(Activation::Missed(format!(
+            "a write missed node(s) {moved:?} during the repair: the copies stay out of sync"
+        )));
+    }
+    store_epoch(app, |t| repair::activated(t, job)).await?;
+    let repaired = targets(job);
+    let after = counts(app, repaired.iter()).await?;
+    let moved = repair::moved(&job.misses, &after);
+    let back = job
+        .moves
+        .iter()
+        .filter(|m| m.to.iter().all(|n| !moved.contains(n)))
+        .count();
+    app.metrics.repairs.inc_by(back as u64);
+    if moved.is_empty() {
+        tracing::info!(copies = back, "repaired copies back in sync");
+        return Ok(Activation::Done);
+    }
+    store_epoch(app, |t| repair::deactivated(t, job, &moved)).await?;
+    Ok(Activation::Missed(format!(
+        "a write missed node(s) {moved:?} as the repair activated their copies: those are out of sync again ({back} copies repaired)"
+    )))
 }

@@ -167,6 +167,19 @@ impl Calls<'_> {
             .map_err(|e| CopyError::from_node(node, e))
     }
 
+    /// `DELETE` without a body, then waits for its task.
+    pub async fn delete(&self, node: &Node, path: &str) -> Result<(), CopyError> {
+        let auth = self.app.node_authorization(None);
+        let request = self.app.http.delete(nodes::url(&node.address, path));
+        let answer = nodes::send(request, auth.as_deref(), self.timeout())
+            .await
+            .map_err(|e| CopyError::from_node(node, e))?;
+        match answer.get("taskUid").and_then(Value::as_u64) {
+            Some(uid) => self.wait_task(node, uid).await,
+            None => Ok(()),
+        }
+    }
+
     /// Waits for the node task `uid`; its error if it failed.
     pub async fn wait_task(&self, node: &Node, uid: u64) -> Result<(), CopyError> {
         let started = Instant::now();
