@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use miroir_topology::{Node, Topology};
+use miroir_topology::{Node, ShardMap, Topology};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +118,9 @@ pub struct InitialTopology {
     pub shards: u32,
     pub replication_factor: u32,
     pub nodes: Vec<Node>,
+    /// In-sync copies of every shard a write must reach before it is acknowledged (absent: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_copies: Option<u32>,
 }
 
 fn one() -> u64 {
@@ -138,7 +141,10 @@ impl InitialTopology {
         let topology = Topology {
             epoch: self.epoch,
             shards: self.shards,
-            shard_map: Default::default(),
+            shard_map: ShardMap {
+                min_copies: self.min_copies,
+                ..ShardMap::default()
+            },
             replication_factor: self.replication_factor,
             nodes: self.nodes.clone(),
         };

@@ -101,6 +101,11 @@ pub async fn check_round(app: &App, tracker: &mut HealthTracker) -> Result<usize
                     node.state = *state;
                 }
             }
+            for (id, state) in &changes {
+                if *state == NodeState::Active {
+                    next = crate::in_sync::back_from_failure(&next, id);
+                }
+            }
             Ok(next)
         })
         .await?;

@@ -49,13 +49,16 @@ pub async fn record(app: &App, missed: &Missed) -> Result<bool, ApiError> {
             .map_err(ApiError::store)?
         {
             app.observe_topology(&next);
-            for (group, shard, node) in &verdict.to_mark {
+            let mut by_node: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+            for (_, shard, node) in &verdict.to_mark {
+                by_node.entry(node).or_default().push(*shard);
+            }
+            for (node, shards) in by_node {
                 tracing::warn!(
                     epoch = next.epoch,
-                    group,
-                    shard,
                     node,
-                    "copy missed a write: out of the in-sync set"
+                    ?shards,
+                    "copies missed a write: out of the in-sync set"
                 );
             }
             return Ok(true);
@@ -85,6 +88,44 @@ pub fn marked(current: &Topology, copies: &[(String, u32, String)]) -> Topology 
         if let Some(copy) = found {
             if copy.state == CopyState::Active {
                 copy.state = CopyState::OutOfSync;
+            }
+        }
+    }
+    next
+}
+
+/// `current` with the copies of `node`, back after the health checks had marked it failed, out
+/// of the in-sync set wherever another in-sync copy on a node not marked failed can repair them:
+/// nothing tells a node that kept its disk from one restored from an old copy or started empty,
+/// and a repair copies only what differs. A copy that is its shard's last in-sync one stays in
+/// sync (there is nothing to repair it from).
+pub fn back_from_failure(current: &Topology, node: &str) -> Topology {
+    let mut next = current
+        .clone()
+        .with_explicit_map()
+        .unwrap_or_else(|_| current.clone());
+    let healthy = |id: &str| {
+        id != node
+            && current
+                .node(id)
+                .is_some_and(|n| n.state == miroir_topology::NodeState::Active)
+    };
+    for shard in 0..next.shards {
+        let elsewhere = next.shard_map.groups.values().any(|shards| {
+            shards.get(shard as usize).is_some_and(|copies| {
+                copies
+                    .iter()
+                    .any(|c| c.state == CopyState::Active && healthy(&c.node))
+            })
+        });
+        if !elsewhere {
+            continue;
+        }
+        for shards in next.shard_map.groups.values_mut() {
+            for copy in shards.get_mut(shard as usize).into_iter().flatten() {
+                if copy.node == node && copy.state == CopyState::Active {
+                    copy.state = CopyState::OutOfSync;
+                }
             }
         }
     }
@@ -176,6 +217,27 @@ mod tests {
         // of the shards a shares with b or c holds this write.
         let verdict = missed(&["b", "c"], None).verdict(&after_a);
         assert!(!verdict.short.is_empty());
+    }
+
+    #[test]
+    fn a_node_back_from_failure_is_repaired_unless_its_copies_are_the_last() {
+        let mut t = topology(2, None);
+        t.nodes[1].state = NodeState::Failed;
+        let back = back_from_failure(&t, "a");
+        for shard in 0..6 {
+            for (node, state) in back.copies(shard, "g") {
+                let others_healthy = t.copies(shard, "g").iter().any(|(n, _)| n.id == "c");
+                let expected = if node.id == "a" && others_healthy {
+                    CopyState::OutOfSync
+                } else {
+                    CopyState::Active
+                };
+                assert_eq!(state, expected, "shard {shard} on {}", node.id);
+            }
+        }
+        // RF 1: every copy is the last one.
+        let one = topology(1, None);
+        assert_eq!(back_from_failure(&one, "a"), one);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/_miroir/groups/{name}/replication-factor",
             put(topology::set_replication),
         )
+        .route("/_miroir/min-copies", put(topology::set_min_copies))
         .route("/_miroir/jobs", get(jobs::list))
         .route("/_miroir/jobs/{id}", get(jobs::get))
         .route("/_miroir/jobs/{id}/{action}", post(jobs::act))

@@ -271,6 +271,7 @@ mod tests {
                 epoch: 1,
                 shards: 4,
                 replication_factor: 1,
+                min_copies: None,
                 nodes: vec![Node {
                     id: "n0".into(),
                     address: "127.0.0.1:7700".into(),

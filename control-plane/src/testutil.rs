@@ -611,6 +611,7 @@ impl Cluster {
             epoch: 1,
             shards: 8,
             replication_factor: 1,
+            min_copies: None,
             nodes: nodes
                 .iter()
                 .enumerate()

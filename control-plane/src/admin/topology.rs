@@ -40,6 +40,7 @@ async fn topology_view(_app: &App, topology: &Topology) -> Result<Value, ApiErro
         "shards": topology.shards,
         "replicationFactor": topology.replication_factor,
         "replication": topology.group_names().into_iter().map(|g| (g.to_string(), json!(topology.replication_of(g)))).collect::<serde_json::Map<String, Value>>(),
+        "minCopies": topology.shard_map.min_copies(),
         "nodes": nodes,
     }))
 }
@@ -513,6 +514,35 @@ pub async fn set_replication(
         Ok(jobs::accepted(&job))
     }
     .instrument(span)
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct MinCopies {
+    min_copies: u32,
+}
+
+/// `PUT /_miroir/min-copies` `{minCopies}`: how many in-sync copies of every shard a write must
+/// reach before it is acknowledged. A new epoch, no job: nothing moves.
+pub async fn set_min_copies(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    async move {
+        authorize(&app, &headers)?;
+        let wanted: MinCopies = serde_json::from_slice(&body).map_err(bad_body)?;
+        let change = app
+            .change_topology(|current| {
+                let mut next = current.clone();
+                next.shard_map.min_copies = (wanted.min_copies != 1).then_some(wanted.min_copies);
+                Ok(next)
+            })
+            .await?;
+        answer(&app, change).await
+    }
+    .instrument(tracing::info_span!("set_min_copies"))
     .await
 }
 

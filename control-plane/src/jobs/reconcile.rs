@@ -120,23 +120,57 @@ pub async fn node(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<
     Ok(())
 }
 
-/// How old an index on a repaired node must be (its `createdAt`) before its absence from the
-/// reference deletes it: one created through Miroir a moment ago may have reached the repaired
-/// node before the reference.
+/// How old an index on a repaired node must be (its `createdAt`) before its absence from a
+/// reference that shows no deletion of it deletes it: one created through Miroir a moment ago may
+/// have reached the repaired node before the reference.
 const PRUNE_AGE_S: i128 = 60;
 
 /// Whether a repaired node's index `index` (its listing entry) is one the reference lacks for
-/// good: absent from the reference's listing (read after the node's) and created at least
-/// [`PRUNE_AGE_S`] before `now` (Unix ns).
-pub fn stale_index(index: &Value, reference: &[(String, String)], now: i128) -> bool {
+/// good: absent from the reference's listing (read after the node's), and either deleted on the
+/// reference after the node created it (`deleted_at`: the reference's last succeeded deletion of
+/// it, Unix ns) or created at least [`PRUNE_AGE_S`] before `now` (Unix ns).
+pub fn stale_index(
+    index: &Value,
+    reference: &[(String, String)],
+    deleted_at: Option<i128>,
+    now: i128,
+) -> bool {
     let Some(uid) = index["uid"].as_str() else {
         return false;
     };
-    let old = index["createdAt"]
+    let Some(created) = index["createdAt"]
         .as_str()
         .and_then(crate::time::parse)
-        .is_some_and(|(at, _)| now - at >= PRUNE_AGE_S * 1_000_000_000);
-    old && !reference.iter().any(|(u, _)| u == uid)
+        .map(|(at, _)| at)
+    else {
+        return false;
+    };
+    let gone =
+        deleted_at.is_some_and(|d| d > created) || now - created >= PRUNE_AGE_S * 1_000_000_000;
+    gone && !reference.iter().any(|(u, _)| u == uid)
+}
+
+/// What `node`'s task queue says of index `uid`: whether a creation of it is enqueued or
+/// processing (one that reached the repaired node first), and when its last succeeded deletion
+/// was enqueued (Unix ns).
+async fn index_history(
+    calls: &Calls<'_>,
+    node: &Node,
+    uid: &str,
+) -> Result<(bool, Option<i128>), CopyError> {
+    let pending =
+        format!("/tasks?indexUids={uid}&statuses=enqueued,processing&types=indexCreation&limit=1");
+    let creating = calls.get(node, &pending).await?["results"]
+        .as_array()
+        .is_some_and(|r| !r.is_empty());
+    let deletions =
+        format!("/tasks?indexUids={uid}&statuses=succeeded&types=indexDeletion&limit=1");
+    let deleted_at = calls.get(node, &deletions).await?["results"]
+        .get(0)
+        .and_then(|t| t["enqueuedAt"].as_str())
+        .and_then(crate::time::parse)
+        .map(|(at, _)| at);
+    Ok((creating, deleted_at))
 }
 
 /// For a repaired node (its copies missed writes, maybe an index's deletion): deletes from
@@ -154,15 +188,7 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
         let Some(uid) = index["uid"].as_str() else {
             continue;
         };
-        if stale_index(index, &ours, now) {
-            tracing::warn!(
-                node = target.id,
-                index = uid,
-                reference = reference.id,
-                "index the cluster no longer has deleted from the repaired node"
-            );
-            calls.delete(target, &format!("/indexes/{uid}")).await?;
-        } else if let Some((_, primary_key)) = ours.iter().find(|(u, _)| u == uid) {
+        if let Some((_, primary_key)) = ours.iter().find(|(u, _)| u == uid) {
             if index["primaryKey"].as_str() != Some(primary_key) {
                 tracing::warn!(
                     node = target.id,
@@ -172,6 +198,17 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
                     "the repaired node's index has another primary key (left as it is)"
                 );
             }
+            continue;
+        }
+        let (creating, deleted_at) = index_history(calls, reference, uid).await?;
+        if !creating && stale_index(index, &ours, deleted_at, now) {
+            tracing::warn!(
+                node = target.id,
+                index = uid,
+                reference = reference.id,
+                "index the cluster no longer has deleted from the repaired node"
+            );
+            calls.delete(target, &format!("/indexes/{uid}")).await?;
         }
     }
     let keys = listed(calls, reference, "/keys").await?;
@@ -196,24 +233,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_an_old_index_the_reference_lacks_is_stale() {
-        let now = crate::time::parse("2026-01-01T00:10:00Z").unwrap().0;
+    fn an_index_the_reference_lacks_is_stale_once_deleted_there_or_old() {
+        let at = |t: &str| crate::time::parse(t).unwrap().0;
+        let now = at("2026-01-01T00:10:00Z");
         let reference = [("kept".to_string(), "id".to_string())];
-        let index = |uid: &str, at: &str| json!({"uid": uid, "primaryKey": "id", "createdAt": at});
-        assert!(stale_index(
-            &index("gone", "2026-01-01T00:00:00Z"),
-            &reference,
-            now
-        ));
+        let index = |uid: &str, t: &str| json!({"uid": uid, "primaryKey": "id", "createdAt": t});
+        let old = index("gone", "2026-01-01T00:00:00Z");
+        assert!(stale_index(&old, &reference, None, now));
         assert!(!stale_index(
             &index("kept", "2026-01-01T00:00:00Z"),
             &reference,
+            None,
             now
         ));
+        let recent = index("new", "2026-01-01T00:09:57Z");
         assert!(
-            !stale_index(&index("new", "2026-01-01T00:09:30Z"), &reference, now),
+            !stale_index(&recent, &reference, None, now),
             "created a moment ago: maybe not on the reference yet"
         );
-        assert!(!stale_index(&json!({"uid": "gone"}), &reference, now));
+        assert!(
+            stale_index(&recent, &reference, Some(at("2026-01-01T00:09:58Z")), now),
+            "deleted on the reference after the node created it"
+        );
+        assert!(
+            !stale_index(&recent, &reference, Some(at("2026-01-01T00:09:00Z")), now),
+            "a deletion of an earlier index of that name says nothing of this one"
+        );
+        assert!(!stale_index(&json!({"uid": "gone"}), &reference, None, now));
     }
 }

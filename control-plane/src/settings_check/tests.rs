@@ -103,6 +103,7 @@ fn stored(kind: &str, index: Option<&str>, details: Value) -> StoredTask {
         terminal: true,
         disagreeing_nodes: Vec::new(),
         deletes: None,
+        behind: Vec::new(),
     }
 }
 

@@ -133,6 +133,12 @@ pub struct StoredTask {
     /// until then the deletion is not finished (and stays pending across restarts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletes: Option<Vec<u32>>,
+    /// Nodes the change did not reach, or whose node task was given up on (the node is down
+    /// and its copies are out of sync): the repair brings the change to them, so their node
+    /// tasks do not hold the task's status back. `GET /tasks/{uid}` names those still out of
+    /// sync (`x-miroir-out-of-sync-nodes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
 }
 
 /// A webhook as Meilisearch stores it: called with the tasks that finished.

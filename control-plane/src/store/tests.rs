@@ -47,6 +47,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
         terminal,
         disagreeing_nodes: Vec::new(),
         deletes: None,
+        behind: Vec::new(),
     }
 }
 

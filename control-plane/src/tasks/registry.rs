@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
-use miroir_topology::tasks::{aggregate, is_terminal, Registered, TaskRegistration, UidLease};
+use miroir_topology::tasks::{
+    aggregate, is_terminal, NodeTask, Registered, TaskRegistration, UidLease,
+};
 use miroir_topology::Topology;
 use serde_json::{json, Value};
 
@@ -39,9 +41,20 @@ pub fn view(task: &StoredTask) -> (Value, bool) {
         object["batchUid"] = json!(task.uid);
         return (object, true);
     }
-    let pairs: Vec<(String, Value)> = record
+    // A node left behind is repaired from the others: its node task (if any) does not hold the
+    // status back, unless it is the only one there is.
+    let counted: Vec<&NodeTask> = record
         .node_tasks
         .iter()
+        .filter(|nt| !task.behind.contains(&nt.node))
+        .collect();
+    let counted = if counted.is_empty() {
+        record.node_tasks.iter().collect()
+    } else {
+        counted
+    };
+    let pairs: Vec<(String, Value)> = counted
+        .into_iter()
         .map(|nt| {
             let object = task
                 .node_objects
@@ -136,6 +149,11 @@ pub async fn register_with(
         terminal: false,
         disagreeing_nodes: Vec::new(),
         deletes,
+        behind: registration
+            .missed
+            .as_ref()
+            .map(|m| m.nodes.clone())
+            .unwrap_or_default(),
     };
     (task.task, task.terminal) = view(&task);
     if task.terminal && task.deletes.is_some() {
@@ -207,6 +225,21 @@ async fn record_index(app: &App, task: &StoredTask) {
     }
 }
 
+/// Nodes whose unfinished node tasks no longer hold a task back: marked failed by the health
+/// checks, with copies out of the in-sync set (so reads skip them and the repair will bring them
+/// every change they miss, this task's included).
+fn given_up(topology: &Topology) -> Vec<String> {
+    let map = topology.map();
+    let out_of_sync = map.out_of_sync_nodes();
+    topology
+        .nodes
+        .iter()
+        .filter(|n| n.state == miroir_topology::NodeState::Failed)
+        .filter(|n| out_of_sync.contains(n.id.as_str()))
+        .map(|n| n.id.clone())
+        .collect()
+}
+
 /// Reads the unfinished node tasks of `tasks` from their nodes (batched per node) and stores
 /// what changed. A node that cannot be reached keeps its last answer. `authorization` is used
 /// when no node key is configured.
@@ -271,12 +304,24 @@ pub async fn refresh(
             Err(e) => tracing::debug!(node, error = %e, "node tasks not read"),
         }
     }
+    let given_up = given_up(&topology);
     let mut out = Vec::with_capacity(tasks.len());
     let mut changed = Vec::new();
     let mut finished = Vec::new();
     for mut task in tasks {
         if !task.terminal {
             let mut updated = false;
+            for nt in &task.record.node_tasks {
+                let k = node_key(&nt.node, nt.task_uid);
+                if given_up.contains(&nt.node)
+                    && !fresh.contains_key(&k)
+                    && !node_terminal(task.node_objects.get(&k))
+                    && !task.behind.contains(&nt.node)
+                {
+                    task.behind.push(nt.node.clone());
+                    updated = true;
+                }
+            }
             for nt in &task.record.node_tasks {
                 let k = node_key(&nt.node, nt.task_uid);
                 if let Some(object) = fresh.get(&k) {

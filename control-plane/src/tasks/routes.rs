@@ -102,6 +102,26 @@ pub async fn authorize_for(
 /// Nodes the settings check after a task found disagreeing, for the client.
 pub const DISAGREEMENT_HEADER: &str = "x-miroir-disagreeing-nodes";
 
+/// Nodes a task's change did not reach yet: their copies are out of sync until repaired.
+pub const BEHIND_HEADER: &str = "x-miroir-out-of-sync-nodes";
+
+/// Those of `behind` with a copy still out of the in-sync set.
+async fn still_behind(app: &App, behind: &[String]) -> Result<Vec<String>, ApiError> {
+    if behind.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(topology) = app.store.load_topology().await.map_err(ApiError::store)? else {
+        return Ok(Vec::new());
+    };
+    let map = topology.map();
+    let out_of_sync = map.out_of_sync_nodes();
+    Ok(behind
+        .iter()
+        .filter(|node| out_of_sync.contains(node.as_str()))
+        .cloned()
+        .collect())
+}
+
 /// `GET /tasks/{uid}`.
 pub async fn get_task(
     State(app): State<Arc<App>>,
@@ -138,10 +158,16 @@ pub async fn get_task(
             .pop()
             .unwrap_or(task)
         };
+        let behind = still_behind(&app, &task.behind).await?;
         let mut response = Json(task.task).into_response();
         if !task.disagreeing_nodes.is_empty() {
             if let Ok(value) = HeaderValue::from_str(&task.disagreeing_nodes.join(",")) {
                 response.headers_mut().insert(DISAGREEMENT_HEADER, value);
+            }
+        }
+        if !behind.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&behind.join(",")) {
+                response.headers_mut().insert(BEHIND_HEADER, value);
             }
         }
         Ok(response)

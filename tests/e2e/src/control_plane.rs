@@ -95,6 +95,8 @@ pub struct FleetOptions {
     /// ceiling). A test that must act in the middle of a copy slows it down.
     pub copy_concurrency: usize,
     pub copy_documents_per_second: u64,
+    /// The topology's `minCopies` (absent: the control plane's default, 1).
+    pub min_copies: Option<u32>,
 }
 
 impl Default for FleetOptions {
@@ -115,6 +117,7 @@ impl Default for FleetOptions {
             envoy_log_levels: LogLevels::Test,
             copy_concurrency: 4,
             copy_documents_per_second: 0,
+            min_copies: None,
         }
     }
 }
@@ -491,7 +494,7 @@ impl Fleet {
             .iter()
             .map(|n| json!({"id": n.id, "address": n.address(), "group": n.group}))
             .collect();
-        let base = json!({
+        let mut base = json!({
             "adminKey": admin_key,
             "filterToken": filter_token,
             // The control plane's own; the filter gets a key the control plane makes with it.
@@ -521,6 +524,9 @@ impl Fleet {
             "taskPollIntervalMs": options.task_poll_interval_ms,
             "leaderTtlMs": options.leader_ttl_ms,
         });
+        if let Some(min) = options.min_copies {
+            base["topology"]["minCopies"] = json!(min);
+        }
         let control_planes: Vec<ControlPlane> = (0..options.control_planes)
             .map(|i| {
                 let cp_dir = dir.join(format!("control-plane-{i}"));

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::time::{Duration, Instant};
 
 use miroir_e2e::{Client, Cluster, Spec};

@@ -1,0 +1,377 @@
+//! Issue 11 end to end: replication that survives failures. Each scenario runs a real control
+//! plane, an Envoy on the ADS bootstrap and the nodes (real Meilisearch with `MEILISEARCH_BIN`),
+//! kills nodes (SIGKILL) while clients write and search, and asserts what a user sees: every
+//! write acknowledged while `minCopies` in-sync copies of its shards are up (and a 503
+//! `miroir_write_unavailable` otherwise), every search complete and without duplicates; once the
+//! node is back, the leader repairs its copies and every acknowledged document is on every copy
+//! of its shard again, read from the nodes themselves.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use miroir_e2e::{Fleet, FleetOptions, Spec};
+use serde_json::{json, Value};
+use support::load::*;
+use support::write;
+
+/// The corpus written before the failure.
+const PRELOAD: u64 = 1_000;
+/// How long a repair may take once the node is back (generous: the runs share 2 cores).
+const REPAIR_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn three_nodes(rf: u32) -> Spec {
+    Spec::new(&[("n0", "g"), ("n1", "g"), ("n2", "g")], SHARDS, rf)
+}
+
+/// `(group, shard, node)` of every copy out of the in-sync set.
+fn out_of_sync(fleet: &Fleet) -> BTreeSet<(String, u32, String)> {
+    let map = shard_map(fleet);
+    map.copies
+        .iter()
+        .flat_map(|((group, shard), copies)| {
+            copies
+                .iter()
+                .filter(|(_, state)| state == "outOfSync")
+                .map(|(node, _)| (group.clone(), *shard, node.clone()))
+        })
+        .collect()
+}
+
+/// Nodes with a copy out of sync.
+fn out_of_sync_nodes(fleet: &Fleet) -> BTreeSet<String> {
+    out_of_sync(fleet).into_iter().map(|(_, _, n)| n).collect()
+}
+
+/// Waits until every copy is back in the in-sync set.
+fn wait_in_sync(fleet: &Fleet) {
+    let started = Instant::now();
+    fleet.eventually_within("every copy back in sync", REPAIR_TIMEOUT, || {
+        let left = try_shard_map(fleet).map(|_| out_of_sync(fleet))?;
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{} copies out of sync, e.g. {:?}", left.len(), left.first()))
+    });
+    println!(
+        "{} every copy in sync {:.1} s after the node came back",
+        label(fleet),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Waits until the acknowledged writes made some copy leave the in-sync set, and only copies of
+/// `nodes`.
+fn wait_out_of_sync(fleet: &Fleet, nodes: &[&str]) {
+    let wanted: BTreeSet<String> = nodes.iter().map(|n| n.to_string()).collect();
+    fleet.eventually_within("copies out of sync", Duration::from_secs(60), || {
+        let now = out_of_sync_nodes(fleet);
+        (now == wanted)
+            .then_some(())
+            .ok_or_else(|| format!("out of sync on {now:?}, expected {wanted:?}"))
+    });
+    // The Envoy reads by those marks from now on.
+    let epoch = shard_map(fleet).epoch;
+    let client = fleet.client(0);
+    fleet.eventually_within(
+        "the Envoy at the marks' epoch",
+        Duration::from_secs(60),
+        || {
+            let reply = client.try_send("GET", "/health", None)?;
+            let at = reply
+                .header("x-miroir-topology-epoch")
+                .and_then(|e| e.parse::<u64>().ok())
+                .unwrap_or(0);
+            (at >= epoch)
+                .then_some(())
+                .ok_or_else(|| format!("Envoy at epoch {at}, the marks at {epoch}"))
+        },
+    );
+}
+
+/// Waits until the health checks marked `node` failed (an outage the control plane saw, rather
+/// than a restart quicker than its checks).
+fn wait_failed(fleet: &Fleet, node: &str) {
+    fleet.eventually_within(
+        &format!("{node} marked failed"),
+        Duration::from_secs(60),
+        || {
+            let topology = topology(fleet);
+            let state = topology["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|n| n["id"] == node)
+                .map(|n| n["state"].clone());
+            (state == Some(json!("failed")))
+                .then_some(())
+                .ok_or_else(|| format!("{node} is {state:?}"))
+        },
+    );
+}
+
+/// Single-document writes of new ids from `first`, one after the other (the SDKs' `addDocuments`
+/// of one document).
+fn single_documents(first: u64, count: u64) -> Vec<Vec<Value>> {
+    (first..first + count)
+        .map(|id| vec![document(id, 0)])
+        .collect()
+}
+
+/// Until `ledger` holds `count` documents (the writers are past their first acknowledgements).
+fn wait_acked(fleet: &Fleet, ledger: &Ledger, count: usize) {
+    fleet.eventually_within("writes acknowledged", Duration::from_secs(120), || {
+        let n = ledger.ids().len();
+        (n >= count)
+            .then_some(())
+            .ok_or_else(|| format!("{n} of {count} acknowledged"))
+    });
+}
+
+/// One document written now: its status, body and `X-Miroir-Degraded`.
+fn write_one(fleet: &Fleet, id: u64) -> (u16, Value, Option<String>) {
+    let reply = fleet
+        .client(0)
+        .post("/indexes/movies/documents", &json!([document(id, 0)]));
+    let degraded = reply.header("x-miroir-degraded").map(str::to_string);
+    let (status, body) = reply.pair();
+    (status, body, degraded)
+}
+
+/// The load of a kill scenario: the batch writer and searcher of [`Load`], plus a writer of
+/// single documents.
+struct KillLoad {
+    load: Load,
+    singles: std::thread::JoinHandle<WriterReport>,
+}
+
+impl KillLoad {
+    fn start(fleet: &Fleet, ledger: &std::sync::Arc<Ledger>, batches: u64) -> KillLoad {
+        let load = Load::start(
+            fleet,
+            ledger,
+            load_batches(PRELOAD, PRELOAD)
+                .into_iter()
+                .take(batches as usize)
+                .collect(),
+        );
+        let singles = start_writer(
+            fleet.client(0),
+            ledger.clone(),
+            single_documents(1_000_000, batches * 5),
+            false,
+        );
+        KillLoad { load, singles }
+    }
+
+    fn finish(self, fleet: &Fleet) {
+        let singles = self
+            .singles
+            .join()
+            .expect("the single-document writer panicked");
+        assert!(
+            singles.failures.is_empty(),
+            "{} of {} single-document writes failed: {:?}",
+            singles.failures.len(),
+            singles.batches,
+            singles.failures
+        );
+        self.load.finish(fleet, (Instant::now(), Instant::now()));
+    }
+}
+
+/// Every acknowledged document once per search while the repair runs.
+fn searches_during(
+    fleet: &mut Fleet,
+    ledger: &std::sync::Arc<Ledger>,
+    during: impl FnOnce(&mut Fleet),
+) {
+    let searcher = Searcher::start(fleet.client(0), ledger.clone());
+    during(fleet);
+    searcher.wait_for_more(fleet, 3);
+    assert_searches_ok(&searcher.finish());
+}
+
+#[test]
+fn a_node_killed_under_load_loses_nothing_and_is_repaired() {
+    let mut fleet = Fleet::start("repl-kill", three_nodes(2), FleetOptions::default());
+    let ledger = prepare(&fleet, PRELOAD);
+    let load = KillLoad::start(&fleet, &ledger, 20);
+    wait_acked(&fleet, &ledger, PRELOAD as usize + 300);
+    fleet.kill_node("n2");
+    println!("{} n2 killed", label(&fleet));
+    load.finish(&fleet);
+    wait_out_of_sync(&fleet, &["n2"]);
+    let (status, body, degraded) = write_one(&fleet, 2_000_000);
+    assert_eq!(status, 202, "{body}");
+    let degraded = degraded.expect("a write below full replication says so");
+    assert!(degraded.starts_with("1/2 copies: shards "), "{degraded}");
+    await_task(&fleet.client(0), &body, None).expect("the write succeeds");
+    ledger.ack(&[document(2_000_000, 0)]);
+
+    searches_during(&mut fleet, &ledger, |fleet| {
+        fleet.restart_node("n2");
+        wait_in_sync(fleet);
+    });
+    check_holdings(&fleet, &ledger.snapshot());
+    let (status, _, degraded) = write_one(&fleet, 2_000_001);
+    assert_eq!((status, degraded), (202, None), "back to full replication");
+}
+
+#[test]
+fn two_groups_of_one_copy_keep_writing_with_a_node_down() {
+    let spec = Spec::new(
+        &[("n0", "g0"), ("n1", "g0"), ("n2", "g1"), ("n3", "g1")],
+        SHARDS,
+        1,
+    );
+    let mut fleet = Fleet::start("repl-groups", spec, FleetOptions::default());
+    let ledger = prepare(&fleet, PRELOAD);
+    let load = KillLoad::start(&fleet, &ledger, 10);
+    wait_acked(&fleet, &ledger, PRELOAD as usize + 100);
+    fleet.kill_node("n1");
+    load.finish(&fleet);
+    wait_out_of_sync(&fleet, &["n1"]);
+    searches_during(&mut fleet, &ledger, |fleet| {
+        fleet.restart_node("n1");
+        wait_in_sync(fleet);
+    });
+    check_holdings(&fleet, &ledger.snapshot());
+}
+
+#[test]
+fn writes_stop_only_below_min_copies_and_nothing_acknowledged_is_lost() {
+    let options = FleetOptions {
+        min_copies: Some(2),
+        ..FleetOptions::default()
+    };
+    let mut fleet = Fleet::start("repl-min-copies", three_nodes(3), options);
+    let ledger = prepare(&fleet, PRELOAD);
+    let load = KillLoad::start(&fleet, &ledger, 10);
+    wait_acked(&fleet, &ledger, PRELOAD as usize + 100);
+    fleet.kill_node("n2");
+    load.finish(&fleet);
+    wait_out_of_sync(&fleet, &["n2"]);
+    let (status, body, degraded) = write_one(&fleet, 3_000_000);
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        degraded
+            .as_deref()
+            .is_some_and(|d| d.starts_with("2/3 copies")),
+        "{degraded:?}"
+    );
+    await_task(&fleet.client(0), &body, None).expect("the write succeeds");
+    ledger.ack(&[document(3_000_000, 0)]);
+
+    // One in-sync copy left of every shard: fewer than minCopies.
+    fleet.kill_node("n1");
+    let (status, body, _) = write_one(&fleet, 3_000_001);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_write_unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("minCopies (2)")),
+        "{body}"
+    );
+    // Everything acknowledged is still found, on the one node left.
+    let hits = search_every_id(&fleet.client(0)).expect("searches go on with one copy");
+    check_hits(&hits, &ledger.ids()).expect("no acknowledged document lost");
+    // Back after an outage the control plane saw: its copies are repaired too (n1 missed no
+    // acknowledged write, but nothing tells a node that kept its disk from one that lost it).
+    wait_failed(&fleet, "n1");
+
+    fleet.restart_node("n1");
+    fleet.restart_node("n2");
+    wait_in_sync(&fleet);
+    check_holdings(&fleet, &ledger.snapshot());
+}
+
+#[test]
+fn a_node_down_during_schema_changes_converges_once_back() {
+    let mut fleet = Fleet::start("repl-schema", three_nodes(2), FleetOptions::default());
+    let ledger = prepare(&fleet, PRELOAD);
+    let client = fleet.client(0);
+    write(
+        &client,
+        "POST",
+        "/indexes",
+        &json!({"uid": "old", "primaryKey": "id"}),
+    );
+    fleet.kill_node("n2");
+    // The changes n2 misses: settings, an index deletion, a deletion by filter.
+    write(
+        &client,
+        "PATCH",
+        "/indexes/movies/settings",
+        &json!({"stopWords": ["the"], "filterableAttributes": ["genre", "year"]}),
+    );
+    write(&client, "DELETE", "/indexes/old", &Value::Null);
+    write(
+        &client,
+        "POST",
+        "/indexes/movies/documents/delete",
+        &json!({"filter": "genre = drama"}),
+    );
+    let dramas: Vec<u64> = (0..PRELOAD).filter(|id| id % 3 == 0).collect();
+    ledger.forget(&dramas);
+    wait_out_of_sync(&fleet, &["n2"]);
+    let hits = search_every_id(&client).expect("searches go on");
+    check_hits(&hits, &ledger.ids()).expect("the deletion is seen");
+
+    searches_during(&mut fleet, &ledger, |fleet| {
+        fleet.restart_node("n2");
+        wait_in_sync(fleet);
+    });
+    let n2 = fleet.node_client("n2");
+    let settings = n2.get("/indexes/movies/settings").json();
+    assert_eq!(settings["stopWords"], json!(["the"]), "{settings}");
+    assert_eq!(
+        n2.get("/indexes/old").status,
+        404,
+        "the deleted index is gone from n2"
+    );
+    check_holdings(&fleet, &ledger.snapshot());
+}
+
+#[test]
+fn writes_go_on_while_the_control_plane_is_down_and_the_repair_resumes() {
+    let mut fleet = Fleet::start("repl-cp-down", three_nodes(2), FleetOptions::default());
+    let ledger = prepare(&fleet, PRELOAD);
+    fleet.kill_node("n2");
+    // A write that leaves n2's copies out of sync (the control plane records it).
+    let (status, body, _) = write_one(&fleet, 4_000_000);
+    assert_eq!(status, 202, "{body}");
+    await_task(&fleet.client(0), &body, None).expect("the write succeeds");
+    ledger.ack(&[document(4_000_000, 0)]);
+    wait_out_of_sync(&fleet, &["n2"]);
+
+    // n2's copies are out of sync already: the writes need no new mark, so they go on.
+    fleet.control_plane_mut(0).kill();
+    let writer = start_writer(
+        fleet.client(0),
+        ledger.clone(),
+        single_documents(4_000_001, 20),
+        true,
+    );
+    let report = writer.join().expect("the writer panicked");
+    assert!(
+        report.failures.is_empty(),
+        "{} of {} writes failed with the control plane down: {:?}",
+        report.failures.len(),
+        report.batches,
+        report.failures
+    );
+    let hits = search_every_id(&fleet.client(0)).expect("searches go on");
+    check_hits(&hits, &ledger.ids()).expect("every acknowledged document is found");
+
+    fleet.control_plane_mut(0).restart();
+    searches_during(&mut fleet, &ledger, |fleet| {
+        fleet.restart_node("n2");
+        wait_in_sync(fleet);
+    });
+    check_holdings(&fleet, &ledger.snapshot());
+}
