@@ -113,6 +113,17 @@ impl ShardMap {
         self.min_copies.unwrap_or(1).max(1)
     }
 
+    /// Nodes holding a copy out of the in-sync set, in any group.
+    pub fn out_of_sync_nodes(&self) -> std::collections::BTreeSet<&str> {
+        self.groups
+            .values()
+            .flatten()
+            .flatten()
+            .filter(|c| c.state == CopyState::OutOfSync)
+            .map(|c| c.node.as_str())
+            .collect()
+    }
+
     /// Copies per node in `group` (every state), for balance reports.
     pub fn load(&self, group: &str) -> BTreeMap<&str, usize> {
         let mut load = BTreeMap::new();

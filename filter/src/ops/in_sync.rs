@@ -100,7 +100,23 @@ pub(crate) fn conclude(
     ));
     host.count("miroir_writes_degraded", 1);
     let degraded = degraded(topology, &missed);
-    enqueued(record, replies, Some((missed, degraded)))
+    let pending = Unsynced {
+        needs_mark: !verdict.to_mark.is_empty(),
+        missed,
+        degraded,
+    };
+    enqueued(record, replies, Some(pending))
+}
+
+/// What a write that left copies behind tells its registration.
+pub(crate) struct Unsynced {
+    pub(crate) missed: Missed,
+    /// An in-sync copy missed it: without the control plane's mark it is not acknowledged. When
+    /// only copies already out of sync missed it, a leased uid may acknowledge it (the control
+    /// plane learns nothing then: see docs/architecture.md for that window).
+    pub(crate) needs_mark: bool,
+    /// The answer's [`DEGRADED_HEADER`].
+    pub(crate) degraded: String,
 }
 
 /// What [`DEGRADED_HEADER`] says: for each (copies that took it, copies) pair, the shards, e.g.

@@ -116,7 +116,7 @@ pub(crate) fn record_tasks(record: &mut TaskRecord, replies: &[(String, Reply)])
 pub(crate) fn enqueued(
     record: TaskRecord,
     replies: &[(String, Reply)],
-    missed: Option<(miroir_topology::tasks::Missed, String)>,
+    missed: Option<in_sync::Unsynced>,
 ) -> Step {
     let mut sorted: Vec<&(String, Reply)> = replies.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));

@@ -2,13 +2,13 @@
 //! the control plane, which allocates the uid; if it does not answer, a uid leased in advance is
 //! used and the record kept here until it can be handed over (see docs/control-plane.md).
 
-use miroir_topology::tasks::{Missed, Registered, TaskRegistration};
+use miroir_topology::tasks::{Registered, TaskRegistration};
 use serde_json::{json, Map, Value};
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::Answer;
-use crate::ops::in_sync;
+use crate::ops::in_sync::{self, Unsynced};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
 use crate::tasks::control_plane;
@@ -20,7 +20,7 @@ pub(crate) struct Pending {
     pub(crate) summary: Map<String, Value>,
     /// Copies the write missed, which the control plane must record out of sync before the
     /// write is acknowledged, and the answer's degraded header.
-    pub(crate) missed: Option<(Missed, String)>,
+    pub(crate) missed: Option<Unsynced>,
 }
 
 pub(crate) struct Registration {
@@ -57,7 +57,11 @@ impl Registration {
         let body = TaskRegistration {
             task_uid: None,
             record: registration.pending.record.clone(),
-            missed: registration.pending.missed.as_ref().map(|(m, _)| m.clone()),
+            missed: registration
+                .pending
+                .missed
+                .as_ref()
+                .map(|u| u.missed.clone()),
         };
         let call = control_plane::call(
             control_plane,
@@ -106,10 +110,10 @@ impl Registration {
     }
 
     fn fall_back(&mut self, host: &mut dyn Host) -> Step {
-        if let Some((missed, _)) = &self.pending.missed {
+        if let Some(unsynced) = self.pending.missed.as_ref().filter(|u| u.needs_mark) {
             // A leased uid would acknowledge the write with the missed copies still in sync.
             host.count("miroir_writes_unavailable", 1);
-            return Step::Answer(in_sync::unrecorded(missed, "unreachable"));
+            return Step::Answer(in_sync::unrecorded(&unsynced.missed, "unreachable"));
         }
         tasks::set_control_plane_unreachable(host, true);
         let Some(uid) = tasks::take_leased(host) else {
@@ -134,7 +138,7 @@ impl Registration {
         summary.insert("taskUid".into(), json!(uid));
         let answer = Answer::json(202, &Value::Object(summary));
         Step::Answer(match self.pending.missed.take() {
-            Some((_, degraded)) => answer.with_header(in_sync::DEGRADED_HEADER, degraded),
+            Some(unsynced) => answer.with_header(in_sync::DEGRADED_HEADER, unsynced.degraded),
             None => answer,
         })
     }
