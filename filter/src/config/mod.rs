@@ -106,6 +106,15 @@ impl FilterConfig {
         Some(std::iter::once(picked).chain(others).collect())
     }
 
+    /// The nodes reads of what every node holds alike (indexes, settings, keys) ask: those not
+    /// marked failed that hold no copy out of sync, which may have missed a change.
+    pub fn agreeing_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.placement
+            .agreeing()
+            .iter()
+            .filter_map(|i| self.node_at(*i))
+    }
+
     /// Every node that must store `shard`: all its copies in every group.
     pub fn write_targets(&self, shard: u32) -> impl Iterator<Item = &Node> {
         self.placement

@@ -29,6 +29,9 @@ pub(crate) struct Placement {
     write_targets: Vec<Vec<usize>>,
     /// Positions in `groups` of the complete groups (all of them when none is).
     readable: Vec<usize>,
+    /// The nodes that answer reads every node agrees on (indexes, settings, keys): not marked
+    /// failed and holding no copy out of sync (all nodes when none is).
+    agreeing: Vec<usize>,
 }
 
 /// The least common multiple of the active owner counts of a group's shards, bounded so that a
@@ -94,10 +97,29 @@ impl Placement {
         if readable.is_empty() {
             readable = (0..groups.len()).collect();
         }
+        let out_of_sync = topology
+            .map()
+            .out_of_sync_nodes()
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        let mut agreeing: Vec<usize> = (0..topology.nodes.len())
+            .filter(|i| is_active(topology, *i))
+            .filter(|i| {
+                topology
+                    .nodes
+                    .get(*i)
+                    .is_some_and(|n| !out_of_sync.contains(&n.id))
+            })
+            .collect();
+        if agreeing.is_empty() {
+            agreeing = (0..topology.nodes.len()).collect();
+        }
         Placement {
             groups,
             write_targets,
             readable,
+            agreeing,
         }
     }
 
@@ -110,6 +132,10 @@ impl Placement {
     pub(crate) fn group_for(&self, turn: u64) -> Option<(usize, &GroupTable)> {
         let at = *self.readable.get(rotation(turn, self.readable.len()))?;
         self.groups.get(at).map(|g| (at, g))
+    }
+
+    pub(crate) fn agreeing(&self) -> &[usize] {
+        &self.agreeing
     }
 
     pub(crate) fn write_targets(&self, shard: u32) -> &[usize] {

@@ -688,6 +688,58 @@ fn a_write_needs_min_copies_and_the_control_plane_to_leave_the_others_out_of_syn
 }
 
 #[test]
+fn agreement_reads_skip_a_node_down_or_out_of_sync() {
+    let plain = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2);
+    let mut fleet = Fleet::new(&plain);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+        fleet.node(id).settings = json!({"stopWords": ["the"]});
+    }
+    fleet.node("n2").down = true;
+    let (status, body) = fleet.run(&plain, "GET", "/indexes/movies/settings", &[], Value::Null);
+    assert_eq!(
+        (status, &body["stopWords"]),
+        (200, &json!(["the"])),
+        "{body}"
+    );
+    fleet.node("n1").down = true;
+    fleet.node("n0").down = true;
+    let (status, body) = fleet.run(&plain, "GET", "/indexes/movies/settings", &[], Value::Null);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_node_unavailable"))
+    );
+
+    // A node with a copy out of sync may have missed a settings change: it is not asked.
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).down = false;
+    }
+    fleet.node("n2").settings = json!({"stopWords": []});
+    let mut plugin = plain.to_plugin();
+    let n2_copy = plugin
+        .topology
+        .shard_map
+        .groups
+        .get_mut("g")
+        .unwrap()
+        .iter_mut()
+        .flatten()
+        .find(|c| c.node == "n2")
+        .unwrap();
+    n2_copy.state = miroir_topology::CopyState::OutOfSync;
+    let marked = Rc::new(FilterConfig::compile(plugin));
+    let before = fleet.node("n2").log.len();
+    let (status, body) = fleet.run(&marked, "GET", "/indexes/movies/settings", &[], Value::Null);
+    assert_eq!(
+        (status, &body["stopWords"]),
+        (200, &json!(["the"])),
+        "{body}"
+    );
+    assert_eq!(fleet.node("n2").log.len(), before, "n2 was not asked");
+    assert_eq!(header(&fleet.host, "x-miroir-disagreeing-nodes"), None);
+}
+
+#[test]
 fn a_node_down_for_the_lookup_is_left_out_of_the_whole_write() {
     let managed = with_control_plane(&config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2));
     let mut fleet = Fleet::new(&managed);

@@ -71,11 +71,26 @@ fn humanize(stats: &mut Value, whole: bool) {
     }
 }
 
-fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
-    let group = topology
+/// The replica group statistics are counted over: the first (by name) whose every node
+/// answered, so one node down in another group changes nothing.
+pub fn counted_group(topology: &Topology, answered: &[&str]) -> Option<String> {
+    topology
         .group_names()
-        .first()
-        .map(|g| g.to_string())
+        .into_iter()
+        .find(|g| {
+            topology
+                .nodes
+                .iter()
+                .filter(|n| n.group == *g)
+                .all(|n| answered.contains(&n.id.as_str()))
+        })
+        .map(str::to_string)
+}
+
+fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
+    let answered: Vec<&str> = bodies.iter().map(|(n, _)| n.as_str()).collect();
+    let group = counted_group(topology, &answered)
+        .or_else(|| topology.group_names().first().map(|g| g.to_string()))
         .unwrap_or_default();
     let rf = u64::from(topology.replication_of(&group).max(1));
     let in_group = |node: &str| topology.node(node).is_some_and(|n| n.group == group);

@@ -60,7 +60,13 @@ impl ReadAll {
                 (None, (param("offset", 0), param("limit", 20)))
             }
         };
-        for node in ctx.nodes() {
+        // Statistics are summed over whole replica groups: every node. What nodes hold alike is
+        // read from those that cannot have missed a change.
+        let asked: Vec<&miroir_topology::Node> = match kind {
+            Agreement::IndexStats | Agreement::Stats => ctx.nodes().collect(),
+            _ => ctx.config.agreeing_nodes().collect(),
+        };
+        for node in asked {
             let call = match &body {
                 Some(body) => ctx.call(node, "POST", path.clone(), Some(body.clone())),
                 None => ctx.call(node, "GET", path.clone(), None),
@@ -92,8 +98,26 @@ impl ReadAll {
             return Step::Wait;
         }
         let replies = std::mem::take(&mut self.fanout.replies);
-        if let Some(problem) = first_problem(&replies) {
-            return Step::Answer(problem);
+        let answered = replies
+            .iter()
+            .any(|(_, r)| matches!(outcome(r), Outcome::Success(_)));
+        let refused = replies
+            .iter()
+            .any(|(_, r)| matches!(outcome(r), Outcome::Refused { .. }));
+        let whole_groups = matches!(self.kind, Agreement::IndexStats | Agreement::Stats);
+        let answering: Vec<&str> = replies
+            .iter()
+            .filter(|(_, r)| matches!(outcome(r), Outcome::Success(_)))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let group_answered =
+            || crate::merge::stats::counted_group(&self.config.topology, &answering).is_some();
+        // A node that does not answer leaves the others' answer standing (they agree by
+        // construction); statistics need every node of one replica group.
+        if refused || !answered || (whole_groups && !group_answered()) {
+            if let Some(problem) = first_problem(&replies) {
+                return Step::Answer(problem);
+            }
         }
         let mut bodies: Vec<(String, Value)> = Vec::new();
         for node in &self.nodes {

@@ -202,6 +202,16 @@ fn a_node_killed_under_load_loses_nothing_and_is_repaired() {
     println!("{} n2 killed", label(&fleet));
     load.finish(&fleet);
     wait_out_of_sync(&fleet, &["n2"]);
+    // What every node holds alike is read from the others.
+    for path in [
+        "/indexes",
+        "/indexes/movies",
+        "/indexes/movies/settings",
+        "/keys",
+    ] {
+        let (status, body) = fleet.client(0).get(path).pair();
+        assert_eq!(status, 200, "GET {path} with n2 down: {body}");
+    }
     let (status, body, degraded) = write_one(&fleet, 2_000_000);
     assert_eq!(status, 202, "{body}");
     let degraded = degraded.expect("a write below full replication says so");
