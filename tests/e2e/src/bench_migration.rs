@@ -202,7 +202,7 @@ fn stop_and_fail<T>(stop: &AtomicBool, why: String) -> T {
     fail(&why)
 }
 
-fn job_id(reply: &Value) -> Option<String> {
+pub fn job_id(reply: &Value) -> Option<String> {
     let id = &reply["job"]["id"];
     id.as_str()
         .map(str::to_string)
@@ -210,7 +210,7 @@ fn job_id(reply: &Value) -> Option<String> {
 }
 
 /// The 1-minute load average.
-fn load_average() -> Option<f64> {
+pub fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
@@ -240,7 +240,7 @@ fn iso_seconds(duration: &str) -> Option<f64> {
 }
 
 /// The node's batches that added or updated documents (`GET /batches`).
-fn document_batches(client: &Client) -> Option<Batches> {
+pub fn document_batches(client: &Client) -> Option<Batches> {
     let reply = client.try_send("GET", "/batches?limit=10000", None).ok()?;
     let body = reply.try_json().filter(|_| reply.status == 200)?;
     let mut out = Batches {
@@ -262,7 +262,7 @@ fn document_batches(client: &Client) -> Option<Batches> {
     Some(out)
 }
 
-fn node_documents(client: &Client) -> u64 {
+pub fn node_documents(client: &Client) -> u64 {
     let (status, stats) = client.get(&format!("/indexes/{INDEX}/stats")).pair();
     match (status, stats["numberOfDocuments"].as_u64()) {
         (200, Some(n)) => n,
@@ -283,6 +283,19 @@ fn searches(client: &Client, mix: &[Value], from: usize, n: usize) -> Window {
     Window::of(&samples)
 }
 
+/// A node's own indexing throughput, the baseline of a copy: one fresh node alone (no Envoy,
+/// in no topology) indexes `docs` ([`index_corpus`]: batches of 1000, all enqueued at once,
+/// until every task succeeded). Returns the seconds and documents/s, and the node's document
+/// batches.
+pub fn node_alone(name: &str, docs: &[Value]) -> ((f64, f64), Option<Batches>) {
+    let node = Cluster::single_node(name);
+    let seconds = index_corpus(&node.client(), docs);
+    (
+        (seconds, docs.len() as f64 / seconds),
+        document_batches(&node.client()),
+    )
+}
+
 pub fn run(s: &Settings) -> Migration {
     let control_plane = control_plane_binary().unwrap_or_else(|e| fail(&e));
     let load_before = load_average();
@@ -290,14 +303,7 @@ pub fn run(s: &Settings) -> Migration {
     let mix = query_mix(s.queries);
 
     // 1. The node alone, on an otherwise idle machine (nothing else of the bench runs).
-    let (baseline, baseline_batches) = {
-        let node = Cluster::single_node("bench_migration_node");
-        let seconds = index_corpus(&node.client(), &docs);
-        (
-            (seconds, docs.len() as f64 / seconds),
-            document_batches(&node.client()),
-        )
-    };
+    let (baseline, baseline_batches) = node_alone("bench_migration_node", &docs);
     println!(
         "migration: one node alone indexed {} documents in {:.2} s = {:.0} documents/s",
         docs.len(),

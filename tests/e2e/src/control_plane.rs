@@ -707,6 +707,16 @@ impl Fleet {
         self.node_mut(id).start();
     }
 
+    /// Saves the database of node `id`, which must be stopped ([`Node::save_database`]).
+    pub fn save_node_database(&mut self, id: &str, name: &str) {
+        self.node_mut(id).save_database(name);
+    }
+
+    /// Restores the database of node `id` saved as `name`; the node must be stopped.
+    pub fn restore_node_database(&mut self, id: &str, name: &str) {
+        self.node_mut(id).restore_database(name);
+    }
+
     /// Index of the first control plane the harness did not kill (a stand-in for "the one a
     /// client reaches" once a replica is gone).
     pub fn first_started_control_plane(&self) -> usize {

@@ -151,6 +151,22 @@ impl Node {
         }
     }
 
+    /// Keeps a copy of the stopped node's database as `name` (a backup an operator may restore).
+    pub fn save_database(&mut self, name: &str) {
+        assert!(!self.is_running(), "node {} runs: stop it first", self.id);
+        let saved = self.dir.join(format!("db.{name}"));
+        let _ = std::fs::remove_dir_all(&saved);
+        copy_tree(&self.dir.join("db"), &saved);
+    }
+
+    /// Puts the database saved as `name` back in place of the stopped node's.
+    pub fn restore_database(&mut self, name: &str) {
+        assert!(!self.is_running(), "node {} runs: stop it first", self.id);
+        let db = self.dir.join("db");
+        let _ = std::fs::remove_dir_all(&db);
+        copy_tree(&self.dir.join(format!("db.{name}")), &db);
+    }
+
     /// (Re)starts the node on its port with its database; waits until it is available.
     pub fn start(&mut self) {
         if self.is_running() {
@@ -230,4 +246,25 @@ pub fn wait_for_tasks_within(node_url: &str, key: &str, timeout: Duration) {
             }
         },
     )
+}
+
+/// `cp -a from to`: a directory tree copied as it is (a node's database has no symlinks out).
+fn copy_tree(from: &Path, to: &Path) {
+    if !from.exists() {
+        // The test node keeps nothing on disk: an empty database is what it restarts with.
+        std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+        return;
+    }
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap_or_else(|e| panic!("cp -a {} {}: {e}", from.display(), to.display()));
+    assert!(
+        status.success(),
+        "cp -a {} {}: {status}",
+        from.display(),
+        to.display()
+    );
 }

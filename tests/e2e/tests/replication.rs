@@ -44,10 +44,20 @@ fn out_of_sync_nodes(fleet: &Fleet) -> BTreeSet<String> {
     out_of_sync(fleet).into_iter().map(|(_, _, n)| n).collect()
 }
 
-/// Waits until every copy is back in the in-sync set.
+/// Waits until every node is healthy again and every copy back in the in-sync set.
 fn wait_in_sync(fleet: &Fleet) {
     let started = Instant::now();
     fleet.eventually_within("every copy back in sync", REPAIR_TIMEOUT, || {
+        let failed: Vec<String> = topology(fleet)["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["state"] != "active")
+            .map(|n| n["id"].to_string())
+            .collect();
+        if !failed.is_empty() {
+            return Err(format!("nodes not active yet: {failed:?}"));
+        }
         let left = try_shard_map(fleet).map(|_| out_of_sync(fleet))?;
         left.is_empty()
             .then_some(())
@@ -92,8 +102,13 @@ fn wait_out_of_sync(fleet: &Fleet, nodes: &[&str]) {
 /// Waits until the health checks marked `node` failed (an outage the control plane saw, rather
 /// than a restart quicker than its checks).
 fn wait_failed(fleet: &Fleet, node: &str) {
+    wait_state(fleet, node, "failed");
+}
+
+/// Waits until the topology gives `node` the health state `wanted`.
+fn wait_state(fleet: &Fleet, node: &str, wanted: &str) {
     fleet.eventually_within(
-        &format!("{node} marked failed"),
+        &format!("{node} marked {wanted}"),
         Duration::from_secs(60),
         || {
             let topology = topology(fleet);
@@ -103,7 +118,7 @@ fn wait_failed(fleet: &Fleet, node: &str) {
                 .flatten()
                 .find(|n| n["id"] == node)
                 .map(|n| n["state"].clone());
-            (state == Some(json!("failed")))
+            (state == Some(json!(wanted)))
                 .then_some(())
                 .ok_or_else(|| format!("{node} is {state:?}"))
         },
@@ -379,6 +394,55 @@ fn writes_go_on_while_the_control_plane_is_down_and_the_repair_resumes() {
     check_hits(&hits, &ledger.ids()).expect("every acknowledged document is found");
 
     fleet.control_plane_mut(0).restart();
+    searches_during(&mut fleet, &ledger, |fleet| {
+        fleet.restart_node("n2");
+        wait_in_sync(fleet);
+    });
+    check_holdings(&fleet, &ledger.snapshot());
+}
+
+#[test]
+fn a_node_restored_from_an_old_database_is_repaired() {
+    let mut fleet = Fleet::start("repl-old-disk", three_nodes(2), FleetOptions::default());
+    let ledger = prepare(&fleet, PRELOAD);
+    // A backup of n2, taken during an outage the control plane saw.
+    fleet.kill_node("n2");
+    wait_failed(&fleet, "n2");
+    fleet.save_node_database("n2", "backup");
+    fleet.restart_node("n2");
+    wait_in_sync(&fleet);
+
+    // Changes after the backup: new documents, new versions, deletions.
+    let client = fleet.client(0);
+    let fresh: Vec<Value> = (PRELOAD..PRELOAD + 300).map(|id| document(id, 0)).collect();
+    write(
+        &client,
+        "POST",
+        "/indexes/movies/documents",
+        &Value::Array(fresh.clone()),
+    );
+    ledger.ack(&fresh);
+    let updated: Vec<Value> = (0..100).map(|id| document(id, 1)).collect();
+    write(
+        &client,
+        "POST",
+        "/indexes/movies/documents",
+        &Value::Array(updated.clone()),
+    );
+    ledger.ack(&updated);
+    let deleted: Vec<u64> = (500..600).collect();
+    write(
+        &client,
+        "POST",
+        "/indexes/movies/documents/delete-batch",
+        &json!(deleted),
+    );
+    ledger.forget(&deleted);
+
+    // n2 comes back from its backup: documents missing, old versions, deleted ones still there.
+    fleet.kill_node("n2");
+    wait_failed(&fleet, "n2");
+    fleet.restore_node_database("n2", "backup");
     searches_during(&mut fleet, &ledger, |fleet| {
         fleet.restart_node("n2");
         wait_in_sync(fleet);
