@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use miroir_topology::{Node, ShardMap, Topology};
+use miroir_topology::{Node, ShardMap, Topology, UnavailableShards};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +121,9 @@ pub struct InitialTopology {
     /// In-sync copies of every shard a write must reach before it is acknowledged (absent: 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_copies: Option<u32>,
+    /// What a search answers when no copy of some shard answers (absent: `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_shards: Option<UnavailableShards>,
 }
 
 fn one() -> u64 {
@@ -143,6 +146,7 @@ impl InitialTopology {
             shards: self.shards,
             shard_map: ShardMap {
                 min_copies: self.min_copies,
+                unavailable_shards: self.unavailable_shards,
                 ..ShardMap::default()
             },
             replication_factor: self.replication_factor,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 
 use crate::admin::{fleet, jobs, topology};
@@ -28,7 +28,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/_miroir/groups/{name}/replication-factor",
             put(topology::set_replication),
         )
-        .route("/_miroir/min-copies", put(topology::set_min_copies))
+        .route(
+            "/_miroir/replication",
+            patch(topology::set_replication_policy),
+        )
         .route("/_miroir/jobs", get(jobs::list))
         .route("/_miroir/jobs/{id}", get(jobs::get))
         .route("/_miroir/jobs/{id}/{action}", post(jobs::act))

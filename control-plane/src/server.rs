@@ -272,6 +272,7 @@ mod tests {
                 shards: 4,
                 replication_factor: 1,
                 min_copies: None,
+                unavailable_shards: None,
                 nodes: vec![Node {
                     id: "n0".into(),
                     address: "127.0.0.1:7700".into(),

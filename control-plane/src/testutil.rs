@@ -612,6 +612,7 @@ impl Cluster {
             shards: 8,
             replication_factor: 1,
             min_copies: None,
+            unavailable_shards: None,
             nodes: nodes
                 .iter()
                 .enumerate()

@@ -18,7 +18,7 @@ pub use model::{
     ControlPlaneRef, Node, NodeState, PluginConfig, Topology, TopologyError, CONTROL_PLANE_CLUSTER,
 };
 pub use placement::{canonical_key, rotation, shard_for_key, CoveringSet};
-pub use shard_map::{CopyState, ShardCopy, ShardMap};
+pub use shard_map::{CopyState, ShardCopy, ShardMap, UnavailableShards};
 
 pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD};
 

@@ -114,6 +114,7 @@ impl Topology {
             weights: self.shard_map.weights.clone(),
             replication: self.shard_map.replication.clone(),
             min_copies: self.shard_map.min_copies,
+            unavailable_shards: self.shard_map.unavailable_shards,
         })
     }
 

@@ -81,6 +81,20 @@ pub struct ShardMap {
     /// (absent: 1). The other in-sync copies either take it too or leave the in-sync set first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_copies: Option<u32>,
+    /// What a search answers when no in-sync copy of some shard answers (absent: `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_shards: Option<UnavailableShards>,
+}
+
+/// A scattered read's answer when some shard has no in-sync copy that answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnavailableShards {
+    /// 503 `miroir_shard_unavailable`: an answer is complete or is not given.
+    #[default]
+    Error,
+    /// 200 with the shards that answered, the others named in `X-Miroir-Degraded`.
+    Partial,
 }
 
 impl ShardMap {
@@ -89,6 +103,7 @@ impl ShardMap {
             && self.weights.is_empty()
             && self.replication.is_empty()
             && self.min_copies.is_none()
+            && self.unavailable_shards.is_none()
     }
 
     /// The copies of `shard` in `group` (none for an unknown group or shard).

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use miroir_topology::{CopyState, Node, NodeState, ShardCopy, Topology};
+use miroir_topology::{CopyState, Node, NodeState, ShardCopy, Topology, UnavailableShards};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -41,6 +41,7 @@ async fn topology_view(_app: &App, topology: &Topology) -> Result<Value, ApiErro
         "replicationFactor": topology.replication_factor,
         "replication": topology.group_names().into_iter().map(|g| (g.to_string(), json!(topology.replication_of(g)))).collect::<serde_json::Map<String, Value>>(),
         "minCopies": topology.shard_map.min_copies(),
+        "unavailableShards": topology.shard_map.unavailable_shards.unwrap_or_default(),
         "nodes": nodes,
     }))
 }
@@ -519,30 +520,40 @@ pub async fn set_replication(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MinCopies {
-    min_copies: u32,
+struct ReplicationPolicy {
+    #[serde(default)]
+    min_copies: Option<u32>,
+    #[serde(default)]
+    unavailable_shards: Option<UnavailableShards>,
 }
 
-/// `PUT /_miroir/min-copies` `{minCopies}`: how many in-sync copies of every shard a write must
-/// reach before it is acknowledged. A new epoch, no job: nothing moves.
-pub async fn set_min_copies(
+/// `PATCH /_miroir/replication` `{minCopies?, unavailableShards?}`: how many in-sync copies of
+/// every shard a write must reach before it is acknowledged, and what a search answers when no
+/// copy of a shard answers. A new epoch, no job: nothing moves.
+pub async fn set_replication_policy(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     async move {
         authorize(&app, &headers)?;
-        let wanted: MinCopies = serde_json::from_slice(&body).map_err(bad_body)?;
+        let wanted: ReplicationPolicy = serde_json::from_slice(&body).map_err(bad_body)?;
         let change = app
             .change_topology(|current| {
                 let mut next = current.clone();
-                next.shard_map.min_copies = (wanted.min_copies != 1).then_some(wanted.min_copies);
+                if let Some(min) = wanted.min_copies {
+                    next.shard_map.min_copies = (min != 1).then_some(min);
+                }
+                if let Some(policy) = wanted.unavailable_shards {
+                    next.shard_map.unavailable_shards =
+                        (policy != UnavailableShards::Error).then_some(policy);
+                }
                 Ok(next)
             })
             .await?;
         answer(&app, change).await
     }
-    .instrument(tracing::info_span!("set_min_copies"))
+    .instrument(tracing::info_span!("set_replication_policy"))
     .await
 }
 

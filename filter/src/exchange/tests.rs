@@ -688,6 +688,43 @@ fn a_write_needs_min_copies_and_the_control_plane_to_leave_the_others_out_of_syn
 }
 
 #[test]
+fn a_shard_no_copy_answers_fails_the_search_unless_the_cluster_takes_partial_answers() {
+    let strict = three_nodes();
+    let mut fleet = Fleet::new(&strict);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    assert_eq!(fleet.add_documents(&strict, movies(30)).0, 202);
+    fleet.node("n2").down = true;
+    let search = |fleet: &mut Fleet, config: &Rc<FilterConfig>| {
+        fleet.run(
+            config,
+            "POST",
+            "/indexes/movies/search",
+            &[("content-type", "application/json")],
+            json!({"q": "", "limit": 100}),
+        )
+    };
+    let (status, body) = search(&mut fleet, &strict);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_shard_unavailable"))
+    );
+    assert_eq!(header(&fleet.host, "x-miroir-degraded"), None);
+
+    let mut plugin = strict.to_plugin();
+    plugin.topology.shard_map.unavailable_shards =
+        Some(miroir_topology::UnavailableShards::Partial);
+    let partial = Rc::new(FilterConfig::compile(plugin));
+    let (status, body) = search(&mut fleet, &partial);
+    assert_eq!(status, 200, "{body}");
+    let on_n2 = fleet.node("n2").docs.len();
+    assert_eq!(body["hits"].as_array().unwrap().len(), 30 - on_n2);
+    let degraded = header(&fleet.host, "x-miroir-degraded").unwrap();
+    assert!(degraded.starts_with("unavailable shards: "), "{degraded}");
+}
+
+#[test]
 fn agreement_reads_skip_a_node_down_or_out_of_sync() {
     let plain = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2);
     let mut fleet = Fleet::new(&plain);

@@ -158,7 +158,7 @@ pub(crate) fn degraded(topology: &Topology, missed: &Missed) -> String {
 }
 
 /// `[0, 1, 2, 5]` → `0-2,5`.
-fn ranges(shards: &[u32]) -> String {
+pub(crate) fn ranges(shards: &[u32]) -> String {
     let mut sorted = shards.to_vec();
     sorted.sort_unstable();
     sorted.dedup();

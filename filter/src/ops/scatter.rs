@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use miroir_topology::Node;
+use miroir_topology::{Node, UnavailableShards};
 
 use crate::config::FilterConfig;
 use serde_json::{Map, Value};
@@ -79,6 +79,8 @@ pub(crate) struct Scatter {
     /// The index ranks by document values, or its settings are unknown: hits need their ranking
     /// details ([`search_body::needs_details`]).
     ranked_by_values: bool,
+    /// Shards no in-sync copy answered for, left out under `unavailableShards: partial`.
+    missing: Vec<u32>,
 }
 
 /// What is scattered: a search (merged into one page) or a facet search (values summed).
@@ -203,13 +205,19 @@ impl Scatter {
         };
         let wanted =
             |s: u32| ids.as_ref().is_none_or(|w| w.contains(&s)) && Some(s) != answered_shard;
-        let ScatterPlan { group, assignments } = match scatter_plan(&ctx.config, ctx.turn, wanted) {
+        let ScatterPlan {
+            group,
+            assignments,
+            unavailable,
+        } = match scatter_plan(&ctx.config, ctx.turn, wanted) {
             Ok(plan) => plan,
             Err(Unplannable::NoGroup) => {
                 return Err(MeiliError::internal("the topology has no replica group"))
             }
-            Err(Unplannable::Unavailable(shard)) => return Err(shard_unavailable(host, &[shard])),
         };
+        if !unavailable.is_empty() && !partial(ctx) {
+            return Err(shard_unavailable(host, &unavailable));
+        }
         let mut scatter = Scatter {
             index: index.to_string(),
             group,
@@ -223,6 +231,7 @@ impl Scatter {
             faceting_by_index: BTreeMap::new(),
             follow: None,
             ranked_by_values: true,
+            missing: unavailable,
         };
         // The answered shard merges first.
         if let (Some(shard), Some(answered)) = (answered_shard, answered) {
@@ -465,7 +474,10 @@ impl Scatter {
             }
             if !lost.is_empty() {
                 lost.sort_unstable();
-                return Step::Answer(shard_unavailable(host, &lost).into());
+                if !partial(ctx) {
+                    return Step::Answer(shard_unavailable(host, &lost).into());
+                }
+                self.missing.extend(lost);
             }
             for (node, shards) in reassigned {
                 self.ask(ctx, host, node, shards);
@@ -519,8 +531,30 @@ impl Scatter {
         Some(Rounds::start(ctx, host, logic, &self.answered_nodes()))
     }
 
-    /// Merges the answers into the client's.
+    /// The merged answer, saying which shards it lacks if some had no copy to answer.
     fn answer(&mut self) -> Step {
+        let step = self.merged();
+        if self.missing.is_empty() {
+            return step;
+        }
+        match step {
+            Step::Answer(answer) if answer.status == 200 => {
+                self.missing.sort_unstable();
+                self.missing.dedup();
+                Step::Answer(answer.with_header(
+                    crate::ops::in_sync::DEGRADED_HEADER,
+                    format!(
+                        "unavailable shards: {}",
+                        crate::ops::in_sync::ranges(&self.missing)
+                    ),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    /// Merges the answers into the client's.
+    fn merged(&mut self) -> Step {
         let (mut responses, hits): (Vec<Map<String, Value>>, Vec<KeptHits>) = self
             .slots
             .iter_mut()
@@ -567,6 +601,12 @@ impl Scatter {
         };
         Step::Answer(Answer::json(200, &merged))
     }
+}
+
+/// Whether the cluster answers a search some shards of which no copy answered
+/// (`unavailableShards: partial`).
+fn partial(ctx: &Ctx) -> bool {
+    ctx.config.topology.shard_map.unavailable_shards == Some(UnavailableShards::Partial)
 }
 
 fn shard_unavailable(host: &mut dyn Host, shards: &[u32]) -> MeiliError {

@@ -11,13 +11,13 @@ pub(crate) struct ScatterPlan {
     pub(crate) group: String,
     /// Node id → the shards it is asked for (ascending).
     pub(crate) assignments: BTreeMap<String, Vec<u32>>,
+    /// Wanted shards with no in-sync owner anywhere (ascending).
+    pub(crate) unavailable: Vec<u32>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Unplannable {
     NoGroup,
-    /// No active owner anywhere.
-    Unavailable(u32),
 }
 
 /// The plan of request number `turn` over the shards `wanted` accepts.
@@ -32,17 +32,21 @@ pub(crate) fn scatter_plan(
         shards.retain(|s| wanted(*s));
     }
     assignments.retain(|_, shards| !shards.is_empty());
+    let mut unavailable = Vec::new();
     for shard in covering.unavailable.into_iter().filter(|s| wanted(*s)) {
-        let node = config
-            .replacement(shard, group, |_| true)
-            .ok_or(Unplannable::Unavailable(shard))?;
+        let Some(node) = config.replacement(shard, group, |_| true) else {
+            unavailable.push(shard);
+            continue;
+        };
         let shards = assignments.entry(node.id.clone()).or_default();
         shards.push(shard);
         shards.sort_unstable();
     }
+    unavailable.sort_unstable();
     Ok(ScatterPlan {
         group: group.to_string(),
         assignments,
+        unavailable,
     })
 }
 
@@ -97,8 +101,8 @@ mod tests {
             miroir_topology::CopyState::OutOfSync;
         let out_of_sync = FilterConfig::compile(PluginConfig::new(topology));
         assert_eq!(
-            scatter_plan(&out_of_sync, 0, |_| true),
-            Err(Unplannable::Unavailable(2))
+            scatter_plan(&out_of_sync, 0, |_| true).unwrap().unavailable,
+            [2]
         );
     }
 }

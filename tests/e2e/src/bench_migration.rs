@@ -202,7 +202,7 @@ fn stop_and_fail<T>(stop: &AtomicBool, why: String) -> T {
     fail(&why)
 }
 
-pub fn job_id(reply: &Value) -> Option<String> {
+fn job_id(reply: &Value) -> Option<String> {
     let id = &reply["job"]["id"];
     id.as_str()
         .map(str::to_string)

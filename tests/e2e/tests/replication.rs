@@ -449,3 +449,65 @@ fn a_node_restored_from_an_old_database_is_repaired() {
     });
     check_holdings(&fleet, &ledger.snapshot());
 }
+
+#[test]
+fn searches_without_a_shard_fail_unless_the_cluster_takes_partial_answers() {
+    let mut fleet = Fleet::start("repl-partial", three_nodes(1), FleetOptions::default());
+    let ledger = prepare(&fleet, 300);
+    fleet.kill_node("n2");
+    wait_failed(&fleet, "n2");
+    let search = |fleet: &Fleet| {
+        let reply = fleet.client(0).post(
+            "/indexes/movies/search",
+            &json!({"q": "", "limit": 1000, "attributesToRetrieve": ["id"]}),
+        );
+        let degraded = reply.header("x-miroir-degraded").map(str::to_string);
+        let (status, body) = reply.pair();
+        (status, body, degraded)
+    };
+    let (status, body, _) = search(&fleet);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_shard_unavailable")),
+        "{body}"
+    );
+
+    let reply = admin(&fleet).send_json(
+        "PATCH",
+        "/_miroir/replication",
+        &json!({"unavailableShards": "partial"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let epoch = reply.json()["topology"]["epoch"].as_u64().unwrap_or(0);
+    fleet.eventually_within(
+        "the Envoy at the policy's epoch",
+        Duration::from_secs(60),
+        || {
+            let (status, body, _) = search(&fleet);
+            (status == 200)
+                .then_some(())
+                .ok_or_else(|| format!("epoch {epoch}: {status} {body}"))
+        },
+    );
+    let (status, body, degraded) = search(&fleet);
+    assert_eq!(status, 200, "{body}");
+    let degraded = degraded.expect("a partial answer says so");
+    assert!(degraded.starts_with("unavailable shards: "), "{degraded}");
+    let on_n2 = shard_map(&fleet).shards_of("g", "n2");
+    let hits: BTreeSet<u64> = body["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_u64())
+        .collect();
+    let expected: BTreeSet<u64> = ledger
+        .ids()
+        .into_iter()
+        .filter(|id| !on_n2.contains(&shard_of(*id)))
+        .collect();
+    assert_eq!(
+        hits, expected,
+        "every document of the shards that answered, no other"
+    );
+    fleet.restart_node("n2");
+}

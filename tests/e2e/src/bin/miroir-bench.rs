@@ -21,6 +21,11 @@
 //!   throughput, search latency during the job against before it, documents moved against the
 //!   optimum. It needs a `miroir-control-plane` build: `MIROIR_CONTROL_PLANE_BIN`, else the
 //!   release one next to this binary if there is one, else the debug build.
+//! - one copy down (`bench_replication.rs`; only with `--only replication`, like the
+//!   migration): single-document write latency (p50, p95 to the `202`) and batch write
+//!   throughput with every copy up against one copy down (RF 2, 3 nodes, one killed), and the
+//!   node's repair once back (`documentsCopied` / `copySeconds`) against one node's own
+//!   indexing throughput. It needs a `miroir-control-plane` build too.
 //!
 //! Ratios are against the direct baseline measured in the same run. Nothing is asserted about
 //! time. Results: `<out>/e2e.json` and `<out>/e2e.md` (default `target/bench`), which
@@ -33,10 +38,12 @@
 //! miroir-bench [--docs N] [--iterations N] [--warmup N] [--queries N] [--cpu-requests N]
 //!              [--concurrency N] [--concurrent-requests N] [--envoy-log-levels production|test]
 //!              [--payload-mb N] [--small-payload-mb N] [--out DIR] [--skip-memory]
-//!              [--migration-searches N] [--only latency|memory|caps|migration]
+//!              [--migration-searches N] [--replication-writes N]
+//!              [--only latency|memory|caps|migration|replication]
 //! ```
 //!
-//! `--docs` is 10,000 for the latency scenario and 20,000 for the migration unless given.
+//! `--docs` is 10,000 for the latency scenario and 20,000 for the migration and the
+//! replication unless given.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -48,6 +55,8 @@ use std::time::{Duration, Instant};
 mod caps;
 #[path = "../bench_migration.rs"]
 mod migration;
+#[path = "../bench_replication.rs"]
+mod replication;
 
 use miroir_e2e::corpus::{self, Rng, COUNTRIES, DIRECTORS, GENRES, STUDIOS, TAGS, WORDS};
 use miroir_e2e::{paths, Client, Cluster, LogLevels, NodeKind, Options, Spec};
@@ -64,7 +73,7 @@ const IDLE: Duration = Duration::from_secs(2);
 
 struct Args {
     docs: usize,
-    /// Whether `--docs` was given (the migration's default differs).
+    /// Whether `--docs` was given (the migration's and the replication's default differs).
     docs_given: bool,
     iterations: usize,
     warmup: usize,
@@ -89,6 +98,10 @@ struct Args {
     migration: bool,
     /// Searches before and after the migration (during it: as many as fit).
     migration_searches: usize,
+    /// One copy down and its repair.
+    replication: bool,
+    /// Single-document writes per state of the replication scenario.
+    replication_writes: usize,
 }
 
 fn args() -> Args {
@@ -110,6 +123,8 @@ fn args() -> Args {
         caps: true,
         migration: false,
         migration_searches: 1000,
+        replication: false,
+        replication_writes: replication::DEFAULT_WRITES,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +142,7 @@ fn args() -> Args {
                 a.docs_given = true;
             }
             "--migration-searches" => a.migration_searches = number(value()).max(1),
+            "--replication-writes" => a.replication_writes = number(value()).max(1),
             "--iterations" => a.iterations = number(value()),
             "--warmup" => a.warmup = number(value()),
             "--queries" => a.queries = number(value()).max(1),
@@ -155,9 +171,11 @@ fn args() -> Args {
                 a.memory = only == "memory";
                 a.caps = only == "caps";
                 a.migration = only == "migration";
-                if !(a.latency || a.memory || a.caps || a.migration) {
+                a.replication = only == "replication";
+                if !(a.latency || a.memory || a.caps || a.migration || a.replication) {
                     die(&format!(
-                        "--only takes latency, memory, caps or migration, not {only}"
+                        "--only takes latency, memory, caps, migration or replication, not \
+                         {only}"
                     ));
                 }
             }
@@ -167,11 +185,14 @@ fn args() -> Args {
                      [--cpu-requests N] [--concurrency N] [--concurrent-requests N] \
                      [--envoy-log-levels production|test] [--payload-mb N] \
                      [--small-payload-mb N] [--out DIR] [--skip-memory] \
-                     [--migration-searches N] [--only latency|memory|caps|migration]\n\n\
+                     [--migration-searches N] [--replication-writes N] \
+                     [--only latency|memory|caps|migration|replication]\n\n\
                      The default run is latency, memory and caps. --only migration (adding \
-                     a 4th node; needs a miroir-control-plane build, best with \
-                     MEILISEARCH_BIN) is not part of it. --docs: 10000, or 20000 for \
-                     migration, unless given."
+                     a 4th node) and --only replication (writes with one copy of RF 2 down, \
+                     then its repair; --replication-writes single-document writes per state, \
+                     500) are not part of it; both need a miroir-control-plane build and are \
+                     best with MEILISEARCH_BIN. --docs: 10000, or 20000 for migration and \
+                     replication, unless given."
                 );
                 std::process::exit(0);
             }
@@ -1211,7 +1232,7 @@ fn memory_report(memory: &[Memory]) -> (String, Value) {
 
 fn main() {
     let args = args();
-    if args.migration {
+    if args.migration || args.replication {
         migration::prefer_release_control_plane();
     }
     kill_children_on_panic();
@@ -1222,9 +1243,11 @@ fn main() {
     };
     println!("nodes: {node}");
 
-    // `--only migration` runs it alone.
+    // `--only migration` and `--only replication` run alone.
     let docs = if args.migration && !args.docs_given {
         migration::DEFAULT_DOCS
+    } else if args.replication && !args.docs_given {
+        replication::DEFAULT_DOCS
     } else {
         args.docs
     };
@@ -1271,6 +1294,17 @@ fn main() {
         let (section, values) = migration::report(&result);
         md.push_str(&section);
         json["migration"] = values;
+    }
+    if args.replication {
+        let result = replication::run(&replication::Settings {
+            docs,
+            writes: args.replication_writes,
+            warmup: args.warmup,
+            levels: args.envoy_log_levels,
+        });
+        let (section, values) = replication::report(&result);
+        md.push_str(&section);
+        json["replication"] = values;
     }
     println!("\n{md}");
 
