@@ -74,6 +74,10 @@ pub(crate) async fn send(
     if !status.is_success() {
         return Err(NodeError::Unavailable(format!("answered {status}")));
     }
+    if bytes.is_empty() {
+        // 204 No Content (a key's deletion).
+        return Ok(Value::Null);
+    }
     serde_json::from_slice(&bytes).map_err(|e| NodeError::Unavailable(format!("bad JSON: {e}")))
 }
 

@@ -3,6 +3,7 @@
 //! filterable among them) and accept the clients' keys. The reference is a node that serves
 //! reads now.
 
+use miroir_topology::keys::is_node_default;
 use miroir_topology::Node;
 use serde_json::{json, Value};
 
@@ -173,13 +174,10 @@ async fn index_history(
     Ok((creating, deleted_at))
 }
 
-/// For a repaired node (its copies missed writes, maybe an index's deletion): deletes from
-/// `target` the indexes `reference` does not have ([`stale_index`]). Only on `target`.
-///
-/// Keys are not deleted: a node holds keys of its own that no other node has by design (the
-/// default keys Meilisearch made at its first start, each with a random uid, and any key
-/// created on the node directly rather than through Miroir), and nothing tells them from a key
-/// whose deletion the node missed. Those the reference lacks are logged.
+/// For a repaired node (its copies missed writes, maybe an index's or a key's deletion): deletes
+/// from `target` the indexes `reference` does not have ([`stale_index`]) and the keys it does
+/// not have ([`stale_key`]), and gives its keys the reference's names and descriptions. Only on
+/// `target`.
 pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result<(), CopyError> {
     let theirs = listed(calls, target, "/indexes").await?;
     let ours = index_keys(calls, reference).await?;
@@ -216,21 +214,94 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
         let Some(uid) = key["uid"].as_str() else {
             continue;
         };
-        if !keys.iter().any(|k| k["uid"].as_str() == Some(uid)) {
-            tracing::info!(
-                node = target.id,
-                key = uid,
-                name = %key["name"],
-                "a key of the repaired node the reference lacks is kept (it may be the node's own)"
-            );
+        match keys.iter().find(|k| k["uid"].as_str() == Some(uid)) {
+            Some(theirs) => {
+                // A key's name and description are all a key's update can change.
+                let wanted = json!({"name": theirs["name"], "description": theirs["description"]});
+                if key["name"] != wanted["name"] || key["description"] != wanted["description"] {
+                    tracing::warn!(
+                        node = target.id,
+                        key = uid,
+                        "key update the repaired node missed applied"
+                    );
+                    calls
+                        .send(
+                            target,
+                            reqwest::Method::PATCH,
+                            &format!("/keys/{uid}"),
+                            &wanted,
+                        )
+                        .await?;
+                }
+            }
+            None if stale_key(&key, crate::time::now_nanos()) => {
+                tracing::warn!(
+                    node = target.id,
+                    key = uid,
+                    name = %key["name"],
+                    "key the cluster no longer has deleted from the repaired node"
+                );
+                calls.delete(target, &format!("/keys/{uid}")).await?;
+            }
+            None => {}
+        }
+    }
+    // Experimental features are set on every node through Miroir, like keys. Best effort: a
+    // feature this node cannot take must not stop its repair.
+    if let (Ok(wanted), Ok(held)) = (
+        calls.get(reference, "/experimental-features").await,
+        calls.get(target, "/experimental-features").await,
+    ) {
+        if wanted != held {
+            if let Err(e) = calls
+                .send(
+                    target,
+                    reqwest::Method::PATCH,
+                    "/experimental-features",
+                    &wanted,
+                )
+                .await
+            {
+                tracing::warn!(node = target.id, error = %e, "experimental features not copied");
+            }
         }
     }
     Ok(())
 }
 
+/// How old a key on a repaired node must be before its absence from the reference deletes it:
+/// a key is created on every node in one go, so a key younger than this may still be reaching
+/// the reference.
+const KEY_PRUNE_AGE_S: i128 = 2;
+
+/// Whether a repaired node's key the reference lacks is one the cluster deleted: not one of the
+/// node's own default keys (each node makes its own, [`is_node_default`]) and not created a
+/// moment ago. Miroir owns the nodes' keys: a key made on a node directly, past Miroir, works on
+/// that node only, and is deleted when the node is repaired.
+pub fn stale_key(key: &Value, now: i128) -> bool {
+    let created = key["createdAt"]
+        .as_str()
+        .and_then(crate::time::parse)
+        .map(|(at, _)| at);
+    !is_node_default(key) && created.is_some_and(|at| now - at >= KEY_PRUNE_AGE_S * 1_000_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_the_reference_lacks_is_stale_unless_the_nodes_own_or_just_made() {
+        let now = crate::time::parse("2026-01-01T00:10:00Z").unwrap().0;
+        let key = |name: &str, at: &str| json!({"uid": "0b3b5e4e-0000-4000-8000-000000000001", "name": name, "createdAt": at});
+        assert!(stale_key(&key("search", "2026-01-01T00:09:00Z"), now));
+        assert!(!stale_key(&key("search", "2026-01-01T00:09:58Z"), now));
+        assert!(!stale_key(
+            &key("Default Search API Key", "2026-01-01T00:00:00Z"),
+            now
+        ));
+        assert!(!stale_key(&json!({"uid": "x", "name": "search"}), now));
+    }
 
     #[test]
     fn an_index_the_reference_lacks_is_stale_once_deleted_there_or_old() {

@@ -437,20 +437,45 @@ pub async fn register_task(
         let marks = registration.missed.is_some();
         let registered = registry::register(&app, registration).await?;
         if marks {
-            // Copies may have left the in-sync set: the fleet learns it now rather than at the
-            // next poll of the store, without the write waiting for the fleet's acknowledgement.
-            let app = app.clone();
-            tokio::spawn(async move {
-                if let Err(e) = app.sync_from_store().await {
-                    tracing::warn!(error = %e, "rolling out in-sync marks");
-                }
-            });
+            roll_out_marks(&app);
         }
         Ok((StatusCode::CREATED, Json(registered)).into_response())
     }
     .instrument(tracing::info_span!("register_task"))
     .await
     .inspect_err(|e| tracing::warn!(error = %e, "task registration refused"))
+}
+
+/// Copies may have left the in-sync set: the fleet learns it now rather than at the next poll of
+/// the store, without the write waiting for the fleet's acknowledgement.
+fn roll_out_marks(app: &Arc<App>) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.sync_from_store().await {
+            tracing::warn!(error = %e, "rolling out in-sync marks");
+        }
+    });
+}
+
+/// `POST /_miroir/internal/missed` → 204: a change with no task (a key's creation, update or
+/// deletion) that some nodes missed; their copies leave the in-sync set before the filter
+/// answers, as a registration's do ([`crate::in_sync::record`]).
+pub async fn record_missed(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    async move {
+        check_token(&app, &headers)?;
+        let missed: miroir_topology::tasks::Missed = parse_body(&body)?;
+        if crate::in_sync::record(&app, &missed).await? {
+            roll_out_marks(&app);
+        }
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .instrument(tracing::info_span!("record_missed"))
+    .await
+    .inspect_err(|e| tracing::warn!(error = %e, "missed change not recorded"))
 }
 
 #[derive(Deserialize)]

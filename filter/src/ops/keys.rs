@@ -1,20 +1,30 @@
 //! API keys. Meilisearch derives a key's value from the master key and the key's `uid`, so
 //! creating a key with the same `uid` on every node (sharing one master key) gives one value
-//! everywhere, and the client's key then works on every node, which enforces it itself.
+//! everywhere, and the client's key then works on every node, which enforces it itself. A node
+//! that misses a key's change is repaired to the others' keys (control-plane/src/jobs/reconcile.rs).
 
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
+use miroir_topology::tasks::Missed;
+
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
 use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
+use crate::ops::in_sync;
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
+use crate::tasks::control_plane;
 
-/// The same request to every node; the first node's answer once all of them succeeded.
+/// The same request to every node; the first node's answer once all of them succeeded, or once
+/// the control plane recorded the nodes that did not answer out of sync (their repair brings
+/// them the change), under the in-sync rule writes follow.
 pub(crate) struct Everywhere {
     nodes: Vec<String>,
     fanout: Fanout<String>,
+    /// The answer to give once the control plane recorded who missed the change (the call's
+    /// token), with what was missed.
+    held: Option<(u32, Answer, Missed)>,
 }
 
 impl Everywhere {
@@ -31,8 +41,12 @@ impl Everywhere {
             fanout.send(host, &call, node.id.clone());
             nodes.push(node.id.clone());
         }
-        let mut op = Everywhere { nodes, fanout };
-        let step = op.answer_if_complete();
+        let mut op = Everywhere {
+            nodes,
+            fanout,
+            held: None,
+        };
+        let step = op.answer_if_complete(ctx, host);
         (op, step)
     }
 
@@ -52,32 +66,103 @@ impl Everywhere {
         Ok(Self::start(ctx, Some(bytes), host))
     }
 
-    pub(crate) fn on_reply(&mut self, token: u32, reply: Reply) -> Step {
+    pub(crate) fn on_reply(
+        &mut self,
+        ctx: &Ctx,
+        token: u32,
+        reply: Reply,
+        host: &mut dyn Host,
+    ) -> Step {
+        if let Some((awaited, _, _)) = &self.held {
+            if *awaited != token {
+                return Step::Wait;
+            }
+            let Some((_, answer, missed)) = self.held.take() else {
+                return Step::Wait;
+            };
+            return match &reply {
+                Reply::Response { status, .. } if (200..300).contains(status) => {
+                    host.count("miroir_writes_degraded", 1);
+                    let degraded = in_sync::degraded(&ctx.config.topology, &missed);
+                    Step::Answer(answer.with_header(in_sync::DEGRADED_HEADER, degraded))
+                }
+                _ => {
+                    host.count("miroir_writes_unavailable", 1);
+                    Step::Answer(in_sync::unrecorded(&missed, "it did not record them"))
+                }
+            };
+        }
         if !self.fanout.accept(token, reply) {
             return Step::Wait;
         }
-        self.answer_if_complete()
+        self.answer_if_complete(ctx, host)
     }
 
-    fn answer_if_complete(&mut self) -> Step {
+    fn answer_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
         if !self.fanout.is_complete() {
             return Step::Wait;
         }
         let replies = std::mem::take(&mut self.fanout.replies);
-        if let Some(problem) = first_problem(&replies) {
-            return Step::Answer(problem);
-        }
+        let unavailable: Vec<String> = replies
+            .iter()
+            .filter(|(_, r)| matches!(outcome(r), Outcome::Unavailable(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let refused = replies
+            .iter()
+            .any(|(_, r)| matches!(outcome(r), Outcome::Refused { .. }));
         let first = self.nodes.iter().find_map(|node| {
             replies
                 .iter()
-                .find(|(n, _)| n == node)
+                .find(|(n, r)| n == node && matches!(outcome(r), Outcome::Success(_)))
                 .map(|(_, reply)| reply)
         });
-        match first.map(|reply| (reply, outcome(reply))) {
+        let answer = match first.map(|reply| (reply, outcome(reply))) {
             Some((Reply::Response { status, .. }, Outcome::Success(body))) => {
-                Step::Answer(Answer::relay(*status, body.to_vec()))
+                Answer::relay(*status, body.to_vec())
             }
-            _ => Step::Answer(MeiliError::internal("no node answered").into()),
+            _ => {
+                return Step::Answer(
+                    first_problem(&replies)
+                        .unwrap_or_else(|| MeiliError::internal("no node answered").into()),
+                )
+            }
+        };
+        if unavailable.is_empty() {
+            return Step::Answer(answer);
+        }
+        let missed = Missed {
+            epoch: ctx.config.topology.epoch,
+            shards: None,
+            nodes: unavailable,
+        };
+        let control_plane = match &ctx.config.control_plane {
+            Some(cp) if !refused && missed.verdict(&ctx.config.topology).short.is_empty() => cp,
+            // Every node must take it: no one can record the others out of sync, or that would
+            // leave a shard without an in-sync copy.
+            _ => {
+                return Step::Answer(
+                    first_problem(&replies)
+                        .unwrap_or_else(|| MeiliError::internal("no node answered").into()),
+                )
+            }
+        };
+        let call = control_plane::call(
+            control_plane,
+            "POST",
+            control_plane::MISSED_PATH.into(),
+            Vec::new(),
+            serde_json::to_vec(&missed).ok(),
+        );
+        match host.dispatch(&call) {
+            Ok(token) => {
+                self.held = Some((token, answer, missed));
+                Step::Wait
+            }
+            Err(_) => {
+                host.count("miroir_writes_unavailable", 1);
+                Step::Answer(in_sync::unrecorded(&missed, "unreachable"))
+            }
         }
     }
 }

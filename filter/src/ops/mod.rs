@@ -81,7 +81,8 @@ op_with_ctx!(
     similar::Similar,
     scatter::Scatter,
     task_read::TaskForward,
-    routed::RoutedWrite
+    routed::RoutedWrite,
+    keys::Everywhere
 );
 op_without_ctx!(read::ReadAll, read::FirstAnswer, register::Registration);
 
@@ -143,12 +144,6 @@ pub(crate) fn is_index_not_found(body: &[u8]) -> bool {
                 .map(|c| c == "index_not_found")
         })
         .unwrap_or(false)
-}
-
-impl Op for keys::Everywhere {
-    fn on_reply(&mut self, _: &Ctx, token: u32, reply: Reply, _: &mut dyn Host) -> Step {
-        keys::Everywhere::on_reply(self, token, reply)
-    }
 }
 
 impl Op for task_read::TaskRead {

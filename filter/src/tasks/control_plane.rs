@@ -7,6 +7,8 @@ use crate::host::Call;
 pub const TOKEN_HEADER: &str = "x-miroir-token";
 pub const REGISTER_PATH: &str = "/_miroir/internal/tasks";
 pub const LEASE_PATH: &str = "/_miroir/internal/uid-leases";
+/// Where a change with no task (a key's) that some nodes missed is recorded.
+pub const MISSED_PATH: &str = "/_miroir/internal/missed";
 
 /// A call to the control plane, carrying the filter's token and `headers` (a client's
 /// credentials, for the task routes).

@@ -318,8 +318,16 @@ fn writes_stop_only_below_min_copies_and_nothing_acknowledged_is_lost() {
 #[test]
 fn a_node_down_during_schema_changes_converges_once_back() {
     let mut fleet = Fleet::start("repl-schema", three_nodes(2), FleetOptions::default());
-    let ledger = prepare(&fleet, PRELOAD);
     let client = fleet.client(0);
+    let key = |uid: &str, name: &str| json!({"uid": uid, "name": name, "actions": ["search"], "indexes": ["movies"], "expiresAt": null});
+    const DOOMED: &str = "11111111-1111-4111-8111-111111111111";
+    const RENAMED: &str = "22222222-2222-4222-8222-222222222222";
+    const FRESH: &str = "33333333-3333-4333-8333-333333333333";
+    for (uid, name) in [(DOOMED, "doomed"), (RENAMED, "before")] {
+        let (status, body) = client.post("/keys", &key(uid, name)).pair();
+        assert_eq!(status, 201, "{body}");
+    }
+    let ledger = prepare(&fleet, PRELOAD);
     write(
         &client,
         "POST",
@@ -343,6 +351,18 @@ fn a_node_down_during_schema_changes_converges_once_back() {
     );
     let dramas: Vec<u64> = (0..PRELOAD).filter(|id| id % 3 == 0).collect();
     ledger.forget(&dramas);
+    // Key changes n2 misses: a creation, an update, a deletion.
+    let reply = client.post("/keys", &key(FRESH, "fresh"));
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert!(
+        reply.header("x-miroir-degraded").is_some(),
+        "n2 missed the key"
+    );
+    let reply = client.patch(&format!("/keys/{RENAMED}"), &json!({"name": "after"}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = client.delete(&format!("/keys/{DOOMED}"));
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert_eq!(client.get(&format!("/keys/{DOOMED}")).status, 404);
     wait_out_of_sync(&fleet, &["n2"]);
     let hits = search_every_id(&client).expect("searches go on");
     check_hits(&hits, &ledger.ids()).expect("the deletion is seen");
@@ -358,6 +378,17 @@ fn a_node_down_during_schema_changes_converges_once_back() {
         n2.get("/indexes/old").status,
         404,
         "the deleted index is gone from n2"
+    );
+    assert_eq!(
+        n2.get(&format!("/keys/{DOOMED}")).status,
+        404,
+        "the deleted key is gone from n2"
+    );
+    assert_eq!(n2.get(&format!("/keys/{RENAMED}")).json()["name"], "after");
+    assert_eq!(
+        n2.get(&format!("/keys/{FRESH}")).status,
+        200,
+        "the new key reached n2"
     );
     check_holdings(&fleet, &ledger.snapshot());
 }
