@@ -777,12 +777,45 @@ fn agreement_reads_skip_a_node_down_or_out_of_sync() {
 }
 
 #[test]
-fn a_node_down_for_the_lookup_is_left_out_of_the_whole_write() {
-    let managed = with_control_plane(&config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2));
-    let mut fleet = Fleet::new(&managed);
+fn a_node_down_is_on_the_path_of_its_own_shards_only() {
+    // RF 1: n2's shards have no other copy.
+    let plain = three_nodes();
+    let mut fleet = Fleet::new(&plain);
     for id in ["n0", "n1", "n2"] {
         fleet.node(id).index = Some(Some("id".into()));
     }
+    fleet.node("n2").down = true;
+    let n2_shards: Vec<u32> = (0..plain.topology.shards)
+        .filter(|s| {
+            plain
+                .topology
+                .write_targets(*s)
+                .iter()
+                .any(|n| n.id == "n2")
+        })
+        .collect();
+    let elsewhere: Vec<Value> = (0..200)
+        .filter(|i| !n2_shards.contains(&plain.topology.shard_for_key(&i.to_string())))
+        .take(10)
+        .map(|i| json!({"id": i, "title": "elsewhere"}))
+        .collect();
+    let (status, body) = fleet.add_documents(&plain, Value::Array(elsewhere));
+    assert_eq!(
+        status, 202,
+        "a batch of other shards does not need n2: {body}"
+    );
+    assert_eq!(header(&fleet.host, "x-miroir-degraded"), None);
+    let (status, body) = fleet.add_documents(&plain, movies(30));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_write_unavailable"))
+    );
+}
+
+#[test]
+fn a_node_down_for_the_lookup_of_a_new_index_is_left_out_of_the_whole_write() {
+    let managed = with_control_plane(&config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2));
+    let mut fleet = Fleet::new(&managed);
     fleet.node("n2").down = true;
     let (status, body) = fleet.add_documents(&managed, movies(20));
     assert_eq!(status, 202, "{body}");
@@ -793,6 +826,12 @@ fn a_node_down_for_the_lookup_is_left_out_of_the_whole_write() {
         "n2 may lack the index: every copy of it missed the write"
     );
     assert!(fleet.node("n2").docs.is_empty());
+    for id in ["n0", "n1"] {
+        assert!(
+            fleet.node(id).log.iter().any(|l| l == "POST /indexes"),
+            "{id} created it"
+        );
+    }
     // A settings change too: the other nodes take it, n2 leaves the in-sync set.
     let (status, _) = fleet.run(
         &managed,

@@ -28,7 +28,8 @@ pub(crate) struct Write {
     /// Every document's shard, once the primary key is known and the batch valid.
     pending: Option<Routed>,
     record: TaskRecord,
-    /// Nodes that missed the lookup or the index's creation: left out of the documents.
+    /// Nodes that missed the index's creation (or its lookup, when the index is created): left
+    /// out of the documents.
     missed: Misses,
 }
 
@@ -130,9 +131,13 @@ impl Write {
             routed.teach_primary_key = index_pk_was_unset;
         }
         if missing.is_empty() {
-            self.missed = unreachable;
+            // The index exists, so a node that did not answer is in the write only for the
+            // shards it holds: its part (sent anyway) succeeds or fails alone, and a node that
+            // holds none of them is not on the write's path at all.
             return self.send_documents(ctx, host);
         }
+        // Where the index is created, a node that did not answer may lack it: it is left out
+        // of the whole write, and every copy it holds missed it.
         // Meilisearch would create the index implicitly, without `_miroir_shard` filterable.
         let missing_nodes: Vec<&Node> = ctx.nodes().filter(|n| missing.contains(&n.id)).collect();
         let create = json!({"uid": self.index, "primaryKey": primary_key});
