@@ -47,6 +47,17 @@ pub enum Command {
         #[command(subcommand)]
         action: RfAction,
     },
+    /// Set the replication policy: in-sync copies a write needs, what a search without a shard
+    /// answers. A new epoch; nothing moves.
+    Replication {
+        /// In-sync copies of every shard a write must reach before it is acknowledged.
+        #[arg(long)]
+        min_copies: Option<u32>,
+        /// `error` (503 without every shard, the default) or `partial` (what the other shards
+        /// hold, the missing ones named in `X-Miroir-Degraded`).
+        #[arg(long, value_parser = ["error", "partial"])]
+        unavailable_shards: Option<String>,
+    },
     /// List rebalancing jobs (the default), or show, watch, pause, resume or cancel one.
     Jobs {
         #[command(subcommand)]

@@ -173,6 +173,10 @@ pub struct Topology {
     pub replication_factor: Value,
     #[serde(deserialize_with = "nullable")]
     pub nodes: Vec<TopologyNode>,
+    /// In-sync copies a write must reach (absent from older servers).
+    pub min_copies: Value,
+    /// `error` or `partial` (absent from older servers).
+    pub unavailable_shards: Value,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

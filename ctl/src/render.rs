@@ -344,13 +344,21 @@ pub fn status(
         }
     }
     let mut out = format!(
-        "Topology epoch {}: {} shards, replication factor {}, {} nodes in {} groups\n\n",
+        "Topology epoch {}: {} shards, replication factor {}, {} nodes in {} groups\n",
         topology.epoch,
         topology.shards,
         replication(&topology.replication_factor),
         topology.nodes.len(),
         groups.len()
     );
+    if !topology.min_copies.is_null() || !topology.unavailable_shards.is_null() {
+        out.push_str(&format!(
+            "Writes need {} in-sync copies; searches without a shard: {}\n",
+            or_dash(&plain(&topology.min_copies)),
+            or_dash(&plain(&topology.unavailable_shards))
+        ));
+    }
+    out.push('\n');
 
     // Shards held per (group, node), from the placement (or the copies when a group has no
     // owners listed).
@@ -772,6 +780,19 @@ mod tests {
             ]
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn status_shows_the_replication_policy() {
+        let mut t = topology();
+        t.min_copies = json!(2);
+        t.unavailable_shards = json!("partial");
+        let text = status(&t, Err("down"), Err("down"));
+        assert!(
+            text.contains("Writes need 2 in-sync copies; searches without a shard: partial\n"),
+            "{text}"
+        );
+        assert!(!status(&topology(), Err("down"), Err("down")).contains("Writes need"));
     }
 
     #[test]

@@ -423,6 +423,11 @@ fn every_change_calls_its_route() {
                 200,
                 job("job-4", "setReplicationFactor", "canceled", "copying", 0, 1),
             ),
+            (
+                "PATCH /_miroir/replication",
+                200,
+                json!({"topology": {"epoch": 11, "shards": 16, "nodes": [], "minCopies": 2}}),
+            ),
         ]),
         ..Script::default()
     });
@@ -456,6 +461,16 @@ fn every_change_calls_its_route() {
         ),
         (&["jobs", "resume", "job-4"], "job-4 is running/copying"),
         (&["jobs", "cancel", "job-4"], "job-4 is canceled/copying"),
+        (
+            &[
+                "replication",
+                "--min-copies",
+                "2",
+                "--unavailable-shards",
+                "partial",
+            ],
+            "Done: topology epoch 11",
+        ),
     ];
     for (args, expected) in cases {
         let run = fake.run(args);
@@ -476,6 +491,11 @@ fn every_change_calls_its_route() {
     );
     let rf = requests.iter().find(|r| r.method == "PUT").unwrap();
     assert_eq!(rf.body, json!({"replicationFactor": 3}));
+    let policy = requests.iter().find(|r| r.method == "PATCH").unwrap();
+    assert_eq!(
+        policy.body,
+        json!({"minCopies": 2, "unavailableShards": "partial"})
+    );
     assert!(requests.iter().all(|r| r.authorization.is_none()));
 }
 

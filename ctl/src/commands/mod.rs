@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Node { action } => node::run(&ctx, action),
         Command::Group { action } => group::run(&ctx, action),
         Command::Rf { action } => rf::run(&ctx, action),
+        Command::Replication {
+            min_copies,
+            unavailable_shards,
+        } => rf::policy(&ctx, min_copies, unavailable_shards),
         Command::Jobs { action } => jobs::run(&ctx, action),
         Command::Status => status::run(&ctx),
     }
