@@ -20,6 +20,10 @@ use crate::tasks::TaskRecord;
 /// Header of a write acknowledged below full replication: which shards, how many copies took it.
 pub(crate) const DEGRADED_HEADER: &str = "x-miroir-degraded";
 
+/// On `GET /tasks/{uid}` (from the control plane): the nodes the task's change has not reached
+/// yet, out of sync until repaired.
+pub(crate) const OUT_OF_SYNC_HEADER: &str = "x-miroir-out-of-sync-nodes";
+
 /// The nodes a write did not reach, each with why (for the error a client reads).
 #[derive(Default)]
 pub(crate) struct Misses(BTreeMap<String, String>);

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::in_sync::OUT_OF_SYNC_HEADER;
 use super::read::DISAGREEMENT_HEADER;
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
@@ -175,16 +176,15 @@ impl TaskForward {
                 headers,
                 body,
             } if !(502..=504).contains(&status) => {
-                // The nodes the control plane's settings check found disagreeing after this task.
-                let disagreeing = headers
-                    .into_iter()
-                    .find(|(name, _)| name == DISAGREEMENT_HEADER)
-                    .map(|(_, nodes)| nodes);
-                let answer = Answer::relay(status, body);
-                Step::Answer(match disagreeing {
-                    Some(nodes) => answer.with_header(DISAGREEMENT_HEADER, nodes),
-                    None => answer,
-                })
+                // The nodes the control plane's settings check found disagreeing after this task,
+                // and those its change has not reached yet.
+                let mut answer = Answer::relay(status, body);
+                for relayed in [DISAGREEMENT_HEADER, OUT_OF_SYNC_HEADER] {
+                    if let Some((_, nodes)) = headers.iter().find(|(name, _)| name == relayed) {
+                        answer = answer.with_header(relayed, nodes.clone());
+                    }
+                }
+                Step::Answer(answer)
             }
             _ => {
                 tasks::set_control_plane_unreachable(host, true);
@@ -264,11 +264,18 @@ mod tests {
     }
 
     #[test]
-    fn the_disagreeing_nodes_the_control_plane_found_reach_the_client() {
+    fn the_nodes_the_control_plane_names_on_a_task_reach_the_client() {
         let task = json!({"uid": 5, "status": "succeeded", "type": "settingsUpdate"});
-        let host = read_task(&task, &[("x-miroir-disagreeing-nodes", "n1,n2")]);
+        let host = read_task(
+            &task,
+            &[
+                ("x-miroir-disagreeing-nodes", "n1,n2"),
+                ("x-miroir-out-of-sync-nodes", "n3"),
+            ],
+        );
         assert_eq!(host.answer(), Some((200, task.clone())));
         assert_eq!(host.header("x-miroir-disagreeing-nodes"), Some("n1,n2"));
+        assert_eq!(host.header("x-miroir-out-of-sync-nodes"), Some("n3"));
 
         let host = read_task(&task, &[("content-type", "application/json")]);
         assert_eq!(host.answer(), Some((200, task)));

@@ -133,6 +133,58 @@ fn single_documents(first: u64, count: u64) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// How many single-document writes a stream sends before it waits for their tasks.
+const STREAM_WINDOW: usize = 100;
+
+/// A stream of `count` single-document writes of new ids from `first`, each answered 202 before
+/// the next is sent; their tasks are awaited a window at a time (every acknowledged document
+/// then goes to the ledger), so the stream is not paced by the nodes' indexing.
+fn stream_singles(
+    client: miroir_e2e::Client,
+    ledger: std::sync::Arc<Ledger>,
+    first: u64,
+    count: u64,
+) -> std::thread::JoinHandle<WriterReport> {
+    std::thread::spawn(move || {
+        let mut report = WriterReport::default();
+        let mut pending: Vec<(Value, Value)> = Vec::new();
+        let settle = |pending: &mut Vec<(Value, Value)>, report: &mut WriterReport| {
+            for (doc, enqueued) in pending.drain(..) {
+                match await_task(&client, &enqueued, None) {
+                    Ok(_) => {
+                        ledger.ack(&[doc]);
+                        report.acked_at.push(Instant::now());
+                    }
+                    Err(e) => report.failures.push(e),
+                }
+            }
+        };
+        for id in first..first + count {
+            report.batches += 1;
+            let doc = document(id, 0);
+            let body = serde_json::to_vec(&json!([doc])).unwrap_or_default();
+            match client.try_send(
+                "POST",
+                "/indexes/movies/documents",
+                Some(("application/json", &body)),
+            ) {
+                Ok(reply) if reply.status == 202 => pending.push((doc, reply.json())),
+                Ok(reply) => report.failures.push(format!(
+                    "POST document {id}: {} {}",
+                    reply.status,
+                    reply.text()
+                )),
+                Err(e) => report.failures.push(format!("POST document {id}: {e}")),
+            }
+            if pending.len() >= STREAM_WINDOW {
+                settle(&mut pending, &mut report);
+            }
+        }
+        settle(&mut pending, &mut report);
+        report
+    })
+}
+
 /// Until `ledger` holds `count` documents (the writers are past their first acknowledgements).
 fn wait_acked(fleet: &Fleet, ledger: &Ledger, count: usize) {
     fleet.eventually_within("writes acknowledged", Duration::from_secs(120), || {
@@ -161,7 +213,13 @@ struct KillLoad {
 }
 
 impl KillLoad {
-    fn start(fleet: &Fleet, ledger: &std::sync::Arc<Ledger>, batches: u64) -> KillLoad {
+    /// `batches` of the batch writer, `singles` single-document writes streamed beside them.
+    fn start(
+        fleet: &Fleet,
+        ledger: &std::sync::Arc<Ledger>,
+        batches: u64,
+        singles: u64,
+    ) -> KillLoad {
         let load = Load::start(
             fleet,
             ledger,
@@ -170,12 +228,7 @@ impl KillLoad {
                 .take(batches as usize)
                 .collect(),
         );
-        let singles = start_writer(
-            fleet.client(0),
-            ledger.clone(),
-            single_documents(1_000_000, batches * 5),
-            false,
-        );
+        let singles = stream_singles(fleet.client(0), ledger.clone(), 1_000_000, singles);
         KillLoad { load, singles }
     }
 
@@ -211,7 +264,7 @@ fn searches_during(
 fn a_node_killed_under_load_loses_nothing_and_is_repaired() {
     let mut fleet = Fleet::start("repl-kill", three_nodes(2), FleetOptions::default());
     let ledger = prepare(&fleet, PRELOAD);
-    let load = KillLoad::start(&fleet, &ledger, 20);
+    let load = KillLoad::start(&fleet, &ledger, 20, 2_000);
     wait_acked(&fleet, &ledger, PRELOAD as usize + 300);
     fleet.kill_node("n2");
     println!("{} n2 killed", label(&fleet));
@@ -252,7 +305,7 @@ fn two_groups_of_one_copy_keep_writing_with_a_node_down() {
     );
     let mut fleet = Fleet::start("repl-groups", spec, FleetOptions::default());
     let ledger = prepare(&fleet, PRELOAD);
-    let load = KillLoad::start(&fleet, &ledger, 10);
+    let load = KillLoad::start(&fleet, &ledger, 10, 300);
     wait_acked(&fleet, &ledger, PRELOAD as usize + 100);
     fleet.kill_node("n1");
     load.finish(&fleet);
@@ -272,7 +325,7 @@ fn writes_stop_only_below_min_copies_and_nothing_acknowledged_is_lost() {
     };
     let mut fleet = Fleet::start("repl-min-copies", three_nodes(3), options);
     let ledger = prepare(&fleet, PRELOAD);
-    let load = KillLoad::start(&fleet, &ledger, 10);
+    let load = KillLoad::start(&fleet, &ledger, 10, 300);
     wait_acked(&fleet, &ledger, PRELOAD as usize + 100);
     fleet.kill_node("n2");
     load.finish(&fleet);
@@ -336,11 +389,18 @@ fn a_node_down_during_schema_changes_converges_once_back() {
     );
     fleet.kill_node("n2");
     // The changes n2 misses: settings, an index deletion, a deletion by filter.
-    write(
+    let settings_task = write(
         &client,
         "PATCH",
         "/indexes/movies/settings",
         &json!({"stopWords": ["the"], "filterableAttributes": ["genre", "year"]}),
+    );
+    let task_path = format!("/tasks/{}", settings_task["uid"]);
+    let behind = client.get(&task_path);
+    assert_eq!(
+        behind.header("x-miroir-out-of-sync-nodes"),
+        Some("n2"),
+        "the task shows the node it has not reached"
     );
     write(&client, "DELETE", "/indexes/old", &Value::Null);
     write(
@@ -371,6 +431,11 @@ fn a_node_down_during_schema_changes_converges_once_back() {
         fleet.restart_node("n2");
         wait_in_sync(fleet);
     });
+    assert_eq!(
+        client.get(&task_path).header("x-miroir-out-of-sync-nodes"),
+        None,
+        "repaired, n2 has it"
+    );
     let n2 = fleet.node_client("n2");
     let settings = n2.get("/indexes/movies/settings").json();
     assert_eq!(settings["stopWords"], json!(["the"]), "{settings}");
@@ -395,14 +460,30 @@ fn a_node_down_during_schema_changes_converges_once_back() {
 
 #[test]
 fn writes_go_on_while_the_control_plane_is_down_and_the_repair_resumes() {
-    let mut fleet = Fleet::start("repl-cp-down", three_nodes(2), FleetOptions::default());
+    // A repair slow enough to be caught in its copy (a unit at a time, 300 documents/s).
+    let options = FleetOptions {
+        copy_concurrency: 1,
+        copy_documents_per_second: 300,
+        ..FleetOptions::default()
+    };
+    let mut fleet = Fleet::start("repl-cp-down", three_nodes(2), options);
     let ledger = prepare(&fleet, PRELOAD);
     fleet.kill_node("n2");
-    // A write that leaves n2's copies out of sync (the control plane records it).
-    let (status, body, _) = write_one(&fleet, 4_000_000);
-    assert_eq!(status, 202, "{body}");
-    await_task(&fleet.client(0), &body, None).expect("the write succeeds");
-    ledger.ack(&[document(4_000_000, 0)]);
+    // Writes that leave n2's copies out of sync (the control plane records it), and give its
+    // repair something to copy.
+    let client = fleet.client(0);
+    let missed: Vec<Value> = (PRELOAD..PRELOAD + 3_000)
+        .map(|id| document(id, 0))
+        .collect();
+    for chunk in missed.chunks(1_000) {
+        write(
+            &client,
+            "POST",
+            "/indexes/movies/documents",
+            &Value::Array(chunk.to_vec()),
+        );
+        ledger.ack(chunk);
+    }
     wait_out_of_sync(&fleet, &["n2"]);
 
     // n2's copies are out of sync already: the writes need no new mark, so they go on.
@@ -427,7 +508,27 @@ fn writes_go_on_while_the_control_plane_is_down_and_the_repair_resumes() {
     fleet.control_plane_mut(0).restart();
     searches_during(&mut fleet, &ledger, |fleet| {
         fleet.restart_node("n2");
+        // The control plane goes down again in the middle of the repair's copy.
+        let job = fleet.eventually_within("the repair copying", REPAIR_TIMEOUT, || {
+            let jobs = admin(fleet).get("/_miroir/jobs").json();
+            jobs["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|j| j["kind"] == "repair" && j["state"] == "running" && j["phase"] == "copy")
+                .cloned()
+                .ok_or_else(|| format!("{jobs}"))
+        });
+        fleet.control_plane_mut(0).kill();
+        fleet.control_plane_mut(0).restart();
         wait_in_sync(fleet);
+        let id = job["id"].as_str().unwrap_or_default();
+        fleet.eventually_within("the repair to end", REPAIR_TIMEOUT, || {
+            let after = admin(fleet).get(&format!("/_miroir/jobs/{id}")).json();
+            (after["state"] == "succeeded")
+                .then_some(())
+                .ok_or_else(|| format!("the repair resumed but did not end: {after}"))
+        });
     });
     check_holdings(&fleet, &ledger.snapshot());
 }
