@@ -394,29 +394,11 @@ pub fn run(s: &Settings) -> Migration {
                 Err(e) => stop_and_fail(&stop, format!("GET /_miroir/jobs/{id}: {e}")),
             };
             let now = t0.elapsed().as_secs_f64();
-            let (state, phase) = (
-                job["state"].as_str().unwrap_or("?"),
-                job["phase"].as_str().unwrap_or("?"),
-            );
-            // A running job's phase, else `state/phase` (`paused/stage`).
-            let label = match state {
-                "running" | "succeeded" => phase.to_string(),
-                _ => format!("{state}/{phase}"),
-            };
-            if phases.last().is_none_or(|(p, _)| *p != label) {
-                println!(
-                    "migration: {now:.2} s: {state}/{phase}, shards {}/{}, documents {}{}",
-                    job["shardsDone"],
-                    job["shardsTotal"],
-                    job["documentsCopied"],
-                    job["reason"]
-                        .as_str()
-                        .map_or(String::new(), |r| format!(", reason: {r}"))
-                );
+            let state = job["state"].as_str().unwrap_or("?");
+            if let Some(label) = note_phase("migration", now, &job, &mut phases) {
                 if let Some(reason) = job["reason"].as_str() {
                     pauses.push(format!("{label} at {now:.2} s: {reason}"));
                 }
-                phases.push((label, now));
             }
             // A job paused for a node resumes by itself once the node answers again.
             paused_since = match (state, paused_since) {
@@ -681,4 +663,36 @@ pub fn report(m: &Migration) -> (String, Value) {
         },
     });
     (md, json)
+}
+
+/// Records and prints a job's progress line when its phase changed since the last one in
+/// `phases` (a running job's phase, else `state/phase`, e.g. `paused/stage`); the new label.
+pub fn note_phase(
+    bench: &str,
+    now: f64,
+    job: &Value,
+    phases: &mut Vec<(String, f64)>,
+) -> Option<String> {
+    let (state, phase) = (
+        job["state"].as_str().unwrap_or("?"),
+        job["phase"].as_str().unwrap_or("?"),
+    );
+    let label = match state {
+        "running" | "succeeded" => phase.to_string(),
+        _ => format!("{state}/{phase}"),
+    };
+    if phases.last().is_some_and(|(p, _)| *p == label) {
+        return None;
+    }
+    println!(
+        "{bench}: {now:.2} s: {state}/{phase}, shards {}/{}, documents {}{}",
+        job["shardsDone"],
+        job["shardsTotal"],
+        job["documentsCopied"],
+        job["reason"]
+            .as_str()
+            .map_or(String::new(), |r| format!(", reason: {r}"))
+    );
+    phases.push((label.clone(), now));
+    Some(label)
 }

@@ -34,9 +34,10 @@ use miroir_e2e::{corpus, Client, Cluster, Fleet, FleetOptions, LogLevels, Spec};
 use serde_json::{json, Value};
 
 use super::migration::{
-    control_plane_binary, document_batches, load_average, node_alone, node_documents, Batches,
+    control_plane_binary, document_batches, load_average, node_alone, node_documents, note_phase,
+    Batches,
 };
-use super::{fail, percentile, wait_task, write, BATCH, INDEX};
+use super::{create_index, fail, percentile, wait_task, BATCH, INDEX};
 
 /// Default documents when `--docs` is not given.
 pub const DEFAULT_DOCS: usize = 20_000;
@@ -260,22 +261,6 @@ fn warm_up(client: &Client, k: usize, warmup: usize) {
     single_writes(client, first + BATCH..first + BATCH + warmup);
 }
 
-/// Creates the index with the corpus's settings (each awaited).
-fn create_index(client: &Client) {
-    write(
-        client,
-        "POST",
-        "/indexes",
-        &json!({"uid": INDEX, "primaryKey": "id"}),
-    );
-    write(
-        client,
-        "PATCH",
-        &format!("/indexes/{INDEX}/settings"),
-        &corpus::settings(),
-    );
-}
-
 /// The warm-up's single documents and the single-document writes of state 0, straight into a
 /// fresh node alone.
 fn direct_singles(s: &Settings) -> WriteLatency {
@@ -476,26 +461,8 @@ pub fn run(s: &Settings) -> Replication {
     let job = wait_until(&format!("repair {id} to succeed"), JOB_TIMEOUT, || {
         let job = get(&fleet, &format!("/_miroir/jobs/{id}"))?;
         let now = t0.elapsed().as_secs_f64();
-        let (state, phase) = (
-            job["state"].as_str().unwrap_or("?"),
-            job["phase"].as_str().unwrap_or("?"),
-        );
-        let label = match state {
-            "running" | "succeeded" => phase.to_string(),
-            _ => format!("{state}/{phase}"),
-        };
-        if phases.last().is_none_or(|(p, _)| *p != label) {
-            println!(
-                "replication: {now:.2} s: {state}/{phase}, shards {}/{}, documents {}{}",
-                job["shardsDone"],
-                job["shardsTotal"],
-                job["documentsCopied"],
-                job["reason"]
-                    .as_str()
-                    .map_or(String::new(), |r| format!(", reason: {r}"))
-            );
-            phases.push((label, now));
-        }
+        let state = job["state"].as_str().unwrap_or("?");
+        note_phase("replication", now, &job, &mut phases);
         match state {
             "succeeded" => Ok(Some(job)),
             "failed" | "canceled" => fail(&format!("repair {id} did not succeed: {job:#}")),

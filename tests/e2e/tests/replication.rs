@@ -475,15 +475,7 @@ fn writes_go_on_while_the_control_plane_is_down_and_the_repair_resumes() {
     let missed: Vec<Value> = (PRELOAD..PRELOAD + 3_000)
         .map(|id| document(id, 0))
         .collect();
-    for chunk in missed.chunks(1_000) {
-        write(
-            &client,
-            "POST",
-            "/indexes/movies/documents",
-            &Value::Array(chunk.to_vec()),
-        );
-        ledger.ack(chunk);
-    }
+    write_acked(&client, &ledger, &missed);
     wait_out_of_sync(&fleet, &["n2"]);
 
     // n2's copies are out of sync already: the writes need no new mark, so they go on.

@@ -281,10 +281,8 @@ fn write(client: &Client, method: &str, path: &str, body: &Value) {
     }
 }
 
-/// Creates the index with the corpus's settings (untimed), then adds `docs` in batches of
-/// 1000, all enqueued at once, and waits for the last task. Returns the seconds from the first
-/// POST until every task succeeded.
-fn index_corpus(client: &Client, docs: &[Value]) -> f64 {
+/// Creates the index with the corpus's settings (each awaited).
+fn create_index(client: &Client) {
     write(
         client,
         "POST",
@@ -297,6 +295,13 @@ fn index_corpus(client: &Client, docs: &[Value]) -> f64 {
         &format!("/indexes/{INDEX}/settings"),
         &corpus::settings(),
     );
+}
+
+/// Creates the index with the corpus's settings (untimed), then adds `docs` in batches of
+/// 1000, all enqueued at once, and waits for the last task. Returns the seconds from the first
+/// POST until every task succeeded.
+fn index_corpus(client: &Client, docs: &[Value]) -> f64 {
+    create_index(client);
     let bodies: Vec<Vec<u8>> = docs
         .chunks(BATCH)
         .map(|c| serde_json::to_vec(c).unwrap_or_default())

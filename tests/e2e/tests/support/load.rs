@@ -91,16 +91,21 @@ pub fn prepare(fleet: &Fleet, count: u64) -> Arc<Ledger> {
     );
     let ledger = Arc::new(Ledger::default());
     let docs: Vec<Value> = (0..count).map(|id| document(id, 0)).collect();
+    write_acked(&client, &ledger, &docs);
+    ledger
+}
+
+/// Writes `docs` to `movies` in batches of 2,000, each awaited, and records them acknowledged.
+pub fn write_acked(client: &Client, ledger: &Ledger, docs: &[Value]) {
     for chunk in docs.chunks(2_000) {
         write(
-            &client,
+            client,
             "POST",
             "/indexes/movies/documents",
             &Value::Array(chunk.to_vec()),
         );
         ledger.ack(chunk);
     }
-    ledger
 }
 
 /// The writer's batches: new documents after `first_new`, and new versions of preloaded ones.
