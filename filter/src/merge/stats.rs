@@ -1,19 +1,103 @@
 //! Index statistics of a sharded index. Inside one replica group every document is stored on
 //! exactly RF nodes (its owners), so a group's node statistics summed and divided by RF count
-//! each document once. Stale copies left by an unfinished migration would be counted too.
+//! each document once. Stale copies left by an unfinished migration would be counted too. With a
+//! node of every group silent, the counts are estimated from the others ([`Counting`]).
+
+use std::collections::BTreeMap;
 
 use miroir_topology::{reserved, Topology};
 use serde_json::{json, Map, Value};
 
+/// How one node's counts enter a sum: times `num`, divided by `den`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Share {
+    num: u64,
+    den: u64,
+}
+
+impl Share {
+    fn of(self, value: u64) -> u128 {
+        u128::from(value)
+            .saturating_mul(u128::from(self.num))
+            .checked_div(u128::from(self.den))
+            .unwrap_or(0)
+    }
+}
+
+/// The nodes whose statistics are counted, and how.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Counting {
+    shares: BTreeMap<String, Share>,
+    /// Not every node of the group answered: each answering node counts for the shards it was
+    /// given in a covering of the group, as a share of those it holds (documents spread evenly
+    /// over a node's shards, by the hash).
+    pub estimated: bool,
+}
+
+/// How to count: over the first replica group (by name) whose every node answered, each
+/// divided by the group's replication factor (exact); else over the first group whose shards
+/// the answering nodes' in-sync copies cover (estimated); `None` when no group is covered.
+pub fn counting(topology: &Topology, answered: &[&str]) -> Option<Counting> {
+    let groups = topology.group_names();
+    let complete = groups.iter().find(|g| {
+        topology
+            .nodes
+            .iter()
+            .filter(|n| n.group == **g)
+            .all(|n| answered.contains(&n.id.as_str()))
+    });
+    if let Some(group) = complete {
+        let share = Share {
+            num: 1,
+            den: u64::from(topology.replication_of(group).max(1)),
+        };
+        let shares = topology
+            .nodes
+            .iter()
+            .filter(|n| n.group == *group)
+            .map(|n| (n.id.clone(), share))
+            .collect();
+        return Some(Counting {
+            shares,
+            estimated: false,
+        });
+    }
+    groups.iter().find_map(|group| {
+        let mut held: BTreeMap<String, u64> = BTreeMap::new();
+        let mut given: BTreeMap<String, u64> = BTreeMap::new();
+        for shard in 0..topology.shards {
+            let owners = topology.owners(shard, group);
+            for owner in &owners {
+                let n = held.entry(owner.id.clone()).or_default();
+                *n = n.saturating_add(1);
+            }
+            let counted = owners.iter().find(|o| answered.contains(&o.id.as_str()))?;
+            let n = given.entry(counted.id.clone()).or_default();
+            *n = n.saturating_add(1);
+        }
+        let shares = given
+            .into_iter()
+            .map(|(node, num)| {
+                let den = held.get(&node).copied().unwrap_or(num).max(1);
+                (node, Share { num, den })
+            })
+            .collect();
+        Some(Counting {
+            shares,
+            estimated: true,
+        })
+    })
+}
+
 /// Combines the nodes' answers (`GET /indexes/{uid}/stats`, or `GET /stats` when `whole`),
 /// which give sizes in bytes; `human` writes them as Meilisearch's `sizeFormat=human` does.
 pub fn combine(
-    topology: &Topology,
+    counting: &Counting,
     whole: bool,
     human: bool,
     bodies: Vec<(String, Value)>,
 ) -> Value {
-    let mut combined = combine_raw(topology, whole, bodies);
+    let mut combined = combine_raw(counting, whole, bodies);
     if human {
         humanize(&mut combined, whole);
     }
@@ -71,39 +155,17 @@ fn humanize(stats: &mut Value, whole: bool) {
     }
 }
 
-/// The replica group statistics are counted over: the first (by name) whose every node
-/// answered, so one node down in another group changes nothing.
-pub fn counted_group(topology: &Topology, answered: &[&str]) -> Option<String> {
-    topology
-        .group_names()
-        .into_iter()
-        .find(|g| {
-            topology
-                .nodes
-                .iter()
-                .filter(|n| n.group == *g)
-                .all(|n| answered.contains(&n.id.as_str()))
-        })
-        .map(str::to_string)
-}
-
-fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -> Value {
-    let answered: Vec<&str> = bodies.iter().map(|(n, _)| n.as_str()).collect();
-    let group = counted_group(topology, &answered)
-        .or_else(|| topology.group_names().first().map(|g| g.to_string()))
-        .unwrap_or_default();
-    let rf = u64::from(topology.replication_of(&group).max(1));
-    let in_group = |node: &str| topology.node(node).is_some_and(|n| n.group == group);
+fn combine_raw(counting: &Counting, whole: bool, bodies: Vec<(String, Value)>) -> Value {
+    let counted = |node: &str| counting.shares.get(node).copied();
     if !whole {
-        let stats: Vec<&Value> = bodies
+        let stats: Vec<(&Value, Share)> = bodies
             .iter()
-            .filter(|(n, _)| in_group(n))
-            .map(|(_, b)| b)
+            .filter_map(|(n, b)| Some((b, counted(n)?)))
             .collect();
         let indexing = bodies
             .iter()
             .any(|(_, b)| b["isIndexing"].as_bool() == Some(true));
-        return index_stats(&stats, rf, indexing);
+        return index_stats(&stats, indexing);
     }
     let sum = |field: &str| {
         bodies
@@ -127,17 +189,17 @@ fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -
     }
     let mut indexes = Map::new();
     for uid in uids {
-        let per_node = |node_filter: &dyn Fn(&str) -> bool| -> Vec<&Value> {
-            bodies
-                .iter()
-                .filter(|(n, _)| node_filter(n))
-                .filter_map(|(_, b)| b.get("indexes").and_then(|i| i.get(&uid)))
-                .collect()
-        };
-        let indexing = per_node(&|_| true)
+        let of_index = |b: &'_ Value| b.get("indexes").and_then(|i| i.get(&uid)).cloned();
+        let indexing = bodies
             .iter()
-            .any(|s| s["isIndexing"].as_bool() == Some(true));
-        indexes.insert(uid.clone(), index_stats(&per_node(&in_group), rf, indexing));
+            .filter_map(|(_, b)| of_index(b))
+            .any(|s| s.get("isIndexing").and_then(Value::as_bool) == Some(true));
+        let counted_stats: Vec<(Value, Share)> = bodies
+            .iter()
+            .filter_map(|(n, b)| Some((of_index(b)?, counted(n)?)))
+            .collect();
+        let stats: Vec<(&Value, Share)> = counted_stats.iter().map(|(v, s)| (v, *s)).collect();
+        indexes.insert(uid.clone(), index_stats(&stats, indexing));
     }
     // Database sizes are physical: every copy takes room.
     json!({
@@ -148,39 +210,45 @@ fn combine_raw(topology: &Topology, whole: bool, bodies: Vec<(String, Value)>) -
     })
 }
 
-fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
-    // `rf` is at least 1: the division never falls back.
-    let per_copy = |total: u64| total.checked_div(rf).unwrap_or(total);
+fn index_stats(stats: &[(&Value, Share)], indexing: bool) -> Value {
+    let weighted = |values: &mut dyn Iterator<Item = (u64, Share)>| -> u64 {
+        let total = values.fold(0u128, |acc, (v, share)| acc.saturating_add(share.of(v)));
+        u64::try_from(total).unwrap_or(u64::MAX)
+    };
     let sum = |field: &str| {
-        per_copy(
-            stats
+        weighted(
+            &mut stats
                 .iter()
-                .filter_map(|s| s[field].as_u64())
-                .fold(0, u64::saturating_add),
+                .filter_map(|(s, share)| Some((s[field].as_u64()?, *share))),
         )
     };
     let documents = sum("numberOfDocuments");
     let raw = sum("rawDocumentDbSize");
-    let mut fields: Map<String, Value> = Map::new();
-    for s in stats {
+    let mut names: Vec<String> = Vec::new();
+    for (s, _) in stats {
         if let Some(Value::Object(distribution)) = s.get("fieldDistribution") {
-            for (field, count) in distribution {
-                let previous = fields.get(field).and_then(Value::as_u64).unwrap_or(0);
-                fields.insert(
-                    field.clone(),
-                    json!(previous.saturating_add(count.as_u64().unwrap_or(0))),
-                );
+            for field in distribution.keys() {
+                if !names.contains(field) {
+                    names.push(field.clone());
+                }
             }
         }
     }
+    let mut fields: Map<String, Value> = names
+        .into_iter()
+        .map(|field| {
+            let count = weighted(&mut stats.iter().filter_map(|(s, share)| {
+                let count = s.get("fieldDistribution")?.get(field.as_str())?.as_u64()?;
+                Some((count, *share))
+            }));
+            (field, json!(count))
+        })
+        .collect();
     reserved::strip(&mut fields);
-    for count in fields.values_mut() {
-        *count = json!(per_copy(count.as_u64().unwrap_or(0)));
-    }
     fields.sort_keys();
     let mut merged = stats
         .first()
-        .and_then(|s| s.as_object().cloned())
+        .and_then(|(s, _)| s.as_object().cloned())
         .unwrap_or_default();
     merged.insert("numberOfDocuments".into(), json!(documents));
     merged.insert("rawDocumentDbSize".into(), json!(raw));
@@ -197,7 +265,7 @@ fn index_stats(stats: &[&Value], rf: u64, indexing: bool) -> Value {
     // Internal database sizes are physical: every copy in the group takes room.
     if merged.contains_key("internalDatabaseSizes") {
         let mut internal: Map<String, Value> = Map::new();
-        for s in stats {
+        for (s, _) in stats {
             if let Some(Value::Object(sizes)) = s.get("internalDatabaseSizes") {
                 for (db, bytes) in sizes {
                     let previous = internal.get(db).and_then(Value::as_u64).unwrap_or(0);
@@ -240,6 +308,46 @@ mod tests {
         }
     }
 
+    /// What `combine` makes of `bodies`, counted as the read that got them counts them.
+    fn merge(topology: &Topology, whole: bool, human: bool, bodies: Vec<(String, Value)>) -> Value {
+        let answered: Vec<&str> = bodies.iter().map(|(n, _)| n.as_str()).collect();
+        let counting = counting(topology, &answered).expect("a group is covered");
+        combine(&counting, whole, human, bodies)
+    }
+
+    #[test]
+    fn without_a_node_counts_are_estimated_from_the_shares_of_the_others() {
+        // RF 2 in one group of 3, 10 documents in every shard: a node holds 10 per shard.
+        let mut t = topology(2);
+        t.nodes.retain(|n| n.group == "a");
+        t.nodes.push(Node {
+            id: "a2".into(),
+            address: "h:1".into(),
+            group: "a".into(),
+            state: NodeState::Active,
+        });
+        let t = t.with_explicit_map().unwrap();
+        let held = |node: &str| {
+            (0..8)
+                .filter(|s| t.owners(*s, "a").iter().any(|o| o.id == node))
+                .count() as u64
+        };
+        let bodies: Vec<(String, Value)> = ["a0", "a1"]
+            .iter()
+            .map(|n| (n.to_string(), node_stats(10 * held(n), false)))
+            .collect();
+        let answered = ["a0", "a1"];
+        let counting = counting(&t, &answered).unwrap();
+        assert!(counting.estimated);
+        let merged = combine(&counting, false, false, bodies);
+        assert_eq!(merged["numberOfDocuments"], 80, "{merged}");
+        assert_eq!(merged["fieldDistribution"]["title"], 80);
+        // Every node answering: exact, divided by RF.
+        assert!(!super::counting(&t, &["a0", "a1", "a2"]).unwrap().estimated);
+        // A shard whose every copy is silent: nothing to count from.
+        assert_eq!(super::counting(&t, &["a0"]), None);
+    }
+
     fn node_stats(docs: u64, indexing: bool) -> Value {
         json!({"numberOfDocuments": docs, "rawDocumentDbSize": docs * 100, "avgDocumentSize": 100, "isIndexing": indexing,
                "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0,
@@ -255,7 +363,7 @@ mod tests {
             ("b0".to_string(), node_stats(10, true)),
             ("b1".to_string(), node_stats(10, false)),
         ];
-        let merged = combine(&topology(2), false, false, bodies);
+        let merged = merge(&topology(2), false, false, bodies);
         assert_eq!(merged["numberOfDocuments"], 10);
         assert_eq!(merged["rawDocumentDbSize"], 1000);
         assert_eq!(merged["avgDocumentSize"], 100);
@@ -272,7 +380,7 @@ mod tests {
             ("b0".to_string(), whole(5)),
             ("b1".to_string(), whole(2)),
         ];
-        let merged = combine(&topology(1), true, false, bodies);
+        let merged = merge(&topology(1), true, false, bodies);
         assert_eq!(merged["databaseSize"], 4000);
         assert_eq!(merged["lastUpdate"], "2026-11-22T00:00:05Z");
         assert_eq!(
@@ -304,7 +412,7 @@ mod tests {
             ("a0".to_string(), whole(4096)),
             ("a1".to_string(), whole(8192)),
         ];
-        let merged = combine(&topology(1), true, true, bodies);
+        let merged = merge(&topology(1), true, true, bodies);
         assert_eq!(merged["databaseSize"], "944 KiB");
         assert_eq!(merged["indexes"]["movies"]["rawDocumentDbSize"], "8 KiB");
         assert_eq!(merged["indexes"]["movies"]["avgDocumentSize"], "4 KiB");

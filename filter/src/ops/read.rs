@@ -110,11 +110,12 @@ impl ReadAll {
             .filter(|(_, r)| matches!(outcome(r), Outcome::Success(_)))
             .map(|(n, _)| n.as_str())
             .collect();
-        let group_answered =
-            || crate::merge::stats::counted_group(&self.config.topology, &answering).is_some();
+        let counting = whole_groups
+            .then(|| crate::merge::stats::counting(&self.config.topology, &answering))
+            .flatten();
         // A node that does not answer leaves the others' answer standing (they agree by
-        // construction); statistics need every node of one replica group.
-        if refused || !answered || (whole_groups && !group_answered()) {
+        // construction); statistics need the answering nodes to cover a replica group.
+        if refused || !answered || (whole_groups && counting.is_none()) {
             if let Some(problem) = first_problem(&replies) {
                 return Step::Answer(problem);
             }
@@ -133,19 +134,31 @@ impl ReadAll {
                 bodies.push((node.clone(), body));
             }
         }
-        let (answer, disagreeing) = match self.kind {
-            Agreement::IndexStats | Agreement::Stats => {
+        let (answer, disagreeing) = match (self.kind, &counting) {
+            (Agreement::IndexStats | Agreement::Stats, Some(counting)) => {
                 let whole = self.kind == Agreement::Stats;
                 (
-                    crate::merge::stats::combine(&self.config.topology, whole, self.human, bodies),
+                    crate::merge::stats::combine(counting, whole, self.human, bodies),
                     Vec::new(),
                 )
             }
-            Agreement::KeyList => shared_keys(bodies, self.window),
-            Agreement::Fields => (fields_union(bodies, self.window), Vec::new()),
-            kind => combine(kind, bodies),
+            (Agreement::KeyList, _) => shared_keys(bodies, self.window),
+            (Agreement::Fields, _) => (fields_union(bodies, self.window), Vec::new()),
+            (kind, _) => combine(kind, bodies),
         };
         let mut answer = Answer::json(200, &answer);
+        if counting.as_ref().is_some_and(|c| c.estimated) {
+            let silent: Vec<&str> = self
+                .nodes
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !answering.contains(n))
+                .collect();
+            answer = answer.with_header(
+                crate::ops::in_sync::DEGRADED_HEADER,
+                format!("statistics estimated without {}", silent.join(",")),
+            );
+        }
         if !disagreeing.is_empty() {
             host.count("miroir_node_disagreements", 1);
             host.log_warn(&format!(

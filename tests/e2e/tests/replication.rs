@@ -280,6 +280,23 @@ fn a_node_killed_under_load_loses_nothing_and_is_repaired() {
         let (status, body) = fleet.client(0).get(path).pair();
         assert_eq!(status, 200, "GET {path} with n2 down: {body}");
     }
+    // Statistics are estimated from the other nodes' shares, and say so.
+    let stats = fleet.client(0).get("/indexes/movies/stats");
+    assert_eq!(stats.status, 200, "{}", stats.text());
+    assert!(
+        stats
+            .header("x-miroir-degraded")
+            .is_some_and(|d| d.starts_with("statistics estimated without n2")),
+        "{:?}",
+        stats.headers
+    );
+    let counted = stats.json()["numberOfDocuments"].as_f64().unwrap_or(0.0);
+    let written = ledger.ids().len() as f64;
+    assert!(
+        (counted - written).abs() <= written * 0.15,
+        "{counted} documents estimated, {written} written"
+    );
+    assert_eq!(fleet.client(0).get("/stats").status, 200);
     let (status, body, degraded) = write_one(&fleet, 2_000_000);
     assert_eq!(status, 202, "{body}");
     let degraded = degraded.expect("a write below full replication says so");
