@@ -295,7 +295,7 @@ mod tests {
         let now = crate::time::parse("2026-01-01T00:10:00Z").unwrap().0;
         let key = |name: &str, at: &str| json!({"uid": "0b3b5e4e-0000-4000-8000-000000000001", "name": name, "createdAt": at});
         assert!(stale_key(&key("search", "2026-01-01T00:09:00Z"), now));
-        assert!(!stale_key(&key("search", "2026-01-01T00:09:58Z"), now));
+        assert!(!stale_key(&key("search", "2026-01-01T00:09:59Z"), now));
         assert!(!stale_key(
             &key("Default Search API Key", "2026-01-01T00:00:00Z"),
             now
