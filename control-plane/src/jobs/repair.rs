@@ -3,8 +3,9 @@
 //!
 //! When no job is unfinished and the stored topology has `outOfSync` copies on nodes the health
 //! checks find active, the leader starts one repair for all of them (a copy on a failed node
-//! waits until its node is active again). Its phases: `prepare` (the node's indexes and settings
-//! made the reference's, indexes the reference does not have deleted from it: `reconcile.rs`) →
+//! waits until its node is active again). Its phases: `prepare` (the node's indexes, settings,
+//! keys and experimental features made the reference's, indexes and keys the reference does not
+//! have deleted from it: `reconcile.rs`) →
 //! `copy` (every copy synced from an active copy, `shard_copy.rs`) → `activate` (the copies
 //! `active` again, one epoch) → `done`. The copies take writes all along, so there is no stage,
 //! cut-over nor clean-up; a repair stopped, paused or canceled leaves them out of sync.
