@@ -725,6 +725,19 @@ fn a_shard_no_copy_answers_fails_the_search_unless_the_cluster_takes_partial_ans
 }
 
 #[test]
+fn a_dump_needs_every_node_and_marks_none_out_of_sync() {
+    let managed = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&managed);
+    fleet.node("n2").down = true;
+    let (status, body) = fleet.run(&managed, "POST", "/dumps", &[], Value::Null);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_node_unavailable"))
+    );
+    assert!(fleet.control_plane.registered.is_empty());
+}
+
+#[test]
 fn agreement_reads_skip_a_node_down_or_out_of_sync() {
     let plain = config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 4, 2);
     let mut fleet = Fleet::new(&plain);

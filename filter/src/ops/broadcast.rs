@@ -195,6 +195,17 @@ impl Broadcast {
                 let took_any = first.iter().any(|(_, reply)| {
                     matches!(outcome(reply), crate::ops::fanout::Outcome::Success(_))
                 });
+                if !phases.missed.is_empty() && !changes_data(self.kind) {
+                    // A dump or snapshot without a node's is incomplete, and there is nothing
+                    // for a repair to bring that node: every node must take it.
+                    return Step::Answer(
+                        MeiliError::unavailable(
+                            "miroir_node_unavailable",
+                            format!("Node(s) {} did not answer.", phases.missed.describe()),
+                        )
+                        .into(),
+                    );
+                }
                 if !took_any {
                     // No node answered: nothing to acknowledge, nothing to repair.
                     return Step::Answer(first_problem(&first).unwrap_or_else(|| {
@@ -210,6 +221,11 @@ impl Broadcast {
             other => other.into(),
         }
     }
+}
+
+/// Whether a change of this kind changes what the nodes hold (a dump or a snapshot does not).
+fn changes_data(kind: &str) -> bool {
+    !matches!(kind, "dumpCreation" | "snapshotCreation")
 }
 
 fn every_node(ctx: &Ctx, method: &'static str, path: String, body: Option<Vec<u8>>) -> Phase {

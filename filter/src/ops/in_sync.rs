@@ -41,7 +41,7 @@ impl Misses {
         self.0.is_empty()
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.0
             .iter()
             .map(|(node, why)| format!("`{node}` ({why})"))
