@@ -15,12 +15,47 @@ struct Share {
     den: u64,
 }
 
-impl Share {
-    fn of(self, value: u64) -> u128 {
-        u128::from(value)
-            .saturating_mul(u128::from(self.num))
-            .checked_div(u128::from(self.den))
-            .unwrap_or(0)
+/// `Σ value × num / den`, divided once at the end over a common denominator (dividing each
+/// term would lose up to one per node: RF 2 over three nodes' odd counts).
+fn weighted_sum(values: impl Iterator<Item = (u64, Share)>) -> u64 {
+    let values: Vec<(u64, Share)> = values.collect();
+    let common = values
+        .iter()
+        .map(|(_, s)| u128::from(s.den.max(1)))
+        .try_fold(1u128, |l, d| {
+            let g = gcd(l, d);
+            l.checked_div(g)?.checked_mul(d)
+        });
+    let total = match common {
+        Some(common) => values
+            .iter()
+            .try_fold(0u128, |acc, (v, s)| {
+                let scale = common.checked_div(u128::from(s.den.max(1)))?;
+                let term = u128::from(*v)
+                    .checked_mul(u128::from(s.num))?
+                    .checked_mul(scale)?;
+                acc.checked_add(term)
+            })
+            .and_then(|sum| sum.checked_div(common)),
+        None => None,
+    };
+    // Past u128 (never with real counts): each term divided on its own.
+    let total = total.unwrap_or_else(|| {
+        values.iter().fold(0u128, |acc, (v, s)| {
+            let term = u128::from(*v)
+                .saturating_mul(u128::from(s.num))
+                .checked_div(u128::from(s.den.max(1)))
+                .unwrap_or(0);
+            acc.saturating_add(term)
+        })
+    });
+    u64::try_from(total).unwrap_or(u64::MAX)
+}
+
+fn gcd(a: u128, b: u128) -> u128 {
+    match a.checked_rem(b) {
+        Some(r) if b != 0 => gcd(b, r),
+        _ => a,
     }
 }
 
@@ -211,10 +246,7 @@ fn combine_raw(counting: &Counting, whole: bool, bodies: Vec<(String, Value)>) -
 }
 
 fn index_stats(stats: &[(&Value, Share)], indexing: bool) -> Value {
-    let weighted = |values: &mut dyn Iterator<Item = (u64, Share)>| -> u64 {
-        let total = values.fold(0u128, |acc, (v, share)| acc.saturating_add(share.of(v)));
-        u64::try_from(total).unwrap_or(u64::MAX)
-    };
+    let weighted = |values: &mut dyn Iterator<Item = (u64, Share)>| -> u64 { weighted_sum(values) };
     let sum = |field: &str| {
         weighted(
             &mut stats
@@ -352,6 +384,20 @@ mod tests {
         json!({"numberOfDocuments": docs, "rawDocumentDbSize": docs * 100, "avgDocumentSize": 100, "isIndexing": indexing,
                "numberOfEmbeddings": 0, "numberOfEmbeddedDocuments": 0,
                "fieldDistribution": {"title": docs, "id": docs, "_miroir_shard": docs}})
+    }
+
+    #[test]
+    fn a_group_of_three_with_two_copies_counts_odd_halves_exactly() {
+        let half = Share { num: 1, den: 2 };
+        assert_eq!(
+            weighted_sum([(101, half), (99, half), (100, half)].into_iter()),
+            150
+        );
+        let mixed = [
+            (30, Share { num: 1, den: 3 }),
+            (20, Share { num: 1, den: 2 }),
+        ];
+        assert_eq!(weighted_sum(mixed.into_iter()), 20);
     }
 
     #[test]
