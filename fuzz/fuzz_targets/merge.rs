@@ -105,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
                     )
                 })
                 .collect();
-            let _ = stats::combine(topology, which & 8 != 0, which & 16 != 0, bodies);
+            let answered: Vec<&str> = bodies.iter().map(|(n, _)| n.as_str()).collect();
+            if let Some(counting) = stats::counting(topology, &answered) {
+                let _ = stats::combine(&counting, which & 8 != 0, which & 16 != 0, bodies);
+            }
         }
         6 => {
             let Ok(record) = serde_json::from_value(settings) else {
