@@ -74,10 +74,7 @@ pub async fn record(app: &App, missed: &Missed) -> Result<bool, ApiError> {
 
 /// `current` with the listed copies out of the in-sync set.
 pub fn marked(current: &Topology, copies: &[(String, u32, String)]) -> Topology {
-    let mut next = current
-        .clone()
-        .with_explicit_map()
-        .unwrap_or_else(|_| current.clone());
+    let mut next = current.explicit();
     for (group, shard, node) in copies {
         let found = next
             .shard_map
@@ -100,10 +97,7 @@ pub fn marked(current: &Topology, copies: &[(String, u32, String)]) -> Topology 
 /// and a repair copies only what differs. A copy that is its shard's last in-sync one stays in
 /// sync (there is nothing to repair it from).
 pub fn back_from_failure(current: &Topology, node: &str) -> Topology {
-    let mut next = current
-        .clone()
-        .with_explicit_map()
-        .unwrap_or_else(|_| current.clone());
+    let mut next = current.explicit();
     let healthy = |id: &str| {
         id != node
             && current

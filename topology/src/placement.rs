@@ -128,6 +128,14 @@ impl Topology {
         }
     }
 
+    /// A copy of this topology with its shard map recorded, as it is when no placement can be
+    /// computed (a map is then edited where one exists, and nothing changes where none does).
+    pub fn explicit(&self) -> Topology {
+        self.clone()
+            .with_explicit_map()
+            .unwrap_or_else(|_| self.clone())
+    }
+
     /// This topology with its shard map recorded (computed when there is none).
     pub fn with_explicit_map(mut self) -> Result<Topology, TopologyError> {
         if self.shard_map.groups.is_empty() {

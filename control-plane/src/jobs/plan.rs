@@ -10,7 +10,7 @@ use super::{Edit, Job, Move, MovePhase};
 
 /// `current` with the job's non-map changes applied (nodes added, weights, replication).
 pub fn edited(current: &Topology, edit: &Edit) -> Topology {
-    let mut next = explicit(current);
+    let mut next = current.explicit();
     for node in &edit.add_nodes {
         if next.node(&node.id).is_none() {
             next.nodes.push(node.clone());
@@ -41,16 +41,8 @@ pub fn propose(current: &Topology, edit: &Edit) -> Result<Vec<Move>, TopologyErr
     Ok(moves(current, &target))
 }
 
-/// `topology` with its map recorded: one stored before maps existed has none.
-fn explicit(topology: &Topology) -> Topology {
-    topology
-        .clone()
-        .with_explicit_map()
-        .unwrap_or_else(|_| topology.clone())
-}
-
 fn moves(current: &Topology, target: &ShardMap) -> Vec<Move> {
-    let current = &explicit(current);
+    let current = &current.explicit();
     let mut out = Vec::new();
     for (group, shards) in &target.groups {
         for (shard, wanted) in shards.iter().enumerate() {

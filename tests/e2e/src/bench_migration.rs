@@ -127,18 +127,6 @@ pub struct Migration {
 }
 
 impl Migration {
-    fn copied(&self) -> u64 {
-        self.job["documentsCopied"].as_u64().unwrap_or(0)
-    }
-
-    fn copy_seconds(&self) -> f64 {
-        self.job["copySeconds"].as_f64().unwrap_or(f64::NAN)
-    }
-
-    fn copy_rate(&self) -> f64 {
-        self.copied() as f64 / self.copy_seconds()
-    }
-
     /// Wall time of the copy phase as the polls saw it.
     fn copy_wall(&self) -> Option<f64> {
         let start = self.phase_seen("copy")?;
@@ -695,4 +683,27 @@ pub fn note_phase(
     );
     phases.push((label.clone(), now));
     Some(label)
+}
+
+/// What a finished copy job's record says of its copy (`GET /_miroir/jobs/{id}`).
+pub trait CopyJob {
+    fn job(&self) -> &Value;
+
+    fn copied(&self) -> u64 {
+        self.job()["documentsCopied"].as_u64().unwrap_or(0)
+    }
+
+    fn copy_seconds(&self) -> f64 {
+        self.job()["copySeconds"].as_f64().unwrap_or(f64::NAN)
+    }
+
+    fn copy_rate(&self) -> f64 {
+        self.copied() as f64 / self.copy_seconds()
+    }
+}
+
+impl CopyJob for Migration {
+    fn job(&self) -> &Value {
+        &self.job
+    }
 }

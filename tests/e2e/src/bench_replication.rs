@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 
 use super::migration::{
     control_plane_binary, document_batches, load_average, node_alone, node_documents, note_phase,
-    Batches,
+    Batches, CopyJob,
 };
 use super::{create_index, fail, percentile, wait_task, BATCH, INDEX};
 
@@ -139,19 +139,13 @@ pub struct Replication {
     pub load: (Option<f64>, Option<f64>),
 }
 
+impl CopyJob for Replication {
+    fn job(&self) -> &Value {
+        &self.job
+    }
+}
+
 impl Replication {
-    fn copied(&self) -> u64 {
-        self.job["documentsCopied"].as_u64().unwrap_or(0)
-    }
-
-    fn copy_seconds(&self) -> f64 {
-        self.job["copySeconds"].as_f64().unwrap_or(f64::NAN)
-    }
-
-    fn copy_rate(&self) -> f64 {
-        self.copied() as f64 / self.copy_seconds()
-    }
-
     fn phase_seen(&self, phase: &str) -> Option<f64> {
         self.phases
             .iter()
