@@ -51,6 +51,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// How jobs copy shards (docs/operations.md).
     pub jobs: JobsConfig,
+    /// How the leader compares in-sync copies in the background (docs/control-plane.md).
+    pub anti_entropy: crate::jobs::anti_entropy::AntiEntropyConfig,
     /// Deadline of every call from an Envoy (and from the control plane) to a node.
     pub node_timeout_ms: u64,
     /// Deadline of a task registration from the filter; past it the filter uses its leased uids.
@@ -97,6 +99,7 @@ impl Default for Config {
             wasm: None,
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
+            anti_entropy: Default::default(),
             node_timeout_ms: 30_000,
             control_plane_timeout_ms: 2_000,
             rollout_ack_timeout_ms: 30_000,

@@ -54,6 +54,14 @@ pub struct Metrics {
     pub copies: Family<Labels, Gauge>,
     /// Out-of-sync copies a repair put back in the in-sync set.
     pub repairs: Counter,
+    /// `result`: ok, error: anti-entropy passes.
+    pub anti_entropy_passes: Family<Labels, Counter>,
+    /// Documents anti-entropy read, every copy counted.
+    pub anti_entropy_documents_read: Counter,
+    /// Documents whose in-sync copies differed and that anti-entropy made equal.
+    pub anti_entropy_documents_repaired: Counter,
+    /// Nodes found with another disk than the one last seen (their task history changed).
+    pub disks_replaced: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +94,10 @@ impl Metrics {
             job_shard_lag: Family::default(),
             copies: Family::default(),
             repairs: Counter::default(),
+            anti_entropy_passes: Family::default(),
+            anti_entropy_documents_read: Counter::default(),
+            anti_entropy_documents_repaired: Counter::default(),
+            disks_replaced: Counter::default(),
         };
         registry.register(
             "topology_epoch",
@@ -169,6 +181,26 @@ impl Metrics {
             "repairs",
             "Out-of-sync copies a repair put back in the in-sync set",
             m.repairs.clone(),
+        );
+        registry.register(
+            "anti_entropy_passes",
+            "Anti-entropy passes over every shard's in-sync copies, by result",
+            m.anti_entropy_passes.clone(),
+        );
+        registry.register(
+            "anti_entropy_documents_read",
+            "Documents anti-entropy read from the nodes, every copy counted",
+            m.anti_entropy_documents_read.clone(),
+        );
+        registry.register(
+            "anti_entropy_documents_repaired",
+            "Documents whose in-sync copies differed and that anti-entropy made equal",
+            m.anti_entropy_documents_repaired.clone(),
+        );
+        registry.register(
+            "disks_replaced",
+            "Nodes found with another database than the one last seen (task history changed)",
+            m.disks_replaced.clone(),
         );
         Metrics { registry, ..m }
     }

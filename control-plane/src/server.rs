@@ -215,6 +215,7 @@ fn spawn_loops(
         tokio::spawn(filter_key::run(app.clone(), stopped.clone())),
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
         tokio::spawn(crate::jobs::runner::run(app.clone(), stopped.clone())),
+        tokio::spawn(crate::jobs::anti_entropy::run(app.clone(), stopped.clone())),
         tokio::spawn(crate::fleet_reports::run(
             app.clone(),
             config.replica_name(),

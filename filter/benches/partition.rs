@@ -6,7 +6,7 @@
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use miroir_filter::plan::partition::Partition;
+use miroir_filter::plan::partition::{Partition, Stamps};
 use miroir_filter::request::documents::{parse_batch, validate};
 use miroir_topology::{Node, NodeState, Topology};
 use serde_json::{json, Value};
@@ -68,7 +68,16 @@ fn parse_validate_partition(topology: &Topology, body: &[u8]) -> usize {
     let Ok(shards) = validate(&batch, body, "id", |id| topology.shard_for_key(&id)) else {
         return 0;
     };
-    let split = Partition::new(topology, &batch, body, &shards, Some(1));
+    let split = Partition::new(
+        topology,
+        &batch,
+        body,
+        &shards,
+        Stamps {
+            first: 1,
+            seq: true,
+        },
+    );
     let mut buffer = Vec::with_capacity(split.largest());
     let mut written = 0;
     for node in split.nodes() {

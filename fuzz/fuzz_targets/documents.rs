@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use miroir_filter::plan::partition::Partition;
+use miroir_filter::plan::partition::{Partition, Stamps};
 use miroir_filter::request::documents::{self, Batch};
 use miroir_fuzz::{sections, text, topology};
 
@@ -39,8 +39,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert_eq!(shards.len(), batch.len());
-    let first_seq = (seq & 1 == 1).then_some(u64::from(seq) << 40);
-    let split = Partition::new(topology, &batch, body, &shards, first_seq);
+    let stamps = Stamps {
+        first: u64::from(seq) << 40,
+        seq: seq & 1 == 1,
+    };
+    let split = Partition::new(topology, &batch, body, &shards, stamps);
     let mut out = Vec::with_capacity(split.largest());
     let mut written = 0;
     for node in split.nodes() {

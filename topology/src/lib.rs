@@ -20,7 +20,7 @@ pub use model::{
 pub use placement::{canonical_key, rotation, shard_for_key, CoveringSet};
 pub use shard_map::{CopyState, ShardCopy, ShardMap, UnavailableShards};
 
-pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD};
+pub use reserved::{is_reserved, SEQ_FIELD, SHARD_FIELD, VERSION_FIELD};
 
 /// Name of the Envoy cluster that reaches a node. Clusters are named by stable node id, never by
 /// address, so an address change is not a routing change.

@@ -10,8 +10,12 @@ pub const SHARD_FIELD: &str = "_miroir_shard";
 /// When the document was first written, cluster-wide order: breaks exact ties between shards the
 /// way one node breaks them (by insertion order).
 pub const SEQ_FIELD: &str = "_miroir_seq";
+/// The write that made the document what it is, cluster-wide order (restamped by every write,
+/// partial updates too): copies that applied two writes of one id in different orders converge
+/// on the later one (anti-entropy, docs/architecture.md "Replication").
+pub const VERSION_FIELD: &str = "_miroir_version";
 /// Every field Miroir manages: refused in client documents, hidden from every response.
-pub const RESERVED_FIELDS: [&str; 2] = [SHARD_FIELD, SEQ_FIELD];
+pub const RESERVED_FIELDS: [&str; 3] = [SHARD_FIELD, SEQ_FIELD, VERSION_FIELD];
 
 /// Eight separators of Meilisearch's default set that need no escaping inside a quoted filter
 /// value. An index must not declare them `nonSeparatorTokens`.
@@ -21,8 +25,11 @@ const SEQ_WIDTH: usize = 22; // 8^22 > u64::MAX
 
 /// Each reserved field and the stand-in a client filter naming it is sent with (same length, so
 /// a node's error quotes it at the same positions; no document holds it, no setting may name it).
-pub const STAND_INS: [(&str, &str); 2] =
-    [(SHARD_FIELD, "_miroir-shard"), (SEQ_FIELD, "_miroir-seq")];
+pub const STAND_INS: [(&str, &str); 3] = [
+    (SHARD_FIELD, "_miroir-shard"),
+    (SEQ_FIELD, "_miroir-seq"),
+    (VERSION_FIELD, "_miroir-version"),
+];
 
 /// A node's message with the stand-ins written back as the reserved names the client wrote;
 /// `None` when it holds none.
@@ -56,6 +63,13 @@ pub fn strip(fields: &mut serde_json::Map<String, serde_json::Value>) {
 /// The sequence number stamped on a document or hit, if any.
 pub fn seq_of(doc: &serde_json::Value) -> Option<u64> {
     doc.get(SEQ_FIELD)
+        .and_then(serde_json::Value::as_str)
+        .and_then(decode_seq)
+}
+
+/// The version stamped on a stored document, if any (documents written before versions: none).
+pub fn version_of(doc: &serde_json::Value) -> Option<u64> {
+    doc.get(VERSION_FIELD)
         .and_then(serde_json::Value::as_str)
         .and_then(decode_seq)
 }

@@ -13,6 +13,7 @@
 //! `activate` → `done` (the copies already take writes, so there is no stage, cut-over nor
 //! clean-up).
 
+pub mod anti_entropy;
 pub mod plan;
 pub mod reconcile;
 pub mod repair;

@@ -221,7 +221,7 @@ impl Calls<'_> {
     }
 
     /// Waits until the node processed every task of `index` enqueued before this call.
-    async fn barrier(&self, node: &Node, index: &str) -> Result<(), CopyError> {
+    pub(crate) async fn barrier(&self, node: &Node, index: &str) -> Result<(), CopyError> {
         let latest = self.get(node, "/tasks?limit=1").await?;
         let Some(last) = latest["results"]
             .get(0)
@@ -256,8 +256,25 @@ impl Calls<'_> {
         index: &Index,
         shards: &[u32],
     ) -> Result<HashMap<String, Value>, CopyError> {
-        let (uid, primary_key) = (index.uid.as_str(), index.primary_key.as_str());
         let mut out = HashMap::new();
+        self.each_document(node, index, shards, false, |id, doc| {
+            out.insert(id, doc);
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Hands every document of `shards` on the node to `each`, with its primary key, page by
+    /// page; `paced`: each page read counts against the pacer's rate.
+    pub(crate) async fn each_document(
+        &self,
+        node: &Node,
+        index: &Index,
+        shards: &[u32],
+        paced: bool,
+        mut each: impl FnMut(String, Value),
+    ) -> Result<(), CopyError> {
+        let (uid, primary_key) = (index.uid.as_str(), index.primary_key.as_str());
         let mut offset = 0usize;
         loop {
             let page = self
@@ -273,17 +290,26 @@ impl Calls<'_> {
                     }),
                 )
                 .await?;
-            let results = page["results"].as_array().cloned().unwrap_or_default();
+            let total = page["total"].as_u64().unwrap_or(0) as usize;
+            let results = match page {
+                Value::Object(mut fields) => match fields.remove("results") {
+                    Some(Value::Array(results)) => results,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
             let count = results.len();
             for doc in results {
                 if let Some(id) = doc.get(primary_key).and_then(canonical_key) {
-                    out.insert(id, doc);
+                    each(id, doc);
                 }
             }
+            if let (true, Some(pacer)) = (paced, self.pacer) {
+                pacer.admit(count as u64).await;
+            }
             offset += count;
-            let total = page["total"].as_u64().unwrap_or(0) as usize;
             if count == 0 || offset >= total {
-                return Ok(out);
+                return Ok(());
             }
         }
     }

@@ -6,7 +6,7 @@ use crate::host::{Host, Reply};
 use crate::ops::phases::{Phase, Phases, Progress};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
-use crate::plan::partition::Partition;
+use crate::plan::partition::{Partition, Stamps};
 use crate::request::documents::{self, Batch};
 use crate::request::encode_query;
 use crate::tasks::TaskRecord;
@@ -40,7 +40,7 @@ pub(crate) struct Routed {
     teach_primary_key: bool,
     /// Each document's shard, in batch order.
     shards: Vec<u32>,
-    first_seq: Option<u64>,
+    stamps: Stamps,
 }
 
 pub(crate) enum WritePhase {
@@ -180,8 +180,10 @@ impl Write {
     ) {
         // A replacement is a new document (one node gives it its old internal id, though; see
         // docs/api-compatibility.md). A partial update keeps the sequence number it had.
-        let first_seq =
-            (!self.merge).then(|| crate::plan::insertion::allocate(host, shards.len() as u64));
+        let stamps = Stamps {
+            first: crate::plan::insertion::allocate(host, shards.len() as u64),
+            seq: !self.merge,
+        };
         self.record
             .details
             .insert("receivedDocuments".into(), json!(shards.len()));
@@ -189,7 +191,7 @@ impl Write {
             primary_key,
             teach_primary_key: false,
             shards,
-            first_seq,
+            stamps,
         });
     }
 
@@ -222,7 +224,7 @@ impl Write {
             &batch,
             &ctx.request.body,
             &routed.shards,
-            routed.first_seq,
+            routed.stamps,
         );
         // One buffer for every node's body in turn: Envoy copies a call's body when it is
         // dispatched, so a batch never costs more than its largest part next to the client's body.

@@ -4,20 +4,29 @@
 use std::collections::BTreeMap;
 
 use miroir_topology::reserved::{encode_seq, encode_shard};
-use miroir_topology::{Topology, SEQ_FIELD, SHARD_FIELD};
+use miroir_topology::{Topology, SEQ_FIELD, SHARD_FIELD, VERSION_FIELD};
 use serde_json::Value;
 
 use crate::request::documents::json::{self, Span};
 use crate::request::documents::{Batch, Layout};
 
+/// The numbers a batch's documents are stamped with: consecutive from `first`, in batch order,
+/// as versions always and as sequence numbers when the write replaces documents (a partial
+/// update keeps the sequence number the document had).
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    pub first: u64,
+    pub seq: bool,
+}
+
 /// Which node takes which documents, in batch order (so later operations on the same id still
-/// win on every node, as on one Meilisearch). Every document is stamped with its shard and, when
-/// `first_seq` is given, with consecutive sequence numbers from it in batch order.
+/// win on every node, as on one Meilisearch). Every document is stamped with its shard and its
+/// [`Stamps`].
 pub struct Partition<'a> {
     batch: &'a Batch,
     body: &'a [u8],
     shards: &'a [u32],
-    first_seq: Option<u64>,
+    stamps: Stamps,
     /// Shard → its write targets, and `"_miroir_shard":"…"` for it.
     targets: BTreeMap<u32, (Vec<String>, String)>,
     /// Node → the most its JSON body can take (exact but for `{}`); 0 for CSV.
@@ -31,7 +40,7 @@ impl<'a> Partition<'a> {
         batch: &'a Batch,
         body: &'a [u8],
         shards: &'a [u32],
-        first_seq: Option<u64>,
+        stamps: Stamps,
     ) -> Self {
         let mut targets: BTreeMap<u32, (Vec<String>, String)> = BTreeMap::new();
         for shard in shards {
@@ -53,9 +62,11 @@ impl<'a> Partition<'a> {
             }
         }
         if let Batch::Json { documents, .. } = batch {
-            let seq_len = first_seq.map_or(0, |_| {
-                member(SEQ_FIELD, encode_seq(0)).len().saturating_add(1)
-            });
+            // `,` and each number's member (sequence numbers and versions have one width).
+            let number_len = member(SEQ_FIELD, encode_seq(0)).len().saturating_add(1);
+            let seq_len = number_len
+                .saturating_mul(if stamps.seq { 2 } else { 1 })
+                .saturating_add(VERSION_FIELD.len().saturating_sub(SEQ_FIELD.len()));
             for (shard, span) in shards.iter().zip(documents) {
                 let Some((nodes, stamp)) = targets.get(shard) else {
                     continue;
@@ -79,7 +90,7 @@ impl<'a> Partition<'a> {
             batch,
             body,
             shards,
-            first_seq,
+            stamps,
             targets,
             sizes,
         }
@@ -124,9 +135,12 @@ impl<'a> Partition<'a> {
             })
     }
 
+    fn version(&self, position: usize) -> String {
+        encode_seq(self.stamps.first.saturating_add(position as u64))
+    }
+
     fn seq(&self, position: usize) -> Option<String> {
-        self.first_seq
-            .map(|s| encode_seq(s.saturating_add(position as u64)))
+        self.stamps.seq.then(|| self.version(position))
     }
 
     fn write_json(&self, node: &str, layout: Layout, documents: &[Span], out: &mut Vec<u8>) {
@@ -152,6 +166,8 @@ impl<'a> Partition<'a> {
                 out.push(b',');
                 out.extend_from_slice(member(SEQ_FIELD, seq).as_bytes());
             }
+            out.push(b',');
+            out.extend_from_slice(member(VERSION_FIELD, self.version(position)).as_bytes());
             out.push(b'}');
             if layout == Layout::Lines {
                 out.push(b'\n');
@@ -173,9 +189,10 @@ impl<'a> Partition<'a> {
         let mut writer = csv::WriterBuilder::new()
             .delimiter(delimiter)
             .from_writer(out);
-        let stamped: &[&str] = match self.first_seq {
-            Some(_) => &[SHARD_FIELD, SEQ_FIELD],
-            None => &[SHARD_FIELD],
+        let stamped: &[&str] = if self.stamps.seq {
+            &[SHARD_FIELD, SEQ_FIELD, VERSION_FIELD]
+        } else {
+            &[SHARD_FIELD, VERSION_FIELD]
         };
         let _ = writer.write_record(header.iter().chain(stamped.iter().copied()));
         for (position, _) in self.taken_by(node) {
@@ -183,8 +200,10 @@ impl<'a> Partition<'a> {
                 continue;
             };
             let shard = encode_shard(*shard);
-            let seq = self.seq(position);
-            let stamp = std::iter::once(shard.as_str()).chain(seq.as_deref());
+            let (seq, version) = (self.seq(position), self.version(position));
+            let stamp = std::iter::once(shard.as_str())
+                .chain(seq.as_deref())
+                .chain(std::iter::once(version.as_str()));
             let _ = writer.write_record(row.iter().chain(stamp));
         }
         let _ = writer.flush();

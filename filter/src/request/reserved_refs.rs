@@ -115,7 +115,7 @@ pub fn check_edit(body: &Map<String, Value>) -> Result<(), MeiliError> {
     if mentions {
         return Err(MeiliError::bad_request(
             "miroir_reserved_field",
-            "The `function` of a document edition cannot mention `_miroir_`: `_miroir_shard` and `_miroir_seq` are attributes Miroir manages (reserved).",
+            "The `function` of a document edition cannot mention `_miroir_`: `_miroir_shard`, `_miroir_seq` and `_miroir_version` are attributes Miroir manages (reserved).",
         ));
     }
     Ok(())

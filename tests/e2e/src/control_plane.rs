@@ -97,6 +97,9 @@ pub struct FleetOptions {
     pub copy_documents_per_second: u64,
     /// The topology's `minCopies` (absent: the control plane's default, 1).
     pub min_copies: Option<u32>,
+    /// The control plane's `antiEntropy.intervalMs`; 0 (the default here) turns it off, so a
+    /// test sees only what the write path and the repair do.
+    pub anti_entropy_interval_ms: u64,
 }
 
 impl Default for FleetOptions {
@@ -118,6 +121,7 @@ impl Default for FleetOptions {
             copy_concurrency: 4,
             copy_documents_per_second: 0,
             min_copies: None,
+            anti_entropy_interval_ms: 0,
         }
     }
 }
@@ -518,6 +522,7 @@ impl Fleet {
                 "copyConcurrency": options.copy_concurrency,
                 "copyDocumentsPerSecond": options.copy_documents_per_second,
             },
+            "antiEntropy": {"intervalMs": options.anti_entropy_interval_ms},
             "nodeTimeoutMs": options.node_timeout_ms,
             "controlPlaneTimeoutMs": options.control_plane_timeout_ms,
             "rolloutAckTimeoutMs": 30_000,

@@ -591,6 +591,137 @@ fn a_node_restored_from_an_old_database_is_repaired() {
     check_holdings(&fleet, &ledger.snapshot());
 }
 
+/// A counter of the control plane's `/metrics` (0 when absent).
+fn control_plane_counter(fleet: &Fleet, name: &str) -> f64 {
+    admin(fleet)
+        .send("GET", "/metrics", None)
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_node_restarted_from_an_old_database_quicker_than_the_checks_is_repaired() {
+    // Health checks that never count a node failed: only the node's task history tells.
+    let options = FleetOptions {
+        health: miroir_e2e::Health {
+            unhealthy_threshold: 1_000_000,
+            ..Default::default()
+        },
+        ..FleetOptions::default()
+    };
+    let mut fleet = Fleet::start("repl-quick-restore", three_nodes(2), options);
+    let ledger = prepare(&fleet, PRELOAD);
+    fleet.kill_node("n2");
+    fleet.save_node_database("n2", "backup");
+    fleet.restart_node("n2");
+    // The same database back: nothing is taken out of the set.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(out_of_sync(&fleet).is_empty(), "{:?}", out_of_sync(&fleet));
+
+    let client = fleet.client(0);
+    let fresh: Vec<Value> = (PRELOAD..PRELOAD + 200).map(|id| document(id, 0)).collect();
+    write_acked(&client, &ledger, &fresh);
+    let updated: Vec<Value> = (0..100).map(|id| document(id, 1)).collect();
+    write_acked(&client, &ledger, &updated);
+    let deleted: Vec<u64> = (500..600).collect();
+    write(
+        &client,
+        "POST",
+        "/indexes/movies/documents/delete-batch",
+        &json!(deleted),
+    );
+    ledger.forget(&deleted);
+
+    // n2 back from its backup before any check counted it down.
+    fleet.kill_node("n2");
+    fleet.restore_node_database("n2", "backup");
+    fleet.restart_node("n2");
+    fleet.eventually_within(
+        "n2's other database noticed",
+        Duration::from_secs(60),
+        || {
+            let seen = control_plane_counter(&fleet, "miroir_disks_replaced_total");
+            (seen >= 1.0)
+                .then_some(())
+                .ok_or_else(|| format!("miroir_disks_replaced_total {seen}"))
+        },
+    );
+    wait_in_sync(&fleet);
+    check_holdings(&fleet, &ledger.snapshot());
+}
+
+#[test]
+fn anti_entropy_makes_differing_in_sync_copies_equal() {
+    let options = FleetOptions {
+        anti_entropy_interval_ms: 1_000,
+        ..FleetOptions::default()
+    };
+    let fleet = Fleet::start("repl-anti-entropy", three_nodes(3), options);
+    let ledger = prepare(&fleet, 300);
+    let node = |id: &str| fleet.node_client(id);
+    let stored = |id: &str, doc: u64| {
+        let (status, body) = node(id)
+            .send("GET", &format!("/indexes/movies/documents/{doc}"), None)
+            .pair();
+        (status == 200).then_some(body)
+    };
+    // Differences no write path saw, one per rule, each on one of the three copies:
+    // an older version of document 10 on n0 (a write applied before a later one on that copy)...
+    let mut older = stored("n0", 10).expect("n0 holds 10");
+    older["title"] = json!("an older write");
+    let version = miroir_topology::reserved::version_of(&older).expect("a version");
+    older["_miroir_version"] = json!(miroir_topology::reserved::encode_seq(version - 1));
+    write(
+        &node("n0"),
+        "POST",
+        "/indexes/movies/documents",
+        &json!([older]),
+    );
+    // ...document 20 gone from n1...
+    write(
+        &node("n1"),
+        "DELETE",
+        "/indexes/movies/documents/20",
+        &Value::Null,
+    );
+    // ...and document 30, deleted through Miroir, still on n2.
+    let kept = stored("n2", 30).expect("n2 holds 30");
+    write(
+        &fleet.client(0),
+        "DELETE",
+        "/indexes/movies/documents/30",
+        &Value::Null,
+    );
+    ledger.forget(&[30]);
+    write(
+        &node("n2"),
+        "POST",
+        "/indexes/movies/documents",
+        &json!([kept]),
+    );
+
+    fleet.eventually_within("the copies made equal", Duration::from_secs(120), || {
+        let ten = stored("n0", 10).map(|d| d["title"].clone());
+        let twenty = stored("n1", 20).is_some();
+        let thirty = stored("n2", 30).is_some();
+        (ten == Some(document(10, 0)["title"].clone()) && twenty && !thirty)
+            .then_some(())
+            .ok_or_else(|| format!("10 on n0: {ten:?}, 20 on n1: {twenty}, 30 on n2: {thirty}"))
+    });
+    check_holdings(&fleet, &ledger.snapshot());
+    let repaired = control_plane_counter(&fleet, "miroir_anti_entropy_documents_repaired_total");
+    assert!(
+        repaired >= 3.0,
+        "miroir_anti_entropy_documents_repaired_total {repaired}"
+    );
+    assert!(
+        out_of_sync(&fleet).is_empty(),
+        "repaired in place, nothing taken out"
+    );
+}
+
 #[test]
 fn searches_without_a_shard_fail_unless_the_cluster_takes_partial_answers() {
     let mut fleet = Fleet::start("repl-partial", three_nodes(1), FleetOptions::default());

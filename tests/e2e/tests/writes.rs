@@ -170,6 +170,10 @@ fn every_payload_format_stores_what_one_node_stores() {
             assert!(fields.shift_remove("_miroir_shard").is_some());
             // Partial updates that create a document stamp no sequence number.
             fields.shift_remove("_miroir_seq");
+            assert!(
+                fields.shift_remove("_miroir_version").is_some(),
+                "every write stamps a version"
+            );
             sharded.insert(canonical_key(&doc["id"]).unwrap(), doc);
         }
     }

@@ -4,8 +4,8 @@ use miroir_topology::{Node, NodeState};
 use serde_json::json;
 
 use super::*;
-use crate::plan::partition::Partition;
-use miroir_topology::reserved::{decode_seq, encode_shard};
+use crate::plan::partition::{Partition, Stamps};
+use miroir_topology::reserved::{decode_seq, encode_seq, encode_shard, version_of};
 use miroir_topology::Topology;
 
 fn parse(content_type: &str, body: &[u8]) -> Result<Batch, MeiliError> {
@@ -39,7 +39,21 @@ fn split(
 ) -> BTreeMap<String, (&'static str, String)> {
     let batch = parse(content_type, body).unwrap();
     let shards = validate(&batch, body, "id", |id| t.shard_for_key(&id)).unwrap();
-    parts(&Partition::new(t, &batch, body, &shards, first_seq))
+    parts(&Partition::new(t, &batch, body, &shards, stamps(first_seq)))
+}
+
+/// Numbers from `first_seq` as a replacement stamps them; a partial update's (no sequence
+/// number) from 0 without it.
+fn stamps(first_seq: Option<u64>) -> Stamps {
+    Stamps {
+        first: first_seq.unwrap_or(0),
+        seq: first_seq.is_some(),
+    }
+}
+
+/// The version member stamped on the document at `position` of a batch stamped from 0.
+fn version(position: u64) -> String {
+    format!(r#","_miroir_version":"{}""#, encode_seq(position))
 }
 
 fn parts(split: &Partition) -> BTreeMap<String, (&'static str, String)> {
@@ -95,7 +109,7 @@ fn accepts_an_array_or_a_single_object() {
     let shard = encode_shard(t.shard_for_key("1"));
     assert_eq!(
         *body,
-        format!(r#"[{{"id": 1,"_miroir_shard":"{shard}"}}]"#),
+        format!(r#"[{{"id": 1,"_miroir_shard":"{shard}"{}}}]"#, version(0)),
         "one object is sent as an array of one"
     );
 }
@@ -497,12 +511,14 @@ fn nodes_get_the_clients_bytes_with_the_shard_stamped() {
     assert_eq!(
         *sent,
         format!(
-            "[{},\"_miroir_shard\":\"{shard}\"}},{},\"_miroir_shard\":\"{shard}\"}}]",
+            "[{},\"_miroir_shard\":\"{shard}\"{}}},{},\"_miroir_shard\":\"{shard}\"{}}}]",
             concat!(
                 "{\"id\": 1, \"t\": \"a\", \"f\": 1.50, \"e\": 1E2, \"big\": 123456789012345678901234567890,\n",
                 "   \"s\": \"}]{[\\\"\\\\\", \"\\u00e9\\ud83d\\ude00\": {\"o\": [1, {\"p\": \"}\"}]} "
             ),
+            version(0),
             "{\"id\":\"1\",\"t\":\"b\"",
+            version(1),
         ),
         "a partial update carries no sequence number"
     );
@@ -527,10 +543,15 @@ fn documents_go_to_their_shards_owners_in_batch_order_with_their_sequence() {
             assert_eq!(doc["_miroir_shard"], encode_shard(shard));
             let seq = decode_seq(doc["_miroir_seq"].as_str().unwrap()).unwrap();
             assert_eq!(seq, 100 + doc["n"].as_u64().unwrap());
+            assert_eq!(
+                version_of(doc),
+                Some(seq),
+                "a replacement's version is its seq"
+            );
             let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
             assert_eq!(
                 keys,
-                ["id", "n", "_miroir_shard", "_miroir_seq"],
+                ["id", "n", "_miroir_shard", "_miroir_seq", "_miroir_version"],
                 "Miroir's last"
             );
         }
@@ -545,12 +566,17 @@ fn an_object_without_attributes_stays_valid_json_once_stamped() {
     let body = b"[{}, { \n }, {\"a\":1 }]";
     let batch = parse("application/json", body).unwrap();
     let shards = [0, 0, 0];
-    let parts = parts(&Partition::new(&t, &batch, body, &shards, None));
+    let parts = parts(&Partition::new(&t, &batch, body, &shards, stamps(None)));
     let (_, sent) = parts.values().next().unwrap();
-    let stamp = format!("\"_miroir_shard\":\"{}\"", encode_shard(0));
+    let stamp = |n| format!("\"_miroir_shard\":\"{}\"{}", encode_shard(0), version(n));
     assert_eq!(
         *sent,
-        format!("[{{{stamp}}},{{ \n {stamp}}},{{\"a\":1 ,{stamp}}}]")
+        format!(
+            "[{{{}}},{{ \n {}}},{{\"a\":1 ,{}}}]",
+            stamp(0),
+            stamp(1),
+            stamp(2)
+        )
     );
 }
 
@@ -590,7 +616,7 @@ fn csv_rows_travel_as_csv_with_their_shard_and_sequence() {
     let body = b"id:number;title;rating:number\n1;\"Carol; the film\";7.2\n2;Moana;7.6\n3;Pi;7.9\n";
     let batch = parse_batch(Some("text/csv"), Some(";"), body).unwrap();
     let shards = validate(&batch, body, "id", |id| t.shard_for_key(&id)).unwrap();
-    let parts = parts(&Partition::new(&t, &batch, body, &shards, Some(40)));
+    let parts = parts(&Partition::new(&t, &batch, body, &shards, stamps(Some(40))));
     let mut rows = Vec::new();
     for (content_type, sent) in parts.values() {
         assert_eq!(*content_type, "text/csv");
@@ -605,7 +631,8 @@ fn csv_rows_travel_as_csv_with_their_shard_and_sequence() {
                 "title",
                 "rating:number",
                 "_miroir_shard",
-                "_miroir_seq"
+                "_miroir_seq",
+                "_miroir_version"
             ]
         );
         for record in reader.records() {
@@ -616,6 +643,7 @@ fn csv_rows_travel_as_csv_with_their_shard_and_sequence() {
                 Some(encode_shard(t.shard_for_key(&id)).as_str())
             );
             let seq = decode_seq(record.get(4).unwrap()).unwrap();
+            assert_eq!(record.get(5).and_then(decode_seq), Some(seq));
             rows.push((id, record.get(1).unwrap().to_string(), seq));
         }
     }
