@@ -24,6 +24,9 @@ use crate::ops::write::Write;
 use crate::ops::{Op, Step};
 use crate::plan::calls::Ctx;
 use crate::plan::passthrough;
+use crate::request::cors::{self, Cors};
+use crate::request::encoding;
+use crate::request::limits::{self, BodyLease};
 use crate::request::route::{route, Route};
 use crate::request::search_params;
 use crate::request::Request;
@@ -44,35 +47,63 @@ pub struct Exchange {
     ctx: Ctx,
     /// The operation in flight; `None` once the client is answered.
     op: Option<Box<dyn Op>>,
+    /// A decoded body's room in the VM's budget of large bodies, until the request is done.
+    _decoded: Option<BodyLease>,
 }
 
 impl Exchange {
     pub fn start(
         config: Rc<FilterConfig>,
-        request: Request,
+        mut request: Request,
         turn: u64,
         host: &mut dyn Host,
     ) -> Exchange {
+        // Before anything else, as Meilisearch's CORS layer: a preflight needs no key.
+        if let Some(preflight) = cors::preflight(&request) {
+            answer_preflight(&preflight, Some(config.epoch_text.as_str()), host);
+            let ctx = Ctx {
+                config,
+                request,
+                turn,
+            };
+            return Exchange {
+                ctx,
+                op: None,
+                _decoded: None,
+            };
+        }
+        let decoded = decode_body(&mut request, host);
         let ctx = Ctx {
             config,
             request,
             turn,
         };
-        let mut exchange = Exchange { ctx, op: None };
-        let step = exchange.begin(host);
+        let mut exchange = Exchange {
+            ctx,
+            op: None,
+            _decoded: None,
+        };
+        let step = match decoded {
+            Ok(lease) => {
+                exchange._decoded = lease;
+                exchange.begin(host)
+            }
+            Err(answer) => Step::Answer(answer),
+        };
         exchange.settle(step, host);
         exchange
     }
 
     /// Answers a request that came before any configuration was accepted.
-    pub fn not_configured(host: &mut dyn Host) {
+    pub fn not_configured(request: &Request, host: &mut dyn Host) {
+        if let Some(preflight) = cors::preflight(request) {
+            return answer_preflight(&preflight, None, host);
+        }
         let answer: Answer =
             MeiliError::unavailable("miroir_not_configured", "Miroir has no topology yet.").into();
-        host.respond(
-            answer.status,
-            &[("content-type", "application/json")],
-            &answer.body,
-        );
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend_from_slice(Cors::of(request).headers());
+        host.respond(answer.status, &headers, &answer.body);
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {
@@ -208,6 +239,7 @@ impl Exchange {
             ("x-miroir-topology-epoch", epoch),
         ];
         headers.extend(answer.headers.iter().map(|(k, v)| (*k, v.as_str())));
+        headers.extend_from_slice(Cors::of(&self.ctx.request).headers());
         if answer.status >= 400 {
             host.count("miroir_responses_error", 1);
         }
@@ -217,6 +249,44 @@ impl Exchange {
 
 #[cfg(test)]
 mod tests;
+
+/// A preflight's answer: Meilisearch's headers (and the epoch, as on every answer of Miroir's).
+fn answer_preflight(preflight: &cors::Preflight, epoch: Option<&str>, host: &mut dyn Host) {
+    host.count("miroir_requests_preflight", 1);
+    let mut headers: Vec<(&str, &str)> = preflight
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect();
+    if let Some(epoch) = epoch.filter(|_| preflight.status == 200) {
+        headers.push(("x-miroir-topology-epoch", epoch));
+    }
+    host.respond(preflight.status, &headers, preflight.body);
+}
+
+/// Undoes the body's `content-encoding` as Meilisearch does ([`encoding`]): the decoded body,
+/// when large, takes its own room in the VM's budget. `Err` is the answer refusing it.
+fn decode_body(request: &mut Request, host: &mut dyn Host) -> Result<Option<BodyLease>, Answer> {
+    if encoding::of(request).is_none() {
+        return Ok(None);
+    }
+    let reader = match route(&request.method, &request.path) {
+        Route::AddDocuments { .. } => encoding::Reader::Documents,
+        _ => encoding::Reader::Json,
+    };
+    if let Err(e) = encoding::decode(request, reader) {
+        if e.status == 413 {
+            host.count("miroir_payload_too_large", 1);
+        }
+        return Err(e.into());
+    }
+    limits::admit_body(request.body.len() as u64).map_err(|refusal| {
+        host.count("miroir_large_bodies_refused", 1);
+        let mut answer: Answer = refusal.into();
+        answer.headers.push(("retry-after", "10".to_string()));
+        answer
+    })
+}
 
 fn wrap<T: Op + 'static>((op, step): (T, Step)) -> (Option<Box<dyn Op>>, Step) {
     (Some(Box::new(op)), step)

@@ -2328,3 +2328,169 @@ fn searches_read_active_copies_of_complete_groups_only() {
         );
     }
 }
+
+/// A browser's preflight is answered by the filter as Meilisearch answers it: no node, no key.
+#[test]
+fn a_preflight_is_answered_without_any_node_or_key() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let headers = [
+        ("origin", "http://localhost:8080"),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization, content-type",
+        ),
+    ];
+    let (status, _) = fleet.run(
+        &config,
+        "OPTIONS",
+        "/indexes/movies/search",
+        &headers,
+        Value::Null,
+    );
+    assert_eq!(status, 200);
+    assert!(fleet.host.sent.is_empty());
+    assert_eq!(fleet.host.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        fleet.host.header("access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
+    assert_eq!(fleet.host.header("access-control-max-age"), Some("86400"));
+    assert_eq!(fleet.host.header("content-type"), None);
+    assert_eq!(fleet.host.response.as_ref().unwrap().2, b"");
+
+    // Before any topology too.
+    let mut host = MockHost::default();
+    let request = Request::new(
+        "OPTIONS",
+        "/health",
+        vec![("access-control-request-method".into(), "GET".into())],
+        Vec::new(),
+    );
+    Exchange::not_configured(&request, &mut host);
+    assert_eq!(host.response.as_ref().unwrap().0, 200);
+    assert_eq!(host.header("access-control-allow-origin"), Some("*"));
+}
+
+/// Every answer carries Meilisearch's CORS headers: the filter's own, errors, relayed node errors.
+#[test]
+fn every_answer_carries_meilisearchs_cors_headers() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    let origin = [("origin", "http://localhost:8080")];
+    let vary = crate::request::cors::VARY;
+    for (method, path) in [("GET", "/health"), ("POST", "/chats/x/settings")] {
+        fleet.run(&config, method, path, &origin, Value::Null);
+        assert_eq!(
+            fleet.host.header("access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+        assert_eq!(fleet.host.header("vary"), Some(vary), "{path}");
+    }
+    // A node's own refusal, relayed.
+    let (status, _) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/missing/search",
+        &origin,
+        json!({"q": "x"}),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(fleet.host.header("access-control-allow-origin"), Some("*"));
+    // Without `Origin`: `vary` only.
+    fleet.run(&config, "GET", "/health", &[], Value::Null);
+    assert_eq!(fleet.host.header("access-control-allow-origin"), None);
+    assert_eq!(fleet.host.header("vary"), Some(vary));
+    // Not configured yet.
+    let mut host = MockHost::default();
+    let request = Request::new(
+        "GET",
+        "/health",
+        vec![("origin".into(), "x".into())],
+        Vec::new(),
+    );
+    Exchange::not_configured(&request, &mut host);
+    assert_eq!(host.response.as_ref().unwrap().0, 503);
+    assert_eq!(host.header("access-control-allow-origin"), Some("*"));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// A compressed batch is decoded before it is read: the nodes get plain documents, each on its
+/// owner, and no `content-encoding`.
+#[test]
+fn a_gzip_batch_is_decoded_then_sharded() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let docs = serde_json::to_vec(&movies(30)).unwrap();
+    let (status, body) = fleet.run_bytes(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        gzip(&docs),
+    );
+    assert_eq!(status, 202, "{body}");
+    let stored: usize = ["n0", "n1", "n2"]
+        .iter()
+        .map(|id| fleet.node(id).docs.len())
+        .sum();
+    assert_eq!(stored, 30);
+    assert!(fleet
+        .host
+        .sent
+        .iter()
+        .all(|c| c.headers.iter().all(|(k, _)| k != "content-encoding")));
+
+    // A corrupt body reaches no node and is refused as Meilisearch refuses it.
+    let sent = fleet.host.sent.len();
+    let (status, body) = fleet.run_bytes(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+            ("origin", "http://localhost:8080"),
+        ],
+        b"\x1f\x8b\x08\x00garbage".to_vec(),
+    );
+    assert_eq!(
+        (status, body["code"].as_str(), body["message"].as_str()),
+        (
+            400,
+            Some("bad_request"),
+            Some("The provided payload is incomplete and cannot be parsed")
+        )
+    );
+    assert_eq!(fleet.host.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(fleet.host.sent.len(), sent);
+    let (status, body) = fleet.run_bytes(
+        &config,
+        "POST",
+        "/indexes/movies/search",
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        b"garbage".to_vec(),
+    );
+    assert_eq!(status, 400);
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Error that occur during reading payload: "));
+}

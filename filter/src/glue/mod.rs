@@ -16,6 +16,7 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 use crate::config::FilterConfig;
 use crate::exchange::{Exchange, Turns};
 use crate::host::{Call, Host, Reply};
+use crate::request::cors::Cors;
 use crate::request::intake::Intake;
 use crate::request::Request;
 use crate::tasks::background::Background;
@@ -212,7 +213,7 @@ impl Http {
                 let turn = self.turns.next();
                 self.exchange = Some(Exchange::start(config, request, turn, &mut host));
             }
-            None => Exchange::not_configured(&mut host),
+            None => Exchange::not_configured(&request, &mut host),
         }
     }
 
@@ -251,6 +252,8 @@ impl HttpContext for Http {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
+        let origin = self.get_http_request_header_bytes("origin").is_some();
+        self.intake.set_cors(Cors::with_origin(origin));
         if !self.admit(announced, announced > 0) {
             return Action::Pause;
         }

@@ -8,6 +8,7 @@ use miroir_topology::limits::PAYLOAD_LIMIT_BYTES;
 use crate::config::FilterConfig;
 use crate::error::MeiliError;
 use crate::host::Host;
+use crate::request::cors::Cors;
 use crate::request::limits::{self, Admission, BodyLease};
 
 #[derive(Default)]
@@ -16,9 +17,16 @@ pub struct Intake {
     refused: bool,
     /// This request's large body, counted against the VM's budget until the request is dropped.
     lease: Option<BodyLease>,
+    /// What a refusal carries for browsers (the request's `Origin`).
+    cors: Cors,
 }
 
 impl Intake {
+    /// Set from the request's headers before any body is admitted.
+    pub fn set_cors(&mut self, cors: Cors) {
+        self.cors = cors;
+    }
+
     /// Whether a body of `size` bytes (announced, or buffered so far) may go on; false once the
     /// client was answered. `known`: `size` is the whole body's (announced, or complete).
     pub fn admit(
@@ -34,7 +42,7 @@ impl Intake {
         let Some(config) = config else {
             return true;
         };
-        if refuse_oversized(config, size, host) {
+        if refuse_oversized_with(config, size, self.cors, host) {
             self.refused = true;
             return false;
         }
@@ -42,7 +50,7 @@ impl Intake {
         if self.lease.is_some() || !known {
             return true;
         }
-        match admit_body(config, size, host) {
+        match admit_body_with(config, size, self.cors, host) {
             Admission::Admitted(lease) => {
                 self.lease = lease;
                 true
@@ -58,6 +66,15 @@ impl Intake {
 /// Refuses a request whose body (announced by `content-length`, or buffered so far) is above
 /// Meilisearch's payload limit, before the rest of it is buffered. True when it answered.
 pub fn refuse_oversized(config: &FilterConfig, size: u64, host: &mut dyn Host) -> bool {
+    refuse_oversized_with(config, size, Cors::default(), host)
+}
+
+fn refuse_oversized_with(
+    config: &FilterConfig,
+    size: u64,
+    cors: Cors,
+    host: &mut dyn Host,
+) -> bool {
     if size <= PAYLOAD_LIMIT_BYTES {
         return false;
     }
@@ -66,6 +83,7 @@ pub fn refuse_oversized(config: &FilterConfig, size: u64, host: &mut dyn Host) -
         config,
         &MeiliError::payload_too_large(PAYLOAD_LIMIT_BYTES),
         &[],
+        cors,
         host,
     );
     true
@@ -75,22 +93,33 @@ pub fn refuse_oversized(config: &FilterConfig, size: u64, host: &mut dyn Host) -
 /// until the request is done, or `Refused` once the 503 (with `Retry-After: 10`) that refuses
 /// it was answered.
 pub fn admit_body(config: &FilterConfig, size: u64, host: &mut dyn Host) -> Admission {
+    admit_body_with(config, size, Cors::default(), host)
+}
+
+fn admit_body_with(config: &FilterConfig, size: u64, cors: Cors, host: &mut dyn Host) -> Admission {
     match limits::admit_body(size) {
         Ok(lease) => Admission::Admitted(lease),
         Err(refusal) => {
             host.count("miroir_large_bodies_refused", 1);
-            refuse(config, &refusal, &[("retry-after", "10")], host);
+            refuse(config, &refusal, &[("retry-after", "10")], cors, host);
             Admission::Refused
         }
     }
 }
 
-fn refuse(config: &FilterConfig, error: &MeiliError, extra: &[(&str, &str)], host: &mut dyn Host) {
+fn refuse(
+    config: &FilterConfig,
+    error: &MeiliError,
+    extra: &[(&str, &str)],
+    cors: Cors,
+    host: &mut dyn Host,
+) {
     let body = serde_json::to_vec(&error.to_json()).unwrap_or_default();
     let mut headers = vec![
         ("content-type", "application/json"),
         ("x-miroir-topology-epoch", config.epoch_text.as_str()),
     ];
     headers.extend_from_slice(extra);
+    headers.extend_from_slice(cors.headers());
     host.respond(error.status, &headers, &body);
 }

@@ -1,6 +1,8 @@
 //! The client's request as the filter sees it once the body is complete.
 
+pub mod cors;
 pub mod documents;
+pub mod encoding;
 pub mod intake;
 pub mod limits;
 pub mod reserved_refs;
