@@ -134,7 +134,27 @@ pub async fn indexes(
     async move {
         authorize(&app, &headers)?;
         let indexes = app.store.list_indexes().await.map_err(ApiError::store)?;
-        Ok(Json(json!({"results": indexes, "total": indexes.len()})))
+        // A node with a copy out of sync may lack any acknowledged change, of any index, until
+        // it is repaired (docs/architecture.md, "Replication").
+        let behind: Vec<String> = match app.store.load_topology().await {
+            Ok(Some(t)) => t
+                .shard_map
+                .out_of_sync_nodes()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => return Err(ApiError::store(e)),
+        };
+        let results: Vec<Value> = indexes
+            .iter()
+            .map(|index| {
+                let mut entry = serde_json::to_value(index).unwrap_or_else(|_| json!({}));
+                entry["nodesBehind"] = json!(behind);
+                entry
+            })
+            .collect();
+        Ok(Json(json!({"results": results, "total": results.len()})))
     }
     .instrument(tracing::info_span!("indexes"))
     .await

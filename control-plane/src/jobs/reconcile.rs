@@ -210,6 +210,7 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
         }
     }
     let keys = listed(calls, reference, "/keys").await?;
+    let mut young = Vec::new();
     for key in listed(calls, target, "/keys").await? {
         let Some(uid) = key["uid"].as_str() else {
             continue;
@@ -235,15 +236,20 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
                 }
             }
             None if stale_key(&key, crate::time::now_nanos()) => {
-                tracing::warn!(
-                    node = target.id,
-                    key = uid,
-                    name = %key["name"],
-                    "key the cluster no longer has deleted from the repaired node"
-                );
-                calls.delete(target, &format!("/keys/{uid}")).await?;
+                delete_key(calls, target, &key).await?;
             }
+            None if !is_node_default(&key) => young.push(key),
             None => {}
+        }
+    }
+    if !young.is_empty() {
+        // Too young to tell from one still reaching the reference: asked again once old enough.
+        tokio::time::sleep(std::time::Duration::from_secs(KEY_PRUNE_AGE_S as u64)).await;
+        let keys = listed(calls, reference, "/keys").await?;
+        for key in young {
+            if !keys.iter().any(|k| k["uid"] == key["uid"]) {
+                delete_key(calls, target, &key).await?;
+            }
         }
     }
     // Experimental features are set on every node through Miroir, like keys. Best effort: a
@@ -267,6 +273,17 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
         }
     }
     Ok(())
+}
+
+async fn delete_key(calls: &Calls<'_>, target: &Node, key: &Value) -> Result<(), CopyError> {
+    let uid = key["uid"].as_str().unwrap_or_default();
+    tracing::warn!(
+        node = target.id,
+        key = uid,
+        name = %key["name"],
+        "key the cluster no longer has deleted from the repaired node"
+    );
+    calls.delete(target, &format!("/keys/{uid}")).await
 }
 
 /// How old a key on a repaired node must be before its absence from the reference deletes it:

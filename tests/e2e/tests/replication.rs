@@ -441,6 +441,18 @@ fn a_node_down_during_schema_changes_converges_once_back() {
     assert_eq!(reply.status, 204, "{}", reply.text());
     assert_eq!(client.get(&format!("/keys/{DOOMED}")).status, 404);
     wait_out_of_sync(&fleet, &["n2"]);
+    let behind = |fleet: &Fleet| {
+        let registry = admin(fleet).get("/_miroir/indexes").json();
+        let movies = registry["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["uid"] == "movies")
+            .cloned()
+            .unwrap_or_else(|| panic!("movies in the registry: {registry}"));
+        movies["nodesBehind"].clone()
+    };
+    assert_eq!(behind(&fleet), json!(["n2"]), "the registry shows it too");
     let hits = search_every_id(&client).expect("searches go on");
     check_hits(&hits, &ledger.ids()).expect("the deletion is seen");
 
@@ -453,6 +465,7 @@ fn a_node_down_during_schema_changes_converges_once_back() {
         None,
         "repaired, n2 has it"
     );
+    assert_eq!(behind(&fleet), json!([]));
     let n2 = fleet.node_client("n2");
     let settings = n2.get("/indexes/movies/settings").json();
     assert_eq!(settings["stopWords"], json!(["the"]), "{settings}");
