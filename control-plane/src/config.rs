@@ -1,6 +1,8 @@
-//! The binary's configuration: a JSON file (`--config`) with command-line overrides. Secrets
-//! never come from the command line: each is read from its environment variable, else from the
-//! file its `…File` field names, else from the configuration file itself ([`Config::load_secrets`]).
+//! The binary's configuration ([`load`]): the defaults, then a TOML or JSON file (`--config`),
+//! then the environment ([`ENVIRONMENT`]: `MIROIR_HTTP_LISTEN`, ...), then the command line
+//! ([`Cli`]). Secrets never come from the command line: each is read from its environment
+//! variable, else from the file its `…File` field names, else from the configuration file itself
+//! ([`Config::load_secrets`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,9 +22,9 @@ pub struct Config {
     pub xds_listen: SocketAddr,
     /// `embedded:<dir>` (one replica) or `redis://host:port[/db]` (several replicas).
     pub store: String,
-    /// `Authorization: Bearer <adminKey>` on `/_miroir/*` (except `/_miroir/ready`) and
-    /// `/metrics`. Without it those routes are open (development only, and only on a loopback
-    /// `httpListen`).
+    /// `Authorization: Bearer <adminKey>` on `/_miroir/*` (except `/_miroir/live` and
+    /// `/_miroir/ready`) and `/metrics`. Without it those routes are open (development only, and
+    /// only on a loopback `httpListen`).
     pub admin_key: Option<String>,
     pub admin_key_file: Option<PathBuf>,
     /// Shared secret the filter presents (`x-miroir-token`) on `/_miroir/internal/*`.
@@ -208,68 +210,274 @@ impl Default for HealthConfig {
     }
 }
 
-pub const USAGE: &str = "\
-usage: miroir-control-plane [--config <file.json>] [options]
+/// What `--help` says after the options: the environment and the secrets.
+const ENV_HELP: &str = "\
+Precedence, highest first: options, environment, configuration file, defaults.
 
-options (each overrides the config file's field):
-  --http-listen <addr>        httpListen (default 127.0.0.1:7701)
-  --http-advertise <host:port> httpAdvertise (default: httpListen)
-  --xds-listen <addr>         xdsListen (default 127.0.0.1:18000)
-  --store <spec>              store: embedded:<dir> (default embedded:./miroir-data) or redis://host:port
-                              (a Redis URL with a password: config file or MIROIR_STORE only)
-  --envoy-listen <addr>       envoyListen (default 127.0.0.1:7700)
-  --wasm <path>               wasm
-  --node-timeout-ms <ms>      nodeTimeoutMs
-  --replica-id <id>           replicaId
-  -h, --help                  this text
+Environment (each overrides the configuration file's field; see docs/control-plane.md):
+  MIROIR_CONFIG                          --config
+  MIROIR_HTTP_LISTEN                     httpListen
+  MIROIR_HTTP_ADVERTISE                  httpAdvertise
+  MIROIR_XDS_LISTEN                      xdsListen
+  MIROIR_STORE                           store (may carry a Redis password, e.g. redis://:pw@host:6379)
+  MIROIR_ENVOY_LISTEN                    envoyListen
+  MIROIR_WASM                            wasm (a path, or {\"uri\": ..., \"sha256\": ...})
+  MIROIR_NODE_TIMEOUT_MS                 nodeTimeoutMs
+  MIROIR_CONTROL_PLANE_TIMEOUT_MS        controlPlaneTimeoutMs
+  MIROIR_ROLLOUT_ACK_TIMEOUT_MS          rolloutAckTimeoutMs
+  MIROIR_TASK_POLL_INTERVAL_MS           taskPollIntervalMs
+  MIROIR_LEADER_TTL_MS                   leaderTtlMs
+  MIROIR_REPLICA_ID                      replicaId
+  MIROIR_HEALTH_INTERVAL_MS              health.intervalMs
+  MIROIR_HEALTH_TIMEOUT_MS               health.timeoutMs
+  MIROIR_HEALTH_UNHEALTHY_THRESHOLD      health.unhealthyThreshold
+  MIROIR_HEALTH_HEALTHY_THRESHOLD        health.healthyThreshold
+  MIROIR_JOBS_COPY_CONCURRENCY           jobs.copyConcurrency
+  MIROIR_JOBS_COPY_DOCUMENTS_PER_SECOND  jobs.copyDocumentsPerSecond
 
-secrets are never flags: each is read from its environment variable, else from the file its
-`…File` field names, else from the config file's field:
+Secrets are never options: each is read from its environment variable, else from the file its
+`…File` field names, else from the configuration file's field:
   MIROIR_ADMIN_KEY      adminKey      / adminKeyFile
   MIROIR_FILTER_TOKEN   filterToken   / filterTokenFile
   MIROIR_MASTER_KEY     masterKey     / masterKeyFile
   MIROIR_NODE_API_KEY   nodeApiKey    / nodeApiKeyFile
-  MIROIR_XDS_TOKEN      xdsToken      / xdsTokenFile
-  MIROIR_STORE          store (e.g. redis://:password@host:6379)
-";
+  MIROIR_XDS_TOKEN      xdsToken      / xdsTokenFile";
 
-/// Reads `--config` (if given) then applies the other flags over it.
-pub fn from_args(args: &[String]) -> Result<Config, String> {
-    let mut config_path = None;
-    let mut overrides = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Err(USAGE.to_string());
+/// `miroir-control-plane`'s command line. Each option overrides the environment and the
+/// configuration file ([`load`]).
+#[derive(Clone, Debug, Default, PartialEq, clap::Parser)]
+#[command(
+    name = "miroir-control-plane",
+    version,
+    about = "Miroir's control plane: xDS (ADS) for the Envoys, admin REST, task registry, health checks, jobs.",
+    after_help = ENV_HELP
+)]
+pub struct Cli {
+    /// The configuration file: TOML if its name ends in `.toml`, else JSON.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// httpListen (default 127.0.0.1:7701).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// httpAdvertise (default: httpListen).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_advertise: Option<String>,
+    /// xdsListen (default 127.0.0.1:18000).
+    #[arg(long, value_name = "ADDR")]
+    pub xds_listen: Option<SocketAddr>,
+    /// store: embedded:<dir> (default embedded:./miroir-data) or redis://host:port (a Redis URL
+    /// with a password: configuration file or MIROIR_STORE only).
+    #[arg(long, value_name = "SPEC")]
+    pub store: Option<String>,
+    /// envoyListen (default 127.0.0.1:7700).
+    #[arg(long, value_name = "ADDR")]
+    pub envoy_listen: Option<SocketAddr>,
+    /// wasm: the filter's .wasm, a path on the Envoys' hosts.
+    #[arg(long, value_name = "PATH")]
+    pub wasm: Option<PathBuf>,
+    /// nodeTimeoutMs (default 30000).
+    #[arg(long, value_name = "MS")]
+    pub node_timeout_ms: Option<u64>,
+    /// replicaId (default <HOSTNAME>-<pid>).
+    #[arg(long, value_name = "ID")]
+    pub replica_id: Option<String>,
+}
+
+impl Cli {
+    /// A store URL with a password: refused, without showing the password.
+    fn refuse_secrets(&self) -> Result<(), String> {
+        if let Some(store) = self.store.as_deref().filter(|s| has_password(s)) {
+            return Err(format!(
+                "--store {}: a password does not belong on the command line (other users see it); put the URL in the config file or MIROIR_STORE",
+                redact_url(store)
+            ));
         }
-        let (name, value) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), v.to_string()),
-            None => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
-                (flag.clone(), value.clone())
-            }
-        };
-        if name == "--config" {
-            config_path = Some(value);
-        } else {
-            overrides.push((name, value));
+        Ok(())
+    }
+
+    /// The options over `config`.
+    fn apply(self, config: &mut Config) {
+        if let Some(v) = self.http_listen {
+            config.http_listen = v;
+        }
+        if let Some(v) = self.http_advertise {
+            config.http_advertise = Some(v);
+        }
+        if let Some(v) = self.xds_listen {
+            config.xds_listen = v;
+        }
+        if let Some(v) = self.store {
+            config.store = v;
+        }
+        if let Some(v) = self.envoy_listen {
+            config.envoy_listen = v;
+        }
+        if let Some(v) = self.wasm {
+            config.wasm = Some(WasmSpec::Path(v));
+        }
+        if let Some(v) = self.node_timeout_ms {
+            config.node_timeout_ms = v;
+        }
+        if let Some(v) = self.replica_id {
+            config.replica_id = Some(v);
         }
     }
-    let mut config = match config_path {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-            serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?
+}
+
+/// Options that would carry a secret: refused before the command line is parsed (other users
+/// see it in `ps`), without showing the value. They are not declared to clap, which would
+/// otherwise suggest them ("a similar argument exists").
+pub const SECRET_FLAGS: [&str; 5] = [
+    "--admin-key",
+    "--filter-token",
+    "--master-key",
+    "--node-api-key",
+    "--xds-token",
+];
+
+/// `Err` naming the first secret option of `args`.
+pub fn refuse_secret_flags(args: &[String]) -> Result<(), String> {
+    for flag in SECRET_FLAGS {
+        if args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return Err(format!(
+                "{flag}: secrets are not taken from the command line (other users see it); use the environment or a file (see --help)"
+            ));
         }
+    }
+    Ok(())
+}
+
+/// Parses a command line (without the program's name): the options, then [`load`] with the
+/// process's environment. `Err` carries clap's message (a usage error, or the `--help` text).
+pub fn from_args(args: &[String]) -> Result<Config, String> {
+    use clap::Parser;
+    refuse_secret_flags(args)?;
+    let program = std::iter::once("miroir-control-plane".to_string());
+    let cli =
+        Cli::try_parse_from(program.chain(args.iter().cloned())).map_err(|e| e.to_string())?;
+    load(cli, |name| std::env::var(name).ok())
+}
+
+/// The configuration: the defaults, the file (`--config`, else `MIROIR_CONFIG`), the
+/// environment ([`ENVIRONMENT`]), the options, then the secrets ([`Config::load_secrets`]),
+/// checked. `env` reads a variable (the process's environment outside tests).
+pub fn load(cli: Cli, env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+    cli.refuse_secrets()?;
+    let path = cli
+        .config
+        .clone()
+        .or_else(|| set_var(&env, "MIROIR_CONFIG").map(PathBuf::from));
+    let mut config = match path {
+        Some(path) => read_file(&path)?,
         None => Config::default(),
     };
-    for (name, value) in overrides {
-        apply(&mut config, &name, value)?;
-    }
-    config.load_secrets(|name| std::env::var(name).ok())?;
+    config.apply_env(&env)?;
+    cli.apply(&mut config);
+    config.load_secrets(&env)?;
     config.check()?;
     Ok(config)
+}
+
+/// A configuration file: TOML when its name ends in `.toml`, else JSON.
+pub fn read_file(path: &std::path::Path) -> Result<Config, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+    {
+        toml::from_str(&text).map_err(|e| format!("{shown}: {e}"))
+    } else {
+        serde_json::from_str(&text).map_err(|e| format!("{shown}: {e}"))
+    }
+}
+
+/// A variable that is set and not blank (a blank one is as if unset).
+fn set_var(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Each setting the environment overrides: its variable and its field (secrets: [`SECRETS`]).
+pub const ENVIRONMENT: [(&str, &str); 18] = [
+    ("MIROIR_HTTP_LISTEN", "httpListen"),
+    ("MIROIR_HTTP_ADVERTISE", "httpAdvertise"),
+    ("MIROIR_XDS_LISTEN", "xdsListen"),
+    ("MIROIR_STORE", "store"),
+    ("MIROIR_ENVOY_LISTEN", "envoyListen"),
+    ("MIROIR_WASM", "wasm"),
+    ("MIROIR_NODE_TIMEOUT_MS", "nodeTimeoutMs"),
+    ("MIROIR_CONTROL_PLANE_TIMEOUT_MS", "controlPlaneTimeoutMs"),
+    ("MIROIR_ROLLOUT_ACK_TIMEOUT_MS", "rolloutAckTimeoutMs"),
+    ("MIROIR_TASK_POLL_INTERVAL_MS", "taskPollIntervalMs"),
+    ("MIROIR_LEADER_TTL_MS", "leaderTtlMs"),
+    ("MIROIR_REPLICA_ID", "replicaId"),
+    ("MIROIR_HEALTH_INTERVAL_MS", "health.intervalMs"),
+    ("MIROIR_HEALTH_TIMEOUT_MS", "health.timeoutMs"),
+    (
+        "MIROIR_HEALTH_UNHEALTHY_THRESHOLD",
+        "health.unhealthyThreshold",
+    ),
+    ("MIROIR_HEALTH_HEALTHY_THRESHOLD", "health.healthyThreshold"),
+    ("MIROIR_JOBS_COPY_CONCURRENCY", "jobs.copyConcurrency"),
+    (
+        "MIROIR_JOBS_COPY_DOCUMENTS_PER_SECOND",
+        "jobs.copyDocumentsPerSecond",
+    ),
+];
+
+fn parsed<T: std::str::FromStr>(variable: &str, value: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| format!("{variable} {value}: {e}"))
+}
+
+impl Config {
+    /// Sets every field whose variable ([`ENVIRONMENT`]) `env` has.
+    pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        for (variable, field) in ENVIRONMENT {
+            let Some(v) = set_var(env, variable) else {
+                continue;
+            };
+            match field {
+                "httpListen" => self.http_listen = parsed(variable, &v)?,
+                "httpAdvertise" => self.http_advertise = Some(v),
+                "xdsListen" => self.xds_listen = parsed(variable, &v)?,
+                "store" => self.store = v,
+                "envoyListen" => self.envoy_listen = parsed(variable, &v)?,
+                "wasm" if v.starts_with('{') => {
+                    self.wasm =
+                        Some(serde_json::from_str(&v).map_err(|e| format!("{variable}: {e}"))?)
+                }
+                "wasm" => self.wasm = Some(WasmSpec::Path(PathBuf::from(v))),
+                "nodeTimeoutMs" => self.node_timeout_ms = parsed(variable, &v)?,
+                "controlPlaneTimeoutMs" => self.control_plane_timeout_ms = parsed(variable, &v)?,
+                "rolloutAckTimeoutMs" => self.rollout_ack_timeout_ms = parsed(variable, &v)?,
+                "taskPollIntervalMs" => self.task_poll_interval_ms = parsed(variable, &v)?,
+                "leaderTtlMs" => self.leader_ttl_ms = parsed(variable, &v)?,
+                "replicaId" => self.replica_id = Some(v),
+                "health.intervalMs" => self.health.interval_ms = parsed(variable, &v)?,
+                "health.timeoutMs" => self.health.timeout_ms = parsed(variable, &v)?,
+                "health.unhealthyThreshold" => {
+                    self.health.unhealthy_threshold = parsed(variable, &v)?
+                }
+                "health.healthyThreshold" => self.health.healthy_threshold = parsed(variable, &v)?,
+                "jobs.copyConcurrency" => self.jobs.copy_concurrency = parsed(variable, &v)?,
+                "jobs.copyDocumentsPerSecond" => {
+                    self.jobs.copy_documents_per_second = parsed(variable, &v)?
+                }
+                other => return Err(format!("{variable}: no setting {other}")),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Each secret: its environment variable, its `…File` field, its config field.
@@ -322,40 +530,6 @@ fn has_password(spec: &str) -> bool {
     redact_url(spec) != spec
 }
 
-fn addr(name: &str, value: &str) -> Result<SocketAddr, String> {
-    value
-        .parse()
-        .map_err(|e| format!("{name} {value}: {e} (expected ip:port)"))
-}
-
-fn apply(config: &mut Config, name: &str, value: String) -> Result<(), String> {
-    match name {
-        "--http-listen" => config.http_listen = addr(name, &value)?,
-        "--xds-listen" => config.xds_listen = addr(name, &value)?,
-        "--envoy-listen" => config.envoy_listen = addr(name, &value)?,
-        "--store" if has_password(&value) => {
-            return Err(format!(
-                "--store {}: a password does not belong on the command line (other users see it); put the URL in the config file or MIROIR_STORE",
-                redact_url(&value)
-            ))
-        }
-        "--store" => config.store = value,
-        "--http-advertise" => config.http_advertise = Some(value),
-        "--admin-key" | "--filter-token" | "--node-api-key" | "--master-key" | "--xds-token" => {
-            return Err(format!(
-                "{name}: secrets are not taken from the command line (other users see it); use the environment or a file\n\n{USAGE}"
-            ))
-        }
-        "--wasm" => config.wasm = Some(WasmSpec::Path(PathBuf::from(value))),
-        "--replica-id" => config.replica_id = Some(value),
-        "--node-timeout-ms" => {
-            config.node_timeout_ms = value.parse().map_err(|e| format!("{name} {value}: {e}"))?
-        }
-        _ => return Err(format!("unknown option {name}\n\n{USAGE}")),
-    }
-    Ok(())
-}
-
 impl std::fmt::Debug for Config {
     /// The configuration with every secret (and the store URL's password) masked.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -374,9 +548,6 @@ impl Config {
     /// Fills every secret from its environment variable (`env`), else its `…File`. A secret set
     /// twice (variable or file, and the config field) takes the first of those.
     pub fn load_secrets(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
-        if let Some(store) = env("MIROIR_STORE").filter(|s| !s.is_empty()) {
-            self.store = store;
-        }
         let slots: [(&mut Option<String>, &Option<PathBuf>); 5] = [
             (&mut self.admin_key, &self.admin_key_file),
             (&mut self.filter_token, &self.filter_token_file),
@@ -519,6 +690,7 @@ mod tests {
             "MIROIR_STORE" => Some("redis://:pw@10.0.0.1:6379/2".to_string()),
             _ => None,
         };
+        config.apply_env(&env).expect("environment");
         config.load_secrets(env).expect("secrets");
         assert_eq!(config.admin_key.as_deref(), Some("from-env"));
         assert_eq!(config.master_key.as_deref(), Some("from-file"));
@@ -534,6 +706,236 @@ mod tests {
             .load_secrets(|_| None)
             .expect_err("missing file");
         assert!(e.starts_with("xdsTokenFile "), "{e}");
+    }
+
+    fn cli(list: &[&str]) -> Cli {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("miroir-control-plane").chain(list.iter().copied()))
+            .expect("command line")
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    /// Issue 12: options > environment > file > defaults, one setting at each level.
+    #[test]
+    fn options_then_environment_then_file_then_defaults() {
+        let dir = crate::testutil::TempDir::new("config-precedence");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+httpListen = "127.0.0.1:9000"
+xdsListen = "127.0.0.1:9100"
+nodeTimeoutMs = 1000
+replicaId = "from-file"
+
+[health]
+intervalMs = 100
+timeoutMs = 50
+"#,
+        )
+        .expect("write");
+        let path = path.to_str().expect("utf-8");
+        let env = env_of(&[
+            ("MIROIR_HTTP_LISTEN", "127.0.0.1:9001"),
+            ("MIROIR_NODE_TIMEOUT_MS", "2000"),
+            ("MIROIR_HEALTH_INTERVAL_MS", "200"),
+            ("MIROIR_JOBS_COPY_CONCURRENCY", "2"),
+            ("MIROIR_STORE", "redis://:pw@127.0.0.1:6379/1"),
+            ("MIROIR_REPLICA_ID", " "),
+        ]);
+        let config = load(
+            cli(&["--config", path, "--http-listen", "127.0.0.1:9002"]),
+            &env,
+        )
+        .expect("config");
+        // Option over environment over file.
+        assert_eq!(config.http_listen.port(), 9002);
+        // Environment over file.
+        assert_eq!(config.node_timeout_ms, 2000);
+        assert_eq!(config.health.interval_ms, 200);
+        assert_eq!(config.store, "redis://:pw@127.0.0.1:6379/1");
+        // Environment over the default.
+        assert_eq!(config.jobs.copy_concurrency, 2);
+        // File over the default; a blank variable is as if unset.
+        assert_eq!(config.xds_listen.port(), 9100);
+        assert_eq!(config.health.timeout_ms, 50);
+        assert_eq!(config.replica_id.as_deref(), Some("from-file"));
+        // Defaults.
+        assert_eq!(config.health.unhealthy_threshold, 3);
+        assert_eq!(config.envoy_listen, Config::default().envoy_listen);
+        assert_eq!(config.rollout_ack_timeout_ms, 30_000);
+
+        // `--store` over MIROIR_STORE; MIROIR_CONFIG names the file when `--config` does not.
+        let env = env_of(&[
+            ("MIROIR_CONFIG", path),
+            ("MIROIR_STORE", "redis://127.0.0.1:1"),
+        ]);
+        let config = load(cli(&["--store", "embedded:/tmp/x"]), &env).expect("config");
+        assert_eq!(config.store, "embedded:/tmp/x");
+        assert_eq!(config.http_listen.port(), 9000);
+
+        // A malformed variable is named, and so is a malformed file.
+        let e = load(cli(&[]), env_of(&[("MIROIR_HEALTH_TIMEOUT_MS", "soon")]))
+            .expect_err("not a number");
+        assert!(e.starts_with("MIROIR_HEALTH_TIMEOUT_MS soon"), "{e}");
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "httpListen = 7701\n").expect("write");
+        let e = load(
+            cli(&["--config", bad.to_str().expect("utf-8")]),
+            env_of(&[]),
+        )
+        .expect_err("bad toml");
+        assert!(e.contains("bad.toml") && e.contains("httpListen"), "{e}");
+    }
+
+    /// Every variable of [`ENVIRONMENT`] sets its field.
+    #[test]
+    fn every_variable_sets_its_setting() {
+        let mut config = Config::default();
+        let values: Vec<(&str, &str)> = ENVIRONMENT
+            .iter()
+            .map(|(variable, field)| {
+                let value = match *field {
+                    "httpListen" | "xdsListen" | "envoyListen" => "10.1.2.3:4567",
+                    "httpAdvertise" | "store" | "wasm" | "replicaId" => "text",
+                    _ => "7",
+                };
+                (*variable, value)
+            })
+            .collect();
+        config.apply_env(&env_of(&values)).expect("environment");
+        let shown = serde_json::to_value(&config).expect("json");
+        for (variable, field) in ENVIRONMENT {
+            let mut value = &shown;
+            for part in field.split('.') {
+                value = &value[part];
+            }
+            let default = serde_json::to_value(Config::default()).expect("json");
+            let mut before = &default;
+            for part in field.split('.') {
+                before = &before[part];
+            }
+            assert_ne!(value, before, "{variable} did not set {field}");
+        }
+        let mut config = Config::default();
+        config
+            .apply_env(&env_of(&[(
+                "MIROIR_WASM",
+                r#"{"uri": "https://x/f.wasm", "sha256": "ab"}"#,
+            )]))
+            .expect("wasm");
+        assert!(matches!(config.wasm, Some(WasmSpec::Remote { .. })));
+    }
+
+    /// Issue 12: a TOML file gives what the same JSON file gives.
+    #[test]
+    fn toml_and_json_files_agree() {
+        let dir = crate::testutil::TempDir::new("config-toml");
+        let toml_path = dir.path().join("c.toml");
+        std::fs::write(
+            &toml_path,
+            r#"
+httpListen = "127.0.0.1:9000"
+store = "embedded:/var/lib/miroir"
+adminKeyFile = "/run/secrets/admin-key"
+wasm = { uri = "https://example.com/miroir_filter.wasm", sha256 = "ab" }
+
+[topology]
+shards = 8
+replicationFactor = 2
+minCopies = 1
+unavailableShards = "partial"
+
+[[topology.nodes]]
+id = "n0"
+address = "127.0.0.1:7710"
+group = "g0"
+
+[[topology.nodes]]
+id = "n1"
+address = "127.0.0.1:7711"
+group = "g0"
+
+[health]
+intervalMs = 1000
+
+[jobs]
+copyDocumentsPerSecond = 5000
+"#,
+        )
+        .expect("write");
+        let json_path = dir.path().join("c.json");
+        std::fs::write(
+            &json_path,
+            r#"{"httpListen": "127.0.0.1:9000", "store": "embedded:/var/lib/miroir",
+                "adminKeyFile": "/run/secrets/admin-key",
+                "wasm": {"uri": "https://example.com/miroir_filter.wasm", "sha256": "ab"},
+                "topology": {"shards": 8, "replicationFactor": 2, "minCopies": 1,
+                             "unavailableShards": "partial",
+                             "nodes": [{"id": "n0", "address": "127.0.0.1:7710", "group": "g0"},
+                                       {"id": "n1", "address": "127.0.0.1:7711", "group": "g0"}]},
+                "health": {"intervalMs": 1000}, "jobs": {"copyDocumentsPerSecond": 5000}}"#,
+        )
+        .expect("write");
+        let from_toml = read_file(&toml_path).expect("toml");
+        assert_eq!(from_toml, read_file(&json_path).expect("json"));
+        assert_eq!(from_toml.topology.as_ref().map(|t| t.nodes.len()), Some(2));
+        assert_eq!(from_toml.health.interval_ms, 1000);
+        assert_eq!(from_toml.health.timeout_ms, 2000);
+        // Unknown keys are refused in TOML as in JSON.
+        std::fs::write(&toml_path, "httpListenn = \"127.0.0.1:1\"\n").expect("write");
+        let e = read_file(&toml_path).expect_err("unknown key");
+        assert!(e.contains("httpListenn"), "{e}");
+    }
+
+    /// The TOML example of docs/control-plane.md parses and passes the checks.
+    #[test]
+    fn the_documented_toml_example_parses() {
+        let doc = include_str!("../../docs/control-plane.md");
+        let start = doc.find("```toml\n").expect("a ```toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let mut config: Config = toml::from_str(&doc[start..end]).expect("the example");
+        assert!(config.admin_key_file.is_some() && config.topology.is_some());
+        // What its secret files would give.
+        config.admin_key = Some("admin".into());
+        config.xds_token = Some("xds".into());
+        config.check().expect("checked");
+    }
+
+    /// `--help` and `--version` are clap's (main exits 0 on them); a bad option is a usage error.
+    #[test]
+    fn help_and_version() {
+        use clap::Parser;
+        for (flag, kind) in [
+            ("--help", clap::error::ErrorKind::DisplayHelp),
+            ("--version", clap::error::ErrorKind::DisplayVersion),
+            ("--bogus", clap::error::ErrorKind::UnknownArgument),
+        ] {
+            let e = Cli::try_parse_from(["miroir-control-plane", flag]).expect_err(flag);
+            assert_eq!(e.kind(), kind, "{flag}");
+        }
+        let help = Cli::try_parse_from(["miroir-control-plane", "--help"])
+            .expect_err("help")
+            .to_string();
+        for (variable, _) in ENVIRONMENT.iter().chain(SECRETS.iter()) {
+            assert!(help.contains(variable), "--help lacks {variable}");
+        }
+        assert!(!help.contains("--admin-key"), "{help}");
+        // No secret option is suggested for a mistyped one.
+        let e = Cli::try_parse_from(["miroir-control-plane", "--admin", "x"]).expect_err("--admin");
+        assert!(!e.to_string().contains("--admin-key"), "{e}");
     }
 
     /// Issue 10: logs and `{:?}` never show a secret, nor the Redis URL's password.

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use miroir_control_plane::{config, server};
 
 #[tokio::main]
@@ -13,8 +14,17 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match config::from_args(&args) {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Err(message) = config::refuse_secret_flags(&args) {
+        eprintln!("{message}");
+        return ExitCode::from(2);
+    }
+    // `--help`, `--version` (exit 0) and usage errors (exit 2) end here.
+    let cli = config::Cli::parse();
+    let config = match config::load(cli, |name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(message) => {
             eprintln!("{message}");

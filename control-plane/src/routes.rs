@@ -14,6 +14,7 @@ use crate::webhooks;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/_miroir/live", get(fleet::live))
         .route("/_miroir/ready", get(fleet::ready))
         .route("/_miroir/topology", get(topology::get_topology))
         .route("/_miroir/shards", get(topology::get_shards))

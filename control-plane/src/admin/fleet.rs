@@ -1,4 +1,4 @@
-//! Fleet routes: readiness, the Envoys and their rollout, the filter binary, metrics.
+//! Fleet routes: liveness and readiness, the Envoys and their rollout, the filter binary, metrics.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use super::authorize;
 use crate::app::{rollout_failure, App, WASM_SETTING};
 use crate::config::WasmSpec;
 use crate::error::ApiError;
+use crate::publisher::EnvoyAck;
 
 fn not_ready(reason: String) -> ApiError {
     ApiError::new(
@@ -25,8 +26,16 @@ fn not_ready(reason: String) -> ApiError {
     )
 }
 
-/// `GET /_miroir/ready` (no key: for probes): the store answers, a topology exists, and every
-/// connected Envoy acknowledged its epoch.
+/// `GET /_miroir/live` (no key: for liveness probes): the process runs and its HTTP server
+/// answers. Nothing else is checked: a store or fleet problem must not get the process restarted.
+pub async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+/// `GET /_miroir/ready` (no key: for readiness probes): this replica can serve. The store
+/// answers, a topology is stored, and a leader is known (this replica, or the lease's holder).
+/// Envoys that lag are reported (`fleet`), never a reason for a 503: every Envoy lags during a
+/// rollout, and the control plane taken out of its Service then would stall it.
 pub async fn ready(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     async move {
         app.store
@@ -39,31 +48,55 @@ pub async fn ready(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError>
             .await
             .map_err(|e| not_ready(format!("The store is unreachable: {e}")))?
             .ok_or_else(|| not_ready("No topology is stored yet.".into()))?;
-        let fleet = app.publisher.fleet();
-        let behind: Vec<&str> = fleet
-            .envoys
-            .iter()
-            .filter(|e| e.epoch != Some(topology.epoch))
-            .map(|e| e.node_id.as_str())
-            .collect();
-        if !behind.is_empty() {
-            return Err(not_ready(format!(
-                "{} of {} Envoys have not acknowledged topology epoch {}: {}.",
-                behind.len(),
-                fleet.envoys.len(),
-                topology.epoch,
-                behind.join(", ")
-            )));
-        }
+        let leader = app.is_leader();
+        let leader_id = if leader {
+            Some(app.config.replica_name())
+        } else {
+            app.store
+                .leader_owner()
+                .await
+                .map_err(|e| not_ready(format!("The store is unreachable: {e}")))?
+        };
+        let Some(leader_id) = leader_id else {
+            return Err(not_ready(
+                "No leader is known yet: no replica holds the leader lease.".into(),
+            ));
+        };
+        let envoys = app.publisher.fleet().envoys;
         Ok(Json(json!({
             "status": "ready",
             "epoch": topology.epoch,
-            "envoys": fleet.envoys.len(),
-            "leader": app.is_leader(),
+            "envoys": envoys.len(),
+            "leader": leader,
+            "leaderId": leader_id,
+            "fleet": fleet_lag(&envoys, topology.epoch),
         })))
     }
     .instrument(tracing::info_span!("ready"))
     .await
+}
+
+/// How far this replica's Envoys are from `epoch`: how many lag and which, and how many
+/// acknowledged each epoch (`none`: nothing acknowledged yet).
+fn fleet_lag(envoys: &[EnvoyAck], epoch: u64) -> Value {
+    let behind: Vec<&str> = envoys
+        .iter()
+        .filter(|e| e.epoch != Some(epoch))
+        .map(|e| e.node_id.as_str())
+        .collect();
+    let mut epochs = std::collections::BTreeMap::<String, usize>::new();
+    for envoy in envoys {
+        let key = envoy
+            .epoch
+            .map_or_else(|| "none".to_string(), |e| e.to_string());
+        *epochs.entry(key).or_default() += 1;
+    }
+    json!({
+        "behind": behind.len(),
+        "behindEnvoys": behind,
+        "epochs": epochs,
+        "converged": behind.is_empty(),
+    })
 }
 
 /// `GET /_miroir/fleet`: the xDS server's view of every Envoy, and the rollout status.

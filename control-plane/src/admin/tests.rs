@@ -1,9 +1,10 @@
 //! The admin routes with a fake fleet (`MemoryPublisher`) and fake nodes.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use miroir_topology::{NodeState, CONTROL_PLANE_CLUSTER};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::health::{check_round, HealthTracker};
 use crate::publisher::{EnvoyAck, Publisher};
@@ -245,24 +246,40 @@ async fn a_nack_is_reported_with_envoys_message() {
         .is_some());
 }
 
+/// Issue 12: readiness is the store and a known leader; an Envoy that lags is reported in the
+/// body, never a 503 (a probe would take the control plane out of its Service mid-rollout).
 #[tokio::test]
-async fn ready_waits_for_the_fleet() {
+async fn ready_reports_the_fleet_lag_without_failing() {
     let cluster = Cluster::start(1).await;
     let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
     assert_eq!(status, 200, "{body}");
-    cluster.publisher.set_envoys(vec![EnvoyAck {
-        node_id: "envoy-a".into(),
-        epoch: Some(0),
-    }]);
+    assert_eq!(body["leader"], true, "{body}");
+    assert!(body["leaderId"].is_string(), "{body}");
+    assert_eq!(body["fleet"]["converged"], true, "{body}");
+    cluster.publisher.set_envoys(vec![
+        EnvoyAck {
+            node_id: "envoy-a".into(),
+            epoch: Some(0),
+        },
+        EnvoyAck {
+            node_id: "envoy-b".into(),
+            epoch: None,
+        },
+    ]);
     let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
     assert_eq!(
-        (status, body["code"].as_str()),
-        (503, Some("miroir_not_ready"))
+        status, 200,
+        "an Envoy behind is no reason to be unready: {body}"
     );
-    assert!(body["message"]
-        .as_str()
-        .is_some_and(|m| m.contains("envoy-a")));
-    // The next rollout reaches it.
+    assert_eq!(body["epoch"], 1, "{body}");
+    assert_eq!(body["envoys"], 2, "{body}");
+    assert_eq!(
+        body["fleet"],
+        json!({"behind": 2, "behindEnvoys": ["envoy-a", "envoy-b"],
+               "epochs": {"0": 1, "none": 1}, "converged": false}),
+        "{body}"
+    );
+    // The next rollout reaches both: the fleet has converged.
     let (status, _) = cluster
         .admin(
             "POST",
@@ -271,12 +288,104 @@ async fn ready_waits_for_the_fleet() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = cluster.call("GET", "/_miroir/ready", &[], None).await;
-    assert_eq!(status, 200);
+    let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["fleet"],
+        json!({"behind": 0, "behindEnvoys": [], "epochs": {"2": 2}, "converged": true}),
+        "{body}"
+    );
     let (status, fleet) = cluster.admin("GET", "/_miroir/fleet", None).await;
     assert_eq!(status, 200);
     assert_eq!(fleet["epoch"], 2);
     assert_eq!(fleet["fleet"]["envoys"][0]["nodeId"], "envoy-a");
+
+    // No leader known (this replica lost the lease; the embedded store names no other holder):
+    // not ready, while live still answers, without a key.
+    cluster.app.leader.store(false, Ordering::Relaxed);
+    let (status, body) = cluster.call("GET", "/_miroir/ready", &[], None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_not_ready")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("leader")),
+        "{body}"
+    );
+    let (status, body) = cluster.call("GET", "/_miroir/live", &[], None).await;
+    assert_eq!((status, body), (200, json!({"status": "live"})));
+}
+
+/// A store that does not answer: not ready, and live all the same.
+#[tokio::test]
+async fn an_unreachable_store_is_not_ready_but_live() {
+    let server = crate::testutil::RedisServer::start();
+    let store: crate::store::SharedStore = Arc::new(
+        crate::store::redis::RedisStore::connect(&server.url)
+            .await
+            .expect("connect"),
+    );
+    let topology = crate::config::InitialTopology {
+        epoch: 1,
+        shards: 2,
+        replication_factor: 1,
+        min_copies: None,
+        unavailable_shards: None,
+        nodes: vec![miroir_topology::Node {
+            id: "n0".into(),
+            address: "127.0.0.1:1".into(),
+            group: "g0".into(),
+            state: miroir_topology::NodeState::Active,
+        }],
+    };
+    assert!(store
+        .cas_topology(None, &topology.topology())
+        .await
+        .expect("stored"));
+    let app = crate::app::App::new(
+        crate::config::Config::default(),
+        store.clone(),
+        Arc::new(crate::publisher::MemoryPublisher::new()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, crate::routes::router(app)).await;
+    });
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let reply = http.get(url).send().await.expect("answer");
+            let status = reply.status().as_u16();
+            (status, reply.json::<Value>().await.expect("json"))
+        }
+    };
+    // Another replica holds the lease: a leader is known, so this follower is ready.
+    assert!(store
+        .leader_acquire("cp-other", std::time::Duration::from_secs(30))
+        .await
+        .expect("lease"));
+    let (status, body) = get("/_miroir/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["leader"], &body["leaderId"]),
+        (&json!(false), &json!("cp-other"))
+    );
+    drop(server);
+    let (status, body) = get("/_miroir/ready").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("miroir_not_ready")),
+        "{body}"
+    );
+    assert_eq!(get("/_miroir/live").await.0, 200);
 }
 
 #[tokio::test]

@@ -250,6 +250,11 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the leadership up if `owner` holds it (clean shutdown: the next replica need not
     /// wait for the lease to expire).
     fn leader_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    /// The replica holding the leadership now (`None`: nobody, or a store without a lease: the
+    /// embedded store's one process is its own leader).
+    fn leader_owner(&self) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 pub type SharedStore = Arc<dyn Store>;

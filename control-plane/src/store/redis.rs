@@ -578,4 +578,8 @@ impl Store for RedisStore {
             Ok(())
         })
     }
+
+    fn leader_owner(&self) -> BoxFuture<'_, StoreResult<Option<String>>> {
+        Box::pin(async move { self.run(redis::cmd("GET").arg(self.key("leader"))).await })
+    }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
 use miroir_envoy::{
     ads_bootstrap, filter_config, filter_config_raw, render, write_atomically, write_filter_config,
     AdsBootstrapOptions, RenderOptions, BOOTSTRAP_FILE,
@@ -13,84 +14,101 @@ use miroir_envoy::{
 use miroir_topology::Topology;
 use serde_json::{json, Value};
 
-const USAGE: &str = "\
-usage:
-  miroir-envoy-config render --topology FILE --wasm PATH --listen ADDR --admin ADDR --out DIR [--node-timeout-ms N]
-  miroir-envoy-config push   --topology FILE --wasm PATH --out DIR [--node-timeout-ms N] [--force]
-  miroir-envoy-config bootstrap --node-id ID --cluster NAME --xds HOST:PORT --admin ADDR [--out DIR] [--xds-token-file FILE]
-
-render  writes DIR/envoy.json and DIR/ecds/miroir-filter.json
-push    rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it
---force push even an invalid topology (to check that the filter rejects it)
-bootstrap  writes DIR/envoy.json (stdout without --out) for an Envoy that gets its listener,
-           clusters and filter configuration from the control plane's ADS listener (--xds)
-           --xds-token-file FILE (or MIROIR_XDS_TOKEN in the environment): the control plane's
-           xDS token, sent as `authorization: Bearer <token>` on the ADS stream; the bootstrap
-           then holds it and is written readable by its owner only
-MIROIR_NODE_API_KEY (environment): the key the filter uses for its own metadata lookups
-  (`indexes.get`, `settings.get`, `documents.get`, `tasks.get`: not the master key); without
-  it they use each client's key
+const ENV_HELP: &str = "\
+Environment:
+  MIROIR_NODE_API_KEY  render, push: the key the filter uses for its own metadata lookups
+                       (`indexes.get`, `settings.get`, `documents.get`, `tasks.get`: not the master
+                       key); without it they use each client's key
+  MIROIR_XDS_TOKEN     bootstrap, without --xds-token-file: the control plane's xDS token
 Secrets are never taken from the command line.";
 
-const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
-
-#[derive(Default)]
-struct Args {
-    topology: Option<PathBuf>,
-    wasm: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-    out: Option<PathBuf>,
-    node_timeout_ms: Option<u64>,
-    force: bool,
-    node_id: Option<String>,
-    cluster: Option<String>,
-    xds: Option<String>,
-    xds_token_file: Option<PathBuf>,
+/// Renders Envoy's configuration for Miroir: a static Envoy with file-based ECDS (`render`,
+/// `push`), or the bootstrap of an Envoy fed by the control plane over ADS (`bootstrap`).
+#[derive(Debug, Parser)]
+#[command(name = "miroir-envoy-config", version, after_help = ENV_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(args: &[String]) -> Result<Args, String> {
-    let mut parsed = Args::default();
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        if flag == "--force" {
-            parsed.force = true;
-            continue;
-        }
-        let value = iter.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let addr = |v: &str| {
-            v.parse::<SocketAddr>()
-                .map_err(|e| format!("{flag} `{v}`: {e} (expected IP:PORT)"))
-        };
-        match flag.as_str() {
-            "--topology" => parsed.topology = Some(PathBuf::from(value)),
-            "--wasm" => parsed.wasm = Some(PathBuf::from(value)),
-            "--out" => parsed.out = Some(PathBuf::from(value)),
-            "--listen" => parsed.listen = Some(addr(value)?),
-            "--admin" => parsed.admin = Some(addr(value)?),
-            "--node-id" => parsed.node_id = Some(value.clone()),
-            "--cluster" => parsed.cluster = Some(value.clone()),
-            "--xds" => parsed.xds = Some(value.clone()),
-            "--xds-token-file" => parsed.xds_token_file = Some(PathBuf::from(value)),
-            "--xds-token" | "--node-api-key" => {
-                return Err(format!(
-                    "{flag}: secrets are not taken from the command line; use a file or the environment"
-                ))
-            }
-            "--node-timeout-ms" => {
-                let ms = value
-                    .parse::<u64>()
-                    .map_err(|e| format!("--node-timeout-ms `{value}`: {e}"))?;
-                parsed.node_timeout_ms = Some(ms);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes DIR/envoy.json and DIR/ecds/miroir-filter.json (prints both paths).
+    Render {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// The client listener (the Meilisearch API).
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Envoy's admin interface (a loopback address: it serves secrets).
+        #[arg(long, value_name = "ADDR")]
+        admin: SocketAddr,
+    },
+    /// Rewrites only DIR/ecds/miroir-filter.json (atomically); a running Envoy reloads it.
+    Push {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Push even an invalid topology (to check that the filter rejects it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Writes DIR/envoy.json (stdout without --out) for an Envoy that gets its listener,
+    /// clusters and filter configuration from the control plane's ADS listener (--xds).
+    Bootstrap {
+        /// The Envoy's `node.id`.
+        #[arg(long, value_name = "ID")]
+        node_id: String,
+        /// The Envoy's `node.cluster`.
+        #[arg(long, value_name = "NAME")]
+        cluster: String,
+        /// The control plane's xDS listener.
+        #[arg(long, value_name = "HOST:PORT")]
+        xds: String,
+        /// Envoy's admin interface (a loopback address: it serves secrets).
+        #[arg(long, value_name = "ADDR")]
+        admin: SocketAddr,
+        /// Where to write envoy.json (stdout without it).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The control plane's xDS token (else MIROIR_XDS_TOKEN), sent as `authorization:
+        /// Bearer <token>` on the ADS stream; the bootstrap then holds it and is written
+        /// readable by its owner only.
+        #[arg(long, value_name = "FILE")]
+        xds_token_file: Option<PathBuf>,
+    },
+}
+
+/// What `render` and `push` read and write.
+#[derive(Debug, Args)]
+struct FilterArgs {
+    /// The topology (JSON).
+    #[arg(long, value_name = "FILE")]
+    topology: PathBuf,
+    /// The filter's .wasm.
+    #[arg(long, value_name = "PATH")]
+    wasm: PathBuf,
+    /// The configuration directory (envoy.json, ecds/miroir-filter.json).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The deadline of every call to a node.
+    #[arg(long, value_name = "N", default_value_t = 30_000)]
+    node_timeout_ms: u64,
+}
+
+/// A secret option is refused before anything is parsed (other users see a command line), and
+/// never declared to clap (whose "a similar argument exists" would suggest it).
+fn refuse_secrets(args: &[String]) -> Result<(), String> {
+    for flag in ["--xds-token", "--node-api-key"] {
+        if args
+            .iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            return Err(format!(
+                "{flag}: secrets are not taken from the command line; use a file or the environment"
+            ));
         }
     }
-    Ok(parsed)
-}
-
-fn required<T>(value: Option<T>, flag: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("missing {flag}"))
+    Ok(())
 }
 
 /// Envoy resolves relative paths against its own working directory, not ours.
@@ -125,45 +143,28 @@ fn read_topology(path: &Path, force: bool) -> Result<Result<Topology, Value>, St
     }
 }
 
-fn run(argv: &[String]) -> Result<(), String> {
-    let (command, rest) = argv.split_first().ok_or("missing command")?;
-    let args = parse(rest)?;
-    if command == "bootstrap" {
-        return write_ads_bootstrap(args);
-    }
-    if args.node_id.is_some()
-        || args.cluster.is_some()
-        || args.xds.is_some()
-        || args.xds_token_file.is_some()
-    {
-        return Err(
-            "--node-id, --cluster, --xds and --xds-token-file are only accepted by bootstrap"
-                .into(),
-        );
-    }
-    let out = absolute(&required(args.out, "--out")?)?;
-    let wasm_path = absolute(&required(args.wasm, "--wasm")?)?;
-    let node_timeout_ms = args.node_timeout_ms.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
-    let topology_path = required(args.topology, "--topology")?;
-    match command.as_str() {
-        "render" => {
-            if args.force {
-                return Err("--force is only accepted by push".into());
-            }
-            let topology = read_topology(&topology_path, false)?
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Render {
+            filter,
+            listen,
+            admin,
+        } => {
+            let out = absolute(&filter.out)?;
+            let wasm_path = absolute(&filter.wasm)?;
+            let topology = read_topology(&filter.topology, false)?
                 .map_err(|_| "invalid topology".to_string())?;
-            let admin = required(args.admin, "--admin")?;
             if !admin.ip().is_loopback() {
                 return Err(format!(
                     "--admin {admin}: the admin interface serves secrets; bind it to a loopback address"
                 ));
             }
             let opts = RenderOptions {
-                listen: required(args.listen, "--listen")?,
+                listen,
                 admin,
                 wasm_path,
                 config_dir: out.clone(),
-                node_timeout_ms,
+                node_timeout_ms: filter.node_timeout_ms,
                 node_api_key: std::env::var("MIROIR_NODE_API_KEY").ok(),
             };
             let bootstrap = render(&topology, &opts)
@@ -173,19 +174,18 @@ fn run(argv: &[String]) -> Result<(), String> {
             println!("{}", opts.ecds_path().display());
             Ok(())
         }
-        "push" => {
-            if args.listen.is_some() || args.admin.is_some() {
-                return Err("push only rewrites the filter config: drop --listen/--admin".into());
-            }
+        Command::Push { filter, force } => {
+            let out = absolute(&filter.out)?;
+            let node_timeout_ms = filter.node_timeout_ms;
             let opts = RenderOptions {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-                wasm_path,
+                wasm_path: absolute(&filter.wasm)?,
                 config_dir: out.clone(),
                 node_timeout_ms,
                 node_api_key: std::env::var("MIROIR_NODE_API_KEY").ok(),
             };
-            let config = match read_topology(&topology_path, args.force)? {
+            let config = match read_topology(&filter.topology, force)? {
                 Ok(topology) => filter_config(&topology, &opts),
                 Err(raw) => {
                     let version = raw
@@ -201,32 +201,43 @@ fn run(argv: &[String]) -> Result<(), String> {
             println!("{}", path.display());
             Ok(())
         }
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => Err(format!("unknown command `{other}`")),
+        Command::Bootstrap {
+            node_id,
+            cluster,
+            xds,
+            admin,
+            out,
+            xds_token_file,
+        } => write_ads_bootstrap(
+            AdsBootstrapOptions {
+                node_id,
+                cluster,
+                xds,
+                admin,
+                xds_token: None,
+            },
+            xds_token_file,
+            out,
+        ),
     }
 }
 
-fn write_ads_bootstrap(args: Args) -> Result<(), String> {
-    if args.topology.is_some() || args.wasm.is_some() || args.listen.is_some() || args.force {
-        return Err(
-            "bootstrap takes no topology, wasm or listener: the control plane sends them".into(),
-        );
-    }
-    let admin = required(args.admin, "--admin")?;
+fn write_ads_bootstrap(
+    mut opts: AdsBootstrapOptions,
+    xds_token_file: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<(), String> {
+    let admin = opts.admin;
     if !admin.ip().is_loopback() {
         return Err(format!(
             "--admin {admin}: the admin interface serves secrets; bind it to a loopback address"
         ));
     }
-    let xds = required(args.xds, "--xds")?;
-    match xds.rsplit_once(':') {
+    match opts.xds.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
-        _ => return Err(format!("--xds `{xds}`: expected HOST:PORT")),
+        _ => return Err(format!("--xds `{}`: expected HOST:PORT", opts.xds)),
     }
-    let xds_token = match &args.xds_token_file {
+    opts.xds_token = match &xds_token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("--xds-token-file {}: {e}", path.display()))?;
@@ -237,16 +248,9 @@ fn write_ads_bootstrap(args: Args) -> Result<(), String> {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty()),
     };
-    let opts = AdsBootstrapOptions {
-        node_id: required(args.node_id, "--node-id")?,
-        cluster: required(args.cluster, "--cluster")?,
-        xds,
-        admin,
-        xds_token,
-    };
     let mut bytes = serde_json::to_vec_pretty(&ads_bootstrap(&opts)).map_err(|e| e.to_string())?;
     bytes.push(b'\n');
-    match args.out {
+    match out {
         Some(dir) => {
             let dir = absolute(&dir)?;
             std::fs::create_dir_all(&dir)
@@ -262,12 +266,16 @@ fn write_ads_bootstrap(args: Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Err(e) = refuse_secrets(&args) {
+        eprintln!("miroir-envoy-config: {e}");
+        return ExitCode::from(2);
     }
-    match run(&argv) {
+    // `--help`, `--version` (exit 0) and usage errors (exit 2) end here.
+    let cli = Cli::parse();
+    match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("miroir-envoy-config: {e}\n(run with --help for usage)");

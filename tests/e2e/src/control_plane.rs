@@ -25,15 +25,6 @@ use crate::wait::{poll, try_poll, WaitError, DEFAULT_TIMEOUT};
 
 /// `node.cluster` of every Envoy the harness starts.
 pub const ENVOY_CLUSTER: &str = "miroir";
-/// The environment variables the control plane reads secrets from.
-const SECRET_VARIABLES: [&str; 6] = [
-    "MIROIR_ADMIN_KEY",
-    "MIROIR_FILTER_TOKEN",
-    "MIROIR_MASTER_KEY",
-    "MIROIR_NODE_API_KEY",
-    "MIROIR_XDS_TOKEN",
-    "MIROIR_STORE",
-];
 /// What the control plane prints once both listeners are bound.
 const READY_LINE: &str = "miroir-control-plane ready";
 
@@ -240,10 +231,13 @@ impl ControlPlane {
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .current_dir(&self.dir);
-        // The secrets are in the (private) configuration file: none inherited from the
-        // environment overrides them (`make start` itself reads MIROIR_MASTER_KEY).
-        for variable in SECRET_VARIABLES {
-            command.env_remove(variable);
+        // The settings and secrets are in the (private) configuration file: no `MIROIR_*`
+        // variable inherited from the environment overrides them (the control plane reads its
+        // settings and secrets from `MIROIR_*`; `make start` itself reads MIROIR_MASTER_KEY).
+        for (variable, _) in std::env::vars_os() {
+            if variable.to_string_lossy().starts_with("MIROIR_") {
+                command.env_remove(variable);
+            }
         }
         let name = format!("control plane {}", self.replica_id);
         let mut process = ChildProcess::spawn(&name, command, &log);
@@ -257,7 +251,12 @@ impl ControlPlane {
                 if !printed.contains(READY_LINE) {
                     return Err(format!("`{READY_LINE}` not printed yet"));
                 }
-                client.try_send("GET", "/_miroir/ready", None).map(|_| ())
+                // The HTTP server answers (ready or not: a fresh store may have no leader yet).
+                let reply = client.try_send("GET", "/_miroir/live", None)?;
+                match reply.status {
+                    200 => Ok(()),
+                    s => Err(format!("GET /_miroir/live: {s} {}", reply.text())),
+                }
             },
         );
         match up {

@@ -355,9 +355,12 @@ fn control_plane_outage(store: StoreKind) {
     assert_eq!(topology["epoch"], epoch_before, "{topology}");
     let epoch = epoch_before.as_u64().expect("epoch");
     fleet.wait_fleet_acked(0, epoch);
+    // Ready (store, leader) and, every Envoy having acknowledged the epoch, reporting the fleet
+    // converged.
     fleet.eventually("the restarted control plane to be ready", || {
         let reply = fleet.control_plane(0).ready()?;
-        (reply.status == 200)
+        let body = reply.try_json().unwrap_or_default();
+        (reply.status == 200 && body["fleet"]["converged"] == true && body["epoch"] == epoch)
             .then_some(())
             .ok_or_else(|| reply.text())
     });
@@ -457,8 +460,23 @@ fn cp_two_replicas_one_leader_and_a_takeover() {
         fleet.control_plane(follower).metric("miroir_leader"),
         Some(0.0)
     );
+    // The follower is ready too (a leader is known: the lease's holder), and says which.
     let ready = fleet.control_plane(follower).ready().unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
     assert_eq!(ready.json()["leader"], false, "{}", ready.text());
+    assert_eq!(
+        ready.json()["leaderId"],
+        fleet.control_plane(leader).replica_id(),
+        "{}",
+        ready.text()
+    );
+    let ready = fleet.control_plane(leader).ready().unwrap();
+    assert_eq!(
+        (ready.status, &ready.json()["leader"]),
+        (200, &json!(true)),
+        "{}",
+        ready.text()
+    );
     // Only the leader health-checks the nodes.
     let checks = |fleet: &Fleet, i: usize| {
         fleet

@@ -2,71 +2,80 @@
 
 use std::net::SocketAddr;
 
+use clap::Parser;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub http_addr: SocketAddr,
     pub master_key: Option<String>,
 }
 
-/// Meilisearch flags that take a value and that this in-memory node accepts and ignores, so the
-/// same command line can start either binary.
-const IGNORED_WITH_VALUE: &[&str] = &[
-    "--db-path",
-    "--env",
-    "--log-level",
-    "--max-indexing-memory",
-    "--max-indexing-threads",
-    "--dump-dir",
-    "--snapshot-dir",
-    "--http-payload-size-limit",
-    "--experimental-max-number-of-batched-tasks",
-    "--experimental-allowed-ip-networks",
-];
-
-const IGNORED_FLAGS: &[&str] = &["--no-analytics", "--experimental-dumpless-upgrade"];
-
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
-    let mut http_addr: SocketAddr = ([127, 0, 0, 1], 7700).into();
-    let mut master_key = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        // Both `--flag value` and `--flag=value` are accepted, like clap.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        match flag.as_str() {
-            "--http-addr" => {
-                let v = value("--http-addr")?;
-                http_addr = v
-                    .parse()
-                    .map_err(|e| format!("invalid --http-addr `{v}`: {e}"))?;
-            }
-            "--master-key" => master_key = Some(value("--master-key")?).filter(|k| !k.is_empty()),
-            "-h" | "--help" => return Err(usage()),
-            f if IGNORED_WITH_VALUE.contains(&f) => {
-                value(f)?;
-            }
-            f if IGNORED_FLAGS.contains(&f) => {}
-            other => return Err(format!("unknown argument `{other}`\n{}", usage())),
-        }
-    }
-    Ok(Config {
-        http_addr,
-        master_key,
-    })
+/// A Meilisearch-compatible in-memory test double. It takes Meilisearch's command line: the
+/// flags other than `--http-addr` and `--master-key` are accepted and ignored, so the same
+/// command line can start either binary.
+#[derive(Debug, Parser)]
+#[command(name = "miroir-test-node", version)]
+pub struct Cli {
+    /// Where to listen.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7700")]
+    pub http_addr: SocketAddr,
+    /// The master key (empty: none, every route open).
+    #[arg(long, value_name = "KEY")]
+    pub master_key: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "P")]
+    db_path: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "E")]
+    env: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "L")]
+    log_level: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "M")]
+    max_indexing_memory: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "N")]
+    max_indexing_threads: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "DIR")]
+    dump_dir: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "DIR")]
+    snapshot_dir: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "SIZE")]
+    http_payload_size_limit: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "N")]
+    experimental_max_number_of_batched_tasks: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long, value_name = "NETWORKS")]
+    experimental_allowed_ip_networks: Option<String>,
+    /// Ignored (Meilisearch's).
+    #[arg(long)]
+    no_analytics: bool,
+    /// Ignored (Meilisearch's).
+    #[arg(long)]
+    experimental_dumpless_upgrade: bool,
 }
 
-pub fn usage() -> String {
-    "usage: miroir-test-node --http-addr HOST:PORT [--master-key KEY] [--db-path P] \
-     [--no-analytics] [--env E] [--log-level L] [--max-indexing-threads N] [--max-indexing-memory M]"
-        .to_string()
+impl From<Cli> for Config {
+    fn from(cli: Cli) -> Config {
+        Config {
+            http_addr: cli.http_addr,
+            master_key: cli.master_key.filter(|k| !k.is_empty()),
+        }
+    }
+}
+
+/// Parses a command line without the program's name. `Err` carries clap's message (a usage
+/// error, or the `--help` text).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Config, String> {
+    let program = std::iter::once("miroir-test-node".to_string());
+    Cli::try_parse_from(program.chain(args))
+        .map(Config::from)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -86,6 +95,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.http_addr, "127.0.0.1:7801".parse().unwrap());
         assert_eq!(c.master_key.as_deref(), Some("abcdefghijklmnop"));
+        let c = parse(args(
+            "--experimental-dumpless-upgrade --max-indexing-memory=256MiB",
+        ))
+        .unwrap();
+        assert_eq!(c.http_addr, "127.0.0.1:7700".parse().unwrap());
     }
 
     #[test]
@@ -93,8 +107,21 @@ mod tests {
         assert!(parse(args("--bogus")).is_err());
         assert!(parse(args("--http-addr")).is_err());
         assert_eq!(
-            parse(args("--http-addr=127.0.0.1:1")).unwrap().master_key,
+            parse(args("--http-addr=127.0.0.1:1 --master-key="))
+                .unwrap()
+                .master_key,
             None
         );
+    }
+
+    #[test]
+    fn help_and_version() {
+        for (flag, kind) in [
+            ("--help", clap::error::ErrorKind::DisplayHelp),
+            ("--version", clap::error::ErrorKind::DisplayVersion),
+        ] {
+            let e = Cli::try_parse_from(["miroir-test-node", flag]).expect_err(flag);
+            assert_eq!(e.kind(), kind);
+        }
     }
 }

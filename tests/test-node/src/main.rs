@@ -1,14 +1,12 @@
 use std::process::ExitCode;
 
+use clap::Parser;
+use miroir_test_node::cli::{Cli, Config};
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match miroir_test_node::cli::parse(std::env::args().skip(1)) {
-        Ok(c) => c,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
+    // `--help`, `--version` (exit 0) and usage errors (exit 2) end here.
+    let config = Config::from(Cli::parse());
     let listener = match tokio::net::TcpListener::bind(config.http_addr).await {
         Ok(l) => l,
         Err(e) => {

@@ -104,102 +104,94 @@ struct Args {
     replication_writes: usize,
 }
 
+/// `make bench`'s end-to-end part: indexing throughput, search latency and CPU, Envoy's memory,
+/// measured directly against one node and through Envoy + the Miroir filter over 1 and 3 nodes.
+///
+/// The default run is latency, memory and caps. --only migration (adding a 4th node) and --only
+/// replication (writes with one copy of RF 2 down, then its repair) are not part of it; both need
+/// a miroir-control-plane build and are best with MEILISEARCH_BIN.
+#[derive(Debug, clap::Parser)]
+#[command(name = "miroir-bench", version)]
+struct Cli {
+    /// Documents indexed (default 10000, or 20000 for migration and replication).
+    #[arg(long, value_name = "N")]
+    docs: Option<usize>,
+    /// Measured searches per target.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    iterations: usize,
+    /// Warm-up searches per target.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    warmup: usize,
+    /// Searches in the query mix (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    queries: usize,
+    /// Searches per target from one client while CPU time is measured (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    cpu_requests: usize,
+    /// Clients of the throughput phase (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    concurrency: usize,
+    /// Searches per target in the throughput phase (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    concurrent_requests: usize,
+    /// Envoy's log levels: production (`-l info`) or test (`wasm:debug,config:debug`).
+    #[arg(long, value_name = "LEVELS", default_value = "production", value_parser = ["production", "test"])]
+    envoy_log_levels: String,
+    /// The large NDJSON batch of the memory scenario, in MB.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    payload_mb: usize,
+    /// The small NDJSON batch of the memory scenario, in MB.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    small_payload_mb: usize,
+    /// Where e2e.json and e2e.md go (default <target>/bench).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Skip the memory and caps scenarios of the default run.
+    #[arg(long)]
+    skip_memory: bool,
+    /// Searches before and after the migration (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    migration_searches: usize,
+    /// Single-document writes per state of the replication scenario (at least 1).
+    #[arg(long, value_name = "N", default_value_t = replication::DEFAULT_WRITES)]
+    replication_writes: usize,
+    /// Run one scenario alone.
+    #[arg(long, value_name = "SCENARIO", value_parser = ["latency", "memory", "caps", "migration", "replication"])]
+    only: Option<String>,
+}
+
 fn args() -> Args {
-    let mut a = Args {
-        docs: 10_000,
-        docs_given: false,
-        iterations: 1000,
-        warmup: 100,
-        queries: 300,
-        cpu_requests: 200,
-        concurrency: 8,
-        concurrent_requests: 300,
-        envoy_log_levels: LogLevels::Production,
-        payload_mb: 100,
-        small_payload_mb: 4,
-        out: paths::target_dir().join("bench"),
-        latency: true,
-        memory: true,
-        caps: true,
-        migration: false,
-        migration_searches: 1000,
-        replication: false,
-        replication_writes: replication::DEFAULT_WRITES,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| die(&format!("{flag} needs a value")))
-        };
-        let number = |v: String| {
-            v.parse::<usize>()
-                .unwrap_or_else(|_| die(&format!("not a number: {v}")))
-        };
-        match flag.as_str() {
-            "--docs" => {
-                a.docs = number(value());
-                a.docs_given = true;
-            }
-            "--migration-searches" => a.migration_searches = number(value()).max(1),
-            "--replication-writes" => a.replication_writes = number(value()).max(1),
-            "--iterations" => a.iterations = number(value()),
-            "--warmup" => a.warmup = number(value()),
-            "--queries" => a.queries = number(value()).max(1),
-            "--cpu-requests" => a.cpu_requests = number(value()).max(1),
-            "--concurrency" => a.concurrency = number(value()).max(1),
-            "--concurrent-requests" => a.concurrent_requests = number(value()).max(1),
-            "--envoy-log-levels" => {
-                a.envoy_log_levels = match value().as_str() {
-                    "production" => LogLevels::Production,
-                    "test" => LogLevels::Test,
-                    other => die(&format!(
-                        "--envoy-log-levels takes production or test, not {other}"
-                    )),
-                }
-            }
-            "--payload-mb" => a.payload_mb = number(value()),
-            "--small-payload-mb" => a.small_payload_mb = number(value()),
-            "--out" => a.out = PathBuf::from(value()),
-            "--skip-memory" => {
-                a.memory = false;
-                a.caps = false;
-            }
-            "--only" => {
-                let only = value();
-                a.latency = only == "latency";
-                a.memory = only == "memory";
-                a.caps = only == "caps";
-                a.migration = only == "migration";
-                a.replication = only == "replication";
-                if !(a.latency || a.memory || a.caps || a.migration || a.replication) {
-                    die(&format!(
-                        "--only takes latency, memory, caps, migration or replication, not \
-                         {only}"
-                    ));
-                }
-            }
-            "-h" | "--help" => {
-                println!(
-                    "miroir-bench [--docs N] [--iterations N] [--warmup N] [--queries N] \
-                     [--cpu-requests N] [--concurrency N] [--concurrent-requests N] \
-                     [--envoy-log-levels production|test] [--payload-mb N] \
-                     [--small-payload-mb N] [--out DIR] [--skip-memory] \
-                     [--migration-searches N] [--replication-writes N] \
-                     [--only latency|memory|caps|migration|replication]\n\n\
-                     The default run is latency, memory and caps. --only migration (adding \
-                     a 4th node) and --only replication (writes with one copy of RF 2 down, \
-                     then its repair; --replication-writes single-document writes per state, \
-                     500) are not part of it; both need a miroir-control-plane build and are \
-                     best with MEILISEARCH_BIN. --docs: 10000, or 20000 for migration and \
-                     replication, unless given."
-                );
-                std::process::exit(0);
-            }
-            other => die(&format!("unknown argument {other}")),
-        }
+    use clap::Parser;
+    let cli = Cli::parse();
+    let only = |name: &str| cli.only.as_deref().is_none_or(|o| o == name);
+    let default_run = cli.only.is_none();
+    Args {
+        docs: cli.docs.unwrap_or(10_000),
+        docs_given: cli.docs.is_some(),
+        iterations: cli.iterations,
+        warmup: cli.warmup,
+        queries: cli.queries.max(1),
+        cpu_requests: cli.cpu_requests.max(1),
+        concurrency: cli.concurrency.max(1),
+        concurrent_requests: cli.concurrent_requests.max(1),
+        envoy_log_levels: match cli.envoy_log_levels.as_str() {
+            "test" => LogLevels::Test,
+            _ => LogLevels::Production,
+        },
+        payload_mb: cli.payload_mb,
+        small_payload_mb: cli.small_payload_mb,
+        out: cli
+            .out
+            .clone()
+            .unwrap_or_else(|| paths::target_dir().join("bench")),
+        latency: only("latency"),
+        memory: only("memory") && !(default_run && cli.skip_memory),
+        caps: only("caps") && !(default_run && cli.skip_memory),
+        migration: cli.only.as_deref() == Some("migration"),
+        migration_searches: cli.migration_searches.max(1),
+        replication: cli.only.as_deref() == Some("replication"),
+        replication_writes: cli.replication_writes.max(1),
     }
-    a
 }
 
 fn die(message: &str) -> ! {

@@ -8,13 +8,29 @@
 
 use std::net::SocketAddr;
 
+use clap::Parser;
 use miroir_e2e::{Fleet, FleetOptions, LogLevels, Spec};
 
+/// A local Miroir stack (`make start`): 3 nodes in one replica group and a spare 4th,
+/// `miroir-control-plane` with its embedded store, and one Envoy fed by it over xDS. Runs until
+/// Ctrl-C (SIGINT) or SIGTERM. The nodes are real Meilisearch with MEILISEARCH_BIN, else the
+/// project's test node.
+#[derive(Debug, Parser)]
+#[command(
+    name = "miroir-stack",
+    version,
+    after_help = "Secrets come from the environment only: MIROIR_MASTER_KEY (default \
+                  miroir-dev-master-key), MIROIR_ADMIN_KEY (default miroir-dev-admin-key), \
+                  MIROIR_XDS_TOKEN (default: a fresh one per run)."
+)]
+struct Cli {
+    /// Envoy's client listener (the Meilisearch API) on 127.0.0.1.
+    #[arg(long, env = "MIROIR_PORT", default_value_t = 7700)]
+    port: u16,
+}
+
 fn main() {
-    let port: u16 = std::env::var("MIROIR_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(7700);
+    let port = Cli::parse().port;
     let key = std::env::var("MIROIR_MASTER_KEY").unwrap_or_else(|_| "miroir-dev-master-key".into());
     let admin_key =
         std::env::var("MIROIR_ADMIN_KEY").unwrap_or_else(|_| "miroir-dev-admin-key".into());
