@@ -43,6 +43,20 @@ pub struct TaskRecord {
     /// (absent when not given, `""` when given empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_metadata: Option<String>,
+    /// A write routed by shard: the documents (or ids) each node was sent, so that the counts of
+    /// a node that did not take it (the write was acknowledged without it) are made up from the
+    /// others' ([`aggregate`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<NodeShare>,
+}
+
+/// What one node was sent of a write routed by shard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeShare {
+    pub node: String,
+    pub group: String,
+    pub documents: u64,
 }
 
 fn one() -> u32 {
@@ -58,7 +72,17 @@ impl TaskRecord {
             copies: 1,
             node_tasks: Vec::new(),
             custom_metadata: None,
+            shares: Vec::new(),
         }
+    }
+
+    /// Records that `node` was sent `documents` of this write.
+    pub fn share(&mut self, node: &crate::Node, documents: u64) {
+        self.shares.push(NodeShare {
+            node: node.id.clone(),
+            group: node.group.clone(),
+            documents,
+        });
     }
 }
 
@@ -316,6 +340,24 @@ fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) 
         }
     }
     let copies = u64::from(record.copies.max(1));
+    // Nodes of the counted group sent a share of the write that gave no task (it was
+    // acknowledged without them): their counts in proportion to the shares of those that did.
+    let share = |with_task: bool| -> u64 {
+        record
+            .shares
+            .iter()
+            .filter(|s| Some(s.group.as_str()) == counted_group)
+            .filter(|s| group_of.contains_key(s.node.as_str()) == with_task)
+            .map(|s| s.documents)
+            .sum()
+    };
+    let (reported, missing) = (share(true), share(false));
+    for (_, sum) in sums.iter_mut() {
+        if missing > 0 && reported > 0 {
+            let made_up = u128::from(*sum) * u128::from(missing) / u128::from(reported);
+            *sum = sum.saturating_add(u64::try_from(made_up).unwrap_or(u64::MAX));
+        }
+    }
     for (key, sum) in sums {
         let value = if out.get(key).is_some_and(Value::is_null) && !terminal {
             Value::Null

@@ -238,7 +238,7 @@ pub async fn prune(calls: &Calls<'_>, reference: &Node, target: &Node) -> Result
             None if stale_key(&key, crate::time::now_nanos()) => {
                 delete_key(calls, target, &key).await?;
             }
-            None if !is_node_default(&key) => young.push(key),
+            None if !is_node_default(&key) && created_at(&key).is_some() => young.push(key),
             None => {}
         }
     }
@@ -296,11 +296,16 @@ const KEY_PRUNE_AGE_S: i128 = 2;
 /// moment ago. Miroir owns the nodes' keys: a key made on a node directly, past Miroir, works on
 /// that node only, and is deleted when the node is repaired.
 pub fn stale_key(key: &Value, now: i128) -> bool {
-    let created = key["createdAt"]
+    !is_node_default(key)
+        && created_at(key).is_some_and(|at| now - at >= KEY_PRUNE_AGE_S * 1_000_000_000)
+}
+
+/// A key's `createdAt` in Unix nanoseconds (a key without one is never pruned).
+fn created_at(key: &Value) -> Option<i128> {
+    key["createdAt"]
         .as_str()
         .and_then(crate::time::parse)
-        .map(|(at, _)| at);
-    !is_node_default(key) && created.is_some_and(|at| now - at >= KEY_PRUNE_AGE_S * 1_000_000_000)
+        .map(|(at, _)| at)
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
                 task_uid: u64::from(uid),
             }],
             custom_metadata: None,
+            shares: Vec::new(),
         },
         registered_at: "2026-01-01T00:00:00Z".into(),
         node_objects: Default::default(),

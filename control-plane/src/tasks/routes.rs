@@ -371,6 +371,7 @@ async fn cancel_or_delete(
                 copies: 1,
                 node_tasks,
                 custom_metadata: None,
+                shares: Vec::new(),
             },
             missed: None,
         },

@@ -30,17 +30,19 @@ pub(crate) fn delete_one(
 ) -> (RoutedWrite, Step) {
     let topology = &ctx.config.topology;
     let shard = topology.shard_for_key(id);
+    let mut task = record(index, 1);
     let calls = ctx
         .config
         .write_targets(shard)
         .map(|n| {
+            task.share(n, 1);
             (
                 n.id.clone(),
                 ctx.call(n, "DELETE", ctx.path_and_query(), None),
             )
         })
         .collect();
-    RoutedWrite::send(ctx, host, calls, [shard], record(index, 1))
+    RoutedWrite::send(ctx, host, calls, [shard], task)
 }
 
 /// `POST /indexes/{uid}/documents/delete-batch`: each node gets the ids it holds.
@@ -87,19 +89,15 @@ pub(crate) fn delete_batch(
             per_node.insert(first.id.clone(), Vec::new());
         }
     }
+    let mut task = record(index, provided);
     let calls = per_node
         .into_iter()
         .filter_map(|(node_id, ids)| {
             let node = topology.node(&node_id)?;
+            task.share(node, ids.len() as u64);
             let call = ctx.json_call(node, "POST", ctx.path_and_query(), &Value::Array(ids));
             Some((node_id, call))
         })
         .collect();
-    Ok(RoutedWrite::send(
-        ctx,
-        host,
-        calls,
-        shards,
-        record(index, provided),
-    ))
+    Ok(RoutedWrite::send(ctx, host, calls, shards, task))
 }

@@ -211,14 +211,13 @@ impl Write {
 
         let batch = std::mem::take(&mut self.batch);
         let topology = &ctx.config.topology;
-        let record = std::mem::take(&mut self.record);
+        let mut record = std::mem::take(&mut self.record);
         let missed = std::mem::take(&mut self.missed);
         let left_out: Vec<String> = ctx
             .nodes()
             .filter(|n| missed.contains(&n.id))
             .map(|n| n.id.clone())
             .collect();
-        let mut write = RoutedWrite::new(routed.shards.iter().copied(), missed, record);
         let split = Partition::new(
             topology,
             &batch,
@@ -226,6 +225,10 @@ impl Write {
             &routed.shards,
             routed.stamps,
         );
+        for node in split.nodes().filter_map(|id| topology.node(id)) {
+            record.share(node, split.documents_for(&node.id) as u64);
+        }
+        let mut write = RoutedWrite::new(routed.shards.iter().copied(), missed, record);
         // One buffer for every node's body in turn: Envoy copies a call's body when it is
         // dispatched, so a batch never costs more than its largest part next to the client's body.
         let mut body = Vec::with_capacity(split.largest());

@@ -124,6 +124,11 @@ impl<'a> Partition<'a> {
         }
     }
 
+    /// How many documents `node` takes.
+    pub fn documents_for(&self, node: &str) -> usize {
+        self.taken_by(node).count()
+    }
+
     /// The documents `node` takes: their position in the batch, with their shard's stamp.
     fn taken_by<'s>(&'s self, node: &'s str) -> impl Iterator<Item = (usize, &'s String)> + 's {
         self.shards

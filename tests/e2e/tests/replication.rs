@@ -303,6 +303,17 @@ fn a_node_killed_under_load_loses_nothing_and_is_repaired() {
     assert!(degraded.starts_with("1/2 copies: shards "), "{degraded}");
     await_task(&fleet.client(0), &body, None).expect("the write succeeds");
     ledger.ack(&[document(2_000_000, 0)]);
+    // The task counts what the client sent, n2's share made up from the others'.
+    let batch: Vec<Value> = (2_000_100..2_000_160).map(|id| document(id, 0)).collect();
+    let (status, body) = fleet
+        .client(0)
+        .post("/indexes/movies/documents", &Value::Array(batch.clone()))
+        .pair();
+    assert_eq!(status, 202, "{body}");
+    let task = await_task(&fleet.client(0), &body, None).expect("the batch succeeds");
+    assert_eq!(task["details"]["indexedDocuments"], 60, "{task}");
+    assert_eq!(task["details"]["receivedDocuments"], 60, "{task}");
+    ledger.ack(&batch);
 
     searches_during(&mut fleet, &ledger, |fleet| {
         fleet.restart_node("n2");

@@ -27,6 +27,7 @@ fn record(copies: u32) -> TaskRecord {
         copies,
         node_tasks: vec![nt("a1", "a"), nt("a2", "a"), nt("b1", "b")],
         custom_metadata: None,
+        shares: Vec::new(),
     }
 }
 
@@ -61,6 +62,38 @@ fn the_status_is_the_least_finished_of_the_node_tasks() {
         status(&[("a1", ok), ("a2", task("canceled", None))]),
         "canceled"
     );
+}
+
+#[test]
+fn a_node_that_gave_no_task_counts_for_its_share() {
+    // RF 2 over a1, a2, a3: 10 documents, 20 copies sent; a3 was down and the write was
+    // acknowledged without it.
+    let share = |node: &str, documents: u64| NodeShare {
+        node: node.into(),
+        group: "a".into(),
+        documents,
+    };
+    let mut r = record(2);
+    r.node_tasks.retain(|t| t.group == "a");
+    r.shares = vec![share("a1", 7), share("a2", 6), share("a3", 7)];
+    let tasks = vec![
+        ("a1".to_string(), task("succeeded", Some(7))),
+        ("a2".to_string(), task("succeeded", Some(6))),
+    ];
+    let t = aggregate(4, &r, &tasks);
+    assert_eq!(t["details"]["indexedDocuments"], 10, "{t}");
+    // Every node answered: the shares change nothing.
+    r.node_tasks.push(NodeTask {
+        node: "a3".into(),
+        group: "a".into(),
+        task_uid: 1,
+    });
+    let all = vec![
+        ("a1".to_string(), task("succeeded", Some(7))),
+        ("a2".to_string(), task("succeeded", Some(6))),
+        ("a3".to_string(), task("succeeded", Some(7))),
+    ];
+    assert_eq!(aggregate(4, &r, &all)["details"]["indexedDocuments"], 10);
 }
 
 #[test]
