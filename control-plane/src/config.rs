@@ -234,6 +234,8 @@ Environment (each overrides the configuration file's field; see docs/control-pla
   MIROIR_HEALTH_HEALTHY_THRESHOLD        health.healthyThreshold
   MIROIR_JOBS_COPY_CONCURRENCY           jobs.copyConcurrency
   MIROIR_JOBS_COPY_DOCUMENTS_PER_SECOND  jobs.copyDocumentsPerSecond
+  MIROIR_ANTI_ENTROPY_INTERVAL_MS        antiEntropy.intervalMs
+  MIROIR_ANTI_ENTROPY_DOCUMENTS_PER_SECOND antiEntropy.documentsPerSecond
 
 Secrets are never options: each is read from its environment variable, else from the file its
 `…File` field names, else from the configuration file's field:
@@ -403,7 +405,7 @@ fn set_var(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> 
 }
 
 /// Each setting the environment overrides: its variable and its field (secrets: [`SECRETS`]).
-pub const ENVIRONMENT: [(&str, &str); 18] = [
+pub const ENVIRONMENT: [(&str, &str); 20] = [
     ("MIROIR_HTTP_LISTEN", "httpListen"),
     ("MIROIR_HTTP_ADVERTISE", "httpAdvertise"),
     ("MIROIR_XDS_LISTEN", "xdsListen"),
@@ -427,6 +429,11 @@ pub const ENVIRONMENT: [(&str, &str); 18] = [
     (
         "MIROIR_JOBS_COPY_DOCUMENTS_PER_SECOND",
         "jobs.copyDocumentsPerSecond",
+    ),
+    ("MIROIR_ANTI_ENTROPY_INTERVAL_MS", "antiEntropy.intervalMs"),
+    (
+        "MIROIR_ANTI_ENTROPY_DOCUMENTS_PER_SECOND",
+        "antiEntropy.documentsPerSecond",
     ),
 ];
 
@@ -472,6 +479,10 @@ impl Config {
                 "jobs.copyConcurrency" => self.jobs.copy_concurrency = parsed(variable, &v)?,
                 "jobs.copyDocumentsPerSecond" => {
                     self.jobs.copy_documents_per_second = parsed(variable, &v)?
+                }
+                "antiEntropy.intervalMs" => self.anti_entropy.interval_ms = parsed(variable, &v)?,
+                "antiEntropy.documentsPerSecond" => {
+                    self.anti_entropy.documents_per_second = parsed(variable, &v)?
                 }
                 other => return Err(format!("{variable}: no setting {other}")),
             }
