@@ -2494,3 +2494,51 @@ fn a_gzip_batch_is_decoded_then_sharded() {
         .unwrap()
         .starts_with("Error that occur during reading payload: "));
 }
+
+#[test]
+fn the_request_id_and_trace_context_reach_every_node_and_the_control_plane() {
+    let config = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let trace = [
+        ("x-request-id", "5f1c6c0e-req"),
+        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("tracestate", "vendor=1"),
+    ];
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend(trace);
+    let (status, body) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/documents",
+        &headers,
+        movies(30),
+    );
+    assert_eq!(status, 202, "{body}");
+    let to_nodes: Vec<&Call> = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.cluster != miroir_topology::CONTROL_PLANE_CLUSTER)
+        .collect();
+    let to_control_plane: Vec<&Call> = fleet
+        .host
+        .sent
+        .iter()
+        .filter(|c| c.cluster == miroir_topology::CONTROL_PLANE_CLUSTER)
+        .collect();
+    assert!(!to_nodes.is_empty() && !to_control_plane.is_empty());
+    for call in to_nodes.iter().chain(&to_control_plane) {
+        for (name, value) in trace {
+            assert!(
+                call.headers.contains(&(name.into(), value.into())),
+                "{} {} lacks {name}: {:?}",
+                call.method,
+                call.path,
+                call.headers
+            );
+        }
+    }
+}

@@ -151,7 +151,7 @@ impl Everywhere {
             control_plane,
             "POST",
             control_plane::MISSED_PATH.into(),
-            Vec::new(),
+            ctx.request.trace_headers(),
             serde_json::to_vec(&missed).ok(),
         );
         match host.dispatch(&call) {

@@ -67,7 +67,7 @@ impl Registration {
             control_plane,
             "POST",
             control_plane::REGISTER_PATH.into(),
-            Vec::new(),
+            ctx.request.trace_headers(),
             serde_json::to_vec(&body).ok(),
         );
         let step = match host.dispatch(&call) {

@@ -10,8 +10,17 @@ pub mod route;
 pub mod search_params;
 
 /// Headers forwarded to nodes: Meilisearch itself enforces API keys and tenant tokens, so the
-/// client's credentials travel unchanged.
-const FORWARDED_HEADERS: &[&str] = &["authorization"];
+/// client's credentials travel unchanged; and the request's trace context.
+const FORWARDED_HEADERS: &[&str] = &[
+    "authorization",
+    TRACE_HEADERS[0],
+    TRACE_HEADERS[1],
+    TRACE_HEADERS[2],
+];
+
+/// What ties a node's or the control plane's log of a call to the client's request: Envoy's
+/// request id (made by Envoy when the client sent none) and the W3C trace context.
+pub const TRACE_HEADERS: [&str; 3] = ["x-request-id", "traceparent", "tracestate"];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
@@ -68,6 +77,15 @@ impl Request {
     }
 
     /// The client's headers that nodes must see.
+    /// The request's [`TRACE_HEADERS`].
+    pub fn trace_headers(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| TRACE_HEADERS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+
     pub fn forwarded_headers(&self) -> Vec<(String, String)> {
         self.headers
             .iter()
