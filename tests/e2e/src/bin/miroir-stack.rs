@@ -68,6 +68,10 @@ fn main() {
     println!("Control plane (admin API /_miroir/*, /metrics, docs/admin-api.openapi.yaml):");
     println!("  URL:        {}", cp.url());
     println!("  admin key:  {admin_key}");
+    println!(
+        "  page:       {}/_miroir/ui (the operator's page, docs/ui.md)",
+        cp.url()
+    );
     println!("  xDS (ADS):  {}", cp.xds_address());
     println!("  xDS token:  {}", fleet.xds_token());
     println!("{nodes} nodes: {members}");
