@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 
-use crate::{host_port, layered_runtime, overload_manager, socket_address};
+use crate::{host_port, layered_runtime, overload_manager, socket_address, stats_config};
 
 /// Static cluster of the control plane's gRPC (ADS) listener.
 pub const XDS_CLUSTER: &str = "miroir-xds";
@@ -74,5 +74,6 @@ pub fn ads_bootstrap(opts: &AdsBootstrapOptions) -> Value {
         }]},
         "layered_runtime": layered_runtime(),
         "overload_manager": overload_manager(),
+        "stats_config": stats_config(),
     })
 }

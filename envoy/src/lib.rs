@@ -202,7 +202,19 @@ pub fn bootstrap(topology: &Topology, opts: &RenderOptions) -> Value {
         },
         "layered_runtime": layered_runtime(),
         "overload_manager": overload_manager(),
+        "stats_config": stats_config(),
     })
+}
+
+/// One tag per label of the filter's metrics ([`miroir_topology::stats_tags`]), so Envoy's
+/// `/stats/prometheus` shows `miroir_filter_requests_total{route="search",status="2xx"}` rather
+/// than the label inside the name. Envoy's default tags are kept.
+fn stats_config() -> Value {
+    let tags: Vec<Value> = miroir_topology::stats_tags::LABELS
+        .iter()
+        .map(|label| json!({"tag_name": label, "regex": miroir_topology::stats_tags::regex(label)}))
+        .collect();
+    json!({"stats_tags": tags})
 }
 
 fn layered_runtime() -> Value {

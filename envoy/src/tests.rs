@@ -366,6 +366,32 @@ fn ads_bootstrap_knows_only_the_control_plane() {
     let static_bootstrap = bootstrap(&topology(), &opts(Path::new("/cfg")));
     assert_eq!(b["layered_runtime"], static_bootstrap["layered_runtime"]);
     assert_eq!(b["overload_manager"], static_bootstrap["overload_manager"]);
+    assert_eq!(b["stats_config"], static_bootstrap["stats_config"]);
+}
+
+#[test]
+fn every_label_of_the_filters_metrics_has_a_stats_tag() {
+    let b = bootstrap(&topology(), &opts(Path::new("/cfg")));
+    let tags: Vec<(&str, &str)> = b["stats_config"]["stats_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag_name"].as_str().unwrap(),
+                t["regex"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("route", r"(route=\.=(.*?);\.;)"),
+            ("status", r"(status=\.=(.*?);\.;)"),
+            ("node", r"(node=\.=(.*?);\.;)"),
+            ("version", r"(version=\.=(.*?);\.;)"),
+        ]
+    );
 }
 
 #[test]

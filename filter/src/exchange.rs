@@ -10,6 +10,7 @@ use crate::config::FilterConfig;
 use crate::error::MeiliError;
 use crate::host::Call;
 use crate::host::{Host, Reply};
+use crate::metrics::{self, Calls};
 use crate::ops::broadcast::Broadcast;
 use crate::ops::delete;
 use crate::ops::fanout::Answer;
@@ -49,6 +50,12 @@ pub struct Exchange {
     op: Option<Box<dyn Op>>,
     /// A decoded body's room in the VM's budget of large bodies, until the request is done.
     _decoded: Option<BodyLease>,
+    /// The route's family: the `route` label of the request's metrics.
+    family: &'static str,
+    /// When the whole request was in ([`Host::now_ms`]).
+    started_ms: u64,
+    /// The calls in flight, timed.
+    calls: Calls,
 }
 
 impl Exchange {
@@ -58,9 +65,11 @@ impl Exchange {
         turn: u64,
         host: &mut dyn Host,
     ) -> Exchange {
+        let started_ms = host.now_ms();
         // Before anything else, as Meilisearch's CORS layer: a preflight needs no key.
         if let Some(preflight) = cors::preflight(&request) {
             answer_preflight(&preflight, Some(config.epoch_text.as_str()), host);
+            metrics::answered(host, PREFLIGHT, preflight.status, started_ms);
             let ctx = Ctx {
                 config,
                 request,
@@ -70,8 +79,12 @@ impl Exchange {
                 ctx,
                 op: None,
                 _decoded: None,
+                family: PREFLIGHT,
+                started_ms,
+                calls: Calls::default(),
             };
         }
+        let family = route_family(&route(&request.method, &request.path));
         let decoded = decode_body(&mut request, host);
         let ctx = Ctx {
             config,
@@ -82,36 +95,54 @@ impl Exchange {
             ctx,
             op: None,
             _decoded: None,
+            family,
+            started_ms,
+            calls: Calls::default(),
         };
-        let step = match decoded {
-            Ok(lease) => {
-                exchange._decoded = lease;
-                exchange.begin(host)
-            }
-            Err(answer) => Step::Answer(answer),
-        };
-        exchange.settle(step, host);
+        let mut calls = std::mem::take(&mut exchange.calls);
+        {
+            let host = &mut calls.timing(host);
+            let step = match decoded {
+                Ok(lease) => {
+                    exchange._decoded = lease;
+                    exchange.begin(host)
+                }
+                Err(answer) => Step::Answer(answer),
+            };
+            exchange.settle(step, host);
+        }
+        exchange.calls = calls;
         exchange
     }
 
     /// Answers a request that came before any configuration was accepted.
     pub fn not_configured(request: &Request, host: &mut dyn Host) {
+        let started_ms = host.now_ms();
         if let Some(preflight) = cors::preflight(request) {
-            return answer_preflight(&preflight, None, host);
+            answer_preflight(&preflight, None, host);
+            return metrics::answered(host, PREFLIGHT, preflight.status, started_ms);
         }
         let answer: Answer =
             MeiliError::unavailable("miroir_not_configured", "Miroir has no topology yet.").into();
         let mut headers = vec![("content-type", "application/json")];
         headers.extend_from_slice(Cors::of(request).headers());
         host.respond(answer.status, &headers, &answer.body);
+        let family = route_family(&route(&request.method, &request.path));
+        metrics::answered(host, family, answer.status, started_ms);
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {
+        self.calls.finish(token, &reply, host);
         let Some(op) = self.op.as_mut() else {
             return;
         };
-        let step = op.on_reply(&self.ctx, token, reply, host);
-        self.settle(step, host);
+        let mut calls = std::mem::take(&mut self.calls);
+        {
+            let host = &mut calls.timing(host);
+            let step = op.on_reply(&self.ctx, token, reply, host);
+            self.settle(step, host);
+        }
+        self.calls = calls;
     }
 
     pub fn is_answered(&self) -> bool {
@@ -121,7 +152,6 @@ impl Exchange {
     fn begin(&mut self, host: &mut dyn Host) -> Step {
         let ctx = &self.ctx;
         let route = route(&ctx.request.method, &ctx.request.path);
-        host.count(route_metric(&route), 1);
         if makes_task(&route) && !can_track_tasks(ctx, host) {
             return Step::Answer(
                 MeiliError::unavailable(
@@ -240,10 +270,8 @@ impl Exchange {
         ];
         headers.extend(answer.headers.iter().map(|(k, v)| (*k, v.as_str())));
         headers.extend_from_slice(Cors::of(&self.ctx.request).headers());
-        if answer.status >= 400 {
-            host.count("miroir_responses_error", 1);
-        }
         host.respond(answer.status, &headers, &answer.body);
+        metrics::answered(host, self.family, answer.status, self.started_ms);
     }
 }
 
@@ -252,7 +280,6 @@ mod tests;
 
 /// A preflight's answer: Meilisearch's headers (and the epoch, as on every answer of Miroir's).
 fn answer_preflight(preflight: &cors::Preflight, epoch: Option<&str>, host: &mut dyn Host) {
-    host.count("miroir_requests_preflight", 1);
     let mut headers: Vec<(&str, &str)> = preflight
         .headers
         .iter()
@@ -276,12 +303,12 @@ fn decode_body(request: &mut Request, host: &mut dyn Host) -> Result<Option<Body
     };
     if let Err(e) = encoding::decode(request, reader) {
         if e.status == 413 {
-            host.count("miroir_payload_too_large", 1);
+            host.count(crate::metrics::PAYLOAD_TOO_LARGE, 1);
         }
         return Err(e.into());
     }
     limits::admit_body(request.body.len() as u64).map_err(|refusal| {
-        host.count("miroir_large_bodies_refused", 1);
+        host.count(crate::metrics::LARGE_BODIES_REFUSED, 1);
         let mut answer: Answer = refusal.into();
         answer.headers.push(("retry-after", "10".to_string()));
         answer
@@ -320,26 +347,27 @@ fn can_track_tasks(ctx: &Ctx, host: &dyn Host) -> bool {
         || crate::tasks::leased_remaining(host) > 0
 }
 
-/// Envoy stat counting requests of a route's family.
-fn route_metric(route: &Route) -> &'static str {
+/// The `route` label of CORS preflights.
+const PREFLIGHT: &str = "preflight";
+
+/// The `route` label of a request's metrics: its route's family (docs/metrics.md).
+fn route_family(route: &Route) -> &'static str {
     match route {
-        Route::Health => "miroir_requests_health",
+        Route::Health => "health",
         Route::Search { .. }
         | Route::SearchGet { .. }
         | Route::MultiSearch
         | Route::Similar { .. }
-        | Route::FacetSearch { .. } => "miroir_requests_search",
+        | Route::FacetSearch { .. } => "search",
         Route::AddDocuments { .. }
         | Route::DeleteDocument { .. }
-        | Route::DeleteDocuments { .. } => "miroir_requests_document_writes",
-        Route::GetDocument { .. } | Route::ListDocuments { .. } => "miroir_requests_document_reads",
-        Route::CreateIndex | Route::Broadcast { .. } | Route::Settings { .. } => {
-            "miroir_requests_changes"
-        }
-        Route::ReadAll(_) | Route::AnyNode => "miroir_requests_reads",
-        Route::GetTask { .. } | Route::Tasks => "miroir_requests_tasks",
-        Route::CreateKey | Route::Everywhere => "miroir_requests_keys",
-        Route::Unsupported | Route::Network => "miroir_requests_unsupported",
+        | Route::DeleteDocuments { .. } => "document_writes",
+        Route::GetDocument { .. } | Route::ListDocuments { .. } => "document_reads",
+        Route::CreateIndex | Route::Broadcast { .. } | Route::Settings { .. } => "changes",
+        Route::ReadAll(_) | Route::AnyNode => "reads",
+        Route::GetTask { .. } | Route::Tasks => "tasks",
+        Route::CreateKey | Route::Everywhere => "keys",
+        Route::Unsupported | Route::Network => "unsupported",
     }
 }
 

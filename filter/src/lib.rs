@@ -18,6 +18,7 @@ pub mod error;
 pub mod exchange;
 pub mod host;
 pub mod merge;
+pub mod metrics;
 mod ops;
 pub mod plan;
 pub mod request;

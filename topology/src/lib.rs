@@ -12,6 +12,7 @@ mod model;
 mod placement;
 pub mod reserved;
 mod shard_map;
+pub mod stats_tags;
 pub mod tasks;
 
 pub use model::{

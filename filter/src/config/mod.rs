@@ -62,7 +62,7 @@ impl FilterConfig {
     pub fn configure(bytes: &[u8], host: &mut dyn Host) -> Result<FilterConfig, String> {
         let config = PluginConfig::from_json(bytes).map_err(|e| e.to_string())?;
         epoch::admit(host, config.topology.epoch)?;
-        host.gauge("miroir_topology_epoch", config.topology.epoch);
+        crate::metrics::on_configure(host, config.topology.epoch);
         Ok(FilterConfig::compile(config))
     }
 

@@ -375,6 +375,67 @@ fn health_is_answered_by_the_filter() {
 }
 
 #[test]
+fn requests_are_counted_by_route_family_and_status_class_and_node_calls_by_node() {
+    let config = three_nodes();
+    let mut fleet = Fleet::new(&config);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    fleet.run(&config, "GET", "/health", &[], Value::Null);
+    fleet.run(&config, "POST", "/chats/x/settings", &[], Value::Null);
+    let (status, _) = fleet.run(
+        &config,
+        "POST",
+        "/indexes/movies/search",
+        &[],
+        json!({"q": "movie"}),
+    );
+    assert_eq!(status, 200);
+    let labeled = |key: &str| fleet.host.labeled.get(key).copied().unwrap_or(0);
+    assert_eq!(
+        labeled("miroir_filter_requests_total{route=health,status=2xx}"),
+        1
+    );
+    assert_eq!(
+        labeled("miroir_filter_requests_total{route=unsupported,status=5xx}"),
+        1
+    );
+    assert_eq!(
+        labeled("miroir_filter_requests_total{route=search,status=2xx}"),
+        1
+    );
+    let node_calls: u64 = ["n0", "n1", "n2"]
+        .iter()
+        .map(|n| {
+            labeled(&format!(
+                "miroir_filter_node_calls_total{{node={n},status=2xx}}"
+            ))
+        })
+        .sum();
+    assert_eq!(
+        node_calls as usize,
+        fleet.host.sent.len(),
+        "every call counted once"
+    );
+    let timed = |prefix: &str| {
+        fleet
+            .host
+            .histograms
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .count()
+    };
+    assert_eq!(
+        timed("miroir_filter_request_duration_milliseconds{route="),
+        3
+    );
+    assert_eq!(
+        timed("miroir_filter_node_call_duration_milliseconds{node="),
+        fleet.host.sent.len()
+    );
+}
+
+#[test]
 fn unsupported_routes_get_a_meilisearch_error_and_reach_no_node() {
     let config = three_nodes();
     let mut fleet = Fleet::new(&config);
@@ -1287,7 +1348,7 @@ fn settings_reads_hide_the_shard_field_and_flag_disagreement() {
         Some("n2")
     );
     assert_eq!(
-        fleet.host.counters.get("miroir_node_disagreements"),
+        fleet.host.counters.get(crate::metrics::NODE_DISAGREEMENTS),
         Some(&1)
     );
 }

@@ -27,18 +27,34 @@ proxy_wasm::main! {{
 }}
 
 /// Stat ids of this VM, defined on first use (every VM defines the same names; Envoy aggregates).
+/// A metric's labels are encoded in the stat's name as Istio encodes its own,
+/// `<name>.<label>=.=<value>;.;` ([`miroir_topology::stats_tags`]); the bootstrap's `stats_tags` make them
+/// labels again.
 #[derive(Default)]
 struct Metrics {
-    ids: RefCell<HashMap<&'static str, u32>>,
+    ids: RefCell<HashMap<(&'static str, Vec<(&'static str, String)>), u32>>,
 }
 
 impl Metrics {
-    fn id(&self, name: &'static str, kind: MetricType) -> Option<u32> {
-        if let Some(id) = self.ids.borrow().get(name) {
+    fn id(
+        &self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        kind: MetricType,
+    ) -> Option<u32> {
+        let key = (
+            name,
+            labels
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_string()))
+                .collect::<Vec<_>>(),
+        );
+        if let Some(id) = self.ids.borrow().get(&key) {
             return Some(*id);
         }
-        let id = hostcalls::define_metric(kind, name).ok()?;
-        self.ids.borrow_mut().insert(name, id);
+        let stat = miroir_topology::stats_tags::encode(name, labels);
+        let id = hostcalls::define_metric(kind, &stat).ok()?;
+        self.ids.borrow_mut().insert(key, id);
         Some(id)
     }
 }
@@ -324,15 +340,24 @@ impl Host for WasmHost<'_> {
             .unwrap_or(0)
     }
 
-    fn gauge(&mut self, name: &'static str, value: u64) {
-        if let Some(id) = self.metrics.id(name, MetricType::Gauge) {
+    fn gauge_with(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        if let Some(id) = self.metrics.id(name, labels, MetricType::Gauge) {
             let _ = hostcalls::record_metric(id, value);
         }
     }
 
-    fn count(&mut self, name: &'static str, delta: u64) {
-        if let Some(id) = self.metrics.id(name, MetricType::Counter) {
-            let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+    fn count_with(&mut self, name: &'static str, labels: &[(&'static str, &str)], delta: u64) {
+        // Defining the stat creates it at 0; Envoy refuses an increment of 0.
+        if let Some(id) = self.metrics.id(name, labels, MetricType::Counter) {
+            if delta > 0 {
+                let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    fn histogram(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        if let Some(id) = self.metrics.id(name, labels, MetricType::Histogram) {
+            let _ = hostcalls::record_metric(id, value);
         }
     }
 

@@ -18,8 +18,13 @@ pub struct MockHost {
     pub unknown_clusters: Vec<String>,
     pub response: Option<Response>,
     pub responses: usize,
+    /// Counters by name, every label set summed.
     pub counters: BTreeMap<&'static str, u64>,
+    /// Counters by `name{label=value,...}` (labels in the order given).
+    pub labeled: BTreeMap<String, u64>,
     pub gauges: BTreeMap<&'static str, u64>,
+    /// Values recorded in histograms, as `name{label=value,...}` and value, in order.
+    pub histograms: Vec<(String, u64)>,
     pub shared: BTreeMap<String, (Vec<u8>, u32)>,
     pub warnings: Vec<String>,
 }
@@ -70,13 +75,19 @@ impl Host for MockHost {
         1_700_000_000_000
     }
 
-    fn count(&mut self, name: &'static str, delta: u64) {
+    fn count_with(&mut self, name: &'static str, labels: &[(&'static str, &str)], delta: u64) {
         let counter = self.counters.entry(name).or_default();
+        *counter = counter.saturating_add(delta);
+        let counter = self.labeled.entry(series(name, labels)).or_default();
         *counter = counter.saturating_add(delta);
     }
 
-    fn gauge(&mut self, name: &'static str, value: u64) {
+    fn gauge_with(&mut self, name: &'static str, _labels: &[(&'static str, &str)], value: u64) {
         self.gauges.insert(name, value);
+    }
+
+    fn histogram(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: u64) {
+        self.histograms.push((series(name, labels), value));
     }
 
     fn log_warn(&mut self, message: &str) {
@@ -99,6 +110,22 @@ impl Host for MockHost {
             .insert(key.to_string(), (value.to_vec(), current.wrapping_add(1)));
         true
     }
+}
+
+/// `name{label=value,...}`, or `name` without labels.
+fn series(name: &str, labels: &[(&'static str, &str)]) -> String {
+    for (label, _) in labels {
+        // Envoy leaves a label without its `stats_tags` entry in the stat's name.
+        assert!(
+            miroir_topology::stats_tags::LABELS.contains(label),
+            "{name}: label `{label}` has no stats_tags entry"
+        );
+    }
+    if labels.is_empty() {
+        return name.to_string();
+    }
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{name}{{{}}}", labels.join(","))
 }
 
 /// Convenience for scripted node replies.

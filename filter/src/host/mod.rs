@@ -36,10 +36,20 @@ pub trait Host {
     fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]);
     /// Wall-clock time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
-    /// Adds `delta` to a counter (an Envoy stat `wasmcustom.<name>`).
-    fn count(&mut self, name: &'static str, delta: u64);
+    /// Adds `delta` to a counter (an Envoy stat `wasmcustom.<name>`); 0 only defines it.
+    fn count(&mut self, name: &'static str, delta: u64) {
+        self.count_with(name, &[], delta);
+    }
+    /// Adds `delta` to the counter `name` with these labels ([`crate::metrics`] says how Envoy
+    /// shows them).
+    fn count_with(&mut self, name: &'static str, labels: &[(&'static str, &str)], delta: u64);
     /// Sets a gauge (an Envoy stat `wasmcustom.<name>`).
-    fn gauge(&mut self, name: &'static str, value: u64);
+    fn gauge(&mut self, name: &'static str, value: u64) {
+        self.gauge_with(name, &[], value);
+    }
+    fn gauge_with(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: u64);
+    /// Records a value in a histogram.
+    fn histogram(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: u64);
     fn log_warn(&mut self, message: &str);
     /// Process-wide key/value shared by every worker's VM (proxy-wasm shared data): the value and
     /// its compare-and-swap token.

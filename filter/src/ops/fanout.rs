@@ -35,8 +35,8 @@ impl<T: Clone> Fanout<T> {
             }
             Err(reason) => {
                 // An unknown or not yet warmed cluster: the node is unreachable from this Envoy.
+                // Counted in `miroir_filter_node_calls_total{status="failed"}` ([`crate::metrics`]).
                 host.log_warn(&format!("dispatch to {} failed: {reason}", call.cluster));
-                host.count("miroir_node_call_failures", 1);
                 self.replies.push((tag, Reply::Failed));
             }
         }

@@ -37,14 +37,14 @@ impl Rounds {
         loop {
             // Each kind of round stops on its own well before; this bounds their sum.
             if self.sent >= MAX_FOLLOW_UP_ROUNDS {
-                host.count("miroir_search_follow_up_rounds_exhausted", 1);
+                host.count(crate::metrics::SEARCH_FOLLOW_UP_ROUNDS_EXHAUSTED, 1);
                 return false;
             }
             self.sent = self.sent.saturating_add(1);
             let calls = self.logic.next_round();
             if calls.is_empty() {
                 if self.logic.take_unsettled() {
-                    host.count("miroir_search_distinct_unsettled", 1);
+                    host.count(crate::metrics::SEARCH_DISTINCT_UNSETTLED, 1);
                 }
                 return false;
             }

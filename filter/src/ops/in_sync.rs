@@ -71,7 +71,7 @@ pub(crate) fn conclude(
     };
     let verdict = missed.verdict(topology);
     if !verdict.short.is_empty() {
-        host.count("miroir_writes_unavailable", 1);
+        host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
         return Step::Answer(
             MeiliError::unavailable(
                 "miroir_write_unavailable",
@@ -86,7 +86,7 @@ pub(crate) fn conclude(
         );
     }
     if !verdict.to_mark.is_empty() && ctx.config.control_plane.is_none() {
-        host.count("miroir_writes_unavailable", 1);
+        host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
         return Step::Answer(
             MeiliError::unavailable(
                 "miroir_write_unavailable",
@@ -102,7 +102,7 @@ pub(crate) fn conclude(
         "write acknowledged below full replication; missed by {}",
         misses.describe()
     ));
-    host.count("miroir_writes_degraded", 1);
+    host.count(crate::metrics::WRITES_DEGRADED, 1);
     let degraded = degraded(topology, &missed);
     let pending = Unsynced {
         needs_mark: !verdict.to_mark.is_empty(),

@@ -82,12 +82,12 @@ impl Everywhere {
             };
             return match &reply {
                 Reply::Response { status, .. } if (200..300).contains(status) => {
-                    host.count("miroir_writes_degraded", 1);
+                    host.count(crate::metrics::WRITES_DEGRADED, 1);
                     let degraded = in_sync::degraded(&ctx.config.topology, &missed);
                     Step::Answer(answer.with_header(in_sync::DEGRADED_HEADER, degraded))
                 }
                 _ => {
-                    host.count("miroir_writes_unavailable", 1);
+                    host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
                     Step::Answer(in_sync::unrecorded(&missed, "it did not record them"))
                 }
             };
@@ -160,7 +160,7 @@ impl Everywhere {
                 Step::Wait
             }
             Err(_) => {
-                host.count("miroir_writes_unavailable", 1);
+                host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
                 Step::Answer(in_sync::unrecorded(&missed, "unreachable"))
             }
         }

@@ -160,7 +160,7 @@ impl ReadAll {
             );
         }
         if !disagreeing.is_empty() {
-            host.count("miroir_node_disagreements", 1);
+            host.count(crate::metrics::NODE_DISAGREEMENTS, 1);
             host.log_warn(&format!(
                 "nodes {} disagree with the first node",
                 disagreeing.join(", ")
@@ -403,7 +403,7 @@ impl FirstAnswer {
                         return Step::Answer(Answer::relay(status, body.to_vec()))
                     }
                     Outcome::Unavailable(why) => {
-                        host.count("miroir_read_failovers", 1);
+                        host.count(crate::metrics::READ_FAILOVERS, 1);
                         self.tried.push(format!("`{node}` ({why})"));
                     }
                 }

@@ -101,7 +101,7 @@ impl Registration {
                 (Some(_), Reply::Response { status, body, .. })
                     if *status == 503 && is_write_unavailable(body) =>
                 {
-                    host.count("miroir_writes_unavailable", 1);
+                    host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
                     Step::Answer(Answer::relay(*status, body.clone()))
                 }
                 _ => self.fall_back(host),
@@ -112,12 +112,12 @@ impl Registration {
     fn fall_back(&mut self, host: &mut dyn Host) -> Step {
         if let Some(unsynced) = self.pending.missed.as_ref().filter(|u| u.needs_mark) {
             // A leased uid would acknowledge the write with the missed copies still in sync.
-            host.count("miroir_writes_unavailable", 1);
+            host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
             return Step::Answer(in_sync::unrecorded(&unsynced.missed, "unreachable"));
         }
         tasks::set_control_plane_unreachable(host, true);
         let Some(uid) = tasks::take_leased(host) else {
-            host.count("miroir_task_registrations_failed", 1);
+            host.count(crate::metrics::TASK_REGISTRATIONS_FAILED, 1);
             return Step::Answer(
                 MeiliError::unavailable(
                     "miroir_control_plane_unavailable",
@@ -129,7 +129,7 @@ impl Registration {
         if !tasks::store(host, uid, &self.pending.record) || !tasks::outbox_add(host, uid) {
             return Step::Answer(MeiliError::internal("The task could not be recorded.").into());
         }
-        host.count("miroir_task_registrations_deferred", 1);
+        host.count(crate::metrics::TASK_REGISTRATIONS_DEFERRED, 1);
         self.answer(uid)
     }
 

@@ -98,7 +98,7 @@ impl RoutedWrite {
             }
         }
         if !took_any {
-            host.count("miroir_writes_unavailable", 1);
+            host.count(crate::metrics::WRITES_UNAVAILABLE, 1);
             return Step::Answer(
                 MeiliError::unavailable(
                     "miroir_write_unavailable",

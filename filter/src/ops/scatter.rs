@@ -457,7 +457,7 @@ impl Scatter {
                         "search on `{}` failed ({why}); asking other owners",
                         entry.node
                     ));
-                    host.count("miroir_search_failovers", 1);
+                    host.count(crate::metrics::SEARCH_FAILOVERS, 1);
                     self.failed.insert(entry.node.clone());
                     orphaned.extend(entry.shards.iter().copied());
                 }
@@ -610,7 +610,7 @@ fn partial(ctx: &Ctx) -> bool {
 }
 
 fn shard_unavailable(host: &mut dyn Host, shards: &[u32]) -> MeiliError {
-    host.count("miroir_search_shards_unavailable", 1);
+    host.count(crate::metrics::SEARCH_SHARDS_UNAVAILABLE, 1);
     MeiliError::unavailable(
         "miroir_shard_unavailable",
         format!("No node could answer for shard(s) {shards:?}: every owner is down or failed."),

@@ -122,7 +122,7 @@ impl Write {
         let shards = match shards {
             Ok(shards) => shards,
             Err(e) => {
-                host.count("miroir_batches_rejected", 1);
+                host.count(crate::metrics::BATCHES_REJECTED, 1);
                 return Step::Answer(e.into());
             }
         };

@@ -78,7 +78,7 @@ fn refuse_oversized_with(
     if size <= PAYLOAD_LIMIT_BYTES {
         return false;
     }
-    host.count("miroir_payload_too_large", 1);
+    host.count(crate::metrics::PAYLOAD_TOO_LARGE, 1);
     refuse(
         config,
         &MeiliError::payload_too_large(PAYLOAD_LIMIT_BYTES),
@@ -100,7 +100,7 @@ fn admit_body_with(config: &FilterConfig, size: u64, cors: Cors, host: &mut dyn 
     match limits::admit_body(size) {
         Ok(lease) => Admission::Admitted(lease),
         Err(refusal) => {
-            host.count("miroir_large_bodies_refused", 1);
+            host.count(crate::metrics::LARGE_BODIES_REFUSED, 1);
             refuse(config, &refusal, &[("retry-after", "10")], cors, host);
             Admission::Refused
         }

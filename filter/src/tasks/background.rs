@@ -11,6 +11,7 @@ use miroir_topology::tasks::TaskRegistration;
 use serde_json::json;
 
 use crate::host::{Host, Reply};
+use crate::metrics::Calls;
 use crate::tasks::control_plane;
 use crate::tasks::{self, UidLease};
 
@@ -28,6 +29,8 @@ enum Job {
 pub struct Background {
     envoy_id: String,
     in_flight: BTreeMap<u32, Job>,
+    /// The calls in flight, timed ([`crate::metrics`]).
+    calls: Calls,
 }
 
 impl Background {
@@ -35,6 +38,7 @@ impl Background {
         Background {
             envoy_id,
             in_flight: BTreeMap::new(),
+            calls: Calls::default(),
         }
     }
 
@@ -46,6 +50,12 @@ impl Background {
     }
 
     pub fn tick(&mut self, config: &FilterConfig, host: &mut dyn Host) {
+        let mut calls = std::mem::take(&mut self.calls);
+        self.send(config, &mut calls.timing(host));
+        self.calls = calls;
+    }
+
+    fn send(&mut self, config: &FilterConfig, host: &mut dyn Host) {
         let Some(cp) = &config.control_plane else {
             return;
         };
@@ -99,6 +109,7 @@ impl Background {
     }
 
     pub fn on_reply(&mut self, token: u32, reply: Reply, host: &mut dyn Host) {
+        self.calls.finish(token, &reply, host);
         let Some(job) = self.in_flight.remove(&token) else {
             return;
         };
@@ -114,13 +125,13 @@ impl Background {
             Job::Lease => match serde_json::from_slice::<UidLease>(&body) {
                 Ok(lease) => {
                     tasks::add_lease(host, lease);
-                    host.count("miroir_uid_leases", 1);
+                    host.count(crate::metrics::UID_LEASES, 1);
                 }
                 Err(_) => host.log_warn("the control plane answered a lease with no lease"),
             },
             Job::Handover(uid) => {
                 tasks::outbox_remove(host, uid);
-                host.count("miroir_task_handovers", 1);
+                host.count(crate::metrics::TASK_HANDOVERS, 1);
             }
         }
     }

@@ -454,7 +454,7 @@ fn the_target_shard_fails_over_to_another_owner() {
     assert_eq!(got, reference_answer(&reference, &body));
     assert!(
         host.counters
-            .get("miroir_read_failovers")
+            .get(crate::metrics::READ_FAILOVERS)
             .copied()
             .unwrap_or(0)
             >= 1
