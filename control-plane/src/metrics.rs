@@ -1,4 +1,7 @@
-//! Prometheus metrics (`GET /metrics`, text format).
+//! Prometheus metrics (`GET /metrics`, text format), every one listed in docs/metrics.md.
+//!
+//! Names start with `miroir_` and never with `miroir_filter_`, the filter's prefix (its metrics
+//! come from the Envoys' `/stats/prometheus`), so both can share one Prometheus.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +22,8 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 pub struct Metrics {
     registry: Registry,
+    /// `version`: 1, the control plane's build.
+    pub build_info: Family<Labels, Gauge>,
     pub topology_epoch: Gauge,
     /// `state`: active, failed, draining.
     pub nodes: Family<Labels, Gauge>,
@@ -75,6 +80,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("miroir");
         let m = Metrics {
             registry: Registry::default(),
+            build_info: Family::default(),
             topology_epoch: Gauge::default(),
             nodes: Family::default(),
             health_checks: Family::default(),
@@ -99,6 +105,28 @@ impl Metrics {
             anti_entropy_documents_repaired: Counter::default(),
             disks_replaced: Counter::default(),
         };
+        m.build_info
+            .get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))]))
+            .set(1);
+        // Counters over a known set of results exist at 0 from the start (an empty family is
+        // not rendered at all), so `rate()` sees their first increase.
+        for (family, results) in [
+            (&m.rollouts, &["ok", "nack", "timeout", "invalid"][..]),
+            (
+                &m.index_settings_checks,
+                &["consistent", "inconsistent", "unverified"][..],
+            ),
+            (&m.anti_entropy_passes, &["ok", "error"][..]),
+        ] {
+            for result in results {
+                let _ = family.get_or_create(&labels(&[("result", result)]));
+            }
+        }
+        registry.register(
+            "build_info",
+            "1, labelled with the control plane's version",
+            m.build_info.clone(),
+        );
         registry.register(
             "topology_epoch",
             "Epoch of the stored topology",
@@ -225,5 +253,46 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_conventions_and_stay_clear_of_the_filters() {
+        let metrics = Metrics::new();
+        metrics.repairs.inc();
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!(
+                "miroir_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        let mut families = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut words = line.split_whitespace().skip(2);
+            let (name, kind) = (words.next().unwrap(), words.next().unwrap());
+            families += 1;
+            assert!(name.starts_with("miroir_"), "{line}");
+            assert!(!name.starts_with("miroir_filter_"), "{line}");
+            if kind == "counter" {
+                // prometheus_client adds `_total` to a counter's samples.
+                assert!(!name.ends_with("_total"), "{line}: _total twice");
+            }
+        }
+        assert!(families > 15, "{text}");
+        for result in ["ok", "nack", "timeout", "invalid"] {
+            assert!(
+                text.contains(&format!(
+                    "\nmiroir_rollouts_total{{result=\"{result}\"}} 0\n"
+                )),
+                "{text}"
+            );
+        }
+        assert!(text.contains("\nmiroir_repairs_total 1\n"), "{text}");
     }
 }
