@@ -307,6 +307,15 @@ impl ControlPlane {
         body
     }
 
+    /// `GET /metrics` with the admin key, parsed ([`crate::prometheus`]).
+    pub fn scrape(&self) -> Result<crate::prometheus::Scrape, String> {
+        let reply = self.admin().try_send("GET", "/metrics", None)?;
+        match reply.status {
+            200 => Ok(crate::prometheus::Scrape::parse(&reply.text())),
+            status => Err(format!("GET /metrics: {status} {}", reply.text())),
+        }
+    }
+
     /// The sum of every sample of a metric in `GET /metrics` (`None` if absent or unreachable).
     pub fn metric(&self, name: &str) -> Option<f64> {
         let reply = self.admin().try_send("GET", "/metrics", None).ok()?;
@@ -639,6 +648,15 @@ impl Fleet {
             .and_then(|s| s.into_iter().find(|(n, _)| n == name))
             .and_then(|(_, v)| v.as_u64())
             .unwrap_or(0)
+    }
+
+    /// The sum of the samples of `name` with these labels in Envoy `i`'s `/stats/prometheus`
+    /// (0 when absent).
+    pub fn envoy_metric(&self, i: usize, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.envoys[i]
+            .prometheus()
+            .map(|s| s.sum(name, labels))
+            .unwrap_or(0.0)
     }
 
     pub fn control_plane(&self, i: usize) -> &ControlPlane {

@@ -188,6 +188,15 @@ impl Envoy {
         }
     }
 
+    /// `GET /stats/prometheus`, parsed ([`crate::prometheus`]).
+    pub fn prometheus(&self) -> Result<crate::prometheus::Scrape, String> {
+        let reply = Client::new(&self.admin, None).try_send("GET", "/stats/prometheus", None)?;
+        match reply.status {
+            200 => Ok(crate::prometheus::Scrape::parse(&reply.text())),
+            status => Err(format!("GET /stats/prometheus: {status} {}", reply.text())),
+        }
+    }
+
     /// Every stat: counters and gauges as numbers, text readouts as strings.
     pub fn stats(&self) -> Result<Vec<(String, Value)>, String> {
         let reply = Client::new(&self.admin, None).try_send("GET", "/stats?format=json", None)?;

@@ -23,6 +23,7 @@ mod node;
 pub mod paths;
 mod ports;
 mod process;
+pub mod prometheus;
 mod redis;
 pub mod wait;
 

@@ -303,7 +303,7 @@ fn control_plane_outage(store: StoreKind) {
     // Each Envoy took a block of uids before the outage.
     for i in 0..2 {
         fleet.eventually(&format!("Envoy {i} to lease task uids"), || {
-            match fleet.envoy_stat(i, "wasmcustom.miroir_uid_leases") {
+            match fleet.envoy_stat(i, "wasmcustom.miroir_filter_uid_leases_total") {
                 0 => Err("no lease yet".into()),
                 n => Ok(n),
             }
@@ -645,13 +645,14 @@ fn cp_dead_node_is_marked_failed_and_avoided() {
     fleet.wait_envoys_at_epoch(2);
     fleet.wait_fleet_acked(0, 2);
 
-    let failovers = "wasmcustom.miroir_search_failovers";
-    let call_failures = "wasmcustom.miroir_node_call_failures";
+    let failovers = "wasmcustom.miroir_filter_search_failovers_total";
+    // Calls the filter made to n2, whatever their outcome.
+    let n2_calls = || fleet.envoy_metric(0, "miroir_filter_node_calls_total", &[("node", "n2")]);
     // Requests Envoy sent on n2's cluster (its active health checks are not counted).
     let n2_requests = "cluster.miroir-node-n2.upstream_rq_total";
     let before = (
         fleet.envoy_stat(0, failovers),
-        fleet.envoy_stat(0, call_failures),
+        n2_calls(),
         fleet.envoy_stat(0, n2_requests),
     );
     assert!(before.2 > 0, "{n2_requests} is not counted: {before:?}");
@@ -662,12 +663,12 @@ fn cp_dead_node_is_marked_failed_and_avoided() {
     assert_eq!(reply.json()["hits"][0]["id"], 33);
     let after = (
         fleet.envoy_stat(0, failovers),
-        fleet.envoy_stat(0, call_failures),
+        n2_calls(),
         fleet.envoy_stat(0, n2_requests),
     );
     assert_eq!(
         before, after,
-        "(search failovers, node call failures, requests to n2) changed after n2 was marked failed"
+        "(search failovers, the filter's calls to n2, requests to n2) changed after n2 was marked failed"
     );
 }
 
