@@ -348,13 +348,15 @@ fn details(record: &TaskRecord, node_tasks: &[(String, Value)], terminal: bool) 
             .iter()
             .filter(|s| Some(s.group.as_str()) == counted_group)
             .filter(|s| group_of.contains_key(s.node.as_str()) == with_task)
-            .map(|s| s.documents)
-            .sum()
+            .fold(0u64, |total, s| total.saturating_add(s.documents))
     };
     let (reported, missing) = (share(true), share(false));
     for (_, sum) in sums.iter_mut() {
         if missing > 0 && reported > 0 {
-            let made_up = u128::from(*sum) * u128::from(missing) / u128::from(reported);
+            let made_up = u128::from(*sum)
+                .saturating_mul(u128::from(missing))
+                .checked_div(u128::from(reported))
+                .unwrap_or(0);
             *sum = sum.saturating_add(u64::try_from(made_up).unwrap_or(u64::MAX));
         }
     }

@@ -2565,7 +2565,10 @@ fn the_request_id_and_trace_context_reach_every_node_and_the_control_plane() {
     }
     let trace = [
         ("x-request-id", "5f1c6c0e-req"),
-        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
         ("tracestate", "vendor=1"),
     ];
     let mut headers = vec![("content-type", "application/json")];

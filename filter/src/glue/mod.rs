@@ -32,8 +32,11 @@ proxy_wasm::main! {{
 /// labels again.
 #[derive(Default)]
 struct Metrics {
-    ids: RefCell<HashMap<(&'static str, Vec<(&'static str, String)>), u32>>,
+    ids: RefCell<HashMap<StatKey, u32>>,
 }
+
+/// A stat: its metric's name and its labels.
+type StatKey = (&'static str, Vec<(&'static str, String)>);
 
 impl Metrics {
     fn id(
