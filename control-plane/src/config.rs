@@ -55,6 +55,9 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// How the leader compares in-sync copies in the background (docs/control-plane.md).
     pub anti_entropy: crate::jobs::anti_entropy::AntiEntropyConfig,
+    /// OTLP/gRPC endpoint the spans are exported to (`http://collector:4317`); without it, the
+    /// standard `OTEL_EXPORTER_OTLP_ENDPOINT`, else no export ([`crate::telemetry`]).
+    pub otlp_endpoint: Option<String>,
     /// Deadline of every call from an Envoy (and from the control plane) to a node.
     pub node_timeout_ms: u64,
     /// Deadline of a task registration from the filter; past it the filter uses its leased uids.
@@ -102,6 +105,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             jobs: JobsConfig::default(),
             anti_entropy: Default::default(),
+            otlp_endpoint: None,
             node_timeout_ms: 30_000,
             control_plane_timeout_ms: 2_000,
             rollout_ack_timeout_ms: 30_000,
@@ -236,6 +240,7 @@ Environment (each overrides the configuration file's field; see docs/control-pla
   MIROIR_JOBS_COPY_DOCUMENTS_PER_SECOND  jobs.copyDocumentsPerSecond
   MIROIR_ANTI_ENTROPY_INTERVAL_MS        antiEntropy.intervalMs
   MIROIR_ANTI_ENTROPY_DOCUMENTS_PER_SECOND antiEntropy.documentsPerSecond
+  MIROIR_OTLP_ENDPOINT                   otlpEndpoint
 
 Secrets are never options: each is read from its environment variable, else from the file its
 `…File` field names, else from the configuration file's field:
@@ -405,7 +410,7 @@ fn set_var(env: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> 
 }
 
 /// Each setting the environment overrides: its variable and its field (secrets: [`SECRETS`]).
-pub const ENVIRONMENT: [(&str, &str); 20] = [
+pub const ENVIRONMENT: [(&str, &str); 21] = [
     ("MIROIR_HTTP_LISTEN", "httpListen"),
     ("MIROIR_HTTP_ADVERTISE", "httpAdvertise"),
     ("MIROIR_XDS_LISTEN", "xdsListen"),
@@ -435,6 +440,7 @@ pub const ENVIRONMENT: [(&str, &str); 20] = [
         "MIROIR_ANTI_ENTROPY_DOCUMENTS_PER_SECOND",
         "antiEntropy.documentsPerSecond",
     ),
+    ("MIROIR_OTLP_ENDPOINT", "otlpEndpoint"),
 ];
 
 fn parsed<T: std::str::FromStr>(variable: &str, value: &str) -> Result<T, String>
@@ -481,6 +487,7 @@ impl Config {
                     self.jobs.copy_documents_per_second = parsed(variable, &v)?
                 }
                 "antiEntropy.intervalMs" => self.anti_entropy.interval_ms = parsed(variable, &v)?,
+                "otlpEndpoint" => self.otlp_endpoint = Some(v),
                 "antiEntropy.documentsPerSecond" => {
                     self.anti_entropy.documents_per_second = parsed(variable, &v)?
                 }

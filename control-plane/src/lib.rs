@@ -21,6 +21,7 @@ pub mod server;
 pub mod settings_check;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;
 pub mod time;
 pub mod webhooks;
 

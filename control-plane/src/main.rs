@@ -3,17 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use miroir_control_plane::{config, server};
+use miroir_control_plane::{config, server, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
@@ -29,6 +22,13 @@ async fn main() -> ExitCode {
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
+        }
+    };
+    let _telemetry = match telemetry::init(config.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("miroir-control-plane: {message}");
+            return ExitCode::FAILURE;
         }
     };
     match server::run(config, shutdown_signal()).await {

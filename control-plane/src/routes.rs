@@ -57,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(webhooks::delete),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::telemetry::request_span))
         .with_state(app)
 }
 

@@ -32,6 +32,8 @@ pub const EXTENSION_CONFIG_TYPE_URL: &str =
     "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
 const HCM_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const ROUTER_TYPE_URL: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const STDOUT_ACCESS_LOG_TYPE_URL: &str =
+    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
 /// Key of the upstream HTTP options in `typed_extension_protocol_options`.
 pub const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 const HTTP_PROTOCOL_OPTIONS_TYPE_URL: &str =
@@ -266,6 +268,15 @@ pub fn encode_listener(listener: &model::Listener) -> Value {
                 "request_timeout": duration(listener.timeouts.request_timeout_ms),
                 "stream_idle_timeout": duration(listener.timeouts.stream_idle_timeout_ms),
                 "route_config": encode_guard_route(&listener.route),
+                "access_log": [{
+                    "name": model::STDOUT_ACCESS_LOG,
+                    "typed_config": {
+                        "@type": STDOUT_ACCESS_LOG_TYPE_URL,
+                        "log_format": {"text_format_source": {
+                            "inline_string": model::ACCESS_LOG_FORMAT,
+                        }},
+                    },
+                }],
                 "http_filters": [
                     {
                         "name": listener.filter_name,

@@ -14,6 +14,13 @@ use std::path::PathBuf;
 pub const FILTER_NAME: &str = "miroir";
 /// Name of the listener, of its route configuration and virtual host, and its stat prefix.
 pub const LISTENER_NAME: &str = "miroir";
+/// The client listener's access log, one line per request on Envoy's stdout: Envoy's default
+/// format plus the trace context and the answer's `x-miroir-degraded`. The request id and the
+/// trace context join a line to the nodes' logs and the control plane's spans (the filter passes
+/// both on).
+pub const ACCESS_LOG_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(TRACEPARENT)%\" \"%RESP(X-MIROIR-DEGRADED)%\"\n";
+/// Envoy's access logger to stdout.
+pub const STDOUT_ACCESS_LOG: &str = "envoy.access_loggers.stdout";
 /// Per-node circuit breakers: the filter fans out many parallel calls to one node.
 pub const CIRCUIT_BREAKER_LIMIT: u32 = 1024;
 /// Holds the largest body the filter accepts (`miroir_topology::limits`, asserted to fit).

@@ -11,7 +11,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType as AccessLogConfig;
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
+use envoy_types::pb::envoy::config::core::v3::SubstitutionFormatString;
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::stdout_access_log::AccessLogFormat;
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
     ClusterDiscoveryType, CommonLbConfig, DiscoveryType, DnsLookupFamily, LbPolicy,
 };
@@ -465,6 +471,11 @@ fn decode_listener(value: &Value) -> (Listener, HttpConnectionManager) {
     let request_timeout = h.duration("request_timeout");
     let stream_idle_timeout = h.duration("stream_idle_timeout");
     let route_config = decode_route_config(h.obj("route_config"));
+    let access_log = h
+        .array("access_log")
+        .iter()
+        .map(decode_access_log)
+        .collect();
     let filters = h.array("http_filters");
     h.done();
     let http_filters = filters
@@ -505,6 +516,7 @@ fn decode_listener(value: &Value) -> (Listener, HttpConnectionManager) {
         request_timeout,
         stream_idle_timeout,
         route_specifier: Some(RouteSpecifier::RouteConfig(route_config)),
+        access_log,
         http_filters,
         ..Default::default()
     };
@@ -522,6 +534,34 @@ fn decode_listener(value: &Value) -> (Listener, HttpConnectionManager) {
         ..Default::default()
     };
     (listener, hcm)
+}
+
+/// A stdout access log with an inline text format.
+fn decode_access_log(value: &Value) -> AccessLog {
+    let mut a = obj(value, "access_log");
+    let name = a.str("name");
+    let mut typed = a.obj("typed_config");
+    typed.type_url::<StdoutAccessLog>();
+    let mut format = typed.obj("log_format");
+    let mut source = format.obj("text_format_source");
+    let inline = source.str("inline_string");
+    source.done();
+    format.done();
+    typed.done();
+    a.done();
+    AccessLog {
+        name,
+        config_type: Some(AccessLogConfig::TypedConfig(pack_any(StdoutAccessLog {
+            access_log_format: Some(AccessLogFormat::LogFormat(SubstitutionFormatString {
+                format: Some(Format::TextFormatSource(DataSource {
+                    specifier: Some(DataSpecifier::InlineString(inline)),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })),
+        }))),
+        ..Default::default()
+    }
 }
 
 /// The `TypedExtensionConfig` and, unpacked, its `PluginConfig`.

@@ -91,6 +91,8 @@ pub struct FleetOptions {
     /// The control plane's `antiEntropy.intervalMs`; 0 (the default here) turns it off, so a
     /// test sees only what the write path and the repair do.
     pub anti_entropy_interval_ms: u64,
+    /// The control plane's `otlpEndpoint` (spans exported there over OTLP/gRPC).
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for FleetOptions {
@@ -113,6 +115,7 @@ impl Default for FleetOptions {
             copy_documents_per_second: 0,
             min_copies: None,
             anti_entropy_interval_ms: 0,
+            otlp_endpoint: None,
         }
     }
 }
@@ -539,6 +542,9 @@ impl Fleet {
         });
         if let Some(min) = options.min_copies {
             base["topology"]["minCopies"] = json!(min);
+        }
+        if let Some(endpoint) = &options.otlp_endpoint {
+            base["otlpEndpoint"] = json!(endpoint);
         }
         let control_planes: Vec<ControlPlane> = (0..options.control_planes)
             .map(|i| {

@@ -24,6 +24,12 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter,
 };
+use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType as AccessLogConfig;
+use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
+use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
+use envoy_types::pb::envoy::config::core::v3::SubstitutionFormatString;
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::stdout_access_log::AccessLogFormat;
+use envoy_types::pb::envoy::extensions::access_loggers::stream::v3::StdoutAccessLog;
 use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 use serde_json::json;
@@ -71,6 +77,7 @@ pub fn encode_listener(listener: &model::Listener) -> Listener {
         route_specifier: Some(RouteSpecifier::RouteConfig(guard_route_config(
             &listener.route,
         ))),
+        access_log: vec![access_log()],
         http_filters: vec![
             HttpFilter {
                 name: listener.filter_name.clone(),
@@ -109,6 +116,26 @@ pub fn encode_listener(listener: &model::Listener) -> Listener {
             }],
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+/// [`model::ACCESS_LOG_FORMAT`] on Envoy's stdout.
+fn access_log() -> AccessLog {
+    let stdout = StdoutAccessLog {
+        access_log_format: Some(AccessLogFormat::LogFormat(SubstitutionFormatString {
+            format: Some(Format::TextFormatSource(DataSource {
+                specifier: Some(DataSpecifier::InlineString(
+                    model::ACCESS_LOG_FORMAT.to_string(),
+                )),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })),
+    };
+    AccessLog {
+        name: model::STDOUT_ACCESS_LOG.to_string(),
+        config_type: Some(AccessLogConfig::TypedConfig(pack_any(stdout))),
         ..Default::default()
     }
 }
