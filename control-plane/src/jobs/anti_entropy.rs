@@ -223,7 +223,7 @@ pub async fn pass(app: &App) -> Result<Option<Outcome>, String> {
     if runner::unfinished(&jobs).is_some() {
         return Ok(None);
     }
-    let topology = stored(app).await?;
+    let topology = runner::current(app).await?;
     let pacer = Pacer::new(app.config.anti_entropy.documents_per_second);
     let calls = Calls {
         app,
@@ -279,7 +279,7 @@ pub async fn pass(app: &App) -> Result<Option<Outcome>, String> {
         ))
         .await;
         // Copies a write marked out of sync meanwhile are the repair's, not anti-entropy's.
-        let now = stored(app).await?;
+        let now = runner::current(app).await?;
         for suspect in suspects {
             let still: Vec<String> = in_sync_copies(&now, suspect.shard)
                 .iter()
@@ -300,14 +300,6 @@ pub async fn pass(app: &App) -> Result<Option<Outcome>, String> {
     m.anti_entropy_documents_read.inc_by(outcome.documents);
     m.anti_entropy_documents_repaired.inc_by(outcome.repaired);
     Ok(Some(outcome))
-}
-
-async fn stored(app: &App) -> Result<Topology, String> {
-    app.store
-        .load_topology()
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no topology stored".to_string())
 }
 
 /// Reads the suspect's ids again, resolves those that differ as they did the first time, and

@@ -150,7 +150,8 @@ pub async fn start_repair(app: &App, jobs: &[Job]) -> Result<Option<Job>, String
     Ok(Some(job))
 }
 
-async fn current(app: &App) -> Result<Topology, String> {
+/// The stored topology (an error when none is stored).
+pub(crate) async fn current(app: &App) -> Result<Topology, String> {
     app.store
         .load_topology()
         .await
