@@ -59,8 +59,25 @@ impl Held {
     pub fn of(doc: &Value) -> Held {
         Held {
             version: version_of(doc),
-            digest: digest(doc),
+            digest: digest(&without_generated_embeddings(doc)),
         }
+    }
+}
+
+/// `doc` without the embeddings its node generated itself (`_vectors.<embedder>.regenerate`):
+/// each node computes its own, and two computations need not agree to the last bit, so they are
+/// no difference between copies (user-provided embeddings are compared).
+fn without_generated_embeddings(doc: &Value) -> std::borrow::Cow<'_, Value> {
+    let generated = |v: &Value| v.get("regenerate").and_then(Value::as_bool) == Some(true);
+    match doc.get("_vectors").and_then(Value::as_object) {
+        Some(vectors) if vectors.values().any(generated) => {
+            let mut doc = doc.clone();
+            if let Some(Value::Object(vectors)) = doc.get_mut("_vectors") {
+                vectors.retain(|_, v| !generated(v));
+            }
+            std::borrow::Cow::Owned(doc)
+        }
+        _ => std::borrow::Cow::Borrowed(doc),
     }
 }
 
@@ -453,6 +470,13 @@ mod tests {
             resolve(&[Some(&d), Some(&d), None]),
             Resolution::Keep(d.clone())
         );
+    }
+
+    #[test]
+    fn embeddings_a_node_generated_itself_are_no_difference() {
+        let with = |embedding: f64, regenerate: bool| json!({"id": 1, "_vectors": {"e": {"embeddings": [[embedding]], "regenerate": regenerate}}});
+        assert_eq!(Held::of(&with(0.1, true)), Held::of(&with(0.2, true)));
+        assert_ne!(Held::of(&with(0.1, false)), Held::of(&with(0.2, false)));
     }
 
     #[test]
