@@ -27,6 +27,9 @@ pub struct HealthTracker {
     streaks: HashMap<String, (u32, u32)>,
     /// Node → its newest task at the last check (`None`: it had none).
     databases: HashMap<String, Option<TaskMark>>,
+    /// Nodes found on another database whose copies are not out of the in-sync set yet (kept
+    /// until a topology change records it: the database check does not fire twice).
+    replaced: std::collections::BTreeSet<String>,
 }
 
 /// A node task as a node's database keeps it: uids only grow on one database, and a task keeps
@@ -106,6 +109,7 @@ impl HealthTracker {
             healthy_threshold: config.healthy_threshold.max(1),
             streaks: HashMap::new(),
             databases: HashMap::new(),
+            replaced: Default::default(),
         }
     }
 
@@ -148,6 +152,7 @@ impl HealthTracker {
     pub fn retain(&mut self, present: impl Fn(&str) -> bool) {
         self.streaks.retain(|node, _| present(node));
         self.databases.retain(|node, _| present(node));
+        self.replaced.retain(|node| present(node));
     }
 }
 
@@ -179,7 +184,6 @@ pub async fn check_round(app: &App, tracker: &mut HealthTracker) -> Result<usize
         });
     }
     let mut changes: Vec<(String, NodeState)> = Vec::new();
-    let mut replaced: Vec<String> = Vec::new();
     while let Some(joined) = checks.join_next().await {
         let Ok((id, state, ok, marks)) = joined else {
             continue;
@@ -187,7 +191,7 @@ pub async fn check_round(app: &App, tracker: &mut HealthTracker) -> Result<usize
         if let Some((latest, at_seen)) = marks {
             if !tracker.observe_database(&id, latest, at_seen) {
                 app.metrics.disks_replaced.inc();
-                replaced.push(id.clone());
+                tracker.replaced.insert(id.clone());
             }
         }
         app.metrics
@@ -202,11 +206,11 @@ pub async fn check_round(app: &App, tracker: &mut HealthTracker) -> Result<usize
         }
     }
     tracker.retain(|id| topology.node(id).is_some());
+    let replaced: Vec<String> = tracker.replaced.iter().cloned().collect();
     if changes.is_empty() && replaced.is_empty() {
         return Ok(0);
     }
     changes.sort_by(|a, b| a.0.cmp(&b.0));
-    replaced.sort();
     if !changes.is_empty() {
         tracing::warn!(?changes, "node health changed");
     }
@@ -236,6 +240,8 @@ pub async fn check_round(app: &App, tracker: &mut HealthTracker) -> Result<usize
             Ok(next)
         })
         .await?;
+    // Stored: the next round need not take those copies out again.
+    tracker.replaced.clear();
     if let Err(e) = change.rollout {
         tracing::warn!(epoch = change.topology.epoch, error = %e, "health change not fully rolled out");
     }

@@ -658,18 +658,23 @@ fn a_node_restarted_from_an_old_database_quicker_than_the_checks_is_repaired() {
     );
     ledger.forget(&deleted);
 
+    // A check sees n2's newest task after those writes (the rule compares with what the last
+    // check saw; writes lost with a disk before any check saw them are anti-entropy's).
+    std::thread::sleep(Duration::from_secs(2));
     // n2 back from its backup before any check counted it down.
+    let before = shard_map(&fleet).epoch;
     fleet.kill_node("n2");
     fleet.restore_node_database("n2", "backup");
     fleet.restart_node("n2");
     fleet.eventually_within(
-        "n2's other database noticed",
+        "n2's other database noticed and its copies taken out of the set",
         Duration::from_secs(60),
         || {
             let seen = control_plane_counter(&fleet, "miroir_disks_replaced_total");
-            (seen >= 1.0)
+            let epoch = shard_map(&fleet).epoch;
+            (seen >= 1.0 && epoch > before)
                 .then_some(())
-                .ok_or_else(|| format!("miroir_disks_replaced_total {seen}"))
+                .ok_or_else(|| format!("miroir_disks_replaced_total {seen}, epoch {epoch}"))
         },
     );
     wait_in_sync(&fleet);
