@@ -1,14 +1,14 @@
 //! The state every handler and background loop shares, and the one way the topology changes:
 //! compare-and-set a new epoch in the store, then roll it out.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use miroir_topology::{
-    ControlPlaneRef, CopyState, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER,
+    ControlPlaneRef, CopyState, IndexRef, NodeState, PluginConfig, Topology, CONTROL_PLANE_CLUSTER,
 };
 use serde_json::Value;
 
@@ -120,8 +120,13 @@ impl App {
 
     /// The filter's configuration for `topology`. Deterministic: the same stored topology and
     /// config give the same PluginConfig, hence the same xDS versions after a restart.
-    pub fn plugin_config(&self, topology: &Topology) -> PluginConfig {
+    pub fn plugin_config(
+        &self,
+        topology: &Topology,
+        indexes: BTreeMap<String, IndexRef>,
+    ) -> PluginConfig {
         let mut config = PluginConfig::new(topology.clone());
+        config.indexes = indexes;
         config.node_timeout_ms = self.config.node_timeout_ms;
         // The filter's own key, never the master key (nor the control plane's `nodeApiKey`).
         config.node_api_key = self
@@ -183,9 +188,35 @@ impl App {
         }
     }
 
+    /// The index registry as the filter gets it: the primary key of every index that has one.
+    /// The store unreadable, the registry last handed over (it is only a hint to the filter).
+    async fn pushed_indexes(&self) -> BTreeMap<String, IndexRef> {
+        match self.store.list_indexes().await {
+            Ok(entries) => entries
+                .into_iter()
+                .filter_map(|e| {
+                    Some((
+                        e.uid,
+                        IndexRef {
+                            primary_key: e.primary_key?,
+                        },
+                    ))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "index registry not read: the last one is kept");
+                lock(&self.last_rollout)
+                    .as_ref()
+                    .map(|c| c.indexes.clone())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
     /// Rolls `topology` out and records the outcome in the metrics.
     pub async fn rollout(&self, topology: &Topology) -> Result<Value, PublishError> {
-        let config = self.plugin_config(topology);
+        let indexes = self.pushed_indexes().await;
+        let config = self.plugin_config(topology, indexes);
         *lock(&self.last_rollout) = Some(config.clone());
         let result = self.publisher.rollout(config, self.ack_timeout()).await;
         self.count_rollout(&result);
@@ -269,7 +300,7 @@ impl App {
             return Ok(());
         };
         self.observe_topology(&topology);
-        let wanted = self.plugin_config(&topology);
+        let wanted = self.plugin_config(&topology, self.pushed_indexes().await);
         let handed = lock(&self.last_rollout).clone();
         let retry_due = lock(&self.rollout_retry).is_some_and(|(at, _)| at <= Instant::now());
         if handed.as_ref() != Some(&wanted) || retry_due {

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub anti_entropy_documents_read: Counter,
     /// Documents whose in-sync copies differed and that anti-entropy made equal.
     pub anti_entropy_documents_repaired: Counter,
+    /// Nodes whose settings of an index anti-entropy brought to the majority's.
+    pub anti_entropy_settings_repaired: Counter,
     /// Nodes found with another disk than the one last seen (their task history changed).
     pub disks_replaced: Counter,
 }
@@ -103,6 +105,7 @@ impl Metrics {
             anti_entropy_passes: Family::default(),
             anti_entropy_documents_read: Counter::default(),
             anti_entropy_documents_repaired: Counter::default(),
+            anti_entropy_settings_repaired: Counter::default(),
             disks_replaced: Counter::default(),
         };
         m.build_info
@@ -224,6 +227,11 @@ impl Metrics {
             "anti_entropy_documents_repaired",
             "Documents whose in-sync copies differed and that anti-entropy made equal",
             m.anti_entropy_documents_repaired.clone(),
+        );
+        registry.register(
+            "anti_entropy_settings_repaired",
+            "Nodes whose primary key or settings of an index differed from the majority's and that anti-entropy brought to them",
+            m.anti_entropy_settings_repaired.clone(),
         );
         registry.register(
             "disks_replaced",

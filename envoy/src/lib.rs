@@ -124,6 +124,7 @@ pub fn filter_config(topology: &Topology, opts: &RenderOptions) -> Value {
         node_timeout_ms: opts.node_timeout_ms,
         node_api_key: opts.node_api_key.clone(),
         control_plane: None,
+        indexes: Default::default(),
     };
     filter_config_raw(
         &topology.epoch.to_string(),

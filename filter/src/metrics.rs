@@ -49,6 +49,9 @@ pub const PAYLOAD_TOO_LARGE: &str = "miroir_filter_payload_too_large_total";
 pub const LARGE_BODIES_REFUSED: &str = "miroir_filter_large_bodies_refused_total";
 pub const UID_LEASES: &str = "miroir_filter_uid_leases_total";
 pub const TASK_HANDOVERS: &str = "miroir_filter_task_handovers_total";
+/// Document writes that asked every node for the index (the registry the control plane pushes
+/// had no primary key for it, or the nodes the write goes to said otherwise).
+pub const INDEX_LOOKUPS: &str = "miroir_filter_index_lookups_total";
 
 /// The counters without labels, defined (at 0) as soon as a configuration is accepted, so each
 /// exists before its first event and `rate()` sees its first increase.
@@ -68,6 +71,7 @@ pub const COUNTERS: &[&str] = &[
     LARGE_BODIES_REFUSED,
     UID_LEASES,
     TASK_HANDOVERS,
+    INDEX_LOOKUPS,
 ];
 
 /// The filter's version, the value of [`BUILD_INFO`]'s `version` label.

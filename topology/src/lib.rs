@@ -16,7 +16,8 @@ pub mod stats_tags;
 pub mod tasks;
 
 pub use model::{
-    ControlPlaneRef, Node, NodeState, PluginConfig, Topology, TopologyError, CONTROL_PLANE_CLUSTER,
+    ControlPlaneRef, IndexRef, Node, NodeState, PluginConfig, Topology, TopologyError,
+    CONTROL_PLANE_CLUSTER,
 };
 pub use placement::{canonical_key, rotation, shard_for_key, CoveringSet};
 pub use shard_map::{CopyState, ShardCopy, ShardMap, UnavailableShards};

@@ -66,6 +66,19 @@ pub struct PluginConfig {
     /// allocated inside the Envoy process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_plane: Option<ControlPlaneRef>,
+    /// The control plane's index registry: the primary key of every index it knows one of, so a
+    /// document write routes without asking every node first. Only a hint: the filter checks
+    /// it at the copies the write goes to, so a registry this Envoy has not received yet (an
+    /// index deleted, re-created, swapped) costs a lookup, never a misrouted document.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub indexes: BTreeMap<String, IndexRef>,
+}
+
+/// What the filter is told of one index.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IndexRef {
+    pub primary_key: String,
 }
 
 /// How the filter reaches the control plane's HTTP API.
@@ -129,6 +142,7 @@ impl PluginConfig {
             node_timeout_ms: default_node_timeout_ms(),
             node_api_key: None,
             control_plane: None,
+            indexes: BTreeMap::new(),
         }
     }
 

@@ -48,6 +48,10 @@ pub struct TaskRecord {
     /// others' ([`aggregate`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shares: Vec<NodeShare>,
+    /// The primary key a document write was routed by: the control plane's index registry
+    /// learns it from there (never shown on the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
 }
 
 /// What one node was sent of a write routed by shard.
@@ -73,6 +77,7 @@ impl TaskRecord {
             node_tasks: Vec::new(),
             custom_metadata: None,
             shares: Vec::new(),
+            primary_key: None,
         }
     }
 

@@ -40,6 +40,7 @@ fn config(epoch: u64, ids: &[&str]) -> PluginConfig {
         node_timeout_ms: 5_000,
         node_api_key: None,
         control_plane: None,
+        indexes: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ fn config(epoch: u64, node_ids: &[&str]) -> PluginConfig {
         node_timeout_ms: 5_000,
         node_api_key: None,
         control_plane: None,
+        indexes: Default::default(),
     }
 }
 

@@ -692,6 +692,7 @@ fn plugin_config() -> MiroirConfig {
         node_timeout_ms: 7_500,
         node_api_key: Some("node-key".into()),
         control_plane: None,
+        indexes: Default::default(),
     }
 }
 

@@ -10,6 +10,10 @@
 //! longest latency ([`super::repair::settle`]): a write still on its way has reached every copy
 //! by then, or has taken the copy that missed it out of the set. Only a difference seen the same
 //! both times is resolved, by [`resolve`], and written to the copies that differ.
+//!
+//! Each pass first compares every index's primary key and settings across the nodes and brings
+//! a node that differs from a strict majority to the majority's
+//! ([`crate::settings_check::converge`]): a node that accepted a settings change and failed it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -189,6 +193,8 @@ pub struct Outcome {
     pub repaired: u64,
     /// Ids that differed once but not the second time (a write on its way).
     pub in_flight: u64,
+    /// Nodes whose settings of an index were brought to the majority's.
+    pub settings_repaired: u64,
 }
 
 /// A shard whose copies differ: the index, the copies, and the ids with what each copy held.
@@ -219,6 +225,7 @@ pub async fn run(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>)
                     documents = outcome.documents,
                     repaired = outcome.repaired,
                     in_flight = outcome.in_flight,
+                    settings_repaired = outcome.settings_repaired,
                     "anti-entropy pass"
                 );
             }
@@ -253,6 +260,15 @@ pub async fn pass(app: &App) -> Result<Option<Outcome>, String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut outcome = Outcome::default();
+    let settle = super::repair::settle(
+        app.config.node_timeout_ms,
+        app.config.control_plane_timeout_ms,
+    );
+    for index in &indexes {
+        let changed =
+            crate::settings_check::converge::converge(app, &topology, &index.uid, settle).await?;
+        outcome.settings_repaired += changed.len() as u64;
+    }
     let mut suspects = Vec::new();
     for index in &indexes {
         for shard in 0..topology.shards {
@@ -290,11 +306,7 @@ pub async fn pass(app: &App) -> Result<Option<Outcome>, String> {
         }
     }
     if !suspects.is_empty() {
-        tokio::time::sleep(super::repair::settle(
-            app.config.node_timeout_ms,
-            app.config.control_plane_timeout_ms,
-        ))
-        .await;
+        tokio::time::sleep(settle).await;
         // Copies a write marked out of sync meanwhile are the repair's, not anti-entropy's.
         let now = runner::current(app).await?;
         for suspect in suspects {

@@ -16,6 +16,8 @@ use crate::nodes;
 use crate::store::{CheckStatus, IndexEntry, SettingsCheck, StoredTask};
 use crate::time;
 
+pub mod converge;
+
 /// What one node holds of an index.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Read {
@@ -96,7 +98,7 @@ pub fn compare(reads: &[(String, Read)]) -> Option<Comparison> {
 
 /// The indexes whose schema `task` may have changed, and whether only an index never checked
 /// is worth checking (a document addition changes no settings, but may have created the index).
-fn changed_indexes(task: &StoredTask) -> (Vec<String>, bool) {
+pub(crate) fn changed_indexes(task: &StoredTask) -> (Vec<String>, bool) {
     let own = task.record.index_uid.iter().cloned();
     let details = task.task.get("details");
     match task.record.kind.as_str() {

@@ -41,6 +41,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
             }],
             custom_metadata: None,
             shares: Vec::new(),
+            primary_key: None,
         },
         registered_at: "2026-01-01T00:00:00Z".into(),
         node_objects: Default::default(),

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::nodes;
 use crate::settings_check;
-use crate::store::{IndexEntry, StoredTask, MAX_LEASE};
+use crate::store::{IndexEntry, StoreResult, StoredTask, MAX_LEASE};
 use crate::time;
 use crate::webhooks;
 
@@ -187,42 +187,73 @@ pub async fn register_with(
     Ok(Registered { task_uid: uid })
 }
 
-/// Keeps the index registry in step with the index lifecycle the filter reports.
+/// Keeps the index registry in step with the index lifecycle the filter reports. The registry
+/// reaches every Envoy (the primary keys it routes writes by without asking every node), but
+/// only as a hint the filter checks at the copies a write goes to: forgetting a primary key here
+/// costs a lookup, never a misrouted document.
 async fn record_index(app: &App, task: &StoredTask) {
-    let Some(index) = task.record.index_uid.as_deref() else {
-        return;
-    };
     let result = match task.record.kind.as_str() {
-        "indexCreation" | "documentAdditionOrUpdate" => match app.store.get_index(index).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => {
-                let shards = match app.store.load_topology().await {
-                    Ok(Some(t)) => t.shards,
-                    _ => 0,
-                };
-                let primary_key = task
-                    .record
-                    .details
-                    .get("primaryKey")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                app.store
-                    .put_index(&IndexEntry {
-                        uid: index.to_string(),
-                        primary_key,
-                        shards,
-                        settings: None,
-                    })
-                    .await
-            }
-            Err(e) => Err(e),
+        "indexCreation" | "documentAdditionOrUpdate" => learn_primary_key(app, task).await,
+        "indexDeletion" => match task.record.index_uid.as_deref() {
+            Some(index) => app.store.delete_index(index).await.map(|_| ()),
+            None => Ok(()),
         },
-        "indexDeletion" => app.store.delete_index(index).await.map(|_| ()),
+        // A rename, a swap or a new primary key: what the registry holds of these indexes is
+        // forgotten until the settings check after the task reads it back from the nodes.
+        "indexUpdate" | "indexSwap" => {
+            let (indexes, _) = settings_check::changed_indexes(task);
+            forget_primary_keys(app, &indexes).await
+        }
         _ => Ok(()),
     };
     if let Err(e) = result {
-        tracing::warn!(index, error = %e, "index registry not updated");
+        tracing::warn!(task = task.uid, error = %e, "index registry not updated");
     }
+}
+
+async fn learn_primary_key(app: &App, task: &StoredTask) -> StoreResult<()> {
+    let Some(index) = task.record.index_uid.as_deref() else {
+        return Ok(());
+    };
+    let primary_key = task.record.primary_key.clone().or_else(|| {
+        task.record
+            .details
+            .get("primaryKey")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    match app.store.get_index(index).await? {
+        Some(entry) if primary_key.is_none() || entry.primary_key == primary_key => Ok(()),
+        Some(mut entry) => {
+            entry.primary_key = primary_key;
+            app.store.put_index(&entry).await
+        }
+        None => {
+            let shards = match app.store.load_topology().await {
+                Ok(Some(t)) => t.shards,
+                _ => 0,
+            };
+            app.store
+                .put_index(&IndexEntry {
+                    uid: index.to_string(),
+                    primary_key,
+                    shards,
+                    settings: None,
+                })
+                .await
+        }
+    }
+}
+
+async fn forget_primary_keys(app: &App, indexes: &[String]) -> StoreResult<()> {
+    for index in indexes {
+        if let Some(mut entry) = app.store.get_index(index).await? {
+            if entry.primary_key.take().is_some() {
+                app.store.put_index(&entry).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Nodes whose unfinished node tasks no longer hold a task back: marked failed by the health

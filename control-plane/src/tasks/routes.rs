@@ -372,6 +372,7 @@ async fn cancel_or_delete(
                 node_tasks,
                 custom_metadata: None,
                 shares: Vec::new(),
+                primary_key: None,
             },
             missed: None,
         },

@@ -804,3 +804,65 @@ async fn a_key_sees_only_its_indexes_tasks() {
         .collect();
     assert_eq!(uids, [deletion, movies], "{all}");
 }
+
+/// The primary keys of the registry the filter is given.
+async fn pushed_registry(cluster: &Cluster) -> Vec<(String, String)> {
+    cluster.app.sync_from_store().await.expect("sync");
+    let config = cluster.publisher.rollouts().pop().expect("rolled out");
+    config
+        .indexes
+        .into_iter()
+        .map(|(uid, index)| (uid, index.primary_key))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_filter_is_given_the_primary_keys_writes_were_routed_by() {
+    let cluster = Cluster::start(1).await;
+    assert_eq!(pushed_registry(&cluster).await, []);
+    let register = |kind: &str, index: &str, extra: Value| {
+        let mut record = json!({"indexUid": index, "type": kind, "copies": 1,
+                                "nodeTasks": [{"node": "n0", "group": "g0", "taskUid": 0}]});
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            record[k] = v;
+        }
+        json!({ "record": record })
+    };
+    cluster.nodes[0].put(node_task(0, "enqueued", 2));
+    for body in [
+        register(
+            "documentAdditionOrUpdate",
+            "movies",
+            json!({"primaryKey": "id"}),
+        ),
+        register(
+            "indexCreation",
+            "books",
+            json!({"details": {"primaryKey": "isbn"}}),
+        ),
+    ] {
+        let (status, body) = cluster.filter("/_miroir/internal/tasks", body).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(
+        pushed_registry(&cluster).await,
+        [
+            ("books".to_string(), "isbn".to_string()),
+            ("movies".to_string(), "id".to_string())
+        ]
+    );
+    // A swap: forgotten until read back from the nodes; a deletion: gone.
+    let swap = json!({"record": {"type": "indexSwap", "copies": 1,
+        "details": {"swaps": [{"indexes": ["movies", "films"]}]},
+        "nodeTasks": [{"node": "n0", "group": "g0", "taskUid": 0}]}});
+    let (status, body) = cluster.filter("/_miroir/internal/tasks", swap).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = cluster
+        .filter(
+            "/_miroir/internal/tasks",
+            register("indexDeletion", "books", json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(pushed_registry(&cluster).await, []);
+}

@@ -5,8 +5,10 @@ pub mod epoch;
 mod placement;
 pub mod settings_cache;
 
+use std::collections::BTreeMap;
+
 use miroir_topology::{
-    rotation, ControlPlaneRef, CoveringSet, Node, NodeState, PluginConfig, Topology,
+    rotation, ControlPlaneRef, CoveringSet, IndexRef, Node, NodeState, PluginConfig, Topology,
 };
 
 use placement::Placement;
@@ -24,6 +26,8 @@ pub struct FilterConfig {
     pub node_timeout_ms: u64,
     pub node_api_key: Option<String>,
     pub control_plane: Option<ControlPlaneRef>,
+    /// The control plane's index registry (primary keys), a hint checked at the nodes.
+    pub indexes: BTreeMap<String, IndexRef>,
     /// The `x-miroir-topology-epoch` header's value.
     pub epoch_text: String,
     placement: Placement,
@@ -43,6 +47,7 @@ impl FilterConfig {
             node_timeout_ms: config.node_timeout_ms,
             node_api_key: config.node_api_key,
             control_plane: config.control_plane,
+            indexes: config.indexes,
             placement,
         }
     }
@@ -54,6 +59,7 @@ impl FilterConfig {
             node_timeout_ms: self.node_timeout_ms,
             node_api_key: self.node_api_key.clone(),
             control_plane: self.control_plane.clone(),
+            indexes: self.indexes.clone(),
         }
     }
 
@@ -77,6 +83,11 @@ impl FilterConfig {
 
     fn node_at(&self, index: usize) -> Option<&Node> {
         self.topology.nodes.get(index)
+    }
+
+    /// The primary key the control plane's registry gives `index`, if any.
+    pub fn registry_primary_key(&self, index: &str) -> Option<&str> {
+        self.indexes.get(index).map(|i| i.primary_key.as_str())
     }
 
     /// The replica groups' names, in order.

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::host::mock::{json_reply, MockHost};
 use crate::host::Call;
+use crate::metrics::INDEX_LOOKUPS;
 use crate::request::intake::{admit_body, refuse_oversized};
 use crate::tasks::UidLease;
 use miroir_topology::cluster_name;
@@ -920,6 +921,112 @@ fn a_node_down_for_the_lookup_of_a_new_index_is_left_out_of_the_whole_write() {
         (missed.nodes, missed.shards),
         (vec!["n2".to_string()], None)
     );
+}
+
+fn with_registry(config: &Rc<FilterConfig>, primary_key: &str) -> Rc<FilterConfig> {
+    let mut plugin = config.to_plugin();
+    plugin.indexes.insert(
+        "movies".into(),
+        miroir_topology::IndexRef {
+            primary_key: primary_key.into(),
+        },
+    );
+    Rc::new(FilterConfig::compile(plugin))
+}
+
+/// Ids whose shards have no copy on `node`.
+fn ids_away_from(config: &FilterConfig, node: &str, count: usize) -> Vec<u32> {
+    (0..1000)
+        .filter(|i| {
+            let shard = config.topology.shard_for_key(&i.to_string());
+            !config
+                .topology
+                .write_targets(shard)
+                .iter()
+                .any(|n| n.id == node)
+        })
+        .take(count)
+        .collect()
+}
+
+#[test]
+fn with_the_registrys_primary_key_a_write_asks_only_the_nodes_its_documents_go_to() {
+    let registry = with_registry(
+        &config(&[("n0", "g"), ("n1", "g"), ("n2", "g")], 16, 2),
+        "id",
+    );
+    let mut fleet = Fleet::new(&registry);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    // Hung or dead, n2 holds none of this batch's shards: it is asked nothing.
+    fleet.node("n2").down = true;
+    let docs: Vec<Value> = ids_away_from(&registry, "n2", 10)
+        .into_iter()
+        .map(|i| json!({"id": i, "title": "elsewhere"}))
+        .collect();
+    let (status, body) = fleet.add_documents(&registry, Value::Array(docs));
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        fleet
+            .host
+            .sent
+            .iter()
+            .all(|c| c.cluster != cluster_name("n2")),
+        "n2 is not on the write's path"
+    );
+    assert_eq!(header(&fleet.host, "x-miroir-degraded"), None);
+    assert_eq!(fleet.host.counters.get(INDEX_LOOKUPS), None);
+    for id in ["n0", "n1"] {
+        let node = fleet.node(id);
+        assert_eq!(
+            node.log.first().map(String::as_str),
+            Some("GET /indexes/movies")
+        );
+        assert_eq!(
+            node.docs.len(),
+            10,
+            "RF 2 in a group of 3: {id} holds both copies"
+        );
+    }
+}
+
+#[test]
+fn a_registry_behind_the_nodes_costs_a_lookup_not_a_misrouted_document() {
+    let plain = three_nodes();
+    // The index was re-created with another primary key since this Envoy's registry.
+    let stale = with_registry(&plain, "id");
+    let mut fleet = Fleet::new(&stale);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("sku".into()));
+    }
+    let docs: Vec<Value> = (0..40)
+        .map(|i| json!({"id": i, "sku": format!("s-{i}")}))
+        .collect();
+    let (status, body) = fleet.add_documents(&stale, Value::Array(docs));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(fleet.host.counters.get(INDEX_LOOKUPS), Some(&1));
+    let mut seen = 0;
+    for node in &plain.topology.nodes {
+        for doc in &fleet.node(&node.id).docs {
+            let sku = doc["sku"].as_str().unwrap().to_string();
+            let shard = plain.topology.shard_for_key(&sku);
+            assert_eq!(doc["_miroir_shard"], encode_shard(shard), "routed by `sku`");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 40);
+
+    // Deleted since: the index is created everywhere first, with the shard field filterable.
+    let mut fleet = Fleet::new(&stale);
+    let (status, body) = fleet.add_documents(&stale, movies(20));
+    assert_eq!(status, 202, "{body}");
+    for id in ["n0", "n1", "n2"] {
+        let log = &fleet.node(id).log;
+        let created = log.iter().position(|l| l == "POST /indexes");
+        assert!(created.is_some(), "{id} created the index: {log:?}");
+    }
+    assert_eq!(fleet.host.counters.get(INDEX_LOOKUPS), Some(&1));
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use miroir_topology::Node;
+
 use crate::host::{Host, Reply};
 use crate::ops::fanout::{first_problem, outcome, Answer, Fanout, Outcome};
 use crate::ops::in_sync::Misses;
@@ -17,16 +19,28 @@ pub(crate) struct IndexLookup(Fanout<String>);
 pub(crate) struct Found {
     /// Nodes without the index.
     pub missing: Vec<String>,
-    /// The primary key of the index where it exists and has one.
+    /// The primary key of the index where it exists and has one (the first node's).
     pub primary_key: Option<String>,
+    /// Nodes holding the index gave different primary keys (or some none).
+    pub primary_keys_differ: bool,
     /// Nodes that did not answer, with why.
     pub unreachable: Misses,
 }
 
 impl IndexLookup {
     pub(crate) fn send(ctx: &Ctx, index: &str, host: &mut dyn Host) -> Self {
+        Self::send_to(ctx, index, ctx.nodes(), host)
+    }
+
+    /// The lookup asked of `nodes` only.
+    pub(crate) fn send_to<'a>(
+        ctx: &Ctx,
+        index: &str,
+        nodes: impl Iterator<Item = &'a Node>,
+        host: &mut dyn Host,
+    ) -> Self {
         let mut fanout = Fanout::new();
-        for node in ctx.nodes() {
+        for node in nodes {
             fanout.send(
                 host,
                 &ctx.lookup_call(node, format!("/indexes/{index}")),
@@ -41,6 +55,13 @@ impl IndexLookup {
         self.0.accept(token, reply)
     }
 
+    /// Every node asked holds the index, those that answered all with `primary_key`.
+    pub(crate) fn confirms(found: &Found, primary_key: &str) -> bool {
+        found.missing.is_empty()
+            && !found.primary_keys_differ
+            && found.primary_key.as_deref() == Some(primary_key)
+    }
+
     /// Once every node answered: what they said, or the error to answer the client with.
     pub(crate) fn result(&mut self) -> Option<Result<Found, Answer>> {
         if !self.0.is_complete() {
@@ -49,8 +70,10 @@ impl IndexLookup {
         let mut found = Found {
             missing: Vec::new(),
             primary_key: None,
+            primary_keys_differ: false,
             unreachable: Misses::default(),
         };
+        let mut first_holder = true;
         let mut others = Vec::new();
         let mut answered = false;
         let mut replies = std::mem::take(&mut self.0.replies);
@@ -63,13 +86,19 @@ impl IndexLookup {
                 Reply::Response {
                     status: 200, body, ..
                 } => {
-                    if found.primary_key.is_none() {
-                        found.primary_key =
-                            serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-                                v.get("primaryKey")
-                                    .and_then(Value::as_str)
-                                    .map(str::to_string)
-                            });
+                    let primary_key = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+                        v.get("primaryKey")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    });
+                    if first_holder {
+                        found.primary_key = primary_key;
+                        first_holder = false;
+                    } else if found.primary_key.is_none() {
+                        found.primary_keys_differ = true;
+                        found.primary_key = primary_key;
+                    } else if primary_key != found.primary_key {
+                        found.primary_keys_differ = true;
                     }
                 }
                 _ => match outcome(&reply) {

@@ -44,6 +44,11 @@ pub(crate) struct Routed {
 }
 
 pub(crate) enum WritePhase {
+    /// Nothing asked yet.
+    Parsed,
+    /// The registry's primary key, checked at the nodes the documents go to.
+    Check(IndexLookup),
+    /// Every node asked where the index exists and what its primary key is.
     Lookup(IndexLookup),
     Setup(Phases),
     Documents(RoutedWrite),
@@ -62,18 +67,81 @@ impl Write {
             delimiter.as_deref(),
             &ctx.request.body,
         )?;
-        let lookup = IndexLookup::send(ctx, &index, host);
         let mut write = Write {
             index: index.clone(),
             merge,
             batch,
-            phase: WritePhase::Lookup(lookup),
+            phase: WritePhase::Parsed,
             pending: None,
             record: TaskRecord::new(Some(index), "documentAdditionOrUpdate"),
             missed: Misses::default(),
         };
-        let step = write.after_lookup_if_complete(ctx, host);
+        if let Some(check) = write.check_registry(ctx, host) {
+            write.phase = WritePhase::Check(check);
+            return Ok((write, Step::Wait));
+        }
+        let step = write.look_up(ctx, host);
         Ok((write, step))
+    }
+
+    /// With the primary key the control plane's registry gives the index, routes the batch and
+    /// asks only the nodes its documents go to whether they hold the index with that key: a node
+    /// holding none of the batch's shards is not on the write's path, however it fares. `None`:
+    /// no such key, or the batch does not validate with it (the index's own key decides).
+    fn check_registry(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Option<IndexLookup> {
+        let primary_key = ctx.config.registry_primary_key(&self.index)?.to_string();
+        let topology = &ctx.config.topology;
+        let shards = documents::validate(&self.batch, &ctx.request.body, &primary_key, |id| {
+            topology.shard_for_key(&id)
+        })
+        .ok()?;
+        let mut targets: Vec<&Node> = Vec::new();
+        let distinct: std::collections::BTreeSet<u32> = shards.iter().copied().collect();
+        for shard in distinct {
+            for node in topology.write_targets(shard) {
+                if !targets.iter().any(|t| t.id == node.id) {
+                    targets.push(node);
+                }
+            }
+        }
+        if targets.is_empty() {
+            return None;
+        }
+        self.route_documents(host, primary_key, shards);
+        Some(IndexLookup::send_to(
+            ctx,
+            &self.index,
+            targets.into_iter(),
+            host,
+        ))
+    }
+
+    /// Asks every node where the index exists and what its primary key is.
+    fn look_up(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        host.count(crate::metrics::INDEX_LOOKUPS, 1);
+        self.pending = None;
+        self.phase = WritePhase::Lookup(IndexLookup::send(ctx, &self.index, host));
+        self.after_lookup_if_complete(ctx, host)
+    }
+
+    fn after_check(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
+        let WritePhase::Check(check) = &mut self.phase else {
+            return Step::Wait;
+        };
+        let confirmed = match (check.result(), &self.pending) {
+            (None, _) => return Step::Wait,
+            (Some(Ok(found)), Some(routed)) => IndexLookup::confirms(&found, &routed.primary_key),
+            _ => false,
+        };
+        if confirmed {
+            // A node that did not answer is in the write for the shards it holds only: its
+            // part is sent anyway, and succeeds or fails alone.
+            self.send_documents(ctx, host)
+        } else {
+            // The registry this Envoy holds is behind the nodes (the index was deleted,
+            // re-created or swapped): the nodes decide.
+            self.look_up(ctx, host)
+        }
     }
 
     pub(crate) fn on_reply(
@@ -84,6 +152,13 @@ impl Write {
         host: &mut dyn Host,
     ) -> Step {
         match &mut self.phase {
+            WritePhase::Parsed => Step::Wait,
+            WritePhase::Check(check) => {
+                if !check.accept(token, reply) {
+                    return Step::Wait;
+                }
+                self.after_check(ctx, host)
+            }
             WritePhase::Lookup(lookup) => {
                 if !lookup.accept(token, reply) {
                     return Step::Wait;
@@ -187,6 +262,7 @@ impl Write {
         self.record
             .details
             .insert("receivedDocuments".into(), json!(shards.len()));
+        self.record.primary_key = Some(primary_key.clone());
         self.pending = Some(Routed {
             primary_key,
             teach_primary_key: false,

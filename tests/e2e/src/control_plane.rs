@@ -729,6 +729,16 @@ impl Fleet {
         self.node_mut(id).kill();
     }
 
+    /// SIGSTOPs node `id`: it hangs rather than dies ([`Node::pause`]).
+    pub fn pause_node(&mut self, id: &str) {
+        self.node_mut(id).pause();
+    }
+
+    /// SIGCONTs node `id` after [`Fleet::pause_node`].
+    pub fn resume_node(&mut self, id: &str) {
+        self.node_mut(id).resume();
+    }
+
     /// Starts node `id` again after [`Fleet::kill_node`]: same port, same database; waits until
     /// it is available (a no-op while it runs).
     pub fn restart_node(&mut self, id: &str) {

@@ -151,6 +151,20 @@ impl Node {
         }
     }
 
+    /// SIGSTOP: the node hangs (connections accepted, never answered) until [`Node::resume`].
+    pub fn pause(&self) {
+        if let Some(process) = &self.process {
+            process.signal("STOP");
+        }
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        if let Some(process) = &self.process {
+            process.signal("CONT");
+        }
+    }
+
     /// Keeps a copy of the stopped node's database as `name` (a backup an operator may restore).
     pub fn save_database(&mut self, name: &str) {
         assert!(!self.is_running(), "node {} runs: stop it first", self.id);

@@ -77,6 +77,20 @@ impl ChildProcess {
         tail(&self.log, max_bytes)
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) with kill(1): a stopped process keeps its sockets,
+    /// so connections to it are accepted and then hang, like a node stuck on I/O.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.id().to_string())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -{signal} {} failed",
+            self.name
+        );
+    }
+
     /// SIGKILL and reap. Idempotent.
     pub fn kill(&mut self) {
         // kill() fails only if the child was already reaped; wait() then returns at once.

@@ -345,6 +345,70 @@ fn two_groups_of_one_copy_keep_writing_with_a_node_down() {
     check_holdings(&fleet, &ledger.snapshot());
 }
 
+/// Calls the filter of Envoy 0 made to `node` so far (every status).
+fn filter_calls_to(fleet: &Fleet, node: &str) -> f64 {
+    fleet.envoy_metric(0, "miroir_filter_node_calls_total", &[("node", node)])
+}
+
+#[test]
+fn a_hung_node_is_not_on_the_path_of_writes_to_shards_it_does_not_hold() {
+    let mut fleet = Fleet::start("repl-hung", three_nodes(2), FleetOptions::default());
+    let client = fleet.client(0);
+    write(
+        &client,
+        "POST",
+        "/indexes",
+        &json!({"uid": "movies", "primaryKey": "id"}),
+    );
+    // The control plane's index registry reaches the Envoy with the filter's configuration.
+    let admin = miroir_e2e::Client::new(fleet.envoy(0).admin_url(), None);
+    fleet.eventually("the index registry at the Envoy", || {
+        let dump = admin.try_send("GET", "/config_dump?resource=ecds_filters", None)?;
+        let text = dump.text();
+        (text.contains("indexes") && text.contains("primaryKey"))
+            .then_some(())
+            .ok_or_else(|| "no registry in the filter's configuration yet".to_string())
+    });
+    let map = shard_map(&fleet);
+    let on_n2 = map.shards_of("g", "n2");
+    let docs: Vec<Value> = (0..10_000u64)
+        .filter(|id| !on_n2.contains(&shard_of(*id)))
+        .take(50)
+        .map(|id| document(id, 0))
+        .collect();
+    let lookups = fleet.envoy_metric(0, "miroir_filter_index_lookups_total", &[]);
+    let calls_to_n2 = filter_calls_to(&fleet, "n2");
+
+    // Stuck rather than dead: connections to it are accepted and never answered.
+    fleet.pause_node("n2");
+    let reply = client.post("/indexes/movies/documents", &Value::Array(docs.clone()));
+    let (status, enqueued) = reply.pair();
+    assert_eq!(status, 202, "{enqueued}");
+    assert_eq!(
+        reply.header("x-miroir-degraded"),
+        None,
+        "every copy took it"
+    );
+    await_task(&client, &enqueued, None).expect("the write's task succeeds without n2");
+    for doc in docs.iter().take(5) {
+        let (status, stored) = client
+            .get(&format!("/indexes/movies/documents/{}", doc["id"]))
+            .pair();
+        assert_eq!((status, &stored["title"]), (200, &doc["title"]), "{stored}");
+    }
+    assert_eq!(
+        filter_calls_to(&fleet, "n2"),
+        calls_to_n2,
+        "the write asked n2 nothing"
+    );
+    assert_eq!(
+        fleet.envoy_metric(0, "miroir_filter_index_lookups_total", &[]),
+        lookups,
+        "routed by the registry's primary key"
+    );
+    fleet.resume_node("n2");
+}
+
 #[test]
 fn writes_stop_only_below_min_copies_and_nothing_acknowledged_is_lost() {
     let options = FleetOptions {
@@ -730,6 +794,16 @@ fn anti_entropy_makes_differing_in_sync_copies_equal() {
         "/indexes/movies/documents",
         &json!([kept]),
     );
+    // And n1's settings unlike the others' (a settings change it accepted and failed to apply).
+    let settings = |id: &str| node(id).get("/indexes/movies/settings").json();
+    let majority = settings("n0");
+    write(
+        &node("n1"),
+        "PATCH",
+        "/indexes/movies/settings",
+        &json!({"searchableAttributes": ["title"], "stopWords": ["the"]}),
+    );
+    assert_ne!(settings("n1"), majority);
 
     fleet.eventually_within("the copies made equal", Duration::from_secs(120), || {
         let ten = stored("n0", 10).map(|d| d["title"].clone());
@@ -739,6 +813,17 @@ fn anti_entropy_makes_differing_in_sync_copies_equal() {
             .then_some(())
             .ok_or_else(|| format!("10 on n0: {ten:?}, 20 on n1: {twenty}, 30 on n2: {thirty}"))
     });
+    fleet.eventually_within(
+        "n1's settings made the others'",
+        Duration::from_secs(120),
+        || {
+            let now = settings("n1");
+            (now == majority)
+                .then_some(())
+                .ok_or_else(|| format!("n1: {now}, the others: {majority}"))
+        },
+    );
+    assert!(control_plane_counter(&fleet, "miroir_anti_entropy_settings_repaired_total") >= 1.0);
     check_holdings(&fleet, &ledger.snapshot());
     let repaired = control_plane_counter(&fleet, "miroir_anti_entropy_documents_repaired_total");
     assert!(

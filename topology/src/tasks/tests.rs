@@ -28,6 +28,7 @@ fn record(copies: u32) -> TaskRecord {
         node_tasks: vec![nt("a1", "a"), nt("a2", "a"), nt("b1", "b")],
         custom_metadata: None,
         shares: Vec::new(),
+        primary_key: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn config(epoch: u64) -> PluginConfig {
         node_timeout_ms: 30_000,
         node_api_key: Some("key".into()),
         control_plane: None,
+        indexes: Default::default(),
     }
 }
 
