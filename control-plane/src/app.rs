@@ -1,7 +1,7 @@
 //! The state every handler and background loop shares, and the one way the topology changes:
 //! compare-and-set a new epoch in the store, then roll it out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -51,6 +51,10 @@ pub struct App {
     /// Serializes this replica's applying of finished task deletions, so a deletion two reads
     /// see finish at once is applied (and counted) once.
     pub deletion_lock: tokio::sync::Mutex<()>,
+    /// Indexes a settings check found differing between nodes: anti-entropy's next round
+    /// ([`crate::jobs::anti_entropy`]) converges them without waiting for its next pass.
+    settings_suspects: Mutex<BTreeSet<String>>,
+    settings_suspected: tokio::sync::Notify,
 }
 
 /// A topology change that was stored, and how its rollout went.
@@ -86,7 +90,25 @@ impl App {
             last_wasm: Mutex::new(None),
             topology_lock: tokio::sync::Mutex::new(()),
             deletion_lock: tokio::sync::Mutex::new(()),
+            settings_suspects: Mutex::new(BTreeSet::new()),
+            settings_suspected: tokio::sync::Notify::new(),
         })
+    }
+
+    /// A settings check found `index` differing between nodes.
+    pub fn suspect_settings(&self, index: &str) {
+        lock(&self.settings_suspects).insert(index.to_string());
+        self.settings_suspected.notify_one();
+    }
+
+    /// The indexes suspected since the last call.
+    pub fn take_settings_suspects(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *lock(&self.settings_suspects))
+    }
+
+    /// Resolves once an index is suspected (at once if one was since the last wait).
+    pub async fn settings_suspected(&self) {
+        self.settings_suspected.notified().await
     }
 
     pub fn is_leader(&self) -> bool {

@@ -241,8 +241,12 @@ impl FakeNode {
         let router = Router::new()
             .route("/health", get(health))
             .route("/indexes/{uid}", get(get_index))
-            .route("/indexes/{uid}/settings", get(get_settings))
+            .route(
+                "/indexes/{uid}/settings",
+                get(get_settings).patch(patch_settings),
+            )
             .route("/tasks", get(list).delete(delete))
+            .route("/tasks/{uid}", get(get_task))
             .route("/tasks/cancel", post(cancel))
             .route("/keys", post(create_key))
             .route("/keys/{uid}", get(get_key))
@@ -546,6 +550,42 @@ async fn get_settings(
     headers: HeaderMap,
 ) -> (StatusCode, Json<Value>) {
     index_read(&node, &uid, &headers, |_, settings| settings.clone())
+}
+
+/// Replaces the settings' top-level fields the body names; a task finished at once.
+async fn patch_settings(
+    State(node): State<FakeNode>,
+    UrlPath(uid): UrlPath<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    if let Some((_, settings)) = node.indexes.lock().expect("lock").get_mut(&uid) {
+        for (field, value) in body.as_object().into_iter().flatten() {
+            settings[field] = value.clone();
+        }
+    }
+    let summary = node.enqueue("settingsUpdate", "succeeded", json!({}));
+    (StatusCode::ACCEPTED, Json(summary))
+}
+
+async fn get_task(
+    State(node): State<FakeNode>,
+    UrlPath(uid): UrlPath<u64>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if let Some(e) = auth_error(&headers, &node.key) {
+        return e;
+    }
+    match node.tasks.lock().expect("lock").get(&uid) {
+        Some(task) => (StatusCode::OK, Json(task.clone())),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"code": "task_not_found"})),
+        ),
+    }
 }
 
 async fn cancel(

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::reconcile;
 use super::runner::{self, reference};
 use super::shard_copy::{digest, Calls, CopyError, Index, Pacer};
-use crate::app::{pause, App};
+use crate::app::App;
 
 /// `antiEntropy` in the control plane's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,17 +205,37 @@ struct Suspect {
     first: BTreeMap<String, Vec<Option<Held>>>,
 }
 
-/// The leader's loop.
+/// The leader's loop: a pass every `antiEntropy.intervalMs`, and between passes the indexes a
+/// settings check found differing ([`App::suspect_settings`]) converged as soon as they are.
 pub async fn run(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>) {
-    let interval = app.config.anti_entropy.interval_ms;
-    if interval == 0 {
+    let interval = Duration::from_millis(app.config.anti_entropy.interval_ms);
+    if interval.is_zero() {
         return;
     }
+    let mut next_pass = tokio::time::Instant::now() + interval;
     loop {
-        if !pause(&mut stopped, Duration::from_millis(interval)).await {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_pass) => {}
+            _ = app.settings_suspected() => {}
+            _ = stopped.changed() => return,
+        }
+        if *stopped.borrow() {
             return;
         }
+        let suspects = app.take_settings_suspects();
+        let due = tokio::time::Instant::now() >= next_pass;
+        if due {
+            next_pass = tokio::time::Instant::now() + interval;
+        }
         if !app.is_leader() {
+            continue;
+        }
+        if !suspects.is_empty() {
+            if let Err(e) = converge_suspects(&app, &suspects).await {
+                tracing::warn!(error = %e, "index settings not converged");
+            }
+        }
+        if !due {
             continue;
         }
         match pass(&app).await {
@@ -238,7 +258,26 @@ pub async fn run(app: Arc<App>, mut stopped: tokio::sync::watch::Receiver<bool>)
                 tracing::warn!(error = %e, "anti-entropy pass stopped");
             }
         }
+        next_pass = tokio::time::Instant::now() + interval;
     }
+}
+
+/// Converges the settings of `indexes` (a settings check found them differing), unless a job
+/// runs: it brings its nodes to a reference itself.
+async fn converge_suspects(app: &App, indexes: &BTreeSet<String>) -> Result<(), String> {
+    let jobs = runner::load(app).await.map_err(|e| e.to_string())?;
+    if runner::unfinished(&jobs).is_some() {
+        return Ok(());
+    }
+    let topology = runner::current(app).await?;
+    let settle = super::repair::settle(
+        app.config.node_timeout_ms,
+        app.config.control_plane_timeout_ms,
+    );
+    for index in indexes {
+        crate::settings_check::converge::converge(app, &topology, index, settle).await?;
+    }
+    Ok(())
 }
 
 /// One pass over every index and shard; `None` when a job runs (it changes copies on purpose).

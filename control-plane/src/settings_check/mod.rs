@@ -191,6 +191,9 @@ pub async fn after_finished(
             continue;
         };
         record(app, &topology, &index, tasks[i].uid, &comparison).await;
+        if comparison.status == CheckStatus::Inconsistent {
+            app.suspect_settings(&index);
+        }
         let task = &mut tasks[i];
         for node in comparison.disagreeing {
             if !task.disagreeing_nodes.contains(&node) {

@@ -386,3 +386,36 @@ async fn document_additions_check_only_an_index_never_checked() {
         Some(first)
     );
 }
+
+#[tokio::test]
+async fn a_node_unlike_a_strict_majority_is_brought_to_its_settings() {
+    let three = cluster(3, &[(1, settings(&["typo", "words"]))]).await;
+    let topology = three.app.store.load_topology().await.unwrap().unwrap();
+    let changed = super::converge::converge(&three.app, &topology, "movies", Duration::ZERO)
+        .await
+        .expect("converge");
+    assert_eq!(changed, ["n1"]);
+    let read = |i: usize| {
+        let node = &three.nodes[i];
+        node.indexes.lock().unwrap()["movies"].1.clone()
+    };
+    assert_eq!(read(1), read(0));
+    assert!(
+        samples(&three, "miroir_anti_entropy_settings_repaired_total")
+            .await
+            .contains(&"miroir_anti_entropy_settings_repaired_total 1".to_string())
+    );
+    // Nothing left to do.
+    let again = super::converge::converge(&three.app, &topology, "movies", Duration::ZERO)
+        .await
+        .expect("converge");
+    assert!(again.is_empty(), "{again:?}");
+
+    // Two nodes that differ: no majority to follow.
+    let tie = cluster(2, &[(1, settings(&["typo", "words"]))]).await;
+    let topology = tie.app.store.load_topology().await.unwrap().unwrap();
+    let changed = super::converge::converge(&tie.app, &topology, "movies", Duration::ZERO)
+        .await
+        .expect("converge");
+    assert!(changed.is_empty(), "{changed:?}");
+}

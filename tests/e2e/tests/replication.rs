@@ -837,6 +837,55 @@ fn anti_entropy_makes_differing_in_sync_copies_equal() {
 }
 
 #[test]
+fn a_node_left_with_other_settings_is_brought_to_the_others_after_the_next_change() {
+    // Passes an hour apart: what converges n1 is the check after the client's change.
+    let options = FleetOptions {
+        anti_entropy_interval_ms: 3_600_000,
+        ..FleetOptions::default()
+    };
+    let fleet = Fleet::start("repl-settings", three_nodes(2), options);
+    prepare(&fleet, 20);
+    let settings = |id: &str| fleet.node_client(id).get("/indexes/movies/settings").json();
+    // n1 kept a change the others do not have (one it took while theirs failed, or made on it
+    // directly).
+    write(
+        &fleet.node_client("n1"),
+        "PATCH",
+        "/indexes/movies/settings",
+        &json!({"stopWords": ["the"]}),
+    );
+    let client = fleet.client(0);
+    let task = write(
+        &client,
+        "PATCH",
+        "/indexes/movies/settings",
+        &json!({"sortableAttributes": ["year"]}),
+    );
+    let uid = task["uid"].as_u64().expect("uid");
+    let reply = client.get(&format!("/tasks/{uid}"));
+    assert_eq!(
+        reply.header("x-miroir-disagreeing-nodes"),
+        Some("n1"),
+        "the check after the change saw n1"
+    );
+    fleet.eventually_within(
+        "n1 brought to the others' settings",
+        Duration::from_secs(120),
+        || {
+            let (n0, n1) = (settings("n0"), settings("n1"));
+            (n0 == n1 && n0["sortableAttributes"] == json!(["year"]))
+                .then_some(())
+                .ok_or_else(|| format!("n0: {n0}, n1: {n1}"))
+        },
+    );
+    assert_eq!(settings("n2"), settings("n0"));
+    let (status, through_miroir) = client.get("/indexes/movies/settings").pair();
+    assert_eq!(status, 200);
+    assert_eq!(through_miroir["stopWords"], json!([]), "{through_miroir}");
+    assert!(control_plane_counter(&fleet, "miroir_anti_entropy_settings_repaired_total") >= 1.0);
+}
+
+#[test]
 fn searches_without_a_shard_fail_unless_the_cluster_takes_partial_answers() {
     let mut fleet = Fleet::start("repl-partial", three_nodes(1), FleetOptions::default());
     let ledger = prepare(&fleet, 300);
