@@ -11,6 +11,7 @@ pub mod filter_key;
 pub mod fleet_reports;
 pub mod health;
 pub mod in_sync;
+pub mod intents;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;

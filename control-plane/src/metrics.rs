@@ -67,6 +67,9 @@ pub struct Metrics {
     pub anti_entropy_documents_repaired: Counter,
     /// Nodes whose settings of an index anti-entropy brought to the majority's.
     pub anti_entropy_settings_repaired: Counter,
+    /// `result`: applied, superseded, refused: schema changes the filter left unfinished that
+    /// the leader replayed (or dropped).
+    pub intents_replayed: Family<Labels, Counter>,
     /// Nodes found with another disk than the one last seen (their task history changed).
     pub disks_replaced: Counter,
 }
@@ -106,6 +109,7 @@ impl Metrics {
             anti_entropy_documents_read: Counter::default(),
             anti_entropy_documents_repaired: Counter::default(),
             anti_entropy_settings_repaired: Counter::default(),
+            intents_replayed: Family::default(),
             disks_replaced: Counter::default(),
         };
         m.build_info
@@ -120,6 +124,10 @@ impl Metrics {
                 &["consistent", "inconsistent", "unverified"][..],
             ),
             (&m.anti_entropy_passes, &["ok", "error"][..]),
+            (
+                &m.intents_replayed,
+                &["applied", "superseded", "refused"][..],
+            ),
         ] {
             for result in results {
                 let _ = family.get_or_create(&labels(&[("result", result)]));
@@ -227,6 +235,11 @@ impl Metrics {
             "anti_entropy_documents_repaired",
             "Documents whose in-sync copies differed and that anti-entropy made equal",
             m.anti_entropy_documents_repaired.clone(),
+        );
+        registry.register(
+            "intents_replayed",
+            "Schema changes a filter left unfinished, replayed to every node by the leader (applied), dropped for a later change of the index (superseded) or refused by a node",
+            m.intents_replayed.clone(),
         );
         registry.register(
             "anti_entropy_settings_repaired",

@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_miroir/internal/tasks", post(tasks::register_task))
         .route("/_miroir/internal/uid-leases", post(tasks::lease_uids))
         .route("/_miroir/internal/missed", post(tasks::record_missed))
+        .route("/_miroir/internal/intents", post(tasks::record_intent))
         .route("/metrics", get(fleet::metrics))
         .route("/tasks", get(tasks::list_tasks).delete(tasks::delete_tasks))
         .route("/tasks/cancel", post(tasks::cancel_tasks))

@@ -216,6 +216,7 @@ fn spawn_loops(
         tokio::spawn(poll_tasks(app.clone(), stopped.clone())),
         tokio::spawn(crate::jobs::runner::run(app.clone(), stopped.clone())),
         tokio::spawn(crate::jobs::anti_entropy::run(app.clone(), stopped.clone())),
+        tokio::spawn(crate::intents::run(app.clone(), stopped.clone())),
         tokio::spawn(crate::fleet_reports::run(
             app.clone(),
             config.replica_name(),

@@ -52,7 +52,56 @@ pub struct TaskRecord {
     /// learns it from there (never shown on the task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key: Option<String>,
+    /// The schema change's intent, recorded before any node saw it ([`Intent`]): its
+    /// registration closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<u64>,
 }
+
+/// A schema change (settings, an index's creation, update or deletion) the filter records with
+/// the control plane before any node sees it: one the filter could not take to every node (its
+/// Envoy stopped on the way) is then taken there by the control plane's leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Intent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub index_uid: String,
+    /// The calls, in order: each goes to every node (or to `nodes`) once the previous one did.
+    pub phases: Vec<IntentCall>,
+}
+
+/// One call of an [`Intent`], the same for every node it goes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentCall {
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Only these nodes (absent: every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<String>>,
+}
+
+/// The control plane's answer to an intent: its id, or none when it was not recorded (the
+/// client's key may not make the change: the nodes will say so).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntentRecorded {
+    pub intent: Option<u64>,
+}
+
+/// The kinds of change recorded as intents: applying one again leaves the nodes as once, so a
+/// node that took it already is not hurt by the control plane taking it to the others. (A swap
+/// applied twice is undone; deletions by filter and edits touch documents written since.)
+pub const INTENT_KINDS: &[&str] = &[
+    "settingsUpdate",
+    "indexCreation",
+    "indexUpdate",
+    "indexDeletion",
+];
 
 /// What one node was sent of a write routed by shard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +127,7 @@ impl TaskRecord {
             custom_metadata: None,
             shares: Vec::new(),
             primary_key: None,
+            intent: None,
         }
     }
 

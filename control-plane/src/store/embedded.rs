@@ -11,8 +11,8 @@ use miroir_topology::Topology;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
-    block, err, sort_jobs, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult,
-    StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
+    block, err, sort_jobs, BoxFuture, IndexEntry, IntentRecord, LeaseRecord, Store, StoreError,
+    StoreResult, StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -24,11 +24,14 @@ const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("indexes");
 const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
 const JOBS: TableDefinition<&str, &str> = TableDefinition::new("jobs");
 const FLEET: TableDefinition<&str, &str> = TableDefinition::new("fleet");
+const INTENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("intents");
+const INTENT_LATEST: TableDefinition<&str, u64> = TableDefinition::new("intent-latest");
 
 const TOPOLOGY_KEY: &str = "topology";
 const UID_NEXT_KEY: &str = "uid-next";
 /// The last job number handed out (as Redis INCR keeps it, so both backends start at 1).
 const JOB_NUMBER_KEY: &str = "job-number";
+const INTENT_NUMBER_KEY: &str = "intent-number";
 /// Per node: how many writes its copies missed (see `Store::count_miss`).
 const MISSES_PREFIX: &str = "misses:";
 
@@ -445,6 +448,66 @@ impl Store for EmbeddedStore {
         self.read(|tx| {
             let mut out = entries(tx, JOBS)?;
             sort_jobs(&mut out);
+            Ok(out)
+        })
+    }
+
+    fn record_intent<'a>(
+        &'a self,
+        index: &'a str,
+        intent: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        let (index, intent) = (index.to_string(), intent.to_string());
+        self.write(move |tx| {
+            let mut meta = tx.open_table(META).map_err(err)?;
+            let id = counter_value(meta.get(INTENT_NUMBER_KEY).map_err(err)?)? + 1;
+            meta.insert(INTENT_NUMBER_KEY, id.to_le_bytes().as_slice())
+                .map_err(err)?;
+            let record = encode(&IntentRecord {
+                id,
+                index: index.clone(),
+                intent,
+                latest: id,
+            })?;
+            tx.open_table(INTENTS)
+                .map_err(err)?
+                .insert(id, record.as_slice())
+                .map_err(err)?;
+            tx.open_table(INTENT_LATEST)
+                .map_err(err)?
+                .insert(index.as_str(), id)
+                .map_err(err)?;
+            Ok(id)
+        })
+    }
+
+    fn close_intent(&self, id: u64) -> BoxFuture<'_, StoreResult<()>> {
+        self.write(move |tx| {
+            tx.open_table(INTENTS)
+                .map_err(err)?
+                .remove(id)
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn open_intents(&self) -> BoxFuture<'_, StoreResult<Vec<IntentRecord>>> {
+        self.read(|tx| {
+            let intents = match tx.open_table(INTENTS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(err(e)),
+            };
+            let latest = tx.open_table(INTENT_LATEST).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in intents.iter().map_err(err)? {
+                let (_, v) = entry.map_err(err)?;
+                let mut record: IntentRecord = decode(v.value())?;
+                if let Some(l) = latest.get(record.index.as_str()).map_err(err)? {
+                    record.latest = l.value();
+                }
+                out.push(record);
+            }
             Ok(out)
         })
     }

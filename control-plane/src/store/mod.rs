@@ -141,6 +141,18 @@ pub struct StoredTask {
     pub behind: Vec<String>,
 }
 
+/// A schema change recorded before it was sent ([`Store::record_intent`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentRecord {
+    pub id: u64,
+    pub index: String,
+    /// The change, JSON (`miroir_topology::tasks::Intent`).
+    pub intent: String,
+    /// The latest intent recorded for `index` (this one unless a later change was).
+    #[serde(default)]
+    pub latest: u64,
+}
+
 /// A webhook as Meilisearch stores it: called with the tasks that finished.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -230,6 +242,19 @@ pub trait Store: Send + Sync + 'static {
     fn count_miss<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
     /// How many writes `node`'s copies missed so far (0 if none ever did).
     fn misses<'a>(&'a self, node: &'a str) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Records a schema change before any node sees it ([`crate::intents`]): a new id, greater
+    /// than every id recorded before, stored with `intent` (JSON) and as the latest of `index`,
+    /// in one step.
+    fn record_intent<'a>(
+        &'a self,
+        index: &'a str,
+        intent: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>>;
+    /// Forgets an intent (its change reached the nodes, or was given up); no-op if absent.
+    fn close_intent(&self, id: u64) -> BoxFuture<'_, StoreResult<()>>;
+    /// Every open intent, ascending id.
+    fn open_intents(&self) -> BoxFuture<'_, StoreResult<Vec<IntentRecord>>>;
 
     /// What each replica's xDS server last saw of its own Envoys (JSON, by replica), so that the
     /// leader can tell when the whole fleet (every replica's Envoys) took an epoch.

@@ -12,8 +12,8 @@ use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 use tokio::sync::Mutex;
 
 use super::{
-    block, err, sort_jobs, BoxFuture, IndexEntry, LeaseRecord, Store, StoreError, StoreResult,
-    StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
+    block, err, sort_jobs, BoxFuture, IndexEntry, IntentRecord, LeaseRecord, Store, StoreError,
+    StoreResult, StoredTask, Webhook, MAX_LEASE, MAX_WEBHOOKS,
 };
 
 const CAS_TOPOLOGY: &str = r#"
@@ -482,6 +482,65 @@ impl Store for RedisStore {
                 .await?;
             let mut out: Vec<(String, String)> = all.into_iter().collect();
             sort_jobs(&mut out);
+            Ok(out)
+        })
+    }
+
+    fn record_intent<'a>(
+        &'a self,
+        index: &'a str,
+        intent: &'a str,
+    ) -> BoxFuture<'a, StoreResult<u64>> {
+        Box::pin(async move {
+            // The id, the record and the index's latest in one step: two replicas recording
+            // changes of one index leave the higher id as its latest.
+            let source = r"
+                local id = redis.call('INCR', KEYS[1])
+                local record = cjson.encode({id = id, index = ARGV[1], intent = ARGV[2], latest = id})
+                redis.call('HSET', KEYS[2], tostring(id), record)
+                redis.call('HSET', KEYS[3], ARGV[1], id)
+                return id
+            ";
+            let keys = [
+                self.key("intent-number"),
+                self.key("intents"),
+                self.key("intent-latest"),
+            ];
+            self.script(source, &keys, &[index.to_string(), intent.to_string()])
+                .await
+        })
+    }
+
+    fn close_intent(&self, id: u64) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let _: i64 = self
+                .run(
+                    redis::cmd("HDEL")
+                        .arg(self.key("intents"))
+                        .arg(id.to_string()),
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn open_intents(&self) -> BoxFuture<'_, StoreResult<Vec<IntentRecord>>> {
+        Box::pin(async move {
+            let all: HashMap<String, String> = self
+                .run(redis::cmd("HGETALL").arg(self.key("intents")))
+                .await?;
+            let latest: HashMap<String, u64> = self
+                .run(redis::cmd("HGETALL").arg(self.key("intent-latest")))
+                .await?;
+            let mut out = Vec::new();
+            for text in all.values() {
+                let mut record: IntentRecord = decode(text)?;
+                if let Some(l) = latest.get(&record.index) {
+                    record.latest = *l;
+                }
+                out.push(record);
+            }
+            out.sort_by_key(|r| r.id);
             Ok(out)
         })
     }

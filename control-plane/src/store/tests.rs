@@ -42,6 +42,7 @@ pub(crate) fn task(uid: u32, terminal: bool) -> StoredTask {
             custom_metadata: None,
             shares: Vec::new(),
             primary_key: None,
+            intent: None,
         },
         registered_at: "2026-01-01T00:00:00Z".into(),
         node_objects: Default::default(),
@@ -348,6 +349,49 @@ where
     .await;
     assert_eq!(all.len(), 80, "no job number handed out twice");
     assert!(all.iter().all(|n| *n > third));
+}
+
+both!(intents, check_intents);
+async fn check_intents<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SharedStore>,
+{
+    let store = open().await;
+    assert!(store.open_intents().await.expect("list").is_empty());
+    let a = store
+        .record_intent("movies", "{\"a\":1}")
+        .await
+        .expect("record");
+    let b = store
+        .record_intent("books", "{\"b\":1}")
+        .await
+        .expect("record");
+    let c = store
+        .record_intent("movies", "{\"c\":1}")
+        .await
+        .expect("record");
+    assert!(a < b && b < c, "{a} {b} {c}");
+    store.close_intent(b).await.expect("close");
+    store
+        .close_intent(b)
+        .await
+        .expect("closing twice is a no-op");
+    drop(store);
+
+    let store = open().await;
+    let open_now = store.open_intents().await.expect("list");
+    let seen: Vec<(u64, &str, &str, u64)> = open_now
+        .iter()
+        .map(|r| (r.id, r.index.as_str(), r.intent.as_str(), r.latest))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(a, "movies", "{\"a\":1}", c), (c, "movies", "{\"c\":1}", c)],
+        "kept across a restart, each with its index's latest"
+    );
+    let d = store.record_intent("books", "{}").await.expect("record");
+    assert!(d > c, "the counter survives a restart");
 }
 
 #[test]

@@ -169,7 +169,12 @@ pub async fn register_with(
     {
         let existing = app.store.get_task(uid).await.map_err(ApiError::store)?;
         return match existing {
-            Some(e) if e.record == task.record => Ok(Registered { task_uid: uid }),
+            Some(e) if e.record == task.record => {
+                if let Some(intent) = task.record.intent {
+                    crate::intents::close(app, intent).await;
+                }
+                Ok(Registered { task_uid: uid })
+            }
             _ => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "miroir_task_uid_conflict",
@@ -184,6 +189,9 @@ pub async fn register_with(
         webhooks::notify(app, vec![task.task.clone()]);
     }
     record_index(app, &task).await;
+    if let Some(intent) = task.record.intent {
+        crate::intents::close(app, intent).await;
+    }
     Ok(Registered { task_uid: uid })
 }
 

@@ -373,6 +373,7 @@ async fn cancel_or_delete(
                 custom_metadata: None,
                 shares: Vec::new(),
                 primary_key: None,
+                intent: None,
             },
             missed: None,
         },
@@ -478,6 +479,25 @@ pub async fn record_missed(
     .instrument(tracing::info_span!("record_missed"))
     .await
     .inspect_err(|e| tracing::warn!(error = %e, "missed change not recorded"))
+}
+
+/// `POST /_miroir/internal/intents`: a schema change recorded before the filter sends it
+/// (`crate::intents`), with the client's `authorization`; 201 `{"intent": id | null}`.
+pub async fn record_intent(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    async move {
+        check_token(&app, &headers)?;
+        let change: miroir_topology::tasks::Intent = parse_body(&body)?;
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let recorded = crate::intents::record(&app, auth, change).await?;
+        Ok((StatusCode::CREATED, Json(recorded)).into_response())
+    }
+    .instrument(tracing::info_span!("record_intent"))
+    .await
+    .inspect_err(|e| tracing::warn!(error = %e, "intent not recorded"))
 }
 
 #[derive(Deserialize)]

@@ -97,7 +97,7 @@ impl Scope {
         }
     }
 
-    fn from_key(key: &Value) -> Scope {
+    pub(crate) fn from_key(key: &Value) -> Scope {
         let strings = |field: &str| -> Vec<String> {
             key[field]
                 .as_array()

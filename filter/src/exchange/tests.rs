@@ -229,12 +229,21 @@ struct FakeControlPlane {
     next_uid: u32,
     registered: Vec<miroir_topology::tasks::TaskRegistration>,
     forwarded: Vec<Call>,
+    intents: Vec<miroir_topology::tasks::Intent>,
+    /// Answers intents `{"intent": null}` (the client's key may not make the change).
+    refuse_intents: bool,
 }
 
 impl FakeControlPlane {
     fn handle(&mut self, call: &Call) -> Reply {
         if self.down {
             return json_reply(503, json!("upstream connect error"));
+        }
+        if call.path == crate::tasks::control_plane::INTENT_PATH {
+            self.intents
+                .push(serde_json::from_slice(call.body.as_ref().unwrap()).unwrap());
+            let id = (!self.refuse_intents).then_some(self.intents.len());
+            return json_reply(201, json!({ "intent": id }));
         }
         if call.path == crate::tasks::control_plane::REGISTER_PATH {
             self.registered
@@ -1767,6 +1776,105 @@ fn lookups_use_miroirs_key_and_writes_the_clients() {
 
 fn with_control_plane(config: &Rc<FilterConfig>) -> Rc<FilterConfig> {
     crate::host::mock::with_control_plane(config.to_plugin())
+}
+
+#[test]
+fn a_schema_change_is_recorded_with_the_control_plane_before_any_node_sees_it() {
+    let managed = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&managed);
+    for id in ["n0", "n1", "n2"] {
+        fleet.node(id).index = Some(Some("id".into()));
+    }
+    let change = |fleet: &mut Fleet| {
+        fleet.run(
+            &managed,
+            "PATCH",
+            "/indexes/movies/settings",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Bearer k"),
+            ],
+            json!({"searchableAttributes": ["title"]}),
+        )
+    };
+    let (status, body) = change(&mut fleet);
+    assert_eq!(status, 202, "{body}");
+    let sent = &fleet.host.sent;
+    let recorded = sent
+        .iter()
+        .position(|c| c.path == crate::tasks::control_plane::INTENT_PATH)
+        .expect("the change was recorded");
+    let first_node = sent
+        .iter()
+        .position(|c| c.cluster != miroir_topology::CONTROL_PLANE_CLUSTER)
+        .expect("nodes were called");
+    assert!(recorded < first_node, "recorded before any node saw it");
+    assert!(sent[recorded]
+        .headers
+        .contains(&("authorization".into(), "Bearer k".into())));
+    let intent = &fleet.control_plane.intents[0];
+    assert_eq!(
+        (intent.kind.as_str(), intent.index_uid.as_str()),
+        ("settingsUpdate", "movies")
+    );
+    assert_eq!(intent.phases.len(), 1);
+    let call = &intent.phases[0];
+    assert_eq!(
+        (call.method.as_str(), call.path.as_str()),
+        ("PATCH", "/indexes/movies/settings")
+    );
+    assert_eq!(
+        call.body.as_ref().unwrap()["searchableAttributes"],
+        json!(["title"])
+    );
+    assert_eq!(call.nodes, None, "every node");
+    assert_eq!(fleet.control_plane.registered[0].record.intent, Some(1));
+
+    // Not recorded: sent all the same, and the registration names no intent.
+    fleet.control_plane.refuse_intents = true;
+    let (status, body) = change(&mut fleet);
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(fleet.control_plane.registered[1].record.intent, None);
+
+    // Documents are not schema: no intent for them.
+    fleet.control_plane.refuse_intents = false;
+    let (status, _) = fleet.add_documents(&managed, movies(5));
+    assert_eq!(status, 202);
+    assert_eq!(fleet.control_plane.intents.len(), 2);
+}
+
+#[test]
+fn an_index_creation_records_its_phases_with_the_nodes_each_goes_to() {
+    let managed = with_control_plane(&three_nodes());
+    let mut fleet = Fleet::new(&managed);
+    fleet.node("n0").index = Some(Some("id".into()));
+    let (status, body) = fleet.run(
+        &managed,
+        "POST",
+        "/indexes",
+        &[("content-type", "application/json")],
+        json!({"uid": "movies", "primaryKey": "id"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let intent = &fleet.control_plane.intents[0];
+    assert_eq!(intent.kind, "indexCreation");
+    let phases: Vec<(&str, &str, Option<Vec<String>>)> = intent
+        .phases
+        .iter()
+        .map(|p| (p.method.as_str(), p.path.as_str(), p.nodes.clone()))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            ("POST", "/indexes", None),
+            (
+                "PATCH",
+                "/indexes/movies/settings",
+                Some(vec!["n1".to_string(), "n2".to_string()])
+            ),
+        ],
+        "the shard field made filterable only where the index is new"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Changes every node applies (index and settings changes, deletion by filter, clearing): the
 //! same request to every node, phase after phase, answered with one task.
 
+use miroir_topology::tasks::{Intent, IntentCall, IntentRecorded, INTENT_KINDS};
 use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
@@ -9,9 +10,9 @@ use crate::host::{Host, Reply};
 use crate::ops::phases::{Phase, Phases, Progress};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
-use crate::tasks::TaskRecord;
+use crate::tasks::{control_plane, TaskRecord};
 
-use super::fanout::{first_problem, outcome};
+use super::fanout::{first_problem, outcome, Fanout};
 use super::in_sync::{self, Misses};
 use super::lookup::IndexLookup;
 use super::*;
@@ -20,6 +21,8 @@ pub(crate) struct Broadcast {
     stage: Stage,
     kind: &'static str,
     index_uid: Option<String>,
+    /// The change's record with the control plane, made before any node saw it.
+    intent: Option<u64>,
 }
 
 enum Stage {
@@ -29,6 +32,12 @@ enum Stage {
         lookup: IndexLookup,
         body: Value,
         uid: String,
+    },
+    /// The change is recorded with the control plane ([`Intent`]) before its phases are sent.
+    Recording {
+        call: Fanout<()>,
+        phases: Vec<Phase>,
+        missed: Misses,
     },
     Running(Phases),
 }
@@ -67,6 +76,7 @@ impl Broadcast {
             },
             kind: "indexCreation",
             index_uid: Some(uid),
+            intent: None,
         };
         let step = op.after_lookup_if_complete(ctx, host);
         Ok((op, step))
@@ -133,14 +143,68 @@ impl Broadcast {
         index_uid: Option<String>,
         host: &mut dyn Host,
     ) -> (Self, Step) {
-        let (phases, progress) = Phases::start(phases, Misses::default(), host);
         let mut op = Broadcast {
-            stage: Stage::Running(phases),
+            stage: Stage::Recording {
+                call: Fanout::new(),
+                phases: Vec::new(),
+                missed: Misses::default(),
+            },
             kind,
             index_uid,
+            intent: None,
         };
-        let step = op.step(ctx, progress, host);
+        let step = op.begin(ctx, phases, Misses::default(), host);
         (op, step)
+    }
+
+    /// Records the change with the control plane first when it is one to record, then sends
+    /// its phases.
+    fn begin(
+        &mut self,
+        ctx: &Ctx,
+        phases: Vec<Phase>,
+        missed: Misses,
+        host: &mut dyn Host,
+    ) -> Step {
+        if let (Some(control_plane), Some(intent)) = (
+            &ctx.config.control_plane,
+            intent_of(ctx, self.kind, self.index_uid.as_deref(), &phases),
+        ) {
+            let mut headers = ctx.request.trace_headers();
+            if let Some(auth) = ctx.request.header("authorization") {
+                headers.push(("authorization".into(), auth.to_string()));
+            }
+            let request = control_plane::call(
+                control_plane,
+                "POST",
+                control_plane::INTENT_PATH.into(),
+                headers,
+                serde_json::to_vec(&intent).ok(),
+            );
+            let mut call = Fanout::new();
+            call.send(host, &request, ());
+            if !call.is_complete() {
+                self.stage = Stage::Recording {
+                    call,
+                    phases,
+                    missed,
+                };
+                return Step::Wait;
+            }
+        }
+        self.send_phases(ctx, phases, missed, host)
+    }
+
+    fn send_phases(
+        &mut self,
+        ctx: &Ctx,
+        phases: Vec<Phase>,
+        missed: Misses,
+        host: &mut dyn Host,
+    ) -> Step {
+        let (phases, progress) = Phases::start(phases, missed, host);
+        self.stage = Stage::Running(phases);
+        self.step(ctx, progress, host)
     }
 
     pub(crate) fn on_reply(
@@ -156,6 +220,27 @@ impl Broadcast {
                     return Step::Wait;
                 }
                 self.after_lookup_if_complete(ctx, host)
+            }
+            Stage::Recording {
+                call,
+                phases,
+                missed,
+            } => {
+                if !call.accept(token, reply) {
+                    return Step::Wait;
+                }
+                // Not recorded (the control plane unreachable, or the key may not make the
+                // change): sent all the same, as without a control plane.
+                self.intent = call.replies.first().and_then(|(_, reply)| match reply {
+                    Reply::Response {
+                        status: 201, body, ..
+                    } => serde_json::from_slice::<IntentRecorded>(body)
+                        .ok()
+                        .and_then(|r| r.intent),
+                    _ => None,
+                });
+                let (phases, missed) = (std::mem::take(phases), std::mem::take(missed));
+                self.send_phases(ctx, phases, missed, host)
             }
             Stage::Running(phases) => {
                 let progress = phases.on_reply(token, reply, host);
@@ -176,9 +261,7 @@ impl Broadcast {
         let creation = every_node_json(ctx, "POST", "/indexes".into(), body);
         let filterable =
             shard_field_filterable(ctx, ctx.nodes().filter(|n| missing.contains(&n.id)), uid);
-        let (phases, progress) = Phases::start(vec![creation, filterable], unreachable, host);
-        self.stage = Stage::Running(phases);
-        self.step(ctx, progress, host)
+        self.begin(ctx, vec![creation, filterable], unreachable, host)
     }
 
     fn step(&mut self, ctx: &Ctx, progress: Progress, host: &mut dyn Host) -> Step {
@@ -188,6 +271,7 @@ impl Broadcast {
         match progress {
             Progress::Finished => {
                 let mut record = TaskRecord::new(self.index_uid.clone(), self.kind);
+                record.intent = self.intent;
                 for phase in &phases.finished {
                     record_tasks(&mut record, phase);
                 }
@@ -221,6 +305,38 @@ impl Broadcast {
             other => other.into(),
         }
     }
+}
+
+/// The change as the control plane records it: each phase's call, which is the same for every
+/// node it goes to. `None` for a change not recorded ([`INTENT_KINDS`]), or one whose body is not
+/// JSON (the nodes refuse it).
+fn intent_of(ctx: &Ctx, kind: &str, index_uid: Option<&str>, phases: &[Phase]) -> Option<Intent> {
+    if !INTENT_KINDS.contains(&kind) {
+        return None;
+    }
+    let every: Vec<&str> = ctx.nodes().map(|n| n.id.as_str()).collect();
+    let mut calls = Vec::new();
+    for phase in phases {
+        let Some((_, first)) = phase.first() else {
+            continue;
+        };
+        let body = match &first.body {
+            Some(bytes) if !bytes.is_empty() => Some(serde_json::from_slice(bytes).ok()?),
+            _ => None,
+        };
+        let nodes: Vec<String> = phase.iter().map(|(node, _)| node.clone()).collect();
+        calls.push(IntentCall {
+            method: first.method.to_string(),
+            path: first.path.clone(),
+            body,
+            nodes: (nodes.len() != every.len()).then_some(nodes),
+        });
+    }
+    Some(Intent {
+        kind: kind.to_string(),
+        index_uid: index_uid?.to_string(),
+        phases: calls,
+    })
 }
 
 /// Whether a change of this kind changes what the nodes hold (a dump or a snapshot does not).

@@ -7,6 +7,8 @@ use crate::host::Call;
 pub const TOKEN_HEADER: &str = "x-miroir-token";
 pub const REGISTER_PATH: &str = "/_miroir/internal/tasks";
 pub const LEASE_PATH: &str = "/_miroir/internal/uid-leases";
+/// Where a schema change is recorded before any node sees it (`miroir_topology::tasks::Intent`).
+pub const INTENT_PATH: &str = "/_miroir/internal/intents";
 /// Where a change with no task (a key's) that some nodes missed is recorded.
 pub const MISSED_PATH: &str = "/_miroir/internal/missed";
 

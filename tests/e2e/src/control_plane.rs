@@ -631,6 +631,11 @@ impl Fleet {
         &self.envoys[i]
     }
 
+    /// SIGKILLs Envoy `i` (a crash: the requests it was serving end unanswered).
+    pub fn kill_envoy(&mut self, i: usize) {
+        self.envoys[i].process().kill();
+    }
+
     /// `node.id` of Envoy `i`, as `/_miroir/fleet` names it.
     pub fn envoy_id(&self, i: usize) -> String {
         assert!(i < self.envoys.len(), "no Envoy {i}");

@@ -886,6 +886,62 @@ fn a_node_left_with_other_settings_is_brought_to_the_others_after_the_next_chang
 }
 
 #[test]
+fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
+    // Health checks that never count a node failed and no anti-entropy: only the change's
+    // record can bring n2 what the dead Envoy did not.
+    let options = FleetOptions {
+        health: miroir_e2e::Health {
+            unhealthy_threshold: 1_000_000,
+            ..Default::default()
+        },
+        ..FleetOptions::default()
+    };
+    let mut fleet = Fleet::start("repl-intent", three_nodes(2), options);
+    prepare(&fleet, 20);
+    let stop_words = |fleet: &Fleet, id: &str| {
+        fleet
+            .node_client(id)
+            .get("/indexes/movies/settings/stop-words")
+            .json()
+    };
+    // n2 hangs, so the Envoy is still waiting for it when it dies.
+    fleet.pause_node("n2");
+    let client = fleet.client(0);
+    let change = std::thread::spawn(move || {
+        let _ = client.try_send(
+            "PUT",
+            "/indexes/movies/settings/stop-words",
+            Some(("application/json", br#"["the"]"#.as_slice())),
+        );
+    });
+    fleet.eventually_within("n0 and n1 took the change", Duration::from_secs(60), || {
+        let (n0, n1) = (stop_words(&fleet, "n0"), stop_words(&fleet, "n1"));
+        (n0 == json!(["the"]) && n1 == json!(["the"]))
+            .then_some(())
+            .ok_or_else(|| format!("n0: {n0}, n1: {n1}"))
+    });
+    fleet.kill_envoy(0);
+    let _ = change.join();
+    // The request n2 had not read dies with it; n2 comes back on its own database at once.
+    fleet.kill_node("n2");
+    fleet.restart_node("n2");
+    assert_eq!(
+        stop_words(&fleet, "n2"),
+        json!([]),
+        "n2 never got the change"
+    );
+    fleet.eventually_within("n2 given the change", Duration::from_secs(120), || {
+        let n2 = stop_words(&fleet, "n2");
+        (n2 == json!(["the"]))
+            .then_some(())
+            .ok_or_else(|| format!("n2: {n2}"))
+    });
+    assert!(
+        control_plane_counter(&fleet, "miroir_intents_replayed_total{result=\"applied\"}") >= 1.0
+    );
+}
+
+#[test]
 fn searches_without_a_shard_fail_unless_the_cluster_takes_partial_answers() {
     let mut fleet = Fleet::start("repl-partial", three_nodes(1), FleetOptions::default());
     let ledger = prepare(&fleet, 300);

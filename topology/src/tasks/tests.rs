@@ -29,6 +29,7 @@ fn record(copies: u32) -> TaskRecord {
         custom_metadata: None,
         shares: Vec::new(),
         primary_key: None,
+        intent: None,
     }
 }
 
