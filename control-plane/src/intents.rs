@@ -15,7 +15,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use miroir_topology::tasks::{Intent, IntentCall, IntentRecorded, INTENT_KINDS};
+use miroir_topology::tasks::{
+    Intent, IntentCall, IntentRecorded, INTENT_KINDS, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
+};
 use miroir_topology::{Node, NodeState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,6 +46,9 @@ fn action(kind: &str) -> Option<&'static str> {
         "indexCreation" => Some("indexes.create"),
         "indexUpdate" => Some("indexes.update"),
         "indexDeletion" => Some("indexes.delete"),
+        KEY_CREATION => Some("keys.create"),
+        KEY_UPDATE => Some("keys.update"),
+        KEY_DELETION => Some("keys.delete"),
         _ => None,
     }
 }
@@ -63,7 +68,9 @@ pub async fn record(
             format!("`{}` changes are not recorded as intents.", change.kind),
         ));
     };
-    if !authorized(app, authorization, action, &change.index_uid).await {
+    // An API key's actions on keys are not limited to indexes.
+    let index = (!is_key(&change.kind)).then_some(change.target.as_str());
+    if !authorized(app, authorization, action, index).await {
         return Ok(IntentRecorded { intent: None });
     }
     let stored = StoredIntent {
@@ -74,7 +81,7 @@ pub async fn record(
         .map_err(|e| ApiError::invalid("bad_request", e.to_string()))?;
     let id = app
         .store
-        .record_intent(&stored.change.index_uid, &json)
+        .record_intent(&stored.change.target, &json)
         .await
         .map_err(ApiError::store)?;
     Ok(IntentRecorded { intent: Some(id) })
@@ -87,13 +94,22 @@ pub async fn close(app: &App, id: u64) {
     }
 }
 
+fn is_key(kind: &str) -> bool {
+    matches!(kind, KEY_CREATION | KEY_UPDATE | KEY_DELETION)
+}
+
 fn now_ms() -> u64 {
     u64::try_from(crate::time::now_nanos() / 1_000_000).unwrap_or(0)
 }
 
-/// Whether `authorization` may make a change needing `action` on `index`: Meilisearch's rule
+/// Whether `authorization` may make a change needing `action` (on `index`): Meilisearch's rule
 /// (the master key; or an API key whose actions and indexes grant it and that has not expired).
-async fn authorized(app: &App, authorization: Option<&str>, action: &str, index: &str) -> bool {
+async fn authorized(
+    app: &App,
+    authorization: Option<&str>,
+    action: &str,
+    index: Option<&str>,
+) -> bool {
     let Some(master) = app.config.master_key.as_deref().filter(|k| !k.is_empty()) else {
         // Without the master key the control plane cannot read keys, and replays with none.
         return true;
@@ -131,7 +147,9 @@ async fn authorized(app: &App, authorization: Option<&str>, action: &str, index:
         {
             Ok(definition) => {
                 let scope = Scope::from_key(&definition);
-                return scope.allows(action) && scope.index_allowed(index) && !expired(&definition);
+                return scope.allows(action)
+                    && index.is_none_or(|i| scope.index_allowed(i))
+                    && !expired(&definition);
             }
             Err(NodeError::Status(_)) => return false,
             Err(NodeError::Unavailable(_)) => continue,
@@ -159,9 +177,10 @@ pub fn grace(intent: &Intent, node_timeout_ms: u64, control_plane_timeout_ms: u6
 /// What replaying an intent came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Replay {
-    /// Every active node took every phase.
+    /// Every active node answered every phase, some taking it (a node's refusal is its answer:
+    /// one that holds the key already refuses its creation).
     Applied,
-    /// A node refused it (4xx): the change is one the nodes do not take; given up.
+    /// Every node refused it (4xx): a change the nodes do not take.
     Refused(String),
     /// A node did not answer: tried again later.
     Unavailable(String),
@@ -242,8 +261,10 @@ pub async fn replay_due(app: &App) -> Result<usize, String> {
             .get_or_create(&labels(&[("result", outcome)]))
             .inc();
         close(app, record.id).await;
-        // Whatever the nodes hold of it now, the next convergence round compares them.
-        app.suspect_settings(&record.index);
+        if !is_key(&stored.change.kind) {
+            // Whatever the nodes hold of it now, the next convergence round compares them.
+            app.suspect_settings(&record.index);
+        }
         closed += 1;
     }
     Ok(closed)
@@ -257,6 +278,8 @@ fn superseded(record: &IntentRecord) -> bool {
 /// Sends the intent's phases to every active node, phase after phase.
 pub async fn replay(app: &App, nodes: &[Node], change: &Intent) -> Replay {
     let authorization = app.node_authorization(None);
+    let mut took = false;
+    let mut refusal = String::new();
     for phase in &change.phases {
         for node in nodes.iter().filter(|n| n.state == NodeState::Active) {
             if phase
@@ -267,15 +290,19 @@ pub async fn replay(app: &App, nodes: &[Node], change: &Intent) -> Replay {
                 continue;
             }
             match send(app, node, phase, authorization.as_deref()).await {
-                Ok(_) => {}
+                Ok(_) => took = true,
                 Err(NodeError::Status(r)) if r.status.is_client_error() => {
-                    return Replay::Refused(format!("node `{}` answered {}", node.id, r.status))
+                    refusal = format!("node `{}` answered {}", node.id, r.status);
                 }
                 Err(e) => return Replay::Unavailable(format!("node `{}`: {e}", node.id)),
             }
         }
     }
-    Replay::Applied
+    if took {
+        Replay::Applied
+    } else {
+        Replay::Refused(refusal)
+    }
 }
 
 async fn send(
@@ -304,7 +331,7 @@ mod tests {
     fn settings_change(ranking: &[&str]) -> Intent {
         Intent {
             kind: "settingsUpdate".into(),
-            index_uid: "movies".into(),
+            target: "movies".into(),
             phases: vec![IntentCall {
                 method: "PATCH".into(),
                 path: "/indexes/movies/settings".into(),

@@ -44,6 +44,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_miroir/internal/uid-leases", post(tasks::lease_uids))
         .route("/_miroir/internal/missed", post(tasks::record_missed))
         .route("/_miroir/internal/intents", post(tasks::record_intent))
+        .route(
+            "/_miroir/internal/intents/{id}",
+            axum::routing::delete(tasks::close_intent),
+        )
         .route("/metrics", get(fleet::metrics))
         .route("/tasks", get(tasks::list_tasks).delete(tasks::delete_tasks))
         .route("/tasks/cancel", post(tasks::cancel_tasks))

@@ -58,15 +58,18 @@ pub struct TaskRecord {
     pub intent: Option<u64>,
 }
 
-/// A schema change (settings, an index's creation, update or deletion) the filter records with
-/// the control plane before any node sees it: one the filter could not take to every node (its
-/// Envoy stopped on the way) is then taken there by the control plane's leader.
+/// A schema change (settings, an index's creation, update or deletion, an API key's creation,
+/// update or deletion) the filter records with the control plane before any node sees it: one
+/// the filter could not take to every node (its Envoy stopped on the way) is then taken there by
+/// the control plane's leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Intent {
     #[serde(rename = "type")]
     pub kind: String,
-    pub index_uid: String,
+    /// What the change is to: the index's uid, or `key:<uid or key>` for an API key. A later
+    /// change of the same target supersedes it.
+    pub target: String,
     /// The calls, in order: each goes to every node (or to `nodes`) once the previous one did.
     pub phases: Vec<IntentCall>,
 }
@@ -101,7 +104,20 @@ pub const INTENT_KINDS: &[&str] = &[
     "indexCreation",
     "indexUpdate",
     "indexDeletion",
+    KEY_CREATION,
+    KEY_UPDATE,
+    KEY_DELETION,
 ];
+
+/// The [`Intent`] kinds of API key changes (no Meilisearch task stands for them).
+pub const KEY_CREATION: &str = "keyCreation";
+pub const KEY_UPDATE: &str = "keyUpdate";
+pub const KEY_DELETION: &str = "keyDeletion";
+
+/// The [`Intent::target`] of a change to the API key `key` (its uid or its value).
+pub fn key_target(key: &str) -> String {
+    format!("key:{key}")
+}
 
 /// What one node was sent of a write routed by shard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

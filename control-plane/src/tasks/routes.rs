@@ -500,6 +500,18 @@ pub async fn record_intent(
     .inspect_err(|e| tracing::warn!(error = %e, "intent not recorded"))
 }
 
+/// `DELETE /_miroir/internal/intents/{id}`: the change reached the nodes (a change with no task
+/// to register: an API key's); 204.
+pub async fn close_intent(
+    State(app): State<Arc<App>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_token(&app, &headers)?;
+    crate::intents::close(&app, id).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LeaseRequest {

@@ -230,6 +230,8 @@ struct FakeControlPlane {
     registered: Vec<miroir_topology::tasks::TaskRegistration>,
     forwarded: Vec<Call>,
     intents: Vec<miroir_topology::tasks::Intent>,
+    /// Intents closed (`DELETE .../intents/{id}`), by id.
+    closed: Vec<String>,
     /// Answers intents `{"intent": null}` (the client's key may not make the change).
     refuse_intents: bool,
 }
@@ -238,6 +240,19 @@ impl FakeControlPlane {
     fn handle(&mut self, call: &Call) -> Reply {
         if self.down {
             return json_reply(503, json!("upstream connect error"));
+        }
+        if let Some(id) = call
+            .path
+            .strip_prefix(crate::tasks::control_plane::INTENT_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            assert_eq!(call.method, "DELETE");
+            self.closed.push(id.to_string());
+            return Reply::Response {
+                status: 204,
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
         }
         if call.path == crate::tasks::control_plane::INTENT_PATH {
             self.intents
@@ -1814,7 +1829,7 @@ fn a_schema_change_is_recorded_with_the_control_plane_before_any_node_sees_it() 
         .contains(&("authorization".into(), "Bearer k".into())));
     let intent = &fleet.control_plane.intents[0];
     assert_eq!(
-        (intent.kind.as_str(), intent.index_uid.as_str()),
+        (intent.kind.as_str(), intent.target.as_str()),
         ("settingsUpdate", "movies")
     );
     assert_eq!(intent.phases.len(), 1);
@@ -1841,6 +1856,41 @@ fn a_schema_change_is_recorded_with_the_control_plane_before_any_node_sees_it() 
     let (status, _) = fleet.add_documents(&managed, movies(5));
     assert_eq!(status, 202);
     assert_eq!(fleet.control_plane.intents.len(), 2);
+}
+
+#[test]
+fn a_key_change_is_recorded_first_and_closed_once_the_nodes_answered() {
+    let managed = with_control_plane(&three_nodes());
+    let mut fleet = ready_fleet(&managed);
+    let uid = "6062abda-a5aa-4414-ac91-ecd7944c0f8d";
+    let (status, key) = fleet.run(
+        &managed,
+        "POST",
+        "/keys",
+        &[("authorization", "Bearer master")],
+        json!({"uid": uid, "actions": ["search"], "indexes": ["movies"], "expiresAt": null}),
+    );
+    assert_eq!(status, 201, "{key}");
+    let intent = &fleet.control_plane.intents[0];
+    assert_eq!(
+        (intent.kind.as_str(), intent.target.as_str()),
+        ("keyCreation", format!("key:{uid}").as_str())
+    );
+    assert_eq!(intent.phases[0].path, "/keys");
+    assert_eq!(fleet.control_plane.closed, ["1"]);
+    let sent = &fleet.host.sent;
+    let at = |p: &dyn Fn(&Call) -> bool| sent.iter().position(p).unwrap();
+    let recorded = at(&|c| c.path == crate::tasks::control_plane::INTENT_PATH);
+    let first_node = at(&|c| c.cluster != miroir_topology::CONTROL_PLANE_CLUSTER);
+    let last_node = sent
+        .iter()
+        .rposition(|c| c.cluster != miroir_topology::CONTROL_PLANE_CLUSTER)
+        .unwrap();
+    let closed = at(&|c| c.method == "DELETE");
+    assert!(recorded < first_node && last_node < closed, "{sent:?}");
+    for id in ["n0", "n1", "n2"] {
+        assert_eq!(fleet.node(id).keys[0]["uid"], json!(uid), "{id}");
+    }
 }
 
 #[test]

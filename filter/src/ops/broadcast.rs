@@ -334,7 +334,7 @@ fn intent_of(ctx: &Ctx, kind: &str, index_uid: Option<&str>, phases: &[Phase]) -
     }
     Some(Intent {
         kind: kind.to_string(),
-        index_uid: index_uid?.to_string(),
+        target: index_uid?.to_string(),
         phases: calls,
     })
 }

@@ -6,7 +6,9 @@
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
-use miroir_topology::tasks::Missed;
+use miroir_topology::tasks::{
+    key_target, Intent, IntentCall, IntentRecorded, Missed, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
+};
 
 use crate::error::MeiliError;
 use crate::host::{Host, Reply};
@@ -25,12 +27,50 @@ pub(crate) struct Everywhere {
     /// The answer to give once the control plane recorded who missed the change (the call's
     /// token), with what was missed.
     held: Option<(u32, Answer, Missed)>,
+    /// A key's change being recorded with the control plane before any node sees it: the
+    /// call's token, and the body to send the nodes then.
+    recording: Option<(u32, Option<Vec<u8>>)>,
+    /// The change's record, closed once the nodes answered (a key's change has no task whose
+    /// registration would close it).
+    intent: Option<u64>,
+    closing: Option<u32>,
 }
 
 impl Everywhere {
     pub(crate) fn start(ctx: &Ctx, body: Option<Vec<u8>>, host: &mut dyn Host) -> (Self, Step) {
-        let mut fanout = Fanout::new();
-        let mut nodes = Vec::new();
+        let mut op = Everywhere {
+            nodes: Vec::new(),
+            fanout: Fanout::new(),
+            held: None,
+            recording: None,
+            intent: None,
+            closing: None,
+        };
+        if let (Some(control_plane), Some(intent)) =
+            (&ctx.config.control_plane, key_intent(ctx, body.as_deref()))
+        {
+            let mut headers = ctx.request.trace_headers();
+            if let Some(auth) = ctx.request.header("authorization") {
+                headers.push(("authorization".into(), auth.to_string()));
+            }
+            let call = control_plane::call(
+                control_plane,
+                "POST",
+                control_plane::INTENT_PATH.into(),
+                headers,
+                serde_json::to_vec(&intent).ok(),
+            );
+            if let Ok(token) = host.dispatch(&call) {
+                op.recording = Some((token, body));
+                return (op, Step::Wait);
+            }
+        }
+        op.send(ctx, body, host);
+        let step = op.answer_if_complete(ctx, host);
+        (op, step)
+    }
+
+    fn send(&mut self, ctx: &Ctx, body: Option<Vec<u8>>, host: &mut dyn Host) {
         for node in ctx.nodes() {
             let call = ctx.call(
                 node,
@@ -38,16 +78,9 @@ impl Everywhere {
                 ctx.path_and_query(),
                 body.clone(),
             );
-            fanout.send(host, &call, node.id.clone());
-            nodes.push(node.id.clone());
+            self.fanout.send(host, &call, node.id.clone());
+            self.nodes.push(node.id.clone());
         }
-        let mut op = Everywhere {
-            nodes,
-            fanout,
-            held: None,
-        };
-        let step = op.answer_if_complete(ctx, host);
-        (op, step)
     }
 
     /// `POST /keys` with the client's `uid`, or one Miroir makes up.
@@ -73,6 +106,31 @@ impl Everywhere {
         reply: Reply,
         host: &mut dyn Host,
     ) -> Step {
+        if let Some((awaited, _)) = &self.recording {
+            if *awaited != token {
+                return Step::Wait;
+            }
+            let Some((_, body)) = self.recording.take() else {
+                return Step::Wait;
+            };
+            // Not recorded (the control plane unreachable, or the key may not make the change):
+            // sent all the same.
+            self.intent = match &reply {
+                Reply::Response {
+                    status: 201, body, ..
+                } => serde_json::from_slice::<IntentRecorded>(body)
+                    .ok()
+                    .and_then(|r| r.intent),
+                _ => None,
+            };
+            self.send(ctx, body, host);
+            return self.answer_if_complete(ctx, host);
+        }
+        if self.closing == Some(token) {
+            self.closing = None;
+            self.intent = None;
+            return self.answer_if_complete(ctx, host);
+        }
         if let Some((awaited, _, _)) = &self.held {
             if *awaited != token {
                 return Step::Wait;
@@ -99,8 +157,22 @@ impl Everywhere {
     }
 
     fn answer_if_complete(&mut self, ctx: &Ctx, host: &mut dyn Host) -> Step {
-        if !self.fanout.is_complete() {
+        if !self.fanout.is_complete() || self.closing.is_some() {
             return Step::Wait;
+        }
+        if let (Some(intent), Some(control_plane)) = (self.intent, &ctx.config.control_plane) {
+            let call = control_plane::call(
+                control_plane,
+                "DELETE",
+                format!("{}/{intent}", control_plane::INTENT_PATH),
+                ctx.request.trace_headers(),
+                None,
+            );
+            self.intent = None;
+            if let Ok(token) = host.dispatch(&call) {
+                self.closing = Some(token);
+                return Step::Wait;
+            }
         }
         let replies = std::mem::take(&mut self.fanout.replies);
         let unavailable: Vec<String> = replies
@@ -165,6 +237,35 @@ impl Everywhere {
             }
         }
     }
+}
+
+/// A key's change as the control plane records it: `None` for another change sent everywhere
+/// (experimental features), or a body that is not JSON (the nodes refuse it).
+fn key_intent(ctx: &Ctx, body: Option<&[u8]>) -> Option<Intent> {
+    let path = ctx.request.path.trim_end_matches('/');
+    let (kind, key) = match (ctx.request_method(), path.strip_prefix("/keys")) {
+        ("POST", Some("")) => {
+            let body: Value = serde_json::from_slice(body?).ok()?;
+            (KEY_CREATION, body.get("uid")?.as_str()?.to_string())
+        }
+        ("PATCH", Some(rest)) => (KEY_UPDATE, rest.strip_prefix('/')?.to_string()),
+        ("DELETE", Some(rest)) => (KEY_DELETION, rest.strip_prefix('/')?.to_string()),
+        _ => return None,
+    };
+    let body = match body {
+        Some(bytes) if !bytes.is_empty() => Some(serde_json::from_slice(bytes).ok()?),
+        _ => None,
+    };
+    Some(Intent {
+        kind: kind.to_string(),
+        target: key_target(&key),
+        phases: vec![IntentCall {
+            method: ctx.request_method().to_string(),
+            path: ctx.path_and_query(),
+            body,
+            nodes: None,
+        }],
+    })
 }
 
 /// A version-4 UUID (random bits from `bits`), hyphenated as Meilisearch expects.
