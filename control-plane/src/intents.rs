@@ -234,21 +234,22 @@ pub async fn replay_due(app: &App) -> Result<usize, String> {
         if now < due {
             continue;
         }
-        let outcome = if superseded(&record) {
-            "superseded"
-        } else {
-            match replay(app, &topology.nodes, &stored.change).await {
-                Replay::Applied => "applied",
-                Replay::Refused(why) => {
-                    tracing::warn!(intent = record.id, why, "intent refused by a node");
-                    "refused"
+        let outcome =
+            if superseded(&record) || changed_since(app, &stored.change, stored.at_ms).await? {
+                "superseded"
+            } else {
+                match replay(app, &topology.nodes, &stored.change).await {
+                    Replay::Applied => "applied",
+                    Replay::Refused(why) => {
+                        tracing::warn!(intent = record.id, why, "intent refused by a node");
+                        "refused"
+                    }
+                    Replay::Unavailable(why) => {
+                        tracing::info!(intent = record.id, why, "intent not replayed yet");
+                        continue;
+                    }
                 }
-                Replay::Unavailable(why) => {
-                    tracing::info!(intent = record.id, why, "intent not replayed yet");
-                    continue;
-                }
-            }
-        };
+            };
         tracing::warn!(
             intent = record.id,
             index = record.index,
@@ -273,6 +274,26 @@ pub async fn replay_due(app: &App) -> Result<usize, String> {
 /// A later change of the same index was recorded: replaying this one would undo it.
 fn superseded(record: &IntentRecord) -> bool {
     record.latest > record.id
+}
+
+/// A schema task registered after `at_ms` changed the intent's index (a swap, a rename, a
+/// deletion, another settings change: not recorded as intents, or recorded and closed):
+/// replaying the intent now would apply it to what the index became. Documents written since
+/// change no schema.
+async fn changed_since(app: &App, change: &Intent, at_ms: u64) -> Result<bool, String> {
+    if is_key(&change.kind) {
+        return Ok(false);
+    }
+    let since = i128::from(at_ms) * 1_000_000;
+    let tasks = app.store.all_tasks().await.map_err(|e| e.to_string())?;
+    Ok(tasks.iter().rev().any(|task| {
+        let later = crate::time::parse(&task.registered_at).is_some_and(|(at, _)| at > since);
+        let schema = matches!(
+            task.record.kind.as_str(),
+            "settingsUpdate" | "indexCreation" | "indexUpdate" | "indexSwap" | "indexDeletion"
+        );
+        schema && later && crate::tasks::scope::task_indexes(task).contains(&change.target)
+    }))
 }
 
 /// Sends the intent's phases to every active node, phase after phase.
@@ -433,6 +454,28 @@ mod tests {
             assert_eq!(ranking_on(&cluster, i), json!(["words"]), "node {i}");
         }
         assert_eq!(cluster.app.store.open_intents().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_registered_since_on_the_index_supersedes_it() {
+        let cluster = cluster().await;
+        recorded(&cluster, settings_change(&["typo"]), 3_600_000).await;
+        // A swap of the index since (recorded as no intent, registered as a task).
+        cluster.nodes[0].put(crate::testutil::node_task(0, "enqueued", 0));
+        let (status, body) = cluster
+            .filter(
+                "/_miroir/internal/tasks",
+                json!({"record": {"type": "indexSwap",
+                                  "details": {"swaps": [{"indexes": ["movies", "films"]}]},
+                                  "nodeTasks": [{"node": "n0", "group": "g0", "taskUid": 0}]}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(replay_due(&cluster.app).await.unwrap(), 1);
+        for i in 0..3 {
+            assert_eq!(ranking_on(&cluster, i), json!(["words"]), "node {i}");
+        }
+        assert!(cluster.app.store.open_intents().await.unwrap().is_empty());
     }
 
     #[tokio::test]

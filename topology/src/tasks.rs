@@ -67,7 +67,7 @@ pub struct TaskRecord {
 pub struct Intent {
     #[serde(rename = "type")]
     pub kind: String,
-    /// What the change is to: the index's uid, or `key:<uid or key>` for an API key. A later
+    /// What the change is to: the index's uid, or [`KEYS_TARGET`] for an API key. A later
     /// change of the same target supersedes it.
     pub target: String,
     /// The calls, in order: each goes to every node (or to `nodes`) once the previous one did.
@@ -114,10 +114,10 @@ pub const KEY_CREATION: &str = "keyCreation";
 pub const KEY_UPDATE: &str = "keyUpdate";
 pub const KEY_DELETION: &str = "keyDeletion";
 
-/// The [`Intent::target`] of a change to the API key `key` (its uid or its value).
-pub fn key_target(key: &str) -> String {
-    format!("key:{key}")
-}
+/// The [`Intent::target`] of every API key change: one key is named by its uid or by its value,
+/// so any later key change supersedes an earlier one (a creation replayed after the key's
+/// deletion would bring it back).
+pub const KEYS_TARGET: &str = "keys";
 
 /// What one node was sent of a write routed by shard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1874,7 +1874,7 @@ fn a_key_change_is_recorded_first_and_closed_once_the_nodes_answered() {
     let intent = &fleet.control_plane.intents[0];
     assert_eq!(
         (intent.kind.as_str(), intent.target.as_str()),
-        ("keyCreation", format!("key:{uid}").as_str())
+        ("keyCreation", "keys")
     );
     assert_eq!(intent.phases[0].path, "/keys");
     assert_eq!(fleet.control_plane.closed, ["1"]);

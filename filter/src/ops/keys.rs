@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
 use miroir_topology::tasks::{
-    key_target, Intent, IntentCall, IntentRecorded, Missed, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
+    Intent, IntentCall, IntentRecorded, Missed, KEYS_TARGET, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
 };
 
 use crate::error::MeiliError;
@@ -243,13 +243,10 @@ impl Everywhere {
 /// (experimental features), or a body that is not JSON (the nodes refuse it).
 fn key_intent(ctx: &Ctx, body: Option<&[u8]>) -> Option<Intent> {
     let path = ctx.request.path.trim_end_matches('/');
-    let (kind, key) = match (ctx.request_method(), path.strip_prefix("/keys")) {
-        ("POST", Some("")) => {
-            let body: Value = serde_json::from_slice(body?).ok()?;
-            (KEY_CREATION, body.get("uid")?.as_str()?.to_string())
-        }
-        ("PATCH", Some(rest)) => (KEY_UPDATE, rest.strip_prefix('/')?.to_string()),
-        ("DELETE", Some(rest)) => (KEY_DELETION, rest.strip_prefix('/')?.to_string()),
+    let kind = match (ctx.request_method(), path.strip_prefix("/keys")) {
+        ("POST", Some("")) => KEY_CREATION,
+        ("PATCH", Some(rest)) if rest.starts_with('/') => KEY_UPDATE,
+        ("DELETE", Some(rest)) if rest.starts_with('/') => KEY_DELETION,
         _ => return None,
     };
     let body = match body {
@@ -258,7 +255,7 @@ fn key_intent(ctx: &Ctx, body: Option<&[u8]>) -> Option<Intent> {
     };
     Some(Intent {
         kind: kind.to_string(),
-        target: key_target(&key),
+        target: KEYS_TARGET.to_string(),
         phases: vec![IntentCall {
             method: ctx.request_method().to_string(),
             path: ctx.path_and_query(),
