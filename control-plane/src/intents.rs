@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use miroir_topology::tasks::{
-    Intent, IntentCall, IntentRecorded, INTENT_KINDS, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
+    Intent, IntentCall, IntentRecorded, Missed, COMPLETED_KINDS, INTENT_KINDS, KEY_CREATION,
+    KEY_DELETION, KEY_UPDATE,
 };
 use miroir_topology::{Node, NodeState};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub struct StoredIntent {
     /// When it was recorded, Unix milliseconds.
     pub at_ms: u64,
     pub change: Intent,
+    /// The client's key may make the change: the leader may send it with its own key.
+    #[serde(default)]
+    pub may_send: bool,
 }
 
 /// The API key action a kind of change needs.
@@ -49,6 +53,9 @@ fn action(kind: &str) -> Option<&'static str> {
         KEY_CREATION => Some("keys.create"),
         KEY_UPDATE => Some("keys.update"),
         KEY_DELETION => Some("keys.delete"),
+        "indexSwap" => Some("indexes.swap"),
+        "documentDeletion" => Some("documents.delete"),
+        "documentEdition" => Some("documents.*"),
         _ => None,
     }
 }
@@ -60,22 +67,27 @@ pub async fn record(
     authorization: Option<&str>,
     change: Intent,
 ) -> Result<IntentRecorded, ApiError> {
-    let Some(action) =
-        action(&change.kind).filter(|_| INTENT_KINDS.contains(&change.kind.as_str()))
-    else {
+    let replayed = INTENT_KINDS.contains(&change.kind.as_str());
+    let completed = COMPLETED_KINDS.contains(&change.kind.as_str());
+    let Some(action) = action(&change.kind).filter(|_| replayed || completed) else {
         return Err(ApiError::invalid(
             "bad_request",
             format!("`{}` changes are not recorded as intents.", change.kind),
         ));
     };
     // An API key's actions on keys are not limited to indexes.
-    let index = (!is_key(&change.kind)).then_some(change.target.as_str());
-    if !authorized(app, authorization, action, index).await {
+    let index =
+        (!is_key(&change.kind) && !change.target.is_empty()).then_some(change.target.as_str());
+    let may_send = authorized(app, authorization, action, index).await;
+    // A change completed by the in-sync rule is recorded whoever asked: what the leader does
+    // with it is mark nodes, which any change may cause.
+    if !may_send && !completed {
         return Ok(IntentRecorded { intent: None });
     }
     let stored = StoredIntent {
         at_ms: now_ms(),
         change,
+        may_send,
     };
     let json = serde_json::to_string(&stored)
         .map_err(|e| ApiError::invalid("bad_request", e.to_string()))?;
@@ -234,22 +246,29 @@ pub async fn replay_due(app: &App) -> Result<usize, String> {
         if now < due {
             continue;
         }
-        let outcome =
-            if superseded(&record) || changed_since(app, &stored.change, stored.at_ms).await? {
-                "superseded"
-            } else {
-                match replay(app, &topology.nodes, &stored.change).await {
-                    Replay::Applied => "applied",
-                    Replay::Refused(why) => {
-                        tracing::warn!(intent = record.id, why, "intent refused by a node");
-                        "refused"
-                    }
-                    Replay::Unavailable(why) => {
-                        tracing::info!(intent = record.id, why, "intent not replayed yet");
-                        continue;
-                    }
+        let outcome = if COMPLETED_KINDS.contains(&stored.change.kind.as_str()) {
+            match complete(app, &topology.nodes, &stored).await {
+                Ok(outcome) => outcome,
+                Err(why) => {
+                    tracing::info!(intent = record.id, why, "intent not completed yet");
+                    continue;
                 }
-            };
+            }
+        } else if superseded(&record) || changed_since(app, &stored.change, stored.at_ms).await? {
+            "superseded"
+        } else {
+            match replay(app, &topology.nodes, &stored.change).await {
+                Replay::Applied => "applied",
+                Replay::Refused(why) => {
+                    tracing::warn!(intent = record.id, why, "intent refused by a node");
+                    "refused"
+                }
+                Replay::Unavailable(why) => {
+                    tracing::info!(intent = record.id, why, "intent not replayed yet");
+                    continue;
+                }
+            }
+        };
         tracing::warn!(
             intent = record.id,
             index = record.index,
@@ -262,13 +281,92 @@ pub async fn replay_due(app: &App) -> Result<usize, String> {
             .get_or_create(&labels(&[("result", outcome)]))
             .inc();
         close(app, record.id).await;
-        if !is_key(&stored.change.kind) {
+        if INTENT_KINDS.contains(&stored.change.kind.as_str()) && !is_key(&stored.change.kind) {
             // Whatever the nodes hold of it now, the next convergence round compares them.
             app.suspect_settings(&record.index);
         }
         closed += 1;
     }
     Ok(closed)
+}
+
+/// How far before its recording a node's task for an intent may have been enqueued (the nodes'
+/// clocks are not the control plane's).
+const CLOCK_SKEW_MS: u64 = 10_000;
+
+/// Completes a change the in-sync rule completes ([`COMPLETED_KINDS`]): reads which active nodes
+/// hold a task of its kind (and index) enqueued since it was recorded; those that do not leave
+/// the in-sync set (the repair brings them the change from those that do), or, where that would
+/// leave a shard without an in-sync copy that took it, get the change sent if the client's key
+/// may make it. `Err`: a node could not be read, tried again later.
+async fn complete(
+    app: &App,
+    nodes: &[Node],
+    stored: &StoredIntent,
+) -> Result<&'static str, String> {
+    let since = i128::from(stored.at_ms.saturating_sub(CLOCK_SKEW_MS)) * 1_000_000;
+    let change = &stored.change;
+    let mut took = Vec::new();
+    let mut missed = Vec::new();
+    let authorization = app.node_authorization(None);
+    for node in nodes.iter().filter(|n| n.state == NodeState::Active) {
+        let mut path = format!("/tasks?types={}&limit=20", change.kind);
+        if !change.target.is_empty() && change.kind != "indexSwap" {
+            path.push_str(&format!("&indexUids={}", change.target));
+        }
+        let listed = nodes::send(
+            app.http.get(nodes::url(&node.address, &path)),
+            authorization.as_deref(),
+            app.read_timeout(),
+        )
+        .await
+        .map_err(|e| format!("node `{}`: {e}", node.id))?;
+        let holds = listed["results"].as_array().into_iter().flatten().any(|t| {
+            t["enqueuedAt"]
+                .as_str()
+                .and_then(crate::time::parse)
+                .is_some_and(|(at, _)| at >= since)
+        });
+        if holds {
+            took.push(node.id.clone());
+        } else {
+            missed.push(node.clone());
+        }
+    }
+    if took.is_empty() {
+        return Ok("untaken");
+    }
+    if missed.is_empty() {
+        return Ok("applied");
+    }
+    let mark = Missed {
+        epoch: 0,
+        shards: None,
+        nodes: missed.iter().map(|n| n.id.clone()).collect(),
+    };
+    match crate::in_sync::record(app, &mark).await {
+        Ok(marked) => {
+            if marked {
+                if let Err(e) = app.sync_from_store().await {
+                    tracing::warn!(error = %e, "rolling out in-sync marks");
+                }
+            }
+            Ok("marked")
+        }
+        Err(_) if stored.may_send => match replay(app, &missed, change).await {
+            Replay::Unavailable(why) => Err(why),
+            _ => Ok("sent"),
+        },
+        Err(e) => {
+            tracing::warn!(
+                kind = change.kind,
+                nodes = ?mark.nodes,
+                error = %e,
+                "a change some nodes missed could not be completed"
+            );
+            Ok("untaken")
+        }
+    }
 }
 
 /// A later change of the same index was recorded: replaying this one would undo it.
@@ -367,6 +465,7 @@ mod tests {
         let stored = StoredIntent {
             at_ms: now_ms() - age_ms,
             change,
+            may_send: true,
         };
         let json = serde_json::to_string(&stored).unwrap();
         cluster
@@ -476,6 +575,66 @@ mod tests {
             assert_eq!(ranking_on(&cluster, i), json!(["words"]), "node {i}");
         }
         assert!(cluster.app.store.open_intents().await.unwrap().is_empty());
+    }
+
+    fn deletion_by_filter() -> Intent {
+        Intent {
+            kind: "documentDeletion".into(),
+            target: "movies".into(),
+            phases: vec![IntentCall {
+                method: "POST".into(),
+                path: "/indexes/movies/documents/delete".into(),
+                body: Some(json!({"filter": "genre = drama"})),
+                nodes: None,
+            }],
+        }
+    }
+
+    /// Node `i` shows a task of `kind` on `movies` enqueued now.
+    fn took(cluster: &Cluster, i: usize, kind: &str) {
+        let node = &cluster.nodes[i];
+        let uid = node.tasks.lock().unwrap().len() as u64 + 100;
+        let mut task = crate::testutil::node_task(uid, "succeeded", 0);
+        task["type"] = json!(kind);
+        task["indexUid"] = json!("movies");
+        task["enqueuedAt"] = json!(crate::time::now());
+        node.put(task);
+    }
+
+    #[tokio::test]
+    async fn a_deletion_some_nodes_missed_takes_them_out_of_the_in_sync_set() {
+        let cluster = Cluster::start_replicated(3, 2).await;
+        recorded(&cluster, deletion_by_filter(), 3_600_000).await;
+        took(&cluster, 0, "documentDeletion");
+        took(&cluster, 1, "documentDeletion");
+        assert_eq!(replay_due(&cluster.app).await.unwrap(), 1);
+        let topology = cluster.app.store.load_topology().await.unwrap().unwrap();
+        let map = topology.map();
+        let behind: Vec<&str> = map.out_of_sync_nodes().into_iter().collect();
+        assert_eq!(behind, ["n2"], "the repair brings n2 the deletion");
+        assert!(cluster.app.store.open_intents().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deletion_no_node_or_every_node_took_marks_nothing() {
+        let cluster = Cluster::start_replicated(3, 2).await;
+        recorded(&cluster, deletion_by_filter(), 3_600_000).await;
+        assert_eq!(
+            replay_due(&cluster.app).await.unwrap(),
+            1,
+            "no node took it"
+        );
+        recorded(&cluster, deletion_by_filter(), 3_600_000).await;
+        for i in 0..3 {
+            took(&cluster, i, "documentDeletion");
+        }
+        assert_eq!(
+            replay_due(&cluster.app).await.unwrap(),
+            1,
+            "every node took it"
+        );
+        let topology = cluster.app.store.load_topology().await.unwrap().unwrap();
+        assert!(topology.map().out_of_sync_nodes().is_empty());
     }
 
     #[tokio::test]

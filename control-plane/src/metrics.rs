@@ -126,7 +126,14 @@ impl Metrics {
             (&m.anti_entropy_passes, &["ok", "error"][..]),
             (
                 &m.intents_replayed,
-                &["applied", "superseded", "refused"][..],
+                &[
+                    "applied",
+                    "superseded",
+                    "refused",
+                    "marked",
+                    "sent",
+                    "untaken",
+                ][..],
             ),
         ] {
             for result in results {

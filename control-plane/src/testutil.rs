@@ -642,6 +642,11 @@ pub const MASTER_KEY: &str = "master-key";
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
+        Self::start_replicated(n, 1).await
+    }
+
+    /// `n` fake nodes in one group, every shard on `replication_factor` of them.
+    pub async fn start_replicated(n: usize, replication_factor: u32) -> Cluster {
         let dir = TempDir::new("cluster");
         let mut nodes = Vec::new();
         for _ in 0..n {
@@ -650,7 +655,7 @@ impl Cluster {
         let topology = crate::config::InitialTopology {
             epoch: 1,
             shards: 8,
-            replication_factor: 1,
+            replication_factor,
             min_copies: None,
             unavailable_shards: None,
             nodes: nodes

@@ -109,6 +109,13 @@ pub const INTENT_KINDS: &[&str] = &[
     KEY_DELETION,
 ];
 
+/// The kinds of change recorded as intents that are never sent again as such: applied twice, a
+/// swap is undone, and a deletion by filter, a clear or an edit would touch documents written
+/// since. One left unfinished is completed by the in-sync rule instead: the nodes whose task
+/// queue does not show it leave the in-sync set and are repaired from those that took it (or,
+/// where that would leave a shard without an in-sync copy that took it, get it sent to them).
+pub const COMPLETED_KINDS: &[&str] = &["indexSwap", "documentDeletion", "documentEdition"];
+
 /// The [`Intent`] kinds of API key changes (no Meilisearch task stands for them).
 pub const KEY_CREATION: &str = "keyCreation";
 pub const KEY_UPDATE: &str = "keyUpdate";

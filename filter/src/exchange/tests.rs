@@ -1851,11 +1851,27 @@ fn a_schema_change_is_recorded_with_the_control_plane_before_any_node_sees_it() 
     assert_eq!(status, 202, "{body}");
     assert_eq!(fleet.control_plane.registered[1].record.intent, None);
 
-    // Documents are not schema: no intent for them.
+    // Documents written by id are routed, not recorded; a deletion by filter is.
     fleet.control_plane.refuse_intents = false;
     let (status, _) = fleet.add_documents(&managed, movies(5));
     assert_eq!(status, 202);
     assert_eq!(fleet.control_plane.intents.len(), 2);
+    fleet.run(
+        &managed,
+        "POST",
+        "/indexes/movies/documents/delete",
+        &[("content-type", "application/json")],
+        json!({"filter": "genre = drama"}),
+    );
+    let deletion = &fleet.control_plane.intents[2];
+    assert_eq!(
+        (deletion.kind.as_str(), deletion.target.as_str()),
+        ("documentDeletion", "movies")
+    );
+    assert_eq!(
+        deletion.phases[0].body,
+        Some(json!({"filter": "genre = drama"}))
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Changes every node applies (index and settings changes, deletion by filter, clearing): the
 //! same request to every node, phase after phase, answered with one task.
 
-use miroir_topology::tasks::{Intent, IntentCall, IntentRecorded, INTENT_KINDS};
+use miroir_topology::tasks::{Intent, IntentCall, IntentRecorded, COMPLETED_KINDS, INTENT_KINDS};
 use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
@@ -308,10 +308,10 @@ impl Broadcast {
 }
 
 /// The change as the control plane records it: each phase's call, which is the same for every
-/// node it goes to. `None` for a change not recorded ([`INTENT_KINDS`]), or one whose body is not
-/// JSON (the nodes refuse it).
+/// node it goes to. `None` for a change not recorded (neither [`INTENT_KINDS`] nor
+/// [`COMPLETED_KINDS`]: dumps, snapshots), or one whose body is not JSON (the nodes refuse it).
 fn intent_of(ctx: &Ctx, kind: &str, index_uid: Option<&str>, phases: &[Phase]) -> Option<Intent> {
-    if !INTENT_KINDS.contains(&kind) {
+    if !INTENT_KINDS.contains(&kind) && !COMPLETED_KINDS.contains(&kind) {
         return None;
     }
     let every: Vec<&str> = ctx.nodes().map(|n| n.id.as_str()).collect();
@@ -334,7 +334,8 @@ fn intent_of(ctx: &Ctx, kind: &str, index_uid: Option<&str>, phases: &[Phase]) -
     }
     Some(Intent {
         kind: kind.to_string(),
-        target: index_uid?.to_string(),
+        // A swap names its indexes in its body.
+        target: index_uid.unwrap_or_default().to_string(),
         phases: calls,
     })
 }

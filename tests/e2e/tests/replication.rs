@@ -942,6 +942,75 @@ fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
 }
 
 #[test]
+fn a_deletion_by_filter_an_envoy_died_in_the_middle_of_is_completed_by_the_repair() {
+    let options = FleetOptions {
+        health: miroir_e2e::Health {
+            unhealthy_threshold: 1_000_000,
+            ..Default::default()
+        },
+        ..FleetOptions::default()
+    };
+    let mut fleet = Fleet::start("repl-intent-delete", three_nodes(2), options);
+    let ledger = prepare(&fleet, 300);
+    let dramas = |fleet: &Fleet, id: &str| {
+        let (status, body) = fleet
+            .node_client(id)
+            .post(
+                "/indexes/movies/documents/fetch",
+                &json!({"filter": "genre = drama", "limit": 1}),
+            )
+            .pair();
+        assert_eq!(status, 200, "{body}");
+        body["total"].as_u64().unwrap_or(u64::MAX)
+    };
+    assert!(dramas(&fleet, "n2") > 0);
+    fleet.pause_node("n2");
+    let client = fleet.client(0);
+    let change = std::thread::spawn(move || {
+        let _ = client.try_send(
+            "POST",
+            "/indexes/movies/documents/delete",
+            Some((
+                "application/json",
+                br#"{"filter": "genre = drama"}"#.as_slice(),
+            )),
+        );
+    });
+    fleet.eventually_within("n0 and n1 deleted them", Duration::from_secs(60), || {
+        let (n0, n1) = (dramas(&fleet, "n0"), dramas(&fleet, "n1"));
+        (n0 == 0 && n1 == 0)
+            .then_some(())
+            .ok_or_else(|| format!("n0: {n0}, n1: {n1}"))
+    });
+    fleet.kill_envoy(0);
+    let _ = change.join();
+    fleet.kill_node("n2");
+    fleet.restart_node("n2");
+    assert!(dramas(&fleet, "n2") > 0, "n2 never got the deletion");
+    // The leader finds n0 and n1 took it and n2 did not: n2's copies leave the in-sync set and
+    // the repair brings it the deletion.
+    fleet.eventually_within("n2's copies taken out", Duration::from_secs(120), || {
+        let behind = out_of_sync_nodes(&fleet);
+        let repaired = dramas(&fleet, "n2") == 0;
+        (behind.contains("n2") || repaired)
+            .then_some(())
+            .ok_or_else(|| format!("out of sync: {behind:?}"))
+    });
+    wait_in_sync(&fleet);
+    assert_eq!(dramas(&fleet, "n2"), 0);
+    let dramas_in_ledger: Vec<u64> = ledger
+        .ids()
+        .into_iter()
+        .filter(|id| document(*id, 0)["genre"] == "drama")
+        .collect();
+    ledger.forget(&dramas_in_ledger);
+    check_holdings(&fleet, &ledger.snapshot());
+    assert!(
+        control_plane_counter(&fleet, "miroir_intents_replayed_total{result=\"marked\"}") >= 1.0
+    );
+}
+
+#[test]
 fn searches_without_a_shard_fail_unless_the_cluster_takes_partial_answers() {
     let mut fleet = Fleet::start("repl-partial", three_nodes(1), FleetOptions::default());
     let ledger = prepare(&fleet, 300);
