@@ -1,7 +1,7 @@
 //! Changes every node applies (index and settings changes, deletion by filter, clearing): the
 //! same request to every node, phase after phase, answered with one task.
 
-use miroir_topology::tasks::{Intent, IntentCall, IntentRecorded, COMPLETED_KINDS, INTENT_KINDS};
+use miroir_topology::tasks::{Intent, IntentCall, COMPLETED_KINDS, INTENT_KINDS};
 use miroir_topology::{Node, SEQ_FIELD, SHARD_FIELD};
 use serde_json::{json, Value};
 
@@ -10,7 +10,7 @@ use crate::host::{Host, Reply};
 use crate::ops::phases::{Phase, Phases, Progress};
 use crate::ops::Step;
 use crate::plan::calls::Ctx;
-use crate::tasks::{control_plane, TaskRecord};
+use crate::tasks::TaskRecord;
 
 use super::fanout::{first_problem, outcome, Fanout};
 use super::in_sync::{self, Misses};
@@ -170,17 +170,7 @@ impl Broadcast {
             &ctx.config.control_plane,
             intent_of(ctx, self.kind, self.index_uid.as_deref(), &phases),
         ) {
-            let mut headers = ctx.request.trace_headers();
-            if let Some(auth) = ctx.request.header("authorization") {
-                headers.push(("authorization".into(), auth.to_string()));
-            }
-            let request = control_plane::call(
-                control_plane,
-                "POST",
-                control_plane::INTENT_PATH.into(),
-                headers,
-                serde_json::to_vec(&intent).ok(),
-            );
+            let request = super::intent::record(ctx, control_plane, &intent);
             let mut call = Fanout::new();
             call.send(host, &request, ());
             if !call.is_complete() {
@@ -231,14 +221,10 @@ impl Broadcast {
                 }
                 // Not recorded (the control plane unreachable, or the key may not make the
                 // change): sent all the same, as without a control plane.
-                self.intent = call.replies.first().and_then(|(_, reply)| match reply {
-                    Reply::Response {
-                        status: 201, body, ..
-                    } => serde_json::from_slice::<IntentRecorded>(body)
-                        .ok()
-                        .and_then(|r| r.intent),
-                    _ => None,
-                });
+                self.intent = call
+                    .replies
+                    .first()
+                    .and_then(|(_, reply)| super::intent::recorded(reply));
                 let (phases, missed) = (std::mem::take(phases), std::mem::take(missed));
                 self.send_phases(ctx, phases, missed, host)
             }

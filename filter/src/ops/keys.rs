@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
 use miroir_topology::tasks::{
-    Intent, IntentCall, IntentRecorded, Missed, KEYS_TARGET, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
+    Intent, IntentCall, Missed, KEYS_TARGET, KEY_CREATION, KEY_DELETION, KEY_UPDATE,
 };
 
 use crate::error::MeiliError;
@@ -49,17 +49,7 @@ impl Everywhere {
         if let (Some(control_plane), Some(intent)) =
             (&ctx.config.control_plane, key_intent(ctx, body.as_deref()))
         {
-            let mut headers = ctx.request.trace_headers();
-            if let Some(auth) = ctx.request.header("authorization") {
-                headers.push(("authorization".into(), auth.to_string()));
-            }
-            let call = control_plane::call(
-                control_plane,
-                "POST",
-                control_plane::INTENT_PATH.into(),
-                headers,
-                serde_json::to_vec(&intent).ok(),
-            );
+            let call = super::intent::record(ctx, control_plane, &intent);
             if let Ok(token) = host.dispatch(&call) {
                 op.recording = Some((token, body));
                 return (op, Step::Wait);
@@ -115,14 +105,7 @@ impl Everywhere {
             };
             // Not recorded (the control plane unreachable, or the key may not make the change):
             // sent all the same.
-            self.intent = match &reply {
-                Reply::Response {
-                    status: 201, body, ..
-                } => serde_json::from_slice::<IntentRecorded>(body)
-                    .ok()
-                    .and_then(|r| r.intent),
-                _ => None,
-            };
+            self.intent = super::intent::recorded(&reply);
             self.send(ctx, body, host);
             return self.answer_if_complete(ctx, host);
         }
@@ -161,13 +144,7 @@ impl Everywhere {
             return Step::Wait;
         }
         if let (Some(intent), Some(control_plane)) = (self.intent, &ctx.config.control_plane) {
-            let call = control_plane::call(
-                control_plane,
-                "DELETE",
-                format!("{}/{intent}", control_plane::INTENT_PATH),
-                ctx.request.trace_headers(),
-                None,
-            );
+            let call = super::intent::close(ctx, control_plane, intent);
             self.intent = None;
             if let Ok(token) = host.dispatch(&call) {
                 self.closing = Some(token);

@@ -2,6 +2,7 @@
 
 pub(crate) mod fanout;
 pub(crate) mod in_sync;
+pub(crate) mod intent;
 pub(crate) mod phases;
 
 use serde_json::{Map, Value};
