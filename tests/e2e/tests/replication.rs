@@ -689,6 +689,17 @@ fn control_plane_counter(fleet: &Fleet, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until the control plane's counter `name` counted something: it counts once the node
+/// took what it was sent, which a test may see on the node first.
+fn wait_counted(fleet: &Fleet, name: &str) {
+    fleet.eventually_within(&format!("{name} counted"), Duration::from_secs(30), || {
+        let counted = control_plane_counter(fleet, name);
+        (counted >= 1.0)
+            .then_some(())
+            .ok_or_else(|| format!("{name} {counted}"))
+    });
+}
+
 #[test]
 fn a_node_restarted_from_an_old_database_quicker_than_the_checks_is_repaired() {
     // Health checks that never count a node failed: only the node's task history tells.
@@ -823,7 +834,7 @@ fn anti_entropy_makes_differing_in_sync_copies_equal() {
                 .ok_or_else(|| format!("n1: {now}, the others: {majority}"))
         },
     );
-    assert!(control_plane_counter(&fleet, "miroir_anti_entropy_settings_repaired_total") >= 1.0);
+    wait_counted(&fleet, "miroir_anti_entropy_settings_repaired_total");
     check_holdings(&fleet, &ledger.snapshot());
     let repaired = control_plane_counter(&fleet, "miroir_anti_entropy_documents_repaired_total");
     assert!(
@@ -882,7 +893,7 @@ fn a_node_left_with_other_settings_is_brought_to_the_others_after_the_next_chang
     let (status, through_miroir) = client.get("/indexes/movies/settings").pair();
     assert_eq!(status, 200);
     assert_eq!(through_miroir["stopWords"], json!([]), "{through_miroir}");
-    assert!(control_plane_counter(&fleet, "miroir_anti_entropy_settings_repaired_total") >= 1.0);
+    wait_counted(&fleet, "miroir_anti_entropy_settings_repaired_total");
 }
 
 #[test]
@@ -936,9 +947,7 @@ fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
             .then_some(())
             .ok_or_else(|| format!("n2: {n2}"))
     });
-    assert!(
-        control_plane_counter(&fleet, "miroir_intents_replayed_total{result=\"applied\"}") >= 1.0
-    );
+    wait_counted(&fleet, "miroir_intents_replayed_total{result=\"applied\"}");
 }
 
 #[test]
@@ -1005,9 +1014,7 @@ fn a_deletion_by_filter_an_envoy_died_in_the_middle_of_is_completed_by_the_repai
         .collect();
     ledger.forget(&dramas_in_ledger);
     check_holdings(&fleet, &ledger.snapshot());
-    assert!(
-        control_plane_counter(&fleet, "miroir_intents_replayed_total{result=\"marked\"}") >= 1.0
-    );
+    wait_counted(&fleet, "miroir_intents_replayed_total{result=\"marked\"}");
 }
 
 #[test]
