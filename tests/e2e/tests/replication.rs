@@ -703,14 +703,7 @@ fn wait_counted(fleet: &Fleet, name: &str) {
 #[test]
 fn a_node_restarted_from_an_old_database_quicker_than_the_checks_is_repaired() {
     // Health checks that never count a node failed: only the node's task history tells.
-    let options = FleetOptions {
-        health: miroir_e2e::Health {
-            unhealthy_threshold: 1_000_000,
-            ..Default::default()
-        },
-        ..FleetOptions::default()
-    };
-    let mut fleet = Fleet::start("repl-quick-restore", three_nodes(2), options);
+    let mut fleet = Fleet::start("repl-quick-restore", three_nodes(2), never_failing());
     let ledger = prepare(&fleet, PRELOAD);
     fleet.kill_node("n2");
     fleet.save_node_database("n2", "backup");
@@ -896,18 +889,49 @@ fn a_node_left_with_other_settings_is_brought_to_the_others_after_the_next_chang
     wait_counted(&fleet, "miroir_anti_entropy_settings_repaired_total");
 }
 
-#[test]
-fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
-    // Health checks that never count a node failed and no anti-entropy: only the change's
-    // record can bring n2 what the dead Envoy did not.
-    let options = FleetOptions {
+/// Health checks that never count a node failed: only what else the scenario allows can tell
+/// a node missed something.
+fn never_failing() -> FleetOptions {
+    FleetOptions {
         health: miroir_e2e::Health {
             unhealthy_threshold: 1_000_000,
             ..Default::default()
         },
         ..FleetOptions::default()
-    };
-    let mut fleet = Fleet::start("repl-intent", three_nodes(2), options);
+    }
+}
+
+/// Sends `method path body` through Envoy 0 with n2 hung, so the Envoy is still waiting for n2
+/// when it is SIGKILLed, once `took` holds on n0 and n1; then n2 comes back on its own database
+/// at once, without the request it had not read (it died with it).
+fn envoy_dies_while_n2_hangs(
+    fleet: &mut Fleet,
+    method: &'static str,
+    path: &'static str,
+    body: &'static [u8],
+    took: impl Fn(&Fleet, &str) -> bool,
+) {
+    fleet.pause_node("n2");
+    let client = fleet.client(0);
+    let change = std::thread::spawn(move || {
+        let _ = client.try_send(method, path, Some(("application/json", body)));
+    });
+    fleet.eventually_within("n0 and n1 took the change", Duration::from_secs(60), || {
+        (took(fleet, "n0") && took(fleet, "n1"))
+            .then_some(())
+            .ok_or_else(|| "not on n0 and n1 yet".to_string())
+    });
+    fleet.kill_envoy(0);
+    let _ = change.join();
+    fleet.kill_node("n2");
+    fleet.restart_node("n2");
+}
+
+#[test]
+fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
+    // Health checks that never count a node failed and no anti-entropy: only the change's
+    // record can bring n2 what the dead Envoy did not.
+    let mut fleet = Fleet::start("repl-intent", three_nodes(2), never_failing());
     prepare(&fleet, 20);
     let stop_words = |fleet: &Fleet, id: &str| {
         fleet
@@ -915,27 +939,13 @@ fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
             .get("/indexes/movies/settings/stop-words")
             .json()
     };
-    // n2 hangs, so the Envoy is still waiting for it when it dies.
-    fleet.pause_node("n2");
-    let client = fleet.client(0);
-    let change = std::thread::spawn(move || {
-        let _ = client.try_send(
-            "PUT",
-            "/indexes/movies/settings/stop-words",
-            Some(("application/json", br#"["the"]"#.as_slice())),
-        );
-    });
-    fleet.eventually_within("n0 and n1 took the change", Duration::from_secs(60), || {
-        let (n0, n1) = (stop_words(&fleet, "n0"), stop_words(&fleet, "n1"));
-        (n0 == json!(["the"]) && n1 == json!(["the"]))
-            .then_some(())
-            .ok_or_else(|| format!("n0: {n0}, n1: {n1}"))
-    });
-    fleet.kill_envoy(0);
-    let _ = change.join();
-    // The request n2 had not read dies with it; n2 comes back on its own database at once.
-    fleet.kill_node("n2");
-    fleet.restart_node("n2");
+    envoy_dies_while_n2_hangs(
+        &mut fleet,
+        "PUT",
+        "/indexes/movies/settings/stop-words",
+        br#"["the"]"#,
+        |fleet, id| stop_words(fleet, id) == json!(["the"]),
+    );
     assert_eq!(
         stop_words(&fleet, "n2"),
         json!([]),
@@ -952,14 +962,7 @@ fn a_schema_change_an_envoy_died_in_the_middle_of_reaches_every_node() {
 
 #[test]
 fn a_deletion_by_filter_an_envoy_died_in_the_middle_of_is_completed_by_the_repair() {
-    let options = FleetOptions {
-        health: miroir_e2e::Health {
-            unhealthy_threshold: 1_000_000,
-            ..Default::default()
-        },
-        ..FleetOptions::default()
-    };
-    let mut fleet = Fleet::start("repl-intent-delete", three_nodes(2), options);
+    let mut fleet = Fleet::start("repl-intent-delete", three_nodes(2), never_failing());
     let ledger = prepare(&fleet, 300);
     let dramas = |fleet: &Fleet, id: &str| {
         let (status, body) = fleet
@@ -973,28 +976,13 @@ fn a_deletion_by_filter_an_envoy_died_in_the_middle_of_is_completed_by_the_repai
         body["total"].as_u64().unwrap_or(u64::MAX)
     };
     assert!(dramas(&fleet, "n2") > 0);
-    fleet.pause_node("n2");
-    let client = fleet.client(0);
-    let change = std::thread::spawn(move || {
-        let _ = client.try_send(
-            "POST",
-            "/indexes/movies/documents/delete",
-            Some((
-                "application/json",
-                br#"{"filter": "genre = drama"}"#.as_slice(),
-            )),
-        );
-    });
-    fleet.eventually_within("n0 and n1 deleted them", Duration::from_secs(60), || {
-        let (n0, n1) = (dramas(&fleet, "n0"), dramas(&fleet, "n1"));
-        (n0 == 0 && n1 == 0)
-            .then_some(())
-            .ok_or_else(|| format!("n0: {n0}, n1: {n1}"))
-    });
-    fleet.kill_envoy(0);
-    let _ = change.join();
-    fleet.kill_node("n2");
-    fleet.restart_node("n2");
+    envoy_dies_while_n2_hangs(
+        &mut fleet,
+        "POST",
+        "/indexes/movies/documents/delete",
+        br#"{"filter": "genre = drama"}"#,
+        |fleet, id| dramas(fleet, id) == 0,
+    );
     assert!(dramas(&fleet, "n2") > 0, "n2 never got the deletion");
     // The leader finds n0 and n1 took it and n2 did not: n2's copies leave the in-sync set and
     // the repair brings it the deletion.
